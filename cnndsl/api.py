@@ -1,0 +1,75 @@
+"""The Python API: parse or load a spec, get a checked Network with counts, ONNX and a runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import report
+from .check import check
+from .ir import Graph
+from .parse import parse as parse_text
+
+
+class Network:
+    """A checked network. Cheap to make: nothing is allocated until ``to_onnx`` or ``run``."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.graph.input_shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.graph.output_shape
+
+    @property
+    def totals(self) -> report.Totals:
+        return report.totals(self.graph)
+
+    def summary(self) -> str:
+        return report.summary(self.graph)
+
+    def to_onnx(self, seed: int = 0, opset: int | None = None):
+        """An onnx.ModelProto with seeded weights (checked against our own shapes)."""
+        from .compile import compile_model
+
+        return compile_model(self.graph, seed=seed, opset=opset)
+
+    def run(self, x, device: str = "auto", seed: int = 0):
+        """Run on a batch ``x`` (N x input shape, float32); returns (output array, provider)."""
+        from .run import Runner
+
+        runner = Runner.from_model(self.to_onnx(seed=seed).SerializeToString(), device=device)
+        return runner.run(x), runner.provider
+
+    def __repr__(self) -> str:
+        t = self.totals
+        return f"<Network {self.name}: {t.params:,} params, {t.macs:,} MACs>"
+
+
+def parse(text: str, path: str = "<string>") -> Network:
+    """Parse and check spec text; raises cnndsl.errors.CnnDslError on a mistake."""
+    return Network(check(parse_text(text, path)))
+
+
+def load(path: str | Path) -> Network:
+    """Read, parse and check a .cnn file."""
+    from .errors import CnnDslError
+
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise CnnDslError(f"cannot read the spec: {exc.strerror}", path=str(path)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CnnDslError(f"the spec is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x})",
+                          path=str(path), hint="save the file as UTF-8") from None
+    return parse(text, str(path))

@@ -1,0 +1,160 @@
+"""The command line: each command loads, makes one API call, and prints. Errors render here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+
+import click
+
+from . import report
+from .errors import CnnDslError
+
+
+def _fail(exc: CnnDslError) -> None:
+    click.echo(exc.render(), err=True)
+
+
+def edge(fn):
+    """Render cnndsl errors (no traceback unless --debug); exit 1; Ctrl-C exits 130 quietly."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CnnDslError as exc:
+            if click.get_current_context().find_root().params.get("debug"):
+                raise
+            _fail(exc)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.version_option(package_name="cnndsl")
+def main(debug: bool) -> None:
+    """cnndsl: check, count, compile and run convolutional network specs.
+
+    \b
+    Example:
+      cnndsl params specs/mlp_mnist.cnn specs/lenet5.cnn
+      cnndsl compile specs/lenet5.cnn -o lenet5.onnx && cnndsl run lenet5.onnx
+    """
+
+
+def _load_all(specs):
+    """Load each spec; print errors as they come; return (loaded pairs, failures)."""
+    from .api import load
+
+    loaded, failed = [], 0
+    for path in specs:
+        try:
+            loaded.append((path, load(path)))
+        except CnnDslError as exc:
+            _fail(exc)
+            failed += 1
+    return loaded, failed
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@edge
+def check(specs) -> None:
+    """Check specs: one line per spec. Example: cnndsl check specs/*.cnn"""
+    loaded, failed = _load_all(specs)
+    for path, net in loaded:
+        g = net.graph
+        click.echo(f"{path}: ok: {g.name}, {len(g.nodes)} layer{'s' if len(g.nodes) != 1 else ''}, "
+                   f"{'x'.join(map(str, g.input_shape))} -> {'x'.join(map(str, g.output_shape))}")
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+@edge
+def params(specs, as_json: bool) -> None:
+    """Count parameters and MACs; several specs give a comparison table.
+
+    Example: cnndsl params specs/mlp_mnist.cnn specs/lenet5.cnn
+    """
+    loaded, failed = _load_all(specs)
+    if as_json:
+        click.echo(json.dumps([report.as_json(p, n.graph) for p, n in loaded], indent=2))
+    elif len(loaded) == 1:
+        click.echo(report.one_line(loaded[0][0], loaded[0][1].graph))
+    elif loaded:
+        click.echo(report.compare([(p, n.graph) for p, n in loaded]))
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the layers and totals as JSON.")
+@edge
+def summary(spec: str, as_json: bool) -> None:
+    """Per-layer table: name, kind, output shape, parameters, MACs. Example: cnndsl summary specs/lenet5.cnn"""
+    from .api import load
+
+    net = load(spec)
+    if as_json:
+        layers = [{"name": n.name, "kind": n.kind, "options": n.layer.describe(), "output": list(n.out_shape),
+                   "params": sum(p.size for p in n.params), "macs": n.macs} for n in net.graph.nodes]
+        click.echo(json.dumps({**report.as_json(spec, net.graph), "layers": layers}, indent=2))
+    else:
+        click.echo(net.summary())
+
+
+@main.command(name="compile")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default: NAME.onnx).")
+@click.option("--seed", default=0, show_default=True, help="Seed for the weight initialisation.")
+@click.option("--opset", type=int, default=None, help="ONNX opset (default 21; 19 to 23).")
+@edge
+def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None) -> None:
+    """Compile a spec to an ONNX model with seeded weights.
+
+    Example: cnndsl compile specs/lenet5.cnn -o lenet5.onnx --seed 1
+    """
+    from .api import load
+    from .compile import compile_model, write_model
+
+    net = load(spec)
+    model = compile_model(net.graph, seed=seed, opset=opset)
+    path = output or f"{net.name}.onnx"
+    written = write_model(model, path)
+    t = net.totals
+    size = sum(os.path.getsize(w) for w in written)
+    click.echo(f"wrote {' + '.join(written) if len(written) > 1 else path} ({report.human_bytes(size)}, "
+               f"{t.params:,} parameters, opset {model.opset_import[0].version}, IR {model.ir_version}); "
+               "checked: ONNX checker and strict shape inference agree with cnndsl")
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--input", "input_path", type=click.Path(dir_okay=False),
+              help="Input: .npy, .npz, or .txt/.csv numbers (default: seeded random).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--top", default=5, show_default=True, help="Classes to show for a classifier.")
+@click.option("--seed", default=0, show_default=True, help="Seed for weights (spec) and random input.")
+@click.option("--batch", default=1, show_default=True, help="Batch size of the random input.")
+@edge
+def run(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int) -> None:
+    """Run a compiled .onnx model or a spec with onnxruntime; says which provider ran.
+
+    Example: cnndsl run specs/conv_example.cnn --input specs/conv_example_image.txt
+    """
+    from .runcli import run_command
+
+    run_command(model, input_path, device, top, seed, batch)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

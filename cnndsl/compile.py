@@ -1,0 +1,97 @@
+"""Compiling with guards: refuse what cannot fit before allocating; write outputs atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+from .errors import CompileError
+from .ir import Graph
+from .report import human_bytes, totals
+
+PROTOBUF_LIMIT = 2 ** 31 - 2 ** 26  # keep well under protobuf's 2 GiB: beyond, use external data
+PEAK_FACTOR = 3  # arrays + tensor bytes + serialised buffer, at worst, while compiling
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_fits(graph: Graph) -> None:
+    """Refuse, before allocating anything, a model whose weights cannot fit in memory here."""
+    t = totals(graph)
+    free = available_memory()
+    need = t.weight_bytes * PEAK_FACTOR
+    if free is None or need <= free:
+        return
+    biggest = max(graph.nodes, key=lambda n: sum(p.size for p in n.params))
+    size = sum(p.size for p in biggest.params)
+    notes = (((f"the largest layer, '{biggest.name}', alone holds {size:,} parameters "
+               f"({human_bytes(size * 4)})"), biggest.span),)
+    raise CompileError(
+        f"cannot compile {graph.name} here: its {t.params + t.buffers + t.constants:,} float32 weights take "
+        f"{human_bytes(t.weight_bytes)}, and compiling needs about {human_bytes(need)}, but this machine has "
+        f"{human_bytes(free)} available", None,
+        "counting and checking need no weights: `cnndsl params` and `cnndsl summary` work on it", notes,
+        path=graph.path)
+
+
+def compile_model(graph: Graph, seed: int = 0, opset: int | None = None, fill=None, verify: bool = True):
+    """ir.Graph -> onnx.ModelProto with seeded (or ``fill``-supplied) weights, self-checked."""
+    from . import emit
+
+    check_fits(graph)
+    model = emit.to_onnx(graph, seed=seed, opset=opset or emit.DEFAULT_OPSET, fill=fill)
+    if verify and totals(graph).weight_bytes < PROTOBUF_LIMIT:
+        emit.verify(model, graph)
+    return model
+
+
+def write_model(model, path: str) -> list[str]:
+    """Write ``model`` to ``path`` atomically; large models get ``path + '.data'`` beside them.
+
+    Everything is written into a temporary folder next to the target and renamed into place
+    only when complete, so a failure or an interrupt leaves any existing file untouched.
+    Returns the paths written.
+    """
+    import onnx
+
+    path = os.path.abspath(path)
+    folder, base = os.path.split(path)
+    external = model.ByteSize() >= PROTOBUF_LIMIT if _small_enough_to_size(model) else True
+    tmp = tempfile.mkdtemp(prefix=f".{base}.", dir=folder)
+    try:
+        staged = os.path.join(tmp, base)
+        if external:
+            onnx.save_model(model, staged, save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=base + ".data", size_threshold=1024)
+        else:
+            with open(staged, "wb") as fh:
+                fh.write(model.SerializeToString())
+        written = []
+        for name in sorted(os.listdir(tmp), key=lambda n: n != base + ".data"):
+            os.replace(os.path.join(tmp, name), os.path.join(folder, name))
+            written.append(os.path.join(folder, name))
+        return written
+    except OSError as exc:
+        raise CompileError(f"cannot write {path}: {exc.strerror}", path=path) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _small_enough_to_size(model) -> bool:
+    total = 0
+    for t in model.graph.initializer:
+        total += len(t.raw_data)
+        if total >= PROTOBUF_LIMIT:
+            return False
+    return True

@@ -1,0 +1,110 @@
+"""Stage 3, emit: ir.Graph -> onnx.ModelProto, with a pinned opset and IR version."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from . import __version__
+from .errors import CompileError
+from .ir import Graph, Param
+from .weights import init_array
+
+DEFAULT_OPSET = 21
+MIN_OPSET = 19  # ceil-mode pooling semantics as in PyTorch from opset 19
+MAX_OPSET = 23  # the newest opset the pinned onnxruntime range is tested with
+INPUT, OUTPUT = "input", "output"
+
+
+def ir_version_for(opset: int) -> int:
+    """The lowest IR version that can carry ``opset`` (so older runtimes load the model)."""
+    return helper.find_min_ir_version_for([helper.make_opsetid("", opset)])
+
+
+class GraphBuilder:
+    """A small builder over onnx.helper: nodes, initializers and constants, named by the IR."""
+
+    def __init__(self, opset: int, fill: Callable[[Param], np.ndarray]) -> None:
+        self.opset = opset
+        self.fill = fill
+        self.nodes: list = []
+        self.initializers: list = []
+
+    def node(self, op: str, inputs: list[str], name: str, **attrs) -> str:
+        self.nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+        return name
+
+    def param(self, p: Param) -> str:
+        arr = np.ascontiguousarray(self.fill(p), dtype=np.float32)
+        if arr.shape != p.shape:
+            raise CompileError(f"weight {p.name} has shape {arr.shape}, expected {p.shape}")
+        tensor = TensorProto(name=p.name, data_type=TensorProto.FLOAT, dims=p.shape)
+        tensor.raw_data = arr.tobytes()
+        self.initializers.append(tensor)
+        return p.name
+
+    def scalar(self, name: str, value: float) -> str:
+        const = helper.make_tensor(name, TensorProto.FLOAT, [], [value])
+        self.nodes.append(helper.make_node("Constant", [], [name], name=name, value=const))
+        return name
+
+    def need_opset(self, version: int, what: str) -> None:
+        if self.opset < version:
+            raise CompileError(f"{what} needs opset {version} or later; compiling for opset {self.opset}",
+                               hint=f"use --opset {max(version, DEFAULT_OPSET)}")
+
+
+def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
+            fill: Callable[[Param], np.ndarray] | None = None) -> onnx.ModelProto:
+    """Compile a checked graph. ``fill(param)`` supplies weights; by default they are seeded."""
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise CompileError(f"opset {opset} is not supported", hint=f"use {MIN_OPSET} to {MAX_OPSET}")
+    b = GraphBuilder(opset, fill or (lambda p: init_array(p, seed)))
+    values: list[str] = []
+    for node in graph.nodes:
+        xs = [INPUT if i < 0 else values[i] for i in node.inputs]
+        values.append(node.layer.emit(b, node, xs))
+    last = values[-1] if values else INPUT
+    _rename(b.nodes, last, OUTPUT) if last != INPUT else b.node("Identity", [INPUT], OUTPUT)
+    g = helper.make_graph(
+        b.nodes, graph.name,
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", *graph.input_shape])],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", *graph.output_shape])],
+        initializer=b.initializers, doc_string=graph.title or "")
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
+                              ir_version=ir_version_for(opset), producer_name="cnndsl",
+                              producer_version=__version__, doc_string=graph.title or "")
+    helper.set_model_props(model, {"cnndsl.name": graph.name, "cnndsl.title": graph.title or "",
+                                   "cnndsl.seed": str(seed), "cnndsl.spec": graph.source_text})
+    return model
+
+
+def _rename(nodes: list, old: str, new: str) -> None:
+    for n in nodes:
+        for i, name in enumerate(n.output):
+            if name == old:
+                n.output[i] = new
+        for i, name in enumerate(n.input):
+            if name == old:
+                n.input[i] = new
+
+
+def verify(model: onnx.ModelProto, graph: Graph) -> None:
+    """Check our own output: the ONNX checker, and strict shape inference equal to our shapes."""
+    try:
+        onnx.checker.check_model(model, full_check=True)
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise CompileError(f"internal error: the ONNX checker rejects the compiled model: {exc}") from None
+    shapes = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        shapes[vi.name] = tuple(d.dim_param or d.dim_value for d in dims)
+    for i, node in enumerate(graph.nodes):
+        name = OUTPUT if i == len(graph.nodes) - 1 else node.name
+        if name in shapes and shapes[name] != ("N", *node.out_shape):
+            raise CompileError(f"internal error: ONNX infers {shapes[name]} for {node.name}, "
+                               f"cnndsl computed {('N', *node.out_shape)}")

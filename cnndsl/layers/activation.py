@@ -1,0 +1,130 @@
+"""Activations and softmax: element-wise, no parameters, shape unchanged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import Layer, arg, number, one_of, register
+
+
+@dataclass(frozen=True)
+class Activation(Layer):
+    """Base: shape in = shape out; ONNX op named by ``op``."""
+
+    op = "?"
+
+    def infer(self, shapes):
+        return shapes[0]
+
+    def emit(self, b, node, xs):
+        return b.node(self.op, xs, node.name)
+
+
+@register("relu")
+@dataclass(frozen=True)
+class Relu(Activation):
+    """relu"""
+
+    op = "Relu"
+
+
+@register("tanh")
+@dataclass(frozen=True)
+class Tanh(Activation):
+    """tanh"""
+
+    op = "Tanh"
+
+
+@register("sigmoid")
+@dataclass(frozen=True)
+class Sigmoid(Activation):
+    """sigmoid"""
+
+    op = "Sigmoid"
+
+
+@register("relu6")
+@dataclass(frozen=True)
+class Relu6(Activation):
+    """relu6: min(max(x, 0), 6)"""
+
+    def emit(self, b, node, xs):
+        lo = b.scalar(node.name + ".min", 0.0)
+        hi = b.scalar(node.name + ".max", 6.0)
+        return b.node("Clip", [xs[0], lo, hi], node.name)
+
+
+@register("leakyrelu", "leaky_relu")
+@dataclass(frozen=True)
+class LeakyRelu(Activation):
+    """leakyrelu [SLOPE]: x if x > 0 else SLOPE*x (SLOPE 0.01 by default)"""
+
+    slope: float = arg(number, 0.01, pos=True)
+
+    def emit(self, b, node, xs):
+        return b.node("LeakyRelu", xs, node.name, alpha=self.slope)
+
+
+@register("elu")
+@dataclass(frozen=True)
+class Elu(Activation):
+    """elu [ALPHA]: x if x > 0 else ALPHA*(exp(x)-1) (ALPHA 1.0 by default)"""
+
+    alpha: float = arg(number, 1.0, pos=True)
+
+    def emit(self, b, node, xs):
+        return b.node("Elu", xs, node.name, alpha=self.alpha)
+
+
+@register("gelu")
+@dataclass(frozen=True)
+class Gelu(Activation):
+    """gelu [approximate=none|tanh] (ONNX Gelu, opset 20 or later)"""
+
+    approximate: str = arg(one_of("none", "tanh"), "none")
+
+    def emit(self, b, node, xs):
+        b.need_opset(20, "gelu")
+        return b.node("Gelu", xs, node.name, approximate=self.approximate)
+
+
+@register("identity")
+@dataclass(frozen=True)
+class Identity(Activation):
+    """identity: passes its input through (emits no ONNX node)"""
+
+    def emit(self, b, node, xs):
+        return xs[0]
+
+
+@register("softmax")
+@dataclass(frozen=True)
+class Softmax(Activation):
+    """softmax [axis=1]: normalise to probabilities along the channel/feature axis"""
+
+    axis: int = arg(lambda v, f: v if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else
+                    _bad_axis(v), 1)
+
+    def infer(self, shapes):
+        from ..errors import RuleError
+
+        if self.axis > len(shapes[0]):
+            raise RuleError(f"softmax axis={self.axis} but the input has only {len(shapes[0])} "
+                            "axes after the batch", field="axis")
+        return shapes[0]
+
+    def emit(self, b, node, xs):
+        return b.node("Softmax", xs, node.name, axis=self.axis)
+
+
+def _bad_axis(v):
+    from ..errors import RuleError
+    from ..shapes import show
+
+    raise RuleError(f"axis must be an integer >= 1 (axis 0 is the batch), not {show(v)}", field="axis")
+
+
+ACTIVATIONS = frozenset({"relu", "relu6", "tanh", "sigmoid", "leakyrelu", "leaky_relu", "elu",
+                         "gelu", "identity", "softmax"})
+RELU_LIKE = frozenset({"relu", "relu6", "leakyrelu", "leaky_relu", "elu", "gelu"})

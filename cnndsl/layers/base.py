@@ -1,0 +1,217 @@
+"""The layer-kind machinery: argument schemas, binding written arguments to fields, the registry."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+from ..errors import RuleError, did_you_mean
+from ..shapes import show
+
+REGISTRY: dict[str, type[Layer]] = {}
+_MISSING = object()
+
+
+def register(*names: str):
+    """Class decorator: make a layer kind available in specs under ``names``. Rejects duplicates."""
+
+    def deco(cls):
+        for name in names:
+            if name in REGISTRY:
+                raise ValueError(f"layer kind {name!r} registered twice ({REGISTRY[name].__name__}, {cls.__name__})")
+            REGISTRY[name] = cls
+        cls.kind = names[0]
+        return cls
+
+    return deco
+
+
+def arg(convert: Callable[[Any, str], Any], default: Any = _MISSING, *, pos: bool = False,
+        words: frozenset[str] = frozenset(), doc: str = "") -> Any:
+    """Declare one argument of a layer kind.
+
+    ``convert(value, field)`` checks and normalises the written value (raising RuleError);
+    ``pos`` lets numbers and sizes fill it positionally, in field order; ``words`` are bare words
+    (``relu``, ``same``, ``ceil``) that, written positionally, go to this field.
+    """
+    return dataclasses.field(metadata={"convert": convert, "default": default, "pos": pos,
+                                       "words": frozenset(words), "doc": doc})
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Base of every layer kind. Subclasses are frozen dataclasses whose fields are their arguments."""
+
+    kind: ClassVar[str] = "?"
+    fused_act: ClassVar[bool] = False  # has an ``act`` field that becomes its own node
+    n_inputs: ClassVar[int] = 1
+
+    def infer(self, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+        """Output shape for the input shapes (per sample, no batch), or RuleError."""
+        raise NotImplementedError
+
+    def params(self, prefix: str, shapes: list[tuple[int, ...]], out: tuple[int, ...]) -> list:
+        """The weight tensors (ir.Param) this layer owns."""
+        return []
+
+    def macs(self, shapes: list[tuple[int, ...]], out: tuple[int, ...]) -> int:
+        """Multiply-accumulates for one sample (conv and dense only, by convention)."""
+        return 0
+
+    def emit(self, b, node, xs: list[str]) -> str:
+        """Add ONNX nodes through the builder ``b``; return the output value's name."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Key options, short, for summaries."""
+        parts = []
+        for f in schema(type(self)):
+            value = getattr(self, f.name)
+            if f.metadata["default"] is not _MISSING and value == _convert_default(f):
+                continue
+            if f.name == "act":
+                continue
+            if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1] and not f.metadata["pos"]:
+                value = value[0]
+            parts.append(show(value) if f.metadata["pos"] else f"{f.name}={show(value)}")
+        return " ".join(parts)
+
+
+def schema(cls) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(cls) if "convert" in f.metadata]
+
+
+def _convert_default(f: dataclasses.Field):
+    return f.metadata["convert"](f.metadata["default"], f.name)
+
+
+def usage(cls) -> str:
+    """The DSL syntax line from the class docstring."""
+    doc = (cls.__doc__ or "").strip().splitlines()
+    return doc[0].strip() if doc else cls.kind
+
+
+def bind(cls, args: list[tuple[str | None, Any, int]]) -> tuple[Layer, dict[str, int]]:
+    """Bind evaluated arguments ``(keyword or None, value, index)`` to the fields of ``cls``.
+
+    Returns the layer and, for each field that was written, the index of the argument that set
+    it (so errors can point at it). Raises RuleError with ``field`` set to '#index' for an
+    argument that fits nowhere.
+    """
+    fields = schema(cls)
+    by_name = {f.name: f for f in fields}
+    chosen: dict[str, tuple[Any, int]] = {}
+    positional = [f for f in fields if f.metadata["pos"]]
+    for key, value, index in args:
+        if key is None:
+            target = _positional_target(cls, fields, positional, chosen, value, index)
+        else:
+            if key not in by_name:
+                hint = did_you_mean(key, by_name) or f"{cls.kind} takes: {', '.join(by_name) or 'no options'}"
+                raise RuleError(f"unknown option '{key}' for {cls.kind}", hint, field=f"#{index}")
+            target = by_name[key]
+        if target.name in chosen:
+            raise RuleError(f"{target.name} is given twice", f"usage: {usage(cls)}", field=f"#{index}")
+        chosen[target.name] = (value, index)
+    values, where = {}, {}
+    for f in fields:
+        if f.name in chosen:
+            raw, index = chosen[f.name]
+            where[f.name] = index
+        elif f.metadata["default"] is _MISSING:
+            raise RuleError(f"{cls.kind} needs {f.name.upper()}", f"usage: {usage(cls)}", field="#kind")
+        else:
+            raw = f.metadata["default"]
+        values[f.name] = f.metadata["convert"](raw, f.name)
+    return cls(**values), where
+
+
+def _positional_target(cls, fields, positional, chosen, value, index):
+    if isinstance(value, str):
+        for f in fields:
+            if value in f.metadata["words"]:
+                return f
+        words = set().union(*(f.metadata["words"] for f in fields))
+        hint = did_you_mean(value, words) or f"usage: {usage(cls)}"
+        raise RuleError(f"unexpected word '{value}' for {cls.kind}", hint, field=f"#{index}")
+    for f in positional:
+        if f.name not in chosen:
+            return f
+    raise RuleError(f"too many arguments for {cls.kind}: {show(value)} fits no parameter",
+                    f"usage: {usage(cls)}", field=f"#{index}")
+
+
+# -- converters: (value, field) -> normalised value, or RuleError ---------------------------
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def positive_int(v, field):
+    if not _is_int(v) or v <= 0:
+        raise RuleError(f"{field} must be a positive integer, not {show(v)}", field=field)
+    return v
+
+
+def nonneg_int(v, field):
+    if not _is_int(v) or v < 0:
+        raise RuleError(f"{field} must be an integer >= 0, not {show(v)}", field=field)
+    return v
+
+
+def positive_pair(v, field):
+    """An int or HxW, both positive: kernel, stride, dilation."""
+    if _is_int(v):
+        v = (v, v)
+    if not (isinstance(v, tuple) and len(v) == 2 and all(_is_int(x) for x in v)):
+        raise RuleError(f"{field} must be an integer or HxW (e.g. 3 or 3x5), not {show(v)}", field=field)
+    if min(v) <= 0:
+        raise RuleError(f"{field} must be positive, not {show(v)}", field=field)
+    return v
+
+
+def boolean(v, field):
+    if isinstance(v, bool):
+        return v
+    raise RuleError(f"{field} must be true or false, not {show(v)}", field=field)
+
+
+def number(v, field):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise RuleError(f"{field} must be a number, not {show(v)}", field=field)
+    return float(v)
+
+
+def positive_number(v, field):
+    v = number(v, field)
+    if v <= 0:
+        raise RuleError(f"{field} must be positive, not {show(v)}", field=field)
+    return v
+
+
+def padding(v, field):
+    """same | valid | P | PHxPW | (top, left, bottom, right)."""
+    if v == "same":
+        return "same"
+    if v == "valid":
+        return (0, 0, 0, 0)
+    if _is_int(v):
+        v = (v, v)
+    if isinstance(v, tuple) and all(_is_int(x) for x in v) and len(v) in (2, 4):
+        if min(v) < 0:
+            raise RuleError(f"padding must be >= 0, not {show(v)}", field=field)
+        return v * 2 if len(v) == 2 else v
+    raise RuleError(f"pad must be same, valid, P, PHxPW or (top, left, bottom, right), not {show(v)}",
+                    field=field)
+
+
+def one_of(*choices: str):
+    def convert(v, field):
+        if v is None or v in choices:
+            return v
+        hint = did_you_mean(str(v), choices) if isinstance(v, str) else None
+        raise RuleError(f"{field} must be one of {', '.join(choices)}, not {show(v)}",
+                        hint, field=field)
+
+    return convert

@@ -1,0 +1,143 @@
+"""Pooling: max, average, global, and adaptive average (lowered to a plain pool)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import RuleError
+from ..shapes import adaptive_as_pool, fmt_shape, show
+from .base import Layer, arg, boolean, one_of, padding, positive_pair, register
+from .conv import need_image, resolve_pads, window_shape
+
+_NO_STRIDE = None
+
+
+def _stride(v, field):
+    return None if v is None else positive_pair(v, field)
+
+
+@dataclass(frozen=True)
+class _Pool(Layer):
+    """Shared by maxpool and avgpool."""
+
+    op = "?"
+
+    def stride_hw(self):
+        return self.stride if self.stride is not None else self.kernel
+
+    def pads(self, shape):
+        return resolve_pads(self.pad, shape[1:], self.kernel, self.stride_hw(), (1, 1))
+
+    def infer(self, shapes):
+        c, h, w = need_image(self.kind, shapes[0])
+        pads = self.pads(shapes[0])
+        for axis in range(2):
+            if 2 * max(pads[axis], pads[axis + 2]) > self.kernel[axis]:
+                raise RuleError(f"padding {show(pads)} is more than half the {fmt_shape(self.kernel)} window",
+                                "a pool's padding may be at most half its kernel (as in PyTorch)", field="pad")
+        ho, wo = window_shape(self.kind, (h, w), self.kernel, self.stride_hw(), pads,
+                              ceil=self.round == "ceil")
+        return c, ho, wo
+
+    def attrs(self, node) -> dict:
+        return dict(kernel_shape=list(self.kernel), strides=list(self.stride_hw()),
+                    pads=list(self.pads(node.in_shapes[0])), ceil_mode=int(self.round == "ceil"))
+
+
+@register("maxpool")
+@dataclass(frozen=True)
+class MaxPool(_Pool):
+    """maxpool KERNEL [stride=S] [pad=P|same] [floor|ceil]  (stride defaults to the kernel)"""
+
+    kernel: tuple[int, int] = arg(positive_pair, pos=True)
+    stride: tuple[int, int] | None = arg(_stride, _NO_STRIDE)
+    pad: object = arg(padding, 0, words=frozenset({"same", "valid"}))
+    round: str = arg(one_of("floor", "ceil"), "floor", words=frozenset({"floor", "ceil"}))
+
+    def emit(self, b, node, xs):
+        return b.node("MaxPool", xs, node.name, **self.attrs(node))
+
+
+@register("avgpool")
+@dataclass(frozen=True)
+class AvgPool(_Pool):
+    """avgpool KERNEL [stride=S] [pad=P|same] [floor|ceil] [count_pad=true|false]
+
+    count_pad=true (PyTorch's default, and ours) counts padded zeros in the average.
+    """
+
+    kernel: tuple[int, int] = arg(positive_pair, pos=True)
+    stride: tuple[int, int] | None = arg(_stride, _NO_STRIDE)
+    pad: object = arg(padding, 0, words=frozenset({"same", "valid"}))
+    round: str = arg(one_of("floor", "ceil"), "floor", words=frozenset({"floor", "ceil"}))
+    count_pad: bool = arg(boolean, True)
+
+    def emit(self, b, node, xs):
+        return b.node("AveragePool", xs, node.name, count_include_pad=int(self.count_pad), **self.attrs(node))
+
+
+@register("globalavgpool")
+@dataclass(frozen=True)
+class GlobalAvgPool(Layer):
+    """globalavgpool: one average per channel (CxHxW -> Cx1x1)"""
+
+    def infer(self, shapes):
+        c, _, _ = need_image("globalavgpool", shapes[0])
+        return c, 1, 1
+
+    def emit(self, b, node, xs):
+        return b.node("GlobalAveragePool", xs, node.name)
+
+
+@register("globalmaxpool")
+@dataclass(frozen=True)
+class GlobalMaxPool(Layer):
+    """globalmaxpool: one maximum per channel (CxHxW -> Cx1x1)"""
+
+    def infer(self, shapes):
+        c, _, _ = need_image("globalmaxpool", shapes[0])
+        return c, 1, 1
+
+    def emit(self, b, node, xs):
+        return b.node("GlobalMaxPool", xs, node.name)
+
+
+@register("adaptiveavgpool")
+@dataclass(frozen=True)
+class AdaptiveAvgPool(Layer):
+    """adaptiveavgpool HxW: PyTorch's AdaptiveAvgPool2d, lowered to a plain average pool
+
+    Works when the input size is a multiple of the output size (or equal: then it is a no-op).
+    """
+
+    size: tuple[int, int] = arg(positive_pair, pos=True)
+
+    def lowered(self, shape):
+        """(kernel, stride) per axis, or RuleError when no plain pool equals it."""
+        kernel, stride = [], []
+        for axis in range(2):
+            got = adaptive_as_pool(shape[1 + axis], self.size[axis])
+            if got is None or self.size[axis] > shape[1 + axis]:
+                raise RuleError(
+                    f"adaptive pooling {fmt_shape(shape[1:])} -> {fmt_shape(self.size)} uses uneven windows "
+                    "and has no plain-pool equivalent in ONNX",
+                    f"use an input whose height and width are multiples of {fmt_shape(self.size)}, "
+                    "or an explicit avgpool", field="size")
+            kernel.append(got[0])
+            stride.append(got[1])
+        return tuple(kernel), tuple(stride)
+
+    def infer(self, shapes):
+        c, _, _ = need_image("adaptiveavgpool", shapes[0])
+        self.lowered(shapes[0])
+        return (c,) + self.size
+
+    def emit(self, b, node, xs):
+        shape = node.in_shapes[0]
+        if tuple(shape[1:]) == self.size:
+            return xs[0]
+        if self.size == (1, 1):
+            return b.node("GlobalAveragePool", xs, node.name)
+        kernel, stride = self.lowered(shape)
+        return b.node("AveragePool", xs, node.name, kernel_shape=list(kernel), strides=list(stride),
+                      pads=[0, 0, 0, 0], ceil_mode=0, count_include_pad=0)

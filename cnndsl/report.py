@@ -1,0 +1,109 @@
+"""Reports from an ir.Graph: totals, the per-layer summary, the comparison table, JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .ir import BUFFER, CONSTANT, TRAINABLE, Graph
+from .shapes import fmt_shape
+
+FLOAT32 = 4
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Whole-network counts. ``params`` are trainable parameters (PyTorch's convention);
+    buffers are batchnorm running statistics; constants are fixed kernels. MACs count conv
+    and dense multiply-adds for one sample; FLOPs = 2 x MACs."""
+
+    params: int
+    trainable_params: int
+    buffers: int
+    constants: int
+    macs: int
+    flops: int
+    weight_bytes: int
+    activation_bytes: int
+    layers: int
+
+
+def totals(graph: Graph) -> Totals:
+    trainable = sum(n.count(TRAINABLE) for n in graph.nodes)
+    buffers = sum(n.count(BUFFER) for n in graph.nodes)
+    constants = sum(n.count(CONSTANT) for n in graph.nodes)
+    macs = sum(n.macs for n in graph.nodes)
+    act = sum(n.out_elements for n in graph.nodes) * FLOAT32
+    return Totals(trainable, trainable, buffers, constants, macs, 2 * macs,
+                  (trainable + buffers + constants) * FLOAT32, act, len(graph.nodes))
+
+
+def as_json(path: str, graph: Graph) -> dict:
+    return {"spec": path, "name": graph.name, "title": graph.title,
+            "input": list(graph.input_shape), "output": list(graph.output_shape), **asdict(totals(graph))}
+
+
+def human_bytes(n: int) -> str:
+    """Decimal units (1 KB = 1000 B), as in the course's figures."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""  # pragma: no cover
+
+
+def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+
+    def line(cells):
+        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        return "  ".join(out).rstrip()
+
+    rule = "-" * len(line(header))
+    return [line(header), rule] + [line(r) for r in rows] + [rule]
+
+
+def summary(graph: Graph) -> str:
+    """The per-layer table, like Keras' summary() or torchinfo, with totals."""
+    head = f"{graph.name}" + (f": {graph.title}" if graph.title else "")
+    rows = []
+    for node in graph.nodes:
+        rows.append([node.name, node.kind, node.layer.describe(), fmt_shape(node.out_shape),
+                     f"{sum(p.size for p in node.params):,}", f"{node.macs:,}"])
+    lines = [head, f"input {fmt_shape(graph.input_shape)}", ""]
+    lines += _table(["layer", "kind", "options", "output", "params", "MACs"], rows, {4, 5})
+    lines += totals_lines(graph)
+    return "\n".join(lines)
+
+
+def totals_lines(graph: Graph) -> list[str]:
+    t = totals(graph)
+    return [
+        f"trainable parameters  {t.params:,}",
+        f"buffers               {t.buffers:,}" + ("  (batchnorm running statistics)" if t.buffers else ""),
+        f"constant weights      {t.constants:,}" + ("  (fixed kernels)" if t.constants else ""),
+        f"weight bytes          {t.weight_bytes:,}  ({human_bytes(t.weight_bytes)}, float32)",
+        f"MACs                  {t.macs:,}  (FLOPs = 2 x MACs = {t.flops:,})",
+        f"activations           {t.activation_bytes:,} bytes per sample ({human_bytes(t.activation_bytes)})",
+    ]
+
+
+def one_line(path: str, graph: Graph) -> str:
+    t = totals(graph)
+    extra = f" + {t.buffers:,} buffers" if t.buffers else ""
+    extra += f" + {t.constants:,} constants" if t.constants else ""
+    return (f"{path}: {graph.name}: {t.params:,} parameters{extra}, {t.macs:,} MACs, "
+            f"{human_bytes(t.weight_bytes)} of weights, {fmt_shape(graph.input_shape)} -> "
+            f"{fmt_shape(graph.output_shape)}")
+
+
+def compare(items: list[tuple[str, Graph]]) -> str:
+    """Several specs side by side; each count also as a ratio to the smallest."""
+    ts = [(path, g, totals(g)) for path, g in items]
+    min_p = min((t.params for _, _, t in ts if t.params), default=1)
+    min_m = min((t.macs for _, _, t in ts if t.macs), default=1)
+    rows = []
+    for path, g, t in ts:
+        rows.append([path, g.name, f"{t.params:,}", f"{t.params / min_p:,.1f}x", f"{t.macs:,}",
+                     f"{t.macs / min_m:,.1f}x", human_bytes(t.weight_bytes)])
+    return "\n".join(_table(["spec", "network", "params", "vs min", "MACs", "vs min", "weights"], rows,
+                            {2, 3, 4, 5, 6}))

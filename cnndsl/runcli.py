@@ -1,0 +1,74 @@
+"""The `cnndsl run` command's work: get a model, make an input, run, and print the result."""
+
+from __future__ import annotations
+
+import numpy as np
+import click
+
+from .errors import RunError
+
+
+def _model_bytes(path: str, seed: int):
+    """A path to an .onnx model, or the serialised model compiled from a spec."""
+    if path.lower().endswith(".onnx"):
+        import onnx
+
+        try:
+            onnx.load_model(path, load_external_data=False)
+        except FileNotFoundError:
+            raise RunError("no such file", path=path) from None
+        except Exception as exc:  # noqa: BLE001 - any malformed file
+            raise RunError(f"not a valid ONNX model ({type(exc).__name__})", path=path) from None
+        return path
+    from .api import load
+    from .compile import compile_model
+
+    return compile_model(load(path).graph, seed=seed).SerializeToString()
+
+
+def run_command(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int) -> None:
+    from .run import CPU, Runner, load_input
+
+    runner = Runner.from_model(_model_bytes(model, seed), device=device)
+    if runner.note:
+        click.echo(f"note: {runner.note}", err=True)
+    if input_path:
+        x = load_input(input_path, runner.input_shape)
+        source = input_path
+    else:
+        dims = [d if isinstance(d, int) else batch for d in runner.input_shape]
+        dims[0] = batch
+        x = np.random.default_rng(seed).standard_normal(dims, dtype=np.float32)
+        source = f"seeded random (seed {seed})"
+    x = runner.check_input(np.asarray(x))
+    y = runner.run(x)
+    where = "GPU" if runner.provider != CPU else "CPU"
+    click.echo(f"provider: {runner.provider} ({where})")
+    click.echo(f"input: {'x'.join(map(str, x.shape))} from {source}")
+    click.echo(f"output: {'x'.join(map(str, y.shape))}")
+    if y.ndim == 2 and y.shape[1] > 1:
+        _print_top(y, top)
+    elif y.size <= 256:
+        _print_values(y)
+
+
+def _print_values(y: np.ndarray) -> None:
+    whole = np.all(np.abs(y - np.round(y)) < 1e-4)
+    shown = np.round(y).astype(np.int64) if whole else y
+    with np.printoptions(precision=4, suppress=True, linewidth=100):
+        maps = list(np.ndindex(*y.shape[:-2])) if y.ndim > 2 else [()]
+        for index in maps:
+            if len(maps) > 1:
+                click.echo(f"[{', '.join(map(str, index))}]")
+            click.echo(str(shown[index]))
+
+
+def _print_top(y: np.ndarray, k: int) -> None:
+    k = max(1, min(k, y.shape[1]))
+    for i, row in enumerate(y[:4]):
+        order = np.argsort(-row, kind="stable")[:k]
+        click.echo(f"sample {i}: top {k} of {y.shape[1]} classes")
+        for c in order:
+            click.echo(f"  class {c:>5}  score {row[c]: .6f}")
+    if y.shape[0] > 4:
+        click.echo(f"({y.shape[0] - 4} more samples not shown)")

@@ -1,0 +1,78 @@
+"""Pure arithmetic shared by layer kinds: window output sizes, 'same' padding, adaptive pools."""
+
+from __future__ import annotations
+
+import math
+
+from .errors import RuleError
+
+
+def window_out(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
+               dilation: int = 1, ceil: bool = False) -> int:
+    """Output length of a sliding window along one axis (conv or pool).
+
+    floor((in + pads - dilation*(k-1) - 1) / stride) + 1; in ceil mode the division rounds up,
+    but a last window that would start inside the end padding is dropped (PyTorch, ONNX >= 19).
+    May return a value <= 0: callers turn that into an error they can explain.
+    """
+    span = size + pad_begin + pad_end - dilation * (kernel - 1) - 1
+    if span < 0:
+        return 0
+    if not ceil:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + pad_begin:
+        out -= 1
+    return out
+
+
+def same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """Zero padding (begin, end) that gives ceil(size / stride) outputs; extra padding goes at the end."""
+    out = -(-size // stride)
+    total = max(0, (out - 1) * stride + dilation * (kernel - 1) + 1 - size)
+    return total // 2, total - total // 2
+
+
+def pair(value, what: str, field: str) -> tuple[int, int]:
+    """An int or an (h, w) tuple of ints as (h, w)."""
+    if isinstance(value, bool):
+        raise RuleError(f"{what} must be an integer or HxW, not {value}", field=field)
+    if isinstance(value, int):
+        return value, value
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                           for v in value):
+        return value[0], value[1]
+    raise RuleError(f"{what} must be an integer or HxW (e.g. 3 or 3x5), not {show(value)}", field=field)
+
+
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """The [start, end) windows of PyTorch's adaptive pooling along one axis."""
+    return [(math.floor(i * size / out), math.ceil((i + 1) * size / out)) for i in range(out)]
+
+
+def adaptive_as_pool(size: int, out: int) -> tuple[int, int] | None:
+    """(kernel, stride) of a plain pool equal to adaptive pooling, or None if windows are uneven."""
+    windows = adaptive_windows(size, out)
+    kernel = windows[0][1] - windows[0][0]
+    stride = windows[1][0] - windows[0][0] if out > 1 else 1
+    for i, (start, end) in enumerate(windows):
+        if end - start != kernel or start != i * stride:
+            return None
+    return kernel, stride
+
+
+def show(value) -> str:
+    """A value as the user would write it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple) and value and all(isinstance(v, int) for v in value):
+        return "x".join(str(v) for v in value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "[...]"
+    return repr(value)
+
+
+def fmt_shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)

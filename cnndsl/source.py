@@ -1,0 +1,56 @@
+"""Source text and spans: where a thing was written, and how to show it to a person."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A spec's text and the path it came from (``<string>`` when it had none)."""
+
+    path: str
+    text: str
+    lines: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lines", tuple(self.text.splitlines()))
+
+    def line(self, number: int) -> str:
+        """The 1-based line ``number``, without its line ending ('' past the end)."""
+        if 1 <= number <= len(self.lines):
+            return self.lines[number - 1]
+        return ""
+
+
+@dataclass(frozen=True)
+class Span:
+    """A 1-based, end-exclusive range of one source file."""
+
+    source: SourceFile = field(repr=False, compare=False)
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    @property
+    def location(self) -> str:
+        return f"{self.source.path}:{self.line}:{self.col}"
+
+    def excerpt(self) -> str:
+        """The source line with a caret (or a run of carets) under the span."""
+        text = self.source.line(self.line).replace("\t", " ")
+        width = self.end_col - self.col if self.end_line == self.line else len(text) - self.col + 1
+        width = max(1, width)
+        gutter = f"{self.line:>5} | "
+        pad = " " * (len(gutter) - 2) + "| "
+        return f"{gutter}{text}\n{pad}{' ' * (self.col - 1)}{'^' * width}"
+
+
+def span_of(source: SourceFile, meta) -> Span:
+    """A span from a lark ``meta`` or token (anything with line/column/end_line/end_column)."""
+    line = getattr(meta, "line", None)
+    if line is None:
+        return Span(source, 1, 1, 1, 2)
+    col = getattr(meta, "column", 1)
+    return Span(source, line, col, getattr(meta, "end_line", line) or line, getattr(meta, "end_column", col + 1) or col + 1)
