@@ -1,0 +1,159 @@
+"""The command line end to end: output, exit codes, files written (or not), no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT, SPECS
+
+from cnndsl.cli import main
+from cnndsl.run import cuda_problem
+
+
+def cli(*args, cwd=None):
+    runner = CliRunner()
+    if cwd is None:
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def test_params_compares_mlp_and_cnn():
+    r = cli("params", SPECS / "mlp_mnist.cnn", SPECS / "lenet5.cnn", SPECS / "mlp_12mp.cnn")
+    assert r.exit_code == 0
+    assert "266,610" in r.output and "61,706" in r.output and "125,839,131,000" in r.output
+    lenet = next(line for line in r.output.splitlines() if "lenet5" in line)
+    assert "1.0x" in lenet and "1.6x" in lenet  # smallest in params; 1.6x the MLP's MACs
+
+
+def test_params_json_keys_and_values():
+    r = cli("params", "--json", SPECS / "lenet5.cnn", SPECS / "mlp_12mp.cnn")
+    rows = json.loads(r.output)
+    for key in ("spec", "name", "params", "trainable_params", "buffers", "macs", "flops", "weight_bytes"):
+        assert key in rows[0]
+    assert (rows[0]["params"], rows[0]["macs"], rows[0]["flops"]) == (61706, 416520, 833040)
+    assert rows[1]["params"] == 125_839_131_000 and rows[1]["weight_bytes"] == 4 * 125_839_131_000
+
+
+def test_summary_lists_every_layer():
+    r = cli("summary", SPECS / "lenet5.cnn")
+    assert r.exit_code == 0
+    for name in ("features.0", "features.6", "classifier.2"):
+        assert name in r.output
+    assert "416,520" in r.output
+
+
+def test_check_reports_each_spec_and_fails_on_a_bad_one(tmp_path):
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("input 1x8x8\nconv 4 3x3\nmaxpol 2x2\n")
+    r = cli("check", SPECS / "lenet5.cnn", bad)
+    assert r.exit_code == 1
+    assert "lenet5.cnn: ok" in r.stdout
+    assert f"{bad}:3:1: error: unknown layer 'maxpol'" in r.stderr
+    assert "did you mean 'maxpool'?" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_compile_default_name_and_reproducible(tmp_path):
+    r = cli("compile", SPECS / "lenet5.cnn", cwd=tmp_path)
+    assert r.exit_code == 0, r.output
+    first = (tmp_path / "lenet5.onnx").read_bytes()
+    cli("compile", SPECS / "lenet5.cnn", "-o", tmp_path / "again.onnx")
+    assert (tmp_path / "again.onnx").read_bytes() == first
+    assert sorted(os.listdir(tmp_path)) == ["again.onnx", "lenet5.onnx"]
+
+
+def test_compile_bad_spec_leaves_existing_output_untouched(tmp_path):
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"precious")
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("input 1x4x4\nconv 2 5x5\n")
+    r = cli("compile", bad, "-o", out)
+    assert r.exit_code == 1 and "gives no output" in r.stderr and "hint: pad it" in r.stderr
+    assert out.read_bytes() == b"precious"
+    assert sorted(os.listdir(tmp_path)) == ["bad.cnn", "model.onnx"]
+
+
+def test_compile_refuses_the_12mp_mlp_before_allocating(tmp_path):
+    r = cli("compile", SPECS / "mlp_12mp.cnn", "-o", tmp_path / "m.onnx")
+    assert r.exit_code == 1
+    assert "cannot compile mlp_12mp here" in r.stderr and "503.4 GB" in r.stderr
+    assert "125,829,130,000" in r.stderr  # the first layer, pointed at
+    assert os.listdir(tmp_path) == []
+
+
+def test_run_worked_example_numbers():
+    r = cli("run", SPECS / "conv_example.cnn", "--input", SPECS / "conv_example_image.txt", "--device", "cpu")
+    assert r.exit_code == 0
+    assert "provider: CPUExecutionProvider (CPU)" in r.stdout
+    assert "[[ 88  67 134]\n [ 55  94 132]\n [107  25 134]]" in r.stdout
+
+
+def test_run_compiled_model_prints_top_classes(tmp_path):
+    cli("compile", SPECS / "lenet5.cnn", "-o", tmp_path / "l.onnx")
+    r = cli("run", tmp_path / "l.onnx", "--top", "3")
+    assert r.exit_code == 0
+    assert "output: 1x10" in r.stdout and "top 3 of 10 classes" in r.stdout
+    assert r.stdout.count("  class ") == 3
+
+
+@pytest.mark.skipif(cuda_problem() is None, reason="CUDA is usable here")
+def test_run_cuda_fails_clearly_and_auto_falls_back():
+    r = cli("run", SPECS / "lenet5.cnn", "--device", "cuda")
+    assert r.exit_code == 1 and "error: CUDA is not usable" in r.stderr and "Traceback" not in r.stderr
+    r = cli("run", SPECS / "lenet5.cnn")
+    assert r.exit_code == 0 and "running on CPU" in r.stderr and "CPUExecutionProvider" in r.stdout
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not a model", "not a valid ONNX model"),
+    (b"", "cannot load the model"),
+])
+def test_run_rejects_broken_models_in_one_line(tmp_path, content, message):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(content)
+    r = cli("run", bad)
+    assert r.exit_code == 1 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_wrong_input_shape_says_what_differs(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 32, 32), np.float32))
+    r = cli("run", SPECS / "lenet5.cnn", "--input", tmp_path / "x.npy")
+    assert r.exit_code == 1 and "channels is 3; the model needs 1" in r.stderr
+
+
+def test_analysis_commands_do_not_import_onnx_or_onnxruntime():
+    code = ("import sys\nfrom cnndsl.cli import main\n"
+            "try:\n    main(['params', 'specs/lenet5.cnn'])\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', 'onnx' in sys.modules, 'onnxruntime' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "LOADED False False" in out.stdout
+
+
+def test_python_dash_m_works_like_the_script():
+    out = subprocess.run([sys.executable, "-m", "cnndsl", "params", "specs/lenet5.cnn"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "61,706 parameters" in out.stdout
+
+
+def test_installed_package_finds_its_grammar(tmp_path):
+    """Outside the source tree, the grammar must come from the installed package (the wheel)."""
+    code = ("import cnndsl, cnndsl.parse as p\n"
+            "net = cnndsl.parse('input 1x8x8\\nconv 2 3x3\\n')\n"
+            "print(cnndsl.__file__)\nprint(net.output_shape)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": ""})
+    assert out.returncode == 0, out.stderr
+    assert "(2, 6, 6)" in out.stdout
+    if os.environ.get("CI"):  # CI installs with a plain, non-editable `pip install .`
+        assert "site-packages" in out.stdout

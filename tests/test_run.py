@@ -1,0 +1,88 @@
+"""Device choice with the CUDA provider mocked at the onnxruntime boundary (CI has no GPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import cnndsl
+from cnndsl import run as runmod
+from cnndsl.compile import compile_model
+from cnndsl.errors import RunError
+
+MODEL = compile_model(cnndsl.parse("input 1x4x4\nconv 2 3x3\n").graph).SerializeToString()
+
+
+class FakeSession:
+    """Stands in for onnxruntime.InferenceSession; reports the providers it was 'given'."""
+
+    def __init__(self, model, options, providers, enabled):
+        self.providers = [p for p in providers if p in enabled]
+
+    def get_providers(self):
+        return self.providers
+
+    def get_inputs(self):
+        class Meta:
+            name, shape = "input", ["N", 1, 4, 4]
+
+        return [Meta()]
+
+
+def fake_ort(monkeypatch, enabled):
+    monkeypatch.setattr(runmod, "cuda_problem", lambda: None)
+    monkeypatch.setattr(ort, "InferenceSession",
+                        lambda model, options, providers: FakeSession(model, options, providers, enabled))
+
+
+def test_auto_uses_cuda_when_it_really_loads(monkeypatch):
+    fake_ort(monkeypatch, {runmod.CUDA, runmod.CPU})
+    r = runmod.Runner.from_model(MODEL, device="auto")
+    assert r.provider == runmod.CUDA and r.note is None
+
+
+@pytest.mark.parametrize("device", ["auto", "cuda"])
+def test_provider_listed_but_not_enabled(monkeypatch, device):
+    """onnxruntime-gpu lists CUDA, then silently falls back to CPU: we check get_providers()."""
+    fake_ort(monkeypatch, {runmod.CPU})
+    if device == "cuda":
+        with pytest.raises(RunError, match="CUDA is not usable"):
+            runmod.Runner.from_model(MODEL, device=device)
+    else:
+        r = runmod.Runner.from_model(MODEL, device=device)
+        assert r.provider == runmod.CPU and "running on CPU" in r.note
+
+
+def test_missing_library_is_named(monkeypatch):
+    monkeypatch.setattr(runmod, "cuda_problem", lambda: "the CUDA provider needs libcudnn.so.9, which cannot be loaded")
+    with pytest.raises(RunError, match="libcudnn.so.9"):
+        runmod.Runner.from_model(MODEL, device="cuda")
+
+
+def test_cpu_never_asks_for_cuda(monkeypatch):
+    monkeypatch.setattr(runmod, "cuda_problem", lambda: pytest.fail("cpu must not probe CUDA"))
+    r = runmod.Runner.from_model(MODEL, device="cpu")
+    assert r.provider == runmod.CPU
+    assert r.run(np.ones((1, 4, 4), np.float32)).shape == (1, 2, 2, 2)  # batch axis added
+
+
+@pytest.mark.parametrize("x, message", [
+    (np.ones((1, 2, 4, 4)), "channels is 2"),
+    (np.ones((1, 1, 4, 5)), "width is 5"),
+    (np.ones((4, 4)), "2 axes"),
+    (np.array([["a"]]), "dtype"),
+])
+def test_input_validation(x, message):
+    r = runmod.Runner.from_model(MODEL, device="cpu")
+    with pytest.raises(RunError, match=message):
+        r.run(x)
+
+
+def test_text_input_reshaped_to_the_model(tmp_path):
+    f = tmp_path / "x.txt"
+    f.write_text(" ".join(str(i) for i in range(16)))
+    assert runmod.load_input(str(f), ("N", 1, 4, 4)).shape == (1, 1, 4, 4)
+    f.write_text("1 2 3")
+    with pytest.raises(RunError, match="3 numbers; one input needs 16"):
+        runmod.load_input(str(f), ("N", 1, 4, 4))
