@@ -102,11 +102,13 @@ def params(specs, as_json: bool) -> None:
 def summary(spec: str, as_json: bool) -> None:
     """Per-layer table: name, kind, output shape, parameters, MACs. Example: cnndsl summary specs/lenet5.cnn"""
     from .api import load
+    from .ir import BUFFER, CONSTANT, TRAINABLE
 
     net = load(spec)
     if as_json:
         layers = [{"name": n.name, "kind": n.kind, "options": n.layer.describe(), "output": list(n.out_shape),
-                   "params": sum(p.size for p in n.params), "macs": n.macs} for n in net.graph.nodes]
+                   "params": n.count(TRAINABLE), "buffers": n.count(BUFFER), "constants": n.count(CONSTANT),
+                   "macs": n.macs} for n in net.graph.nodes]
         click.echo(json.dumps({**report.as_json(spec, net.graph), "layers": layers}, indent=2))
     else:
         click.echo(net.summary())

@@ -63,14 +63,24 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[st
 
 
 def summary(graph: Graph) -> str:
-    """The per-layer table, like Keras' summary() or torchinfo, with totals."""
+    """The per-layer table, like Keras' summary() or torchinfo, with totals.
+
+    'params' are trainable; a 'fixed' column (buffers and constant kernels) appears when any exist.
+    """
     head = f"{graph.name}" + (f": {graph.title}" if graph.title else "")
+    fixed = any(n.count(BUFFER) or n.count(CONSTANT) for n in graph.nodes)
     rows = []
     for node in graph.nodes:
-        rows.append([node.name, node.kind, node.layer.describe(), fmt_shape(node.out_shape),
-                     f"{sum(p.size for p in node.params):,}", f"{node.macs:,}"])
+        row = [node.name, node.kind, node.layer.describe(), fmt_shape(node.out_shape),
+               f"{node.count(TRAINABLE):,}", f"{node.macs:,}"]
+        if fixed:
+            row.insert(5, f"{node.count(BUFFER) + node.count(CONSTANT):,}")
+        rows.append(row)
+    header = ["layer", "kind", "options", "output", "params", "MACs"]
+    if fixed:
+        header.insert(5, "fixed")
     lines = [head, f"input {fmt_shape(graph.input_shape)}", ""]
-    lines += _table(["layer", "kind", "options", "output", "params", "MACs"], rows, {4, 5})
+    lines += _table(header, rows, set(range(4, len(header))))
     lines += totals_lines(graph)
     return "\n".join(lines)
 

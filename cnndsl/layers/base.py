@@ -72,10 +72,19 @@ class Layer:
                 continue
             if f.name == "act":
                 continue
-            if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1] and not f.metadata["pos"]:
-                value = value[0]
-            parts.append(show(value) if f.metadata["pos"] else f"{f.name}={show(value)}")
+            parts.append(show(value) if f.metadata["pos"] else f"{f.name}={show_option(value)}")
         return " ".join(parts)
+
+
+def show_option(value) -> str:
+    """An option value as briefly as it can be written back: 2x2 -> 2, (1, 1, 1, 1) -> 1, (1, 2, 1, 2) -> 1x2."""
+    if isinstance(value, tuple) and len(value) == 4 and value[:2] == value[2:]:
+        value = value[:2]
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
+        value = value[0]
+    if isinstance(value, tuple) and len(value) == 4:
+        return "(" + ", ".join(map(str, value)) + ")"
+    return show(value)
 
 
 def schema(cls) -> list[dataclasses.Field]:
