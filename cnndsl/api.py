@@ -35,11 +35,24 @@ class Network:
     def summary(self) -> str:
         return report.summary(self.graph)
 
-    def to_onnx(self, seed: int = 0, opset: int | None = None):
-        """An onnx.ModelProto with seeded weights (checked against our own shapes)."""
+    def to_onnx(self, seed: int = 0, opset: int | None = None, weights=None, strict: bool = True,
+                fold_bn: bool = False):
+        """An onnx.ModelProto, checked against our own shapes.
+
+        ``weights`` is a path (.safetensors, .npz, .onnx) or a dict name -> array, matched by name
+        (strictly, unless ``strict=False``); other weights are seeded.
+        """
         from .compile import compile_model
 
-        return compile_model(self.graph, seed=seed, opset=opset)
+        loaded = None
+        if weights is not None:
+            from .weightfile import read_weights
+            from .weights import match_weights
+
+            tensors = weights if isinstance(weights, dict) else read_weights(str(weights))
+            loaded, _ = match_weights(self.graph, tensors, str(weights) if not isinstance(weights, dict)
+                                      else "<dict>", strict)
+        return compile_model(self.graph, seed=seed, opset=opset, weights=loaded, fold_bn=fold_bn)
 
     def run(self, x, device: str = "auto", seed: int = 0):
         """Run on a batch ``x`` (N x input shape, float32); returns (output array, provider)."""

@@ -63,6 +63,7 @@ class _Checker:
         shape = self.input_shape()
         name = spec.name or _stem(spec.source.path)
         self.graph = Graph(name, spec.title, shape, [], spec.source.text, spec.source.path)
+        self.network_meta()
         scope = _Scope("")
         x = INPUT
         for stmt in spec.body:
@@ -71,6 +72,22 @@ class _Checker:
             raise self.error("the network has no layers", None, "add layers after the `input` line")
         _choose_inits(self.graph)
         return self.graph
+
+    def network_meta(self) -> None:
+        """`year=` and `top5=` on the network line (for the lineage table)."""
+        for a in self.spec.meta:
+            value = self.eval(a.value, Env({}))
+            if a.name == "year":
+                if not isinstance(value, int) or isinstance(value, bool) or not 1900 <= value <= 2100:
+                    raise self.error(f"year must be a year such as 1998, not {value!r}", a.value.span)
+                self.graph.year = value
+            elif a.name == "top5":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+                    raise self.error(f"top5 is a top-5 error in percent (0 to 100), not {value!r}", a.value.span)
+                self.graph.top5 = float(value)
+            else:
+                raise self.error(f"unknown network option '{a.name}'", a.span,
+                                 did_you_mean(a.name, ["year", "top5"]) or "the network line takes year= and top5=")
 
     def define_blocks(self) -> None:
         for block in self.spec.blocks:

@@ -119,17 +119,33 @@ def summary(spec: str, as_json: bool) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default: NAME.onnx).")
 @click.option("--seed", default=0, show_default=True, help="Seed for the weight initialisation.")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default 21; 19 to 23).")
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False),
+              help="Load weights by name from .safetensors, .npz or .onnx.")
+@click.option("--strict/--no-strict", default=True, show_default=True,
+              help="Require every name to match (like load_state_dict(strict=True)).")
+@click.option("--fold-bn", is_flag=True, help="Fold each batchnorm into the conv before it.")
 @edge
-def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None) -> None:
-    """Compile a spec to an ONNX model with seeded weights.
+def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, weights_path: str | None,
+                strict: bool, fold_bn: bool) -> None:
+    """Compile a spec to an ONNX model, with seeded weights or weights loaded by name.
 
+    \b
     Example: cnndsl compile specs/lenet5.cnn -o lenet5.onnx --seed 1
+             cnndsl compile specs/resnet50.cnn --weights resnet50.safetensors --fold-bn
     """
     from .api import load
     from .compile import compile_model, write_model
 
     net = load(spec)
-    model = compile_model(net.graph, seed=seed, opset=opset)
+    weights = None
+    if weights_path:
+        from .weightfile import read_weights
+        from .weights import match_weights
+
+        weights, notes = match_weights(net.graph, read_weights(weights_path), weights_path, strict)
+        for note in notes:
+            click.echo(note, err=True)
+    model = compile_model(net.graph, seed=seed, opset=opset, weights=weights, fold_bn=fold_bn)
     path = output or f"{net.name}.onnx"
     written = write_model(model, path)
     t = net.totals
@@ -137,6 +153,27 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None) -> 
     click.echo(f"wrote {' + '.join(written) if len(written) > 1 else path} ({report.human_bytes(size)}, "
                f"{t.params:,} parameters, opset {model.opset_import[0].version}, IR {model.ir_version}); "
                "checked: ONNX checker and strict shape inference agree with cnndsl")
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {name, shape, role}.")
+@edge
+def weights(spec: str, as_json: bool) -> None:
+    """List the weight names and shapes a spec expects in a weights file.
+
+    Example: cnndsl weights specs/resnet18.cnn
+    """
+    from .api import load
+    from .shapes import fmt_shape
+
+    params = list(load(spec).graph.params())
+    if as_json:
+        click.echo(json.dumps([{"name": p.name, "shape": list(p.shape), "role": p.role} for p in params], indent=2))
+        return
+    width = max((len(p.name) for p in params), default=4)
+    for p in params:
+        click.echo(f"{p.name:<{width}}  {fmt_shape(p.shape):<16}  {p.role}")
 
 
 @main.command()

@@ -45,12 +45,20 @@ def check_fits(graph: Graph) -> None:
         path=graph.path)
 
 
-def compile_model(graph: Graph, seed: int = 0, opset: int | None = None, fill=None, verify: bool = True):
-    """ir.Graph -> onnx.ModelProto with seeded (or ``fill``-supplied) weights, self-checked."""
+def compile_model(graph: Graph, seed: int = 0, opset: int | None = None, weights: dict | None = None,
+                  fold_bn: bool = False, verify: bool = True):
+    """ir.Graph -> onnx.ModelProto, self-checked. Weights come from ``weights`` (name -> float32
+    array, see weights.match_weights) where given, else from the seeded initialisation."""
     from . import emit
+    from .weights import init_array
 
     check_fits(graph)
-    model = emit.to_onnx(graph, seed=seed, opset=opset or emit.DEFAULT_OPSET, fill=fill)
+    weights = weights or {}
+
+    def fill(p):
+        return weights[p.name] if p.name in weights else init_array(p, seed)
+
+    model = emit.to_onnx(graph, seed=seed, opset=opset or emit.DEFAULT_OPSET, fill=fill, fold_bn=fold_bn)
     if verify and totals(graph).weight_bytes < PROTOBUF_LIMIT:
         emit.verify(model, graph)
     return model

@@ -58,15 +58,27 @@ class GraphBuilder:
 
 
 def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
-            fill: Callable[[Param], np.ndarray] | None = None) -> onnx.ModelProto:
-    """Compile a checked graph. ``fill(param)`` supplies weights; by default they are seeded."""
+            fill: Callable[[Param], np.ndarray] | None = None, fold_bn: bool = False) -> onnx.ModelProto:
+    """Compile a checked graph. ``fill(param)`` supplies weights; by default they are seeded.
+
+    ``fold_bn`` folds each batchnorm that is the only consumer of a conv into that conv's weights.
+    """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise CompileError(f"opset {opset} is not supported", hint=f"use {MIN_OPSET} to {MAX_OPSET}")
-    b = GraphBuilder(opset, fill or (lambda p: init_array(p, seed)))
+    fill = fill or (lambda p: init_array(p, seed))
+    folds = bn_folds(graph) if fold_bn else {}
+    b = GraphBuilder(opset, fill)
     values: list[str] = []
-    for node in graph.nodes:
-        xs = [INPUT if i < 0 else values[i] for i in node.inputs]
+    for i, node in enumerate(graph.nodes):
+        xs = [INPUT if j < 0 else values[j] for j in node.inputs]
+        if node.kind == "batchnorm" and folds.get(node.inputs[0]) == i:
+            values.append(xs[0])  # folded into the conv before it
+            continue
+        if i in folds:
+            node, folded = _folded(node, graph.nodes[folds[i]], fill)
+            b.fill = lambda p, folded=folded: folded[p.name] if p.name in folded else fill(p)
         values.append(node.layer.emit(b, node, xs))
+        b.fill = fill
     last = values[-1] if values else INPUT
     _rename(b.nodes, last, OUTPUT) if last != INPUT else b.node("Identity", [INPUT], OUTPUT)
     g = helper.make_graph(
@@ -80,6 +92,41 @@ def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
     helper.set_model_props(model, {"cnndsl.name": graph.name, "cnndsl.title": graph.title or "",
                                    "cnndsl.seed": str(seed), "cnndsl.spec": graph.source_text})
     return model
+
+
+def bn_folds(graph: Graph) -> dict[int, int]:
+    """conv index -> index of the batchnorm that alone consumes it (foldable pairs)."""
+    consumers: dict[int, list[int]] = {}
+    for i, node in enumerate(graph.nodes):
+        for j in node.inputs:
+            consumers.setdefault(j, []).append(i)
+    folds = {}
+    for i, node in enumerate(graph.nodes):
+        after = consumers.get(i, [])
+        if node.kind == "conv" and len(after) == 1 and graph.nodes[after[0]].kind == "batchnorm":
+            folds[i] = after[0]
+    return folds
+
+
+def _folded(conv, bn, fill):
+    """A copy of ``conv`` with a bias, and its folded weights by name.
+
+    y = gamma * (W x + b - mean) / sqrt(var + eps) + beta  ==  W' x + b', with
+    W' = W * s, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps), per output channel.
+    """
+    from dataclasses import replace
+
+    from .ir import TRAINABLE
+
+    w = conv.params[0]
+    bias = Param(conv.name + ".bias", (w.shape[0],), TRAINABLE, "zeros")
+    gamma, beta, mean, var = (np.asarray(fill(p), np.float64) for p in bn.params)
+    scale = gamma / np.sqrt(var + bn.layer.eps)
+    old_b = np.asarray(fill(conv.params[1]), np.float64) if len(conv.params) > 1 else 0.0
+    new_w = (np.asarray(fill(w), np.float64) * scale[:, None, None, None]).astype(np.float32)
+    new_b = ((old_b - mean) * scale + beta).astype(np.float32)
+    node = replace(conv, layer=replace(conv.layer, bias=True), params=(w, bias))
+    return node, {w.name: new_w, bias.name: new_b}
 
 
 def _rename(nodes: list, old: str, new: str) -> None:

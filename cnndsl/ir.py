@@ -71,6 +71,8 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
     source_text: str = ""
     path: str = "<string>"
+    year: int | None = None  # from `network ... year=1998 top5=...`, for the lineage table
+    top5: float | None = None
 
     @property
     def output(self) -> Node:

@@ -136,21 +136,23 @@ class _Build:
     def transform(self, tree) -> S.Spec:
         name = title = name_span = None
         headers = 0
+        meta: tuple[S.Arg, ...] = ()
         inputs, blocks, body = [], [], []
         for child in tree.children:
             kind = child.data
             if kind == "network":
                 headers += 1
-                tok, text = child.children
+                tok, text, *args = child.children
                 name, name_span = str(tok), self.span(tok)
                 title = str(text)[1:-1] if text is not None else None
+                meta = tuple(self.arg(a) for a in args)
             elif kind == "input":
                 inputs.append(S.InputDecl(tuple(self.arg(a) for a in child.children), self.span(child)))
             elif kind == "block":
                 blocks.append(self.block(child))
             else:
                 body.append(self.stmt(child))
-        return S.Spec(self.source, name, title, name_span, tuple(inputs), tuple(blocks), tuple(body), headers)
+        return S.Spec(self.source, name, title, name_span, meta, tuple(inputs), tuple(blocks), tuple(body), headers)
 
     def block(self, tree) -> S.BlockDef:
         name_tok, *rest = tree.children

@@ -25,6 +25,7 @@ class Totals:
     weight_bytes: int
     activation_bytes: int
     layers: int
+    depth: int  # weighted (conv and dense) layers on the longest input-to-output path
 
 
 def totals(graph: Graph) -> Totals:
@@ -34,11 +35,20 @@ def totals(graph: Graph) -> Totals:
     macs = sum(n.macs for n in graph.nodes)
     act = sum(n.out_elements for n in graph.nodes) * FLOAT32
     return Totals(trainable, trainable, buffers, constants, macs, 2 * macs,
-                  (trainable + buffers + constants) * FLOAT32, act, len(graph.nodes))
+                  (trainable + buffers + constants) * FLOAT32, act, len(graph.nodes), depth(graph))
+
+
+def depth(graph: Graph) -> int:
+    """Weighted layers (those with MACs: conv and dense) on the longest path: ResNet-50 has 50."""
+    longest: list[int] = []
+    for node in graph.nodes:
+        before = max((longest[i] for i in node.inputs if i >= 0), default=0)
+        longest.append(before + (1 if node.macs else 0))
+    return longest[-1] if longest else 0
 
 
 def as_json(path: str, graph: Graph) -> dict:
-    return {"spec": path, "name": graph.name, "title": graph.title,
+    return {"spec": path, "name": graph.name, "title": graph.title, "year": graph.year, "top5_error": graph.top5,
             "input": list(graph.input_shape), "output": list(graph.output_shape), **asdict(totals(graph))}
 
 
@@ -107,13 +117,16 @@ def one_line(path: str, graph: Graph) -> str:
 
 
 def compare(items: list[tuple[str, Graph]]) -> str:
-    """Several specs side by side; each count also as a ratio to the smallest."""
+    """Several specs side by side, in lineage order (by year; specs without one first, as given);
+    each count also as a ratio to the smallest."""
     ts = [(path, g, totals(g)) for path, g in items]
+    ts.sort(key=lambda row: row[1].year or 0)
     min_p = min((t.params for _, _, t in ts if t.params), default=1)
     min_m = min((t.macs for _, _, t in ts if t.macs), default=1)
     rows = []
     for path, g, t in ts:
-        rows.append([path, g.name, f"{t.params:,}", f"{t.params / min_p:,.1f}x", f"{t.macs:,}",
+        rows.append([path, g.name, str(g.year or ""), f"{g.top5:g}%" if g.top5 is not None else "",
+                     str(t.depth), f"{t.params:,}", f"{t.params / min_p:,.1f}x", f"{t.macs:,}",
                      f"{t.macs / min_m:,.1f}x", human_bytes(t.weight_bytes)])
-    return "\n".join(_table(["spec", "network", "params", "vs min", "MACs", "vs min", "weights"], rows,
-                            {2, 3, 4, 5, 6}))
+    header = ["spec", "network", "year", "top-5", "depth", "params", "vs min", "MACs", "vs min", "weights"]
+    return "\n".join(_table(header, rows, set(range(2, len(header)))))

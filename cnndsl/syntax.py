@@ -167,6 +167,7 @@ class Spec:
     name: str | None
     title: str | None
     name_span: Span | None
+    meta: tuple[Arg, ...]  # `network NAME "title" year=2012 top5=15.3`
     inputs: tuple[InputDecl, ...]
     blocks: tuple[BlockDef, ...]
     body: tuple[Stmt, ...]

@@ -1,0 +1,197 @@
+"""Weights loaded by name from files (untrusted input), strict matching, and batchnorm folding."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from conftest import SPECS
+from onnx import numpy_helper
+
+import cnndsl
+from cnndsl.cli import main
+from cnndsl.errors import WeightsError
+from cnndsl.run import Runner
+from cnndsl.weightfile import read_weights
+
+ST_NAMES = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.float64): "F64",
+            np.dtype(np.int64): "I64"}
+
+
+def write_safetensors(path, tensors, bf16=()):
+    """A writer for the format, written from its description (8-byte size, JSON header, data)."""
+    header, blobs, offset = {}, [], 0
+    for name, arr in tensors.items():
+        arr = np.ascontiguousarray(arr)
+        if name in bf16:
+            data = (arr.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16).tobytes()
+            dtype = "BF16"
+        else:
+            data, dtype = arr.tobytes(), ST_NAMES[arr.dtype]
+        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
+
+
+def lenet_state(seed=0):
+    rng = np.random.default_rng(seed)
+    net = cnndsl.load(SPECS / "lenet5.cnn")
+    return {p.name: rng.standard_normal(p.shape).astype(np.float32) for p in net.graph.params()}
+
+
+def initializers(model):
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "npz", "onnx"])
+def test_load_by_name_from_each_format(tmp_path, fmt):
+    state = lenet_state()
+    path = tmp_path / f"w.{fmt}"
+    if fmt == "safetensors":
+        write_safetensors(path, state)
+    elif fmt == "npz":
+        np.savez(path, **state)
+    else:
+        donor = cnndsl.load(SPECS / "lenet5.cnn").to_onnx(weights=state)
+        onnx.save_model(donor, path)
+    got = initializers(cnndsl.load(SPECS / "lenet5.cnn").to_onnx(weights=path))
+    assert set(got) == set(state)
+    for name, arr in state.items():
+        np.testing.assert_array_equal(got[name], arr)
+
+
+def test_strict_mismatch_lists_every_name(tmp_path):
+    state = lenet_state()
+    del state["features.3.bias"]
+    state["features.3.wieght"] = state.pop("features.3.weight")
+    state["classifier.2.weight"] = np.zeros((11, 84), np.float32)
+    state["classifier.2.extra"] = np.zeros(3, np.float32)
+    write_safetensors(tmp_path / "w.safetensors", state)
+    r = CliRunner().invoke(main, ["compile", str(SPECS / "lenet5.cnn"), "--weights", str(tmp_path / "w.safetensors"),
+                                  "-o", str(tmp_path / "out.onnx")])
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    err = r.stderr
+    assert "5 weights do not match network 'lenet5'" in err
+    assert "shape mismatch  classifier.2.weight: spec 10x84, file 11x84" in err
+    assert "missing         features.3.weight (16x6x5x5)" in err
+    assert "missing         features.3.bias (16)" in err
+    assert "unexpected      features.3.wieght (16x6x5x5): did you mean 'features.3.weight'?" in err
+    assert "unexpected      classifier.2.extra" in err
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_non_strict_keeps_seeded_values_for_missing(tmp_path):
+    state = lenet_state()
+    del state["features.0.weight"]
+    state["junk"] = np.zeros(2, np.float32)
+    np.savez(tmp_path / "w.npz", **state)
+    r = CliRunner().invoke(main, ["compile", str(SPECS / "lenet5.cnn"), "--weights", str(tmp_path / "w.npz"),
+                                  "--no-strict", "-o", str(tmp_path / "o.onnx")])
+    assert r.exit_code == 0, r.stderr
+    assert "1 weights not in the file keep their seeded values" in r.stderr and "ignored 1 tensors" in r.stderr
+
+
+def test_dtypes_converted_with_a_note_and_batches_tracked_ignored(tmp_path):
+    net = cnndsl.parse("input 3x8x8\nconv 4 3x3 bias=false\nbn: batchnorm\nrelu\nflatten\nfc: dense 2\n")
+    rng = np.random.default_rng(0)
+    state = {p.name: rng.standard_normal(p.shape) for p in net.graph.params()}  # float64
+    state["0.weight"] = state["0.weight"].astype(np.float16)
+    state["bn.num_batches_tracked"] = np.array(7, np.int64)
+    write_safetensors(tmp_path / "w.safetensors", state, bf16={"fc.weight"})
+    from cnndsl.weights import match_weights
+
+    loaded, notes = match_weights(net.graph, read_weights(str(tmp_path / "w.safetensors")), "w", True)
+    assert all(a.dtype == np.float32 for a in loaded.values())
+    assert "note: converted 1 tensor from float16 to float32" in notes
+    assert "note: converted 1 tensor from bfloat16 to float32" in notes
+    assert "note: converted 5 tensors from float64 to float32" in notes
+    np.testing.assert_allclose(loaded["fc.weight"], state["fc.weight"], rtol=1 / 128)  # bf16 precision
+
+
+@pytest.mark.parametrize("ext", [".pt", ".pth", ".ckpt"])
+def test_pickle_formats_refused_with_the_conversion(tmp_path, ext):
+    path = tmp_path / f"w{ext}"
+    path.write_bytes(b"\x80\x04not really")
+    with pytest.raises(WeightsError) as info:
+        read_weights(str(path))
+    assert "never unpickles" in info.value.hint and "safetensors.torch.save_file" in info.value.hint
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: b[:4], "no header"),
+    (lambda b: b[:-10], "runs past the end"),
+    (lambda b: struct.pack("<Q", 10 ** 9) + b[8:], "corrupt safetensors file"),
+    (lambda b: b[:8] + b"]" + b[9:], "corrupt safetensors header"),
+])
+def test_corrupt_safetensors_named_precisely(tmp_path, damage, message):
+    path = tmp_path / "w.safetensors"
+    write_safetensors(path, {"a": np.ones((4, 4), np.float32)})
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(WeightsError, match=message) as info:
+        read_weights(str(path))
+    assert info.value.path == str(path)
+
+
+def test_npz_with_pickled_objects_refused(tmp_path):
+    np.save(tmp_path / "x.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "w.npz", "w") as z:
+        z.write(tmp_path / "x.npy", "x.npy")
+    with pytest.raises(WeightsError, match="pickled objects are refused"):
+        read_weights(str(tmp_path / "w.npz"))
+
+
+def test_nan_weights_warned(tmp_path):
+    state = lenet_state()
+    state["features.0.bias"][2] = np.nan
+    from cnndsl.weights import match_weights
+
+    _, notes = match_weights(cnndsl.load(SPECS / "lenet5.cnn").graph, state, "w", True)
+    assert "warning: tensor 'features.0.bias' has 1 NaN or infinite values" in notes
+
+
+BN_NET = """input 3x12x12
+conv1: conv 8 3x3 pad=1 bias=false
+bn1: batchnorm eps=0.001
+relu
+conv2: conv 8 3x3 pad=1
+bn2: batchnorm
+residual { c: conv 8 3x3 pad=1; b: batchnorm }
+globalavgpool
+flatten
+fc: dense 4
+"""
+
+
+def test_fold_bn_is_numerically_equivalent():
+    net = cnndsl.parse(BN_NET)
+    rng = np.random.default_rng(5)
+    state = {}
+    for p in net.graph.params():
+        arr = rng.standard_normal(p.shape).astype(np.float32)
+        if p.name.endswith("running_var"):
+            arr = rng.uniform(0.5, 2.0, p.shape).astype(np.float32)
+        state[p.name] = arr
+    plain = net.to_onnx(weights=state)
+    folded = net.to_onnx(weights=state, fold_bn=True)
+    assert [n.op_type for n in folded.graph.node].count("BatchNormalization") == 0
+    assert "conv1.bias" in initializers(folded) and "bn1.weight" not in initializers(folded)
+    x = rng.standard_normal((3, 3, 12, 12)).astype(np.float32)
+    a = Runner.from_model(plain.SerializeToString(), device="cpu").run(x)
+    b = Runner.from_model(folded.SerializeToString(), device="cpu").run(x)
+    assert np.abs(a - b).max() / np.abs(a).max() < 1e-5
+
+
+def test_weights_command_lists_names_and_shapes():
+    r = CliRunner().invoke(main, ["weights", str(SPECS / "lenet5.cnn")])
+    assert r.exit_code == 0
+    assert r.output.splitlines()[0].split() == ["features.0.weight", "6x1x5x5", "trainable"]
+    rows = json.loads(CliRunner().invoke(main, ["weights", "--json", str(SPECS / "lenet5.cnn")]).output)
+    assert len(rows) == 10 and rows[-1] == {"name": "classifier.2.bias", "shape": [10], "role": "trainable"}
