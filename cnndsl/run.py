@@ -90,7 +90,7 @@ class Runner:
         if x.ndim != len(self.input_shape):
             raise RunError(f"the input has {x.ndim} axes {x.shape}; the model needs "
                            f"{len(self.input_shape)} (batch x {'x'.join(map(str, want))})")
-        for axis, (got, need) in enumerate(zip(x.shape[1:], want), 1):
+        for axis, (got, need) in enumerate(zip(x.shape[1:], want, strict=True), 1):
             if isinstance(need, int) and got != need:
                 what = ["channels", "height", "width"][axis - 1] if len(want) == 3 else "features"
                 raise RunError(f"the input's {what} is {got}; the model needs {need} "

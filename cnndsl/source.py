@@ -53,4 +53,6 @@ def span_of(source: SourceFile, meta) -> Span:
     if line is None:
         return Span(source, 1, 1, 1, 2)
     col = getattr(meta, "column", 1)
-    return Span(source, line, col, getattr(meta, "end_line", line) or line, getattr(meta, "end_column", col + 1) or col + 1)
+    end_line = getattr(meta, "end_line", line) or line
+    end_col = getattr(meta, "end_column", col + 1) or col + 1
+    return Span(source, line, col, end_line, end_col)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from .source import SourceFile, Span
-
 
 # -- expressions ---------------------------------------------------------------------------
 
@@ -64,7 +62,7 @@ class Neg:
     span: Span
 
 
-Expr = Union[Num, Dims, Name, Str, TupleExpr, ListExpr, BinOp, Neg]
+Expr = Num | Dims | Name | Str | TupleExpr | ListExpr | BinOp | Neg
 
 
 @dataclass(frozen=True)
@@ -134,7 +132,7 @@ class Residual:
     span: Span
 
 
-Stmt = Union[Layer, Group, Repeat, Concat, Residual]
+Stmt = Layer | Group | Repeat | Concat | Residual
 
 
 @dataclass(frozen=True)
