@@ -69,7 +69,7 @@ class _Checker:
         for stmt in spec.body:
             x = self.stmt(stmt, x, scope, Env({}))
         if not self.graph.nodes:
-            raise self.error("the network has no layers", None, "add layers after the `input` line")
+            raise self.error("the network has no layers", spec.inputs[0].span, "add layers after the `input` line")
         _choose_inits(self.graph)
         return self.graph
 
@@ -112,8 +112,9 @@ class _Checker:
     def input_shape(self) -> tuple[int, ...]:
         spec = self.spec
         if not spec.inputs:
-            raise self.error("the spec has no `input` line", None,
-                             "add one, e.g. `input 3x224x224` (channels x height x width)")
+            first = spec.body[0].span if spec.body else Span(spec.source, 1, 1, 1, 2)
+            raise self.error("the spec has no `input` line", first,
+                             "add one before the layers, e.g. `input 3x224x224` (channels x height x width)")
         if len(spec.inputs) > 1:
             raise self.error("more than one `input` line", spec.inputs[1].span, "a network has one input")
         decl = spec.inputs[0]
@@ -151,10 +152,10 @@ class _Checker:
                 return self.call(stmt, x, scope, env)
             return self.layer(stmt, x, scope, env)
         if isinstance(stmt, S.Group):
-            return self.seq(stmt.body, x, _Scope(scope.next(stmt.label)), env)
+            return self.seq(stmt.body, x, _Scope(self.open(scope, stmt)), env)
         if isinstance(stmt, S.Repeat):
             return self.repeat(stmt, x, scope, env)
-        inner = _Scope(scope.next(stmt.label)) if stmt.label is not None else scope
+        inner = _Scope(self.open(scope, stmt)) if stmt.label is not None else scope
         if isinstance(stmt, S.Concat):
             return self.concat(stmt, x, inner, env)
         return self.residual(stmt, x, inner, env)
@@ -186,18 +187,18 @@ class _Checker:
                              "a block cannot contain itself; use `repeat` for repeated structure")
         if len(self.calls) >= MAX_DEPTH:
             raise self.error(f"blocks nest more than {MAX_DEPTH} deep", stmt.kind_span)
-        inner_env = self.bind_block(block, stmt, env)
-        name = scope.next(stmt.label)
+        given = self.block_args(block, stmt, env)
+        name = self.open(scope, stmt)
         self.calls.append((block.name, stmt.span))
         try:
-            return self.seq(block.body, x, _Scope(name), inner_env)
+            return self.seq(block.body, x, _Scope(name), self.block_env(block, stmt, given))
         finally:
             self.calls.pop()
 
-    def bind_block(self, block: S.BlockDef, stmt: S.Layer, env: Env) -> Env:
+    def block_args(self, block: S.BlockDef, stmt: S.Layer, env: Env) -> dict:
+        """The arguments written at a call, evaluated in the caller's scope, by parameter name."""
         params = [p.name for p in block.params]
-        usage = f"usage: {block.name} " + " ".join(p.name if p.default is None else f"[{p.name}=...]"
-                                                   for p in block.params)
+        usage = _usage(block)
         given: dict[str, object] = {}
         positional = 0
         for a in stmt.args:
@@ -219,14 +220,16 @@ class _Checker:
             if key in given:
                 raise self.error(f"parameter '{key}' is given twice", a.span, usage)
             given[key] = value
+        for p in block.params:
+            if p.name not in given and p.default is None:
+                raise self.error(f"block '{block.name}' needs a value for '{p.name}'", stmt.kind_span, usage)
+        return given
+
+    def block_env(self, block: S.BlockDef, stmt: S.Layer, given: dict) -> Env:
+        """The block's parameters: written values, then defaults (which may use earlier parameters)."""
         values = {}
         for p in block.params:
-            if p.name in given:
-                values[p.name] = given[p.name]
-            elif p.default is not None:
-                values[p.name] = self.eval(p.default, Env(values))
-            else:
-                raise self.error(f"block '{block.name}' needs a value for '{p.name}'", stmt.kind_span, usage)
+            values[p.name] = given[p.name] if p.name in given else self.eval(p.default, Env(values))
         return Env(values)
 
     def repeat(self, stmt: S.Repeat, x: int, scope: _Scope, env: Env) -> int:
@@ -236,7 +239,7 @@ class _Checker:
         if count > MAX_LAYERS:
             raise self.error(f"repeat {count:,} exceeds the limit of {MAX_LAYERS:,} layers", stmt.count.span,
                              "set CNNDSL_MAX_LAYERS to raise the limit")
-        target = _Scope(scope.next(stmt.label)) if stmt.label is not None else scope
+        target = _Scope(self.open(scope, stmt)) if stmt.label is not None else scope
         for _ in range(count):
             x = self.seq(stmt.body, x, target, env)
         return x
@@ -260,6 +263,22 @@ class _Checker:
             shortcut = self.seq(stmt.shortcut, x, _Scope(scope.full(stmt.shortcut_name)), env)
         return self.add(self.internal(scope, "add"), AddResidual(), (y, shortcut), stmt, {})
 
+    def open(self, scope: _Scope, stmt) -> str:
+        """Name a new sub-scope (group, block call, labelled repeat/concat/residual) and claim it."""
+        name = scope.next(stmt.label)
+        self.claim(name, stmt)
+        return name
+
+    def claim(self, name: str, stmt) -> None:
+        """Record a name, or fail if a layer or scope already has it."""
+        if name in self.names:
+            first = self.names[name]
+            where_first = f" (first used on line {first.line})" if first is not None else ""
+            label = getattr(stmt, "label", None)
+            raise self.error(f"the name '{name}' is used twice{where_first}",
+                             label.span if label is not None else stmt.span, "give it a different label")
+        self.names[name] = getattr(stmt, "span", None)
+
     def internal(self, scope: _Scope, kind: str) -> str:
         name, n = scope.full(kind), 0
         while name in self.names:
@@ -269,12 +288,7 @@ class _Checker:
 
     # -- nodes ----------------------------------------------------------------------------
     def add(self, name: str, layer, inputs: tuple[int, ...], stmt, where: dict, spans=None) -> int:
-        if name in self.names:
-            first = self.names[name]
-            where_first = f" (first used on line {first.line})" if first is not None else ""
-            label = getattr(stmt, "label", None)
-            raise self.error(f"the name '{name}' is used twice{where_first}",
-                             label.span if label is not None else stmt.span, "give it a different label")
+        self.claim(name, stmt)
         if len(self.graph.nodes) >= MAX_LAYERS:
             raise self.error(f"the network expands to more than {MAX_LAYERS:,} layers", stmt.span,
                              "check repeat counts; set CNNDSL_MAX_LAYERS to raise the limit")
@@ -288,7 +302,6 @@ class _Checker:
         if min(out) <= 0:
             raise self.error(f"{layer.kind} gives an empty output {fmt_shape(out)} from {fmt_shape(shapes[0])}",
                              stmt.span, "use a smaller stride or kernel, or pad the input")
-        self.names[name] = getattr(stmt, "span", None)
         node = Node(name, layer.kind, layer, inputs, tuple(shapes), tuple(out), params, macs,
                     stmt.span, tuple(site for _, site in self.calls))
         self.graph.nodes.append(node)
@@ -330,6 +343,11 @@ def _choose_inits(graph: Graph) -> None:
         if any(p.init == "auto" for p in node.params):
             init = "he" if feeds_relu(i) else "glorot"
             node.params = tuple(replace(p, init=init) if p.init == "auto" else p for p in node.params)
+
+
+def _usage(block: S.BlockDef) -> str:
+    return f"usage: {block.name} " + " ".join(p.name if p.default is None else f"[{p.name}=...]"
+                                              for p in block.params)
 
 
 def _stem(path: str) -> str:

@@ -221,7 +221,7 @@ class _Build:
         if kind in _BINOPS:
             return S.BinOp(_BINOPS[kind], self.expr(c[0]), self.expr(c[1]), span)
         if kind == "neg":
-            return S.Neg(self.expr(c[0]), span)
+            return S.Neg(self.expr(c[-1]), span)  # c[0] is the NEG sign when written as one
         if kind == "tuple":
             return S.TupleExpr(tuple(self.expr(x) for x in c if x is not None), span)
         if kind == "list":

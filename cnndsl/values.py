@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from . import syntax as S
 from .errors import RuleError, did_you_mean
+from .shapes import Quoted
 
 _WORDS = {"true": True, "false": False, "none": None}
 MAX_INT = 2 ** 62
@@ -31,7 +32,7 @@ def evaluate(expr: S.Expr, env: Env):
     if isinstance(expr, S.Dims):
         return expr.values
     if isinstance(expr, S.Str):
-        return expr.value
+        return Quoted(expr.value)
     if isinstance(expr, S.Name):
         if expr.id in env.values:
             return env.values[expr.id]

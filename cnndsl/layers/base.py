@@ -133,7 +133,12 @@ def bind(cls, args: list[tuple[str | None, Any, int]]) -> tuple[Layer, dict[str,
             raise RuleError(f"{cls.kind} needs {f.name.upper()}", f"usage: {usage(cls)}", field="#kind")
         else:
             raw = f.metadata["default"]
-        values[f.name] = f.metadata["convert"](raw, f.name)
+        try:
+            values[f.name] = f.metadata["convert"](raw, f.name)
+        except RuleError as exc:
+            if f.name in where:  # point at the argument that was written
+                exc.field = f"#{where[f.name]}"
+            raise
     return cls(**values), where
 
 
@@ -172,13 +177,12 @@ def nonneg_int(v, field):
 
 def positive_pair(v, field):
     """An int or HxW, both positive: kernel, stride, dilation."""
-    if _is_int(v):
-        v = (v, v)
-    if not (isinstance(v, tuple) and len(v) == 2 and all(_is_int(x) for x in v)):
+    pair = (v, v) if _is_int(v) else v
+    if not (isinstance(pair, tuple) and len(pair) == 2 and all(_is_int(x) for x in pair)):
         raise RuleError(f"{field} must be an integer or HxW (e.g. 3 or 3x5), not {show(v)}", field=field)
-    if min(v) <= 0:
+    if min(pair) <= 0:
         raise RuleError(f"{field} must be positive, not {show(v)}", field=field)
-    return v
+    return pair
 
 
 def boolean(v, field):
@@ -206,12 +210,11 @@ def padding(v, field):
         return "same"
     if v == "valid":
         return (0, 0, 0, 0)
-    if _is_int(v):
-        v = (v, v)
-    if isinstance(v, tuple) and all(_is_int(x) for x in v) and len(v) in (2, 4):
-        if min(v) < 0:
+    pads = (v, v) if _is_int(v) else v
+    if isinstance(pads, tuple) and all(_is_int(x) for x in pads) and len(pads) in (2, 4):
+        if min(pads) < 0:
             raise RuleError(f"padding must be >= 0, not {show(v)}", field=field)
-        return v * 2 if len(v) == 2 else v
+        return pads * 2 if len(pads) == 2 else pads
     raise RuleError(f"pad must be same, valid, P, PHxPW or (top, left, bottom, right), not {show(v)}",
                     field=field)
 

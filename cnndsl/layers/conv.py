@@ -104,6 +104,16 @@ def _kernels(v, field):
     if not isinstance(v, list):
         raise RuleError(f"{field} must be a matrix such as [[0,1,0],[1,-4,1],[0,1,0]], not {show(v)}",
                         field=field)
+    flat, todo = [], [v]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, list):
+            todo.extend(item)
+        else:
+            flat.append(item)
+    for x in flat:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise RuleError(f"a kernel holds numbers, not {show(x)}", field=field)
     try:
         arr = np.array(v, dtype=np.float64)
     except (ValueError, TypeError):
@@ -113,8 +123,10 @@ def _kernels(v, field):
         raise RuleError(f"a kernel must be a 2-D, 3-D or 4-D array of numbers, got {arr.ndim}-D",
                         "one matrix [[...],...], a list of matrices, or a list of lists of matrices",
                         field=field)
-    while arr.ndim < 4:
-        arr = arr[None] if arr.ndim == 3 else arr[None, None]
+    if arr.ndim == 2:  # one map on one input channel
+        arr = arr[None, None]
+    elif arr.ndim == 3:  # one map per matrix, each on one input channel
+        arr = arr[:, None]
     return tuple(arr.ravel().tolist()), tuple(arr.shape)
 
 

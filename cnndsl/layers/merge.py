@@ -22,7 +22,7 @@ class ConcatChannels(Layer):
                 raise RuleError(
                     f"concat branches disagree: branch 1 gives {fmt_shape(first)}, branch {i} gives {fmt_shape(s)}",
                     "branches are joined along channels, so their other sizes must match: check their "
-                    "strides and padding")
+                    "strides and padding", field=f"#{i - 1}")
         return (sum(s[0] for s in shapes),) + tuple(first[1:])
 
     def emit(self, b, node, xs):

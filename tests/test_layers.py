@@ -1,0 +1,472 @@
+"""Layer rules as data: one row per (declaration, input) with its output shape, counts and MACs.
+
+Every expectation below was worked out by hand from the rules in /work/shared/LINEAGE.md:
+    out = floor((in + pad_begin + pad_end - dilation*(k-1) - 1) / stride) + 1
+    conv params = C_out * (C_in/groups) * kh * kw (+ C_out bias); conv MACs = C_out*H_out*W_out * (C_in/groups)*kh*kw
+    dense params = units*inputs (+ units); dense MACs = units*inputs
+    pools, activations, norms: no MACs; batchnorm: 2C trainable + 2C buffers
+    ceil mode: the division rounds up, but a last window starting inside the end padding is dropped.
+The arithmetic is written out in the comments so a reviewer can redo it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import cnndsl
+from cnndsl.layers import REGISTRY
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+T, B, C = "trainable", "buffer", "constant"
+
+
+def row(decl, inp, out, params=0, macs=0, *, buffers=0, constants=0, weights=None, marks=()):
+    """One rule row. ``weights``: {param name: (shape, role)} for the first node, checked exactly."""
+    return pytest.param(decl, inp, tuple(out), params, macs, buffers, constants, weights,
+                        id=f"{decl} @ {inp}", marks=marks)
+
+
+# A list of matrices is documented as "one map each" (OUTxKHxKW), but is read as one map over
+# len(list) input channels (1xINxKHxKW).
+
+
+RULES = [
+    # ---- conv ------------------------------------------------------------------------------
+    # 32-3+1 = 30; params 16*3*9+16 = 448; MACs 16*30*30 * 3*9 = 388,800
+    row("conv 16 3x3", "3x32x32", (16, 30, 30), 448, 388_800,
+        weights={"0.weight": ((16, 3, 3, 3), T), "0.bias": ((16,), T)}),
+    # int kernel means square: 4+2-3+1 = 4; params 8*9+8 = 80; MACs 8*16*9 = 1,152
+    row("conv 8 3 pad=1", "1x4x4", (8, 4, 4), 80, 1_152),
+    # non-square kernel: H 20-3+1 = 18, W 20-5+1 = 16; params 8*3*15+8 = 368; MACs 8*18*16*45 = 103,680
+    row("conv 8 3x5", "3x20x20", (8, 18, 16), 368, 103_680,
+        weights={"0.weight": ((8, 3, 3, 5), T), "0.bias": ((8,), T)}),
+    # stride 2: floor((32-3)/2)+1 = 15; params 8*27+8 = 224; MACs 8*225*27 = 48,600
+    row("conv 8 3x3 stride=2", "3x32x32", (8, 15, 15), 224, 48_600),
+    # stride HxW 2x1: H 15, W 30; MACs 8*15*30*27 = 97,200
+    row("conv 8 3x3 stride=2x1", "3x32x32", (8, 15, 30), 224, 97_200),
+    # the course's worked example sizes on 5x5 (see also test_worked_example_sizes)
+    row("conv 8 3x3 pad=valid", "1x5x5", (8, 3, 3), 80, 648),   # 8*9*9
+    row("conv 8 3x3 pad=same", "1x5x5", (8, 5, 5), 80, 1_800),  # 8*25*9
+    # same + stride 2: ceil(5/2) = 3 (pads 1+1: floor((5+2-3)/2)+1 = 3); MACs 8*9*9
+    row("conv 8 3x3 pad=same stride=2", "1x5x5", (8, 3, 3), 80, 648),
+    # same with stride HxW: ceil(7/2) = 4, ceil(7/3) = 3; params 2*9+2 = 20; MACs 2*12*9 = 216
+    row("conv 2 3x3 stride=2x3 pad=same", "1x7x7", (2, 4, 3), 20, 216),
+    # int pad: 8+2-3+1 = 8; params 4*2*9+4 = 76; MACs 4*64*18 = 4,608
+    row("conv 4 3x3 pad=1", "2x8x8", (4, 8, 8), 76, 4_608),
+    # HxW pad 2x0: H 8+4-2 = 10, W 8-2 = 6; MACs 4*60*18 = 4,320
+    row("conv 4 3x3 pad=2x0", "2x8x8", (4, 10, 6), 76, 4_320),
+    # (top, left, bottom, right) = (0,1,2,3): H 8+0+2-2 = 8, W 8+1+3-2 = 10; MACs 4*80*18 = 5,760
+    row("conv 4 3x3 pad=(0, 1, 2, 3)", "2x8x8", (4, 8, 10), 76, 5_760),
+    # per-side pads with stride 2: H floor((9+1+0-3)/2)+1 = 4, W floor((9+0+2-3)/2)+1 = 5
+    # params 4*9+4 = 40; MACs 4*20*9 = 720
+    row("conv 4 3x3 stride=2 pad=(1, 0, 0, 2)", "1x9x9", (4, 4, 5), 40, 720),
+    # dilation 2: effective 5, 9-5+1 = 5; params 4*9+4 = 40; MACs 4*25*9 = 900
+    row("conv 4 3x3 dilation=2", "1x9x9", (4, 5, 5), 40, 900),
+    # dilation with same padding keeps 9x9 (pads 2+2); MACs 4*81*9 = 2,916
+    row("conv 4 3x3 dilation=2 pad=same", "1x9x9", (4, 9, 9), 40, 2_916),
+    # dilation HxW 1x3: H 9-3+1 = 7, W 9-7+1 = 3; MACs 4*21*9 = 756
+    row("conv 4 3x3 dilation=1x3", "1x9x9", (4, 7, 3), 40, 756),
+    # groups 2: params 8*(4/2)*9+8 = 152; out 4x4; MACs 8*16*2*9 = 2,304
+    row("conv 8 3x3 groups=2", "4x6x6", (8, 4, 4), 152, 2_304,
+        weights={"0.weight": ((8, 2, 3, 3), T), "0.bias": ((8,), T)}),
+    # depthwise, no bias: params 4*1*9 = 36; MACs 4*36*9 = 1,296
+    row("conv 4 3x3 groups=4 pad=1 bias=false", "4x6x6", (4, 6, 6), 36, 1_296,
+        weights={"0.weight": ((4, 1, 3, 3), T)}),
+    # 1x1, no bias: params 16*8 = 128; MACs 16*49*8 = 6,272
+    row("conv 16 1x1 bias=false", "8x7x7", (16, 7, 7), 128, 6_272, weights={"0.weight": ((16, 8, 1, 1), T)}),
+    # LeNet C1 with fused tanh: 32-5+1 = 28; params 6*25+6 = 156; MACs 6*784*25 = 117,600
+    row("conv 6 5x5 tanh", "1x32x32", (6, 28, 28), 156, 117_600),
+    # same + stride 2 + fused relu: ceil(224/2) = 112 (pads 0+1); params 64*27+64 = 1,792;
+    # MACs 64*112*112*27 = 21,676,032
+    row("conv 64 3x3 stride=2 pad=same relu", "3x224x224", (64, 112, 112), 1_792, 21_676_032),
+    # AlexNet conv1: (227-11)/4+1 = 55; params 96*363+96 = 34,944; MACs 96*3025*363 = 105,415,200
+    row("conv 96 11x11 stride=4", "3x227x227", (96, 55, 55), 34_944, 105_415_200),
+    # keyword arguments for positional fields
+    row("conv filters=8 kernel=3x3 act=relu", "1x5x5", (8, 3, 3), 80, 648),
+
+    # ---- fixedconv (constants, never trainable) -------------------------------------------------
+    # 2-D: one 3x3 map on 1x5x5 -> 1x3x3; 9 constants; MACs 9*9 = 81
+    row("fixedconv [[0, 0, 1], [1, 0, 0], [0, 0, 1]]", "1x5x5", (1, 3, 3), 0, 81, constants=9,
+        weights={"0.weight": ((1, 1, 3, 3), C)}),
+    # same padding keeps 64x64; MACs 4096*9 = 36,864
+    row("fixedconv [[0, 0, 0], [0, 1, 0], [0, 0, 0]] pad=same", "1x64x64", (1, 64, 64), 0, 36_864, constants=9),
+    # 3-D: two 2x2 maps -> weight 2x1x2x2; 4-2+1 = 3; MACs 2*9*4 = 72
+    row("fixedconv [[[1, 0], [0, 1]], [[0, 1], [1, 0]]]", "1x4x4", (2, 3, 3), 0, 72, constants=8,
+        weights={"0.weight": ((2, 1, 2, 2), C)}),
+    # 4-D: OUTxINxKHxKW = 1x2x2x2 on 2 channels; 5-2+1 = 4; MACs 16*2*4 = 128
+    row("fixedconv [[[[1, 0], [0, 1]], [[1, 1], [1, 1]]]]", "2x5x5", (1, 4, 4), 0, 128, constants=8,
+        weights={"0.weight": ((1, 2, 2, 2), C)}),
+    # one bias broadcast to 3 maps: 3 kernel values + 3 bias values; MACs 3*16*1 = 48
+    row("fixedconv [[[1]], [[2]], [[3]]] bias=0.5", "1x4x4", (3, 4, 4), 0, 48, constants=6,
+        weights={"0.weight": ((3, 1, 1, 1), C), "0.bias": ((3,), C)}),
+    row("fixedconv [[[[1]]], [[[2]]], [[[3]]]] bias=0.5", "1x4x4", (3, 4, 4), 0, 48, constants=6,
+        weights={"0.weight": ((3, 1, 1, 1), C), "0.bias": ((3,), C)}),
+    # bias list + stride 2: floor((5-1)/2)+1 = 3; 2+2 constants; MACs 2*9 = 18
+    row("fixedconv [[[1]], [[2]]] bias=[1, 2] stride=2", "1x5x5", (2, 3, 3), 0, 18, constants=4),
+    row("fixedconv [[[[1]]], [[[2]]]] bias=[1, 2] stride=2", "1x5x5", (2, 3, 3), 0, 18, constants=4),
+    # 3-D with one matrix is one map either way: 1x1x2x2; 3-2+1 = 2; MACs 4*4 = 16
+    row("fixedconv [[[1, 2], [3, 4]]]", "1x3x3", (1, 2, 2), 0, 16, constants=4,
+        weights={"0.weight": ((1, 1, 2, 2), C)}),
+    # fused activation: 3-2+1 = 2; MACs 4*4 = 16
+    row("fixedconv [[1, 1], [1, 1]] relu", "1x3x3", (1, 2, 2), 0, 16, constants=4),
+
+    # ---- maxpool ---------------------------------------------------------------------------
+    row("maxpool 2x2", "3x4x4", (3, 2, 2)),                        # stride defaults to the kernel
+    row("maxpool 2", "3x4x4", (3, 2, 2)),                          # int kernel
+    row("maxpool 2x2 stride=2", "1x5x5", (1, 2, 2)),               # floor(3/2)+1 = 2
+    row("maxpool 2x2 stride=2 ceil", "1x5x5", (1, 3, 3)),          # ceil(3/2)+1 = 3; window 2 starts at 4 < 5
+    row("maxpool 3x3 stride=2", "64x112x112", (64, 55, 55)),       # floor(109/2)+1 = 55
+    row("maxpool 3x3 stride=2 floor", "64x112x112", (64, 55, 55)),
+    row("maxpool 3x3 stride=2 ceil", "64x112x112", (64, 56, 56)),  # ceil(109/2)+1 = 56 (GoogLeNet)
+    row("maxpool 3x3 stride=2 ceil", "96x110x110", (96, 55, 55)),  # ZFNet: 110 -> 55 (floor gives 54)
+    row("maxpool 3x3 stride=2", "96x110x110", (96, 54, 54)),
+    row("maxpool 3x3 stride=2 ceil", "1x6x6", (1, 3, 3)),          # ceil(3/2)+1 = 3 (floor: 2); start 4 < 6
+    # padding 1 + ceil, kept: ceil((6+2-3)/2)+1 = 4 (floor 3); last window starts at 2*3-1 = 5, a real pixel
+    row("maxpool 3x3 stride=2 pad=1 ceil", "1x6x6", (1, 4, 4)),
+    row("maxpool 3x3 stride=2 pad=1", "1x6x6", (1, 3, 3)),
+    # padding 1 + ceil, dropped: ceil((5+2-2)/2)+1 = 4, but window 4 would start at 3*2-1 = 5,
+    # inside the right padding (pixels 0..4), so it is dropped: 3. Floor gives 5//2+1 = 3 too.
+    row("maxpool 2x2 stride=2 pad=1 ceil", "1x5x5", (1, 3, 3)),
+    row("maxpool 3x3 stride=1 pad=same", "8x10x10", (8, 10, 10)),  # pads 1+1
+    row("maxpool 2x3 stride=2x3", "1x8x9", (1, 4, 3)),             # 8/2, 9/3
+    # pad HxW 1x0: H floor((7+2-3)/2)+1 = 4, W floor((7-3)/2)+1 = 3
+    row("maxpool 3x3 stride=2 pad=1x0", "1x7x7", (1, 4, 3)),
+
+    # ---- avgpool ---------------------------------------------------------------------------
+    row("avgpool 2x2 stride=2", "6x28x28", (6, 14, 14)),
+    row("avgpool 3x3 stride=1 pad=1 count_pad=false", "4x7x7", (4, 7, 7)),
+    row("avgpool 3x3 stride=1 pad=1 count_pad=true", "4x7x7", (4, 7, 7)),
+    row("avgpool 3x3 stride=2", "1x8x8", (1, 3, 3)),               # floor(5/2)+1 = 3
+    row("avgpool 3x3 stride=2 ceil", "1x8x8", (1, 4, 4)),          # ceil(5/2)+1 = 4; start 6 < 8
+    # pad 1 + ceil, kept: ceil((8+2-3)/2)+1 = 5 (floor 4); last start 4*2-1 = 7 is a real pixel
+    row("avgpool 3x3 stride=2 pad=1 ceil", "2x8x8", (2, 5, 5)),
+    row("avgpool 3x3 stride=2 pad=1", "2x8x8", (2, 4, 4)),
+    # pad 1 + ceil, dropped: ceil((7+2-2)/2)+1 = 5, but window 5 starts at 4*2-1 = 7, in the padding
+    # (pixels 0..6): 4. Floor: 7//2+1 = 4.
+    row("avgpool 2x2 stride=2 pad=1 ceil count_pad=false", "3x7x7", (3, 4, 4)),
+    # same: ceil(9/2) = 5, pads 1+1
+    row("avgpool 3x3 stride=2 pad=same", "2x9x9", (2, 5, 5)),
+
+    # ---- global and adaptive pools ------------------------------------------------------------
+    row("globalavgpool", "512x7x7", (512, 1, 1)),
+    row("globalavgpool", "3x5x9", (3, 1, 1)),
+    row("globalmaxpool", "8x3x5", (8, 1, 1)),
+    row("adaptiveavgpool 6x6", "256x6x6", (256, 6, 6)),            # identity (AlexNet at 224)
+    row("adaptiveavgpool 7x7", "512x14x14", (512, 7, 7)),          # divisible: a 2x2/2 pool
+    row("adaptiveavgpool 1x1", "8x5x5", (8, 1, 1)),
+    row("adaptiveavgpool 2x3", "1x4x9", (1, 2, 3)),
+    row("adaptiveavgpool 2x2", "3x7x7", (3, 2, 2)),                # windows [0,4) [3,7): a 4x4/3 pool
+    row("adaptiveavgpool 2", "3x8x8", (3, 2, 2)),
+
+    # ---- dense, flatten, dropout -----------------------------------------------------------------
+    # params 10*100+10 = 1,010; MACs 1,000
+    row("dense 10", "100", (10,), 1_010, 1_000, weights={"0.weight": ((10, 100), T), "0.bias": ((10,), T)}),
+    row("dense 300 relu", "784", (300,), 235_500, 235_200),        # 300*784 = 235,200
+    row("dense 5 bias=false", "20", (5,), 100, 100, weights={"0.weight": ((5, 20), T)}),
+    row("dense 84 tanh", "120", (84,), 10_164, 10_080),            # 84*120 = 10,080
+    row("dense units=3 act=sigmoid", "4", (3,), 15, 12),
+    row("flatten", "16x5x5", (400,)),
+    row("flatten", "1x1x1", (1,)),
+    row("flatten", "10", (10,)),
+    row("dropout 0.5", "4096", (4096,)),
+    row("dropout", "3x4x4", (3, 4, 4)),
+    row("dropout 0", "3x4x4", (3, 4, 4)),
+
+    # ---- normalisation ---------------------------------------------------------------------
+    # 2C trainable (weight, bias) + 2C buffers (running mean, var)
+    row("batchnorm", "64x56x56", (64, 56, 56), 128, 0, buffers=128,
+        weights={"0.weight": ((64,), T), "0.bias": ((64,), T),
+                 "0.running_mean": ((64,), B), "0.running_var": ((64,), B)}),
+    row("batchnorm eps=0.001", "16", (16,), 32, 0, buffers=32),
+    row("lrn 5", "96x55x55", (96, 55, 55)),
+    row("lrn 5 alpha=1e-4 beta=0.75 k=2", "96x27x27", (96, 27, 27)),
+
+    # ---- softmax and activations -------------------------------------------------------------
+    row("softmax", "10", (10,)),
+    row("softmax axis=1", "3x4x4", (3, 4, 4)),
+    row("softmax axis=3", "3x4x5", (3, 4, 5)),
+    row("relu", "3x4x4", (3, 4, 4)),
+    row("relu", "7", (7,)),
+    row("relu6", "3x4x4", (3, 4, 4)),
+    row("tanh", "3x4x4", (3, 4, 4)),
+    row("sigmoid", "5", (5,)),
+    row("leakyrelu", "3x4x4", (3, 4, 4)),
+    row("leakyrelu 0.2", "3x4x4", (3, 4, 4)),
+    row("leaky_relu 0.1", "6", (6,)),
+    row("elu", "3x4x4", (3, 4, 4)),
+    row("elu 0.5", "3x4x4", (3, 4, 4)),
+    row("gelu", "3x4x4", (3, 4, 4)),
+    row("gelu approximate=tanh", "8", (8,)),
+    row("identity", "3x4x4", (3, 4, 4)),
+]
+
+
+def build(inp: str, decl: str):
+    return cnndsl.parse(f"input {inp}\n{decl}\n", path="t.cnn")
+
+
+@pytest.mark.parametrize("decl, inp, out, params, macs, buffers, constants, weights", RULES)
+def test_layer_rule(decl, inp, out, params, macs, buffers, constants, weights):
+    net = build(inp, decl)
+    first = net.graph.nodes[0]
+    assert first.kind == REGISTRY[decl.split()[0]].kind
+    assert first.out_shape == out
+    assert net.output_shape == out  # a fused activation keeps the shape
+    totals = net.totals
+    assert (totals.params, totals.buffers, totals.constants, totals.macs) == (params, buffers, constants, macs)
+    assert first.macs == macs
+    if weights is not None:
+        assert {p.name: (p.shape, p.role) for p in first.params} == weights
+
+
+def test_every_kind_has_rows():
+    covered = {p.values[0].split()[0] for p in RULES}
+    missing = sorted(set(REGISTRY) - covered)
+    assert not missing, f"layer kinds without rows in RULES: {missing}"
+
+
+# ---- the course's worked example -------------------------------------------------------------------
+
+@pytest.mark.parametrize("options, hw", [
+    ("", (3, 3)),                   # no padding: 5-3+1
+    ("pad=valid", (3, 3)),
+    ("pad=same", (5, 5)),           # zero padding 1 keeps 5x5
+    ("pad=1", (5, 5)),
+    ("pad=same stride=2", (3, 3)),  # stride 2 on the padded image
+    ("pad=1 stride=2", (3, 3)),
+])
+def test_worked_example_sizes(options, hw):
+    net = build("1x5x5", f"conv 1 3x3 {options}")
+    assert net.output_shape == (1,) + hw
+
+
+def test_worked_example_spec():
+    net = cnndsl.load(SPECS / "conv_example.cnn")
+    assert net.output_shape == (1, 3, 3)
+    (node,) = net.graph.nodes
+    assert node.name == "kernel"
+    assert [(p.name, p.shape, p.role) for p in node.params] == [("kernel.weight", (1, 1, 3, 3), C)]
+    assert node.params[0].value == (0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def test_course_maxpool_example_size():
+    assert build("1x4x4", "maxpool 2x2 stride=2").output_shape == (1, 2, 2)
+
+
+# ---- whole specs ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec, out, params, macs", [
+    ("lenet5.cnn", (10,), 61_706, 416_520),
+    ("mlp_mnist.cnn", (10,), 266_610, 266_200),
+    # 12,582,912*10,000 + 10,000 + 10,000*1,000 + 1,000; MACs the same less the biases
+    ("mlp_12mp.cnn", (1000,), 125_839_131_000, 125_839_120_000),
+    # six fixed 3x3 maps on 64x64 with same padding: 54 constants, 6*4096*9 MACs
+    ("filters.cnn", (6, 64, 64), 0, 221_184),
+])
+def test_spec_totals(spec, out, params, macs):
+    net = cnndsl.load(SPECS / spec)
+    assert net.output_shape == out
+    assert (net.totals.params, net.totals.macs) == (params, macs)
+
+
+def test_lenet5_names():
+    net = cnndsl.load(SPECS / "lenet5.cnn")
+    nodes = [(n.name, n.kind, n.out_shape) for n in net.graph.nodes if n.kind != "flatten"]
+    assert nodes == [
+        ("features.0", "conv", (6, 28, 28)), ("features.1", "tanh", (6, 28, 28)),
+        ("features.2", "avgpool", (6, 14, 14)), ("features.3", "conv", (16, 10, 10)),
+        ("features.4", "tanh", (16, 10, 10)), ("features.5", "avgpool", (16, 5, 5)),
+        ("features.6", "conv", (120, 1, 1)), ("features.7", "tanh", (120, 1, 1)),
+        ("classifier.0", "dense", (84,)), ("classifier.1", "tanh", (84,)), ("classifier.2", "dense", (10,)),
+    ]
+    params = {p.name: p.shape for p in net.graph.params()}
+    assert params == {
+        "features.0.weight": (6, 1, 5, 5), "features.0.bias": (6,),
+        "features.3.weight": (16, 6, 5, 5), "features.3.bias": (16,),
+        "features.6.weight": (120, 16, 5, 5), "features.6.bias": (120,),
+        "classifier.0.weight": (84, 120), "classifier.0.bias": (84,),
+        "classifier.2.weight": (10, 84), "classifier.2.bias": (10,),
+    }
+
+
+# ---- structure: blocks, repeats, concat, residual, names ----------------------------------------------
+
+def names_shapes(text: str):
+    net = cnndsl.parse(text, path="t.cnn")
+    return net, [(n.name, n.out_shape) for n in net.graph.nodes]
+
+
+def test_block_defaults_and_arithmetic():
+    net, got = names_shapes(
+        "input 3x8x8\n"
+        "block unit(c, k=3, s=1) {\n"
+        "  conv c k stride=s pad=k//2 relu\n"
+        "  conv c*2 1x1\n"
+        "}\n"
+        "unit 4\n"
+        "unit 6 s=2\n"
+    )
+    assert got == [
+        ("0.0", (4, 8, 8)), ("0.1", (4, 8, 8)), ("0.2", (8, 8, 8)),
+        # 3x3 stride 2 pad 1 on 8: floor((8+2-3)/2)+1 = 4
+        ("1.0", (6, 4, 4)), ("1.1", (6, 4, 4)), ("1.2", (12, 4, 4)),
+    ]
+    # 4*3*9+4 = 112, 8*4+8 = 40, 6*8*9+6 = 438, 12*6+12 = 84
+    assert net.totals.params == 112 + 40 + 438 + 84
+
+
+def test_block_default_uses_earlier_parameter():
+    net, got = names_shapes("input 3x4x4\nblock widen(c, d=c*2) { conv d 1x1 }\nwiden 3\nwiden 3 d=5\n")
+    assert got == [("0.0", (6, 4, 4)), ("1.0", (5, 4, 4))]
+
+
+def test_block_keyword_arguments_in_any_order():
+    _, got = names_shapes("input 3x9x9\nblock u(c, s=1, k=3) { conv c k stride=s }\nu k=1 s=3 c=2\n")
+    assert got == [("0.0", (2, 3, 3))]  # 1x1 stride 3 on 9: floor(8/3)+1 = 3
+
+
+def test_unlabelled_repeat_continues_the_enclosing_indices():
+    _, got = names_shapes("input 4x8x8\nrepeat 2 conv 4 3x3 pad=1 relu\nmaxpool 2x2\n")
+    assert [n for n, _ in got] == ["0", "1", "2", "3", "4"]
+    assert got[-1] == ("4", (4, 4, 4))
+
+
+def test_labelled_repeat_opens_a_scope():
+    _, got = names_shapes(
+        "input 4x8x8\n"
+        "block pair(c) { conv c 3x3 pad=1; relu }\n"
+        "stage: repeat 2 pair 4\n"
+        "more: repeat 2 { conv 4 1x1; relu }\n"
+        "relu\n"
+    )
+    assert [n for n, _ in got] == ["stage.0.0", "stage.0.1", "stage.1.0", "stage.1.1",
+                                   "more.0", "more.1", "more.2", "more.3", "2"]
+
+
+def test_repeat_zero_times_adds_nothing():
+    _, got = names_shapes("input 4x8x8\nrepeat 0 conv 8 1x1\nrelu\n")
+    assert got == [("0", (4, 8, 8))]
+
+
+def test_repeat_count_from_block_parameter():
+    _, got = names_shapes("input 2x16x16\nblock down(n) { repeat n maxpool 2x2 }\ndown 3\n")
+    assert got == [("0.0", (2, 8, 8)), ("0.1", (2, 4, 4)), ("0.2", (2, 2, 2))]
+
+
+def test_group_names():
+    _, got = names_shapes("input 1x4x4\nfeatures: { conv 2 1x1; relu }\n{ relu }\nrelu\n")
+    assert [n for n, _ in got] == ["features.0", "features.1", "1.0", "2"]
+
+
+def test_fused_activation_takes_the_next_index():
+    net, got = names_shapes("input 1x8x8\nconv 2 3x3 relu\nconv1: conv 2 3x3 tanh\nconv 2 1x1\n")
+    assert [(n.name, n.kind) for n in net.graph.nodes] == [
+        ("0", "conv"), ("1", "relu"), ("conv1", "conv"), ("3", "tanh"), ("4", "conv")]
+    assert [p.name for p in net.graph.params()] == [
+        "0.weight", "0.bias", "conv1.weight", "conv1.bias", "4.weight", "4.bias"]
+
+
+def test_concat_sums_channels():
+    net, got = names_shapes(
+        "input 3x16x16\n"
+        "mix: concat {\n"
+        "  conv 4 1x1\n"
+        "  { conv 2 1x1; conv 5 3x3 pad=1 }\n"
+        "  maxpool 3x3 stride=1 pad=1\n"
+        "}\n"
+    )
+    assert got[-1][1] == (4 + 5 + 3, 16, 16)
+    assert net.graph.nodes[-1].kind == "concat"
+    assert [n for n, _ in got[:-1]] == ["mix.0", "mix.1.0", "mix.1.1", "mix.2"]
+    # every branch reads the concat's input
+    assert [net.graph.nodes[i].inputs for i in (0, 1, 3)] == [(-1,), (-1,), (-1,)]
+
+
+def test_inception_like_names():
+    net = cnndsl.parse(
+        "input 192x28x28\n"
+        "block basic(c, k=1) {\n"
+        "  conv: conv c k pad=same bias=false\n"
+        "  bn: batchnorm eps=0.001\n"
+        "  relu\n"
+        "}\n"
+        "inception3a: concat {\n"
+        "  branch1: basic 64\n"
+        "  branch2: { basic 96; basic 128 3 }\n"
+        "  branch3: { basic 16; basic 32 3 }\n"
+        "  branch4: { maxpool 3x3 stride=1 pad=1 ceil; basic 32 }\n"
+        "}\n", path="t.cnn")
+    assert net.output_shape == (64 + 128 + 32 + 32, 28, 28)
+    names = {p.name: p.shape for p in net.graph.params()}
+    assert names["inception3a.branch1.conv.weight"] == (64, 192, 1, 1)
+    assert names["inception3a.branch2.0.conv.weight"] == (96, 192, 1, 1)
+    assert names["inception3a.branch2.1.conv.weight"] == (128, 96, 3, 3)
+    assert names["inception3a.branch3.1.bn.running_var"] == (32,)
+    assert names["inception3a.branch4.1.conv.weight"] == (32, 192, 1, 1)
+    assert "inception3a.branch4.0.weight" not in names  # the pool holds nothing
+
+
+RESNET_LIKE = """\
+input 8x8x8
+block basic(c, s=1) {
+  residual {
+    conv1: conv c 3x3 stride=s pad=1 bias=false
+    bn1: batchnorm
+    relu
+    conv2: conv c 3x3 pad=1 bias=false
+    bn2: batchnorm
+  } shortcut downsample {
+    conv c 1x1 stride=s bias=false
+    batchnorm
+  }
+  relu
+}
+layer1: repeat 2 basic 8
+layer2: { basic 16 s=2; basic 16 }
+"""
+
+
+def test_residual_uses_its_shortcut_only_when_shapes_differ():
+    net = cnndsl.parse(RESNET_LIKE, path="t.cnn")
+    assert net.output_shape == (16, 4, 4)
+    params = {p.name: p.shape for p in net.graph.params()}
+    downsample = sorted(n for n in params if "downsample" in n)
+    assert downsample == ["layer2.0.downsample.0.weight", "layer2.0.downsample.1.bias",
+                          "layer2.0.downsample.1.running_mean", "layer2.0.downsample.1.running_var",
+                          "layer2.0.downsample.1.weight"]
+    assert params["layer2.0.downsample.0.weight"] == (16, 8, 1, 1)
+    assert params["layer1.0.conv1.weight"] == (8, 8, 3, 3)
+    assert params["layer1.1.bn2.running_mean"] == (8,)
+    assert params["layer2.0.conv1.weight"] == (16, 8, 3, 3)
+    assert params["layer2.1.conv2.weight"] == (16, 16, 3, 3)
+    adds = [n for n in net.graph.nodes if n.kind == "add"]
+    assert len(adds) == 4
+    # layer1 blocks: 2*576 conv + 2*16 bn = 1,184 each; layer2.0: 1152+2304+128 conv + 3*32 bn = 3,680;
+    # layer2.1: 2*2304 + 2*32 = 4,672
+    assert net.totals.params == 2 * 1_184 + 3_680 + 4_672
+    # batchnorm buffers: layer1 4*16, layer2.0 3*32, layer2.1 2*32
+    assert net.totals.buffers == 64 + 96 + 64
+    # layer1: 4 convs 8*64*8*9 = 36,864; layer2.0: 16*16*8*9 = 18,432, 16*16*16*9 = 36,864, 16*16*8 = 2,048;
+    # layer2.1: 2*36,864
+    assert net.totals.macs == 4 * 36_864 + 18_432 + 36_864 + 2_048 + 2 * 36_864
+
+
+def test_residual_add_reads_body_and_shortcut():
+    net = cnndsl.parse("input 4x8x8\nresidual { conv 4 3x3 pad=1 }\n", path="t.cnn")
+    conv, add = net.graph.nodes
+    assert add.kind == "add" and add.inputs == (0, -1) and add.out_shape == (4, 8, 8)
+    assert conv.name == "0"
+
+
+def test_hierarchical_names_nest():
+    net = cnndsl.parse(
+        "input 3x8x8\n"
+        "block inner(c) { conv1: conv c 1x1 }\n"
+        "block outer(c) { a: inner c; b: inner c*2 }\n"
+        "body: { x: outer 4 }\n", path="t.cnn")
+    assert [p.name for p in net.graph.params()] == [
+        "body.x.a.conv1.weight", "body.x.a.conv1.bias", "body.x.b.conv1.weight", "body.x.b.conv1.bias"]
+    assert net.output_shape == (8, 8, 8)
