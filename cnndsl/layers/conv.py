@@ -98,36 +98,45 @@ class Conv(Layer):
 
 
 def _kernels(v, field):
-    """A nested list of numbers (KHxKW, OUTxKHxKW or OUTxINxKHxKW) as (flat values, 4-D shape)."""
-    import numpy as np
+    """A nested list of numbers (KHxKW, OUTxKHxKW or OUTxINxKHxKW) as (flat values, 4-D shape).
 
+    Plain Python on purpose: checking a spec must not import numpy.
+    """
     if not isinstance(v, list):
         raise RuleError(f"{field} must be a matrix such as [[0,1,0],[1,-4,1],[0,1,0]], not {show(v)}",
                         field=field)
-    flat, todo = [], [v]
-    while todo:
-        item = todo.pop()
-        if isinstance(item, list):
-            todo.extend(item)
-        else:
-            flat.append(item)
-    for x in flat:
-        if isinstance(x, bool) or not isinstance(x, (int, float)):
-            raise RuleError(f"a kernel holds numbers, not {show(x)}", field=field)
-    try:
-        arr = np.array(v, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise RuleError("the kernel's rows have different lengths or hold something other than numbers",
-                        "every row of a kernel matrix needs the same number of values", field=field) from None
-    if arr.ndim < 2 or arr.ndim > 4 or 0 in arr.shape:
-        raise RuleError(f"a kernel must be a 2-D, 3-D or 4-D array of numbers, got {arr.ndim}-D",
+    shape = _nested_shape(v, field)
+    if not 2 <= len(shape) <= 4 or 0 in shape:
+        raise RuleError(f"a kernel must be a 2-D, 3-D or 4-D array of numbers, got {len(shape)}-D",
                         "one matrix [[...],...], a list of matrices, or a list of lists of matrices",
                         field=field)
-    if arr.ndim == 2:  # one map on one input channel
-        arr = arr[None, None]
-    elif arr.ndim == 3:  # one map per matrix, each on one input channel
-        arr = arr[:, None]
-    return tuple(arr.ravel().tolist()), tuple(arr.shape)
+    flat: list[float] = []
+    _flatten(v, flat)
+    if len(shape) == 2:  # one map on one input channel
+        shape = (1, 1, *shape)
+    elif len(shape) == 3:  # one map per matrix, each on one input channel
+        shape = (shape[0], 1, shape[1], shape[2])
+    return tuple(flat), tuple(shape)
+
+
+def _nested_shape(v, field) -> tuple[int, ...]:
+    if not isinstance(v, list):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise RuleError(f"a kernel holds numbers, not {show(v)}", field=field)
+        return ()
+    shapes = {_nested_shape(item, field) for item in v}
+    if len(shapes) > 1:
+        raise RuleError("the kernel's rows have different lengths or depths",
+                        "every row of a kernel matrix needs the same number of values", field=field)
+    return (len(v), *(shapes.pop() if shapes else ()))
+
+
+def _flatten(v, out: list) -> None:
+    for item in v:
+        if isinstance(item, list):
+            _flatten(item, out)
+        else:
+            out.append(float(item))
 
 
 def _bias(v, field):
