@@ -11,7 +11,7 @@ from .source import SourceFile, Span, span_of
 
 _READABLE = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "DIMS": "a size such as 3x3",
-    "STRING": 'a quoted string', "_NL": "end of line", "$END": "end of file",
+    "STRING": "a quoted string", "_NL": "end of line", "$END": "end of file", "NEG": "'-'",
 }
 
 
@@ -103,8 +103,12 @@ def _syntax_error(exc, source: SourceFile) -> SpecSyntaxError:
             message += f"; expected {_one_of(expected)}"
         if tok.type == "_NL":
             hint = "the statement is incomplete; did you forget an argument or a closing bracket?"
+        elif str(tok) == "{" and _previous_word(source, line, col) == "shortcut":
+            hint = "write `} shortcut {` on the line that closes the residual's body"
         elif str(tok) == "{":
             hint = "a '{' must be on the same line as the statement it opens"
+        elif str(tok) == "shortcut":
+            hint = "`shortcut` must follow the residual's closing '}' on the same line: `} shortcut {`"
         end = col + max(1, len(str(tok).splitlines()[0]) if str(tok).strip() else 1)
         return SpecSyntaxError(message, Span(source, line, col, line, end), hint)
     # end of file
@@ -116,6 +120,11 @@ def _syntax_error(exc, source: SourceFile) -> SpecSyntaxError:
     if isinstance(exc, (UnexpectedEOF, UnexpectedToken)) and "'}'" in expected:
         hint = "a '{' was never closed"
     return SpecSyntaxError(message, Span(source, last, lastcol, last, lastcol + 1), hint)
+
+
+def _previous_word(source: SourceFile, line: int, col: int) -> str:
+    words = source.line(line)[: col - 1].split()
+    return words[-1] if words else ""
 
 
 def _one_of(items: list[str]) -> str:

@@ -117,10 +117,10 @@ def one_line(path: str, graph: Graph) -> str:
 
 
 def compare(items: list[tuple[str, Graph]]) -> str:
-    """Several specs side by side, in lineage order (by year; specs without one first, as given);
-    each count also as a ratio to the smallest."""
+    """Several specs side by side, in lineage order (by year, then depth; specs without a year
+    first); each count also as a ratio to the smallest."""
     ts = [(path, g, totals(g)) for path, g in items]
-    ts.sort(key=lambda row: row[1].year or 0)
+    ts.sort(key=lambda row: (row[1].year or 0, row[2].depth))
     min_p = min((t.params for _, _, t in ts if t.params), default=1)
     min_m = min((t.macs for _, _, t in ts if t.macs), default=1)
     rows = []

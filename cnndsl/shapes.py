@@ -79,6 +79,8 @@ def show(value) -> str:
         return value
     if isinstance(value, list):
         return "[...]"
+    if isinstance(value, float):
+        return f"{value:g}"
     return repr(value)
 
 

@@ -1,0 +1,277 @@
+"""Numerical equivalence of cnndsl's ONNX models with the PyTorch models they mirror.
+
+For each spec: build the torch model (torchvision, or a plain torch.nn model for lenet5 and zfnet)
+with random weights, randomise every batchnorm (scale, shift, running mean and variance) and every
+bias so that they all matter, save the state_dict as safetensors under /tmp, compile the spec with
+those weights (with and without --fold-bn), run the ONNX model with onnxruntime on the CPU and the
+torch model in eval mode on the same seeded batch, and report max|onnx - torch| / max|torch|.
+
+    /tmp/torchvenv/bin/python tools/equivalence.py [SPEC...] [--cli] [--no-export] [--seed N]
+
+Needs torch, torchvision, safetensors and onnxruntime (not cnndsl's dependencies). The functions
+(``compare``, ``prepare``, ``torch_model``) are importable: tests/test_torch_equivalence.py uses them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+from torchvision_keys import TORCHVISION, torchvision_model  # noqa: E402
+
+WORK = Path(tempfile.gettempdir()) / "cnndsl_equivalence"
+TOLERANCE = 1e-5
+BATCH = 2
+SPECS = ["lenet5", "zfnet", *TORCHVISION]
+
+
+# --- the models ------------------------------------------------------------------------------
+
+def _plain(features, classifier):
+    """An AlexNet-style module: ``features``, flatten, ``classifier`` (their names are the keys)."""
+    import torch
+    from torch import nn
+
+    class Plain(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = features
+            self.classifier = classifier
+
+        def forward(self, x):
+            return self.classifier(torch.flatten(self.features(x), 1))
+
+    return Plain()
+
+
+def lenet5():
+    """LeNet-5 in LINEAGE section 4's module order."""
+    from torch import nn
+
+    features = nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2, 2),          # 0 1 2
+        nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2, 2),         # 3 4 5
+        nn.Conv2d(16, 120, 5), nn.Tanh())                           # 6 7
+    classifier = nn.Sequential(nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, 10))
+    return _plain(features, classifier)
+
+
+def zfnet():
+    """ZFNet (Fig. 3 sizes) in LINEAGE section 4's module order: ceil pools, LRN(5, 1e-4, 0.75, k=2)."""
+    from torch import nn
+
+    def lrn():
+        return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)
+
+    features = nn.Sequential(
+        nn.Conv2d(3, 96, 7, stride=2, padding=1), nn.ReLU(inplace=True),       # 0 1
+        nn.MaxPool2d(3, 2, ceil_mode=True), lrn(),                               # 2 3
+        nn.Conv2d(96, 256, 5, stride=2), nn.ReLU(inplace=True),                  # 4 5
+        nn.MaxPool2d(3, 2, ceil_mode=True), lrn(),                               # 6 7
+        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),                # 8 9
+        nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(inplace=True),                # 10 11
+        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),                # 12 13
+        nn.MaxPool2d(3, 2))                                                      # 14
+    classifier = nn.Sequential(
+        nn.Dropout(0.5), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),   # 0 1 2
+        nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(inplace=True),          # 3 4 5
+        nn.Linear(4096, 1000))                                                   # 6
+    return _plain(features, classifier)
+
+
+PLAIN = {"lenet5": lenet5, "zfnet": zfnet}
+
+
+def _randomise(model, input_shape, gen):
+    """Random biases and batchnorms that matter, in proportion to the activations they see.
+
+    One calibration pass on a random batch sets them layer by layer, in order: each conv/linear
+    bias is drawn at a tenth of the spread of that layer's output without bias (so it neither
+    vanishes nor swamps the signal, however the weights were initialised); each batchnorm's
+    running statistics are first the true statistics of its input (train mode, momentum 1), then
+    perturbed: mean shifted by a few tenths of a standard deviation, variance scaled by 0.5-2;
+    scale and shift are drawn at random.
+    """
+    import torch
+    from torch import nn
+
+    def set_bias(module, _inputs, out):
+        shape = (1, -1) + (1,) * (out.dim() - 2)
+        plain = out - module.bias.view(shape)
+        module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.1 * float(plain.std()))
+        return plain + module.bias.view(shape)
+
+    biased = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None]
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    hooks = [m.register_forward_hook(set_bias) for m in biased]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = 1.0
+    model.train()  # batchnorms normalise with (and record) the batch's statistics; dropout is harmless here
+    with torch.no_grad():
+        model(torch.randn((8, *input_shape), generator=gen))
+        for m in bns:
+            m.momentum = 0.1
+            c = m.num_features
+            std = m.running_var.sqrt()
+            m.running_mean.add_(0.3 * std * torch.randn(c, generator=gen))
+            m.running_var.mul_(0.5 + 1.5 * torch.rand(c, generator=gen))
+            m.weight.copy_(0.5 + torch.rand(c, generator=gen))
+            m.bias.copy_(0.2 * torch.randn(c, generator=gen))
+    for h in hooks:
+        h.remove()
+    model.eval()
+
+
+def torch_model(spec: str, input_shape, seed: int = 0):
+    """The torch model for a spec, random weights, batchnorm and biases randomised, in eval mode."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = PLAIN[spec]() if spec in PLAIN else torchvision_model(spec)
+    _randomise(model, input_shape, torch.Generator().manual_seed(seed + 1))
+    return model
+
+
+# --- running ---------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def prepare(spec: str, seed: int = 0):
+    """(torch model, safetensors path, input batch, torch output) for a spec; cached for the last spec."""
+    import torch
+    from safetensors.torch import save_file
+
+    import cnndsl
+
+    net = cnndsl.load(ROOT / "specs" / f"{spec}.cnn")
+    model = torch_model(spec, net.input_shape, seed)
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = WORK / f"{spec}.safetensors"
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
+    x = torch.randn((BATCH, *net.input_shape), generator=torch.Generator().manual_seed(seed + 2))
+    with torch.no_grad():
+        y = model(x).numpy()
+    return model, path, x.numpy(), y
+
+
+def _session(model_bytes_or_path):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    # Run the graph as cnndsl wrote it: no fusions of onnxruntime's own (e.g. conv + batchnorm).
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model_bytes_or_path, opts, providers=["CPUExecutionProvider"])
+
+
+def _relative(out, ref) -> float:
+    if out.shape != ref.shape:
+        raise AssertionError(f"output shape {out.shape} != torch's {ref.shape}")
+    return float(np.max(np.abs(out.astype(np.float64) - ref)) / np.max(np.abs(ref)))
+
+
+def compile_command(spec: str, fold_bn: bool, weights: Path, out: Path) -> list[str]:
+    cli = Path(sys.executable).with_name("cnndsl")
+    cmd = [str(cli), "compile", str(ROOT / "specs" / f"{spec}.cnn"), "--weights", str(weights), "-o", str(out)]
+    return cmd + (["--fold-bn"] if fold_bn else [])
+
+
+def compare(spec: str, fold_bn: bool = False, seed: int = 0, cli: bool = False) -> float:
+    """max|onnx - torch| / max|torch| for cnndsl's model of ``spec`` loaded with the torch weights.
+
+    ``cli``: compile with the ``cnndsl compile`` command (to a file in /tmp) instead of the API.
+    """
+    import cnndsl
+
+    _, weights, x, y = prepare(spec, seed)
+    if cli:
+        out = WORK / f"{spec}{'_folded' if fold_bn else ''}.onnx"
+        subprocess.run(compile_command(spec, fold_bn, weights, out), check=True, capture_output=True, text=True)
+        sess = _session(str(out))
+    else:
+        model = cnndsl.load(ROOT / "specs" / f"{spec}.cnn").to_onnx(weights=weights, fold_bn=fold_bn)
+        sess = _session(model.SerializeToString())
+        del model
+    (out_y,) = sess.run(None, {sess.get_inputs()[0].name: x})
+    return _relative(out_y, y)
+
+
+def compare_torch_export(spec: str, seed: int = 0) -> float:
+    """The same metric for torch.onnx.export of the same model, for scale (raises if export fails)."""
+    import torch
+
+    model, _, x, y = prepare(spec, seed)
+    out = WORK / f"{spec}_torch_export.onnx"
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation and constant-folding notes
+        warnings.simplefilter("ignore")
+        # dynamo=False: the TorchScript exporter, which needs no onnxscript.
+        torch.onnx.export(model, (torch.from_numpy(x),), str(out), input_names=["input"], output_names=["output"],
+                          dynamo=False)
+    sess = _session(str(out))
+    (out_y,) = sess.run(None, {"input": x})
+    return _relative(out_y, y)
+
+
+# --- the table -------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("specs", nargs="*", default=SPECS)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cli", action="store_true", help="compile with the cnndsl command instead of the API")
+    ap.add_argument("--no-export", action="store_true", help="skip the torch.onnx.export column")
+    args = ap.parse_args(argv)
+
+    import onnxruntime
+    import torch
+    import torchvision
+
+    print(f"$ {' '.join([Path(sys.executable).name, 'tools/equivalence.py', *(argv or sys.argv[1:])])}")
+    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, onnxruntime {onnxruntime.__version__}, "
+          f"CPU; batch {BATCH}, seed {args.seed}; metric max|onnx - torch| / max|torch|; PASS: both <= {TOLERANCE:g}")
+    print(f"compiled via {'`cnndsl compile --weights W.safetensors [--fold-bn]`' if args.cli else 'the API'}"
+          f"; onnxruntime graph optimisations off\n")
+    head = f"{'spec':24s} {'no fold':>10s} {'fold-bn':>10s} {'torch.onnx':>10s} {'seconds':>8s}  result"
+    print(head)
+    print("-" * len(head))
+    failed = 0
+    for spec in args.specs:
+        t0 = time.perf_counter()
+        try:
+            plain = compare(spec, False, args.seed, args.cli)
+            folded = compare(spec, True, args.seed, args.cli)
+        except Exception as exc:  # report and go on with the next spec
+            detail = exc.stderr.strip().splitlines()[0] if getattr(exc, "stderr", None) else str(exc).splitlines()[0]
+            print(f"{spec:24s} {'error':>10s} {'':>10s} {'':>10s} {time.perf_counter() - t0:8.1f}  FAIL: {detail}")
+            failed += 1
+            continue
+        exported = "skipped"
+        if not args.no_export:
+            try:
+                exported = f"{compare_torch_export(spec, args.seed):10.2e}"
+            except Exception as exc:
+                exported = "n/a"
+                print(f"  (torch.onnx.export of {spec} failed: {str(exc).splitlines()[0][:100]})", file=sys.stderr)
+        ok = plain <= TOLERANCE and folded <= TOLERANCE
+        failed += not ok
+        print(f"{spec:24s} {plain:10.2e} {folded:10.2e} {exported:>10s} {time.perf_counter() - t0:8.1f}  "
+              f"{'PASS' if ok else 'FAIL'}", flush=True)
+        prepare.cache_clear()
+    print("-" * len(head))
+    print(f"{len(args.specs) - failed} of {len(args.specs)} specs pass")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
