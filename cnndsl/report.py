@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 
 from .ir import BUFFER, CONSTANT, TRAINABLE, Graph
@@ -123,10 +124,16 @@ def compare(items: list[tuple[str, Graph]]) -> str:
     ts.sort(key=lambda row: (row[1].year or 0, row[2].depth))
     min_p = min((t.params for _, _, t in ts if t.params), default=1)
     min_m = min((t.macs for _, _, t in ts if t.macs), default=1)
+    # the file column only when it says more than the network's name
+    show_path = any(os.path.splitext(os.path.basename(path))[0] != g.name for path, g, _ in ts)
     rows = []
     for path, g, t in ts:
-        rows.append([path, g.name, str(g.year or ""), f"{g.top5:g}%" if g.top5 is not None else "",
-                     str(t.depth), f"{t.params:,}", f"{t.params / min_p:,.1f}x", f"{t.macs:,}",
-                     f"{t.macs / min_m:,.1f}x", human_bytes(t.weight_bytes)])
-    header = ["spec", "network", "year", "top-5", "depth", "params", "vs min", "MACs", "vs min", "weights"]
-    return "\n".join(_table(header, rows, set(range(2, len(header)))))
+        row = [g.name, str(g.year or ""), f"{g.top5:g}%" if g.top5 is not None else "",
+               str(t.depth), f"{t.params:,}", f"{t.params / min_p:,.1f}x", f"{t.macs:,}",
+               f"{t.macs / min_m:,.1f}x", human_bytes(t.weight_bytes)]
+        rows.append([path] + row if show_path else row)
+    header = ["network", "year", "top-5", "depth", "params", "vs min", "MACs", "vs min", "weights"]
+    if show_path:
+        header.insert(0, "spec")
+    first_number = 2 if show_path else 1
+    return "\n".join(_table(header, rows, set(range(first_number, len(header)))))

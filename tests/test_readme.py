@@ -1,0 +1,63 @@
+"""The README's pasted command output is real: every ``$ cnndsl ...`` block is run and compared.
+
+Blocks fenced as ```text are illustrations (machine-dependent or needing files not shipped).
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+import shlex
+
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT
+
+from cnndsl.cli import main
+from cnndsl.layers import REGISTRY
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BLOCKS = [b for b in re.findall(r"```\n(\$ cnndsl .*?)```", README, flags=re.S)]
+
+
+def _run(command: str) -> str:
+    head = None
+    if "| head -" in command:
+        command, n = command.split("| head -")
+        head = int(n)
+    args = []
+    for word in shlex.split(command)[1:]:
+        args += sorted(glob.glob(word)) if "*" in word else [word]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    text = result.stdout if result.exit_code == 0 else result.stderr
+    lines = text.rstrip("\n").splitlines()
+    return "\n".join(lines[:head] if head else lines)
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.splitlines()[0][2:60] for b in BLOCKS])
+def test_readme_output_is_current(block, monkeypatch, update_goldens):
+    """Standard output (standard error for a failing command); --update-goldens rewrites the block."""
+    monkeypatch.chdir(ROOT)
+    command, *expected = block.rstrip("\n").splitlines()
+    actual = _run(command[2:])
+    if update_goldens and actual != "\n".join(expected):
+        text = (ROOT / "README.md").read_text(encoding="utf-8")
+        (ROOT / "README.md").write_text(text.replace(block, f"{command}\n{actual}\n"), encoding="utf-8")
+        return
+    assert actual == "\n".join(expected)
+
+
+def test_readme_documents_every_layer_kind():
+    table = README[README.index("| kind | syntax |"):]
+    for kind in REGISTRY:
+        assert f"`{kind}`" in table, f"layer kind {kind} is missing from the README's reference"
+
+
+def test_readme_examples_parse():
+    """The language section's example blocks (Inception, bottleneck) check as written."""
+    import cnndsl
+
+    start = README.index("An Inception module and a ResNet bottleneck:")
+    example = README[start:].split("```")[1]
+    net = cnndsl.parse("input 64x56x56\n" + example)
+    assert net.output_shape == (512, 28, 28)
