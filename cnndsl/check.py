@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
+from . import limits
 from . import syntax as S
 from .errors import CheckError, RuleError, did_you_mean
 from .ir import Graph, Node
@@ -14,9 +15,8 @@ from .shapes import fmt_shape
 from .source import Span
 from .values import Env, evaluate
 
-MAX_LAYERS = int(os.environ.get("CNNDSL_MAX_LAYERS", "100000"))
-MAX_DEPTH = 100
 INPUT = -1
+MAX_NOTES = 5  # call sites shown for an error deep inside blocks
 
 
 class _Scope:
@@ -48,11 +48,15 @@ class _Checker:
         self.names: dict[str, Span | None] = {}
         self.calls: list[tuple[str, Span]] = []  # (block, call site), outermost first
         self.graph: Graph | None = None
+        self.current: Span | None = None  # the statement being checked, for errors found late
 
     # -- errors -------------------------------------------------------------------------
     def error(self, message: str, span: Span | None, hint: str | None = None) -> CheckError:
-        notes = tuple((f"in block '{name}', called from here", site) for name, site in reversed(self.calls))
-        return CheckError(message, span, hint, notes, path=self.spec.source.path)
+        calls = list(reversed(self.calls))
+        notes = [(f"in block '{name}', called from here", site) for name, site in calls[:MAX_NOTES]]
+        if len(calls) > MAX_NOTES:
+            notes.append((f"... and {len(calls) - MAX_NOTES} more enclosing block calls", None))
+        return CheckError(message, span, hint, tuple(notes), path=self.spec.source.path)
 
     # -- entry ----------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -66,8 +70,12 @@ class _Checker:
         self.network_meta()
         scope = _Scope("")
         x = INPUT
-        for stmt in spec.body:
-            x = self.stmt(stmt, x, scope, Env({}))
+        try:
+            for stmt in spec.body:
+                x = self.stmt(stmt, x, scope, Env({}))
+        except RecursionError:
+            raise self.error("blocks and groups nest too deeply to check", self.current,
+                             "flatten the structure (use repeat rather than nesting)") from None
         if not self.graph.nodes:
             raise self.error("the network has no layers", spec.inputs[0].span, "add layers after the `input` line")
         _choose_inits(self.graph)
@@ -128,6 +136,13 @@ class _Checker:
         shape = values[0]
         if any(not isinstance(d, int) or d <= 0 for d in shape):
             raise self.error(f"input sizes must be positive integers, not {fmt_shape(shape)}", decl.args[0].span)
+        count = 1
+        for d in shape:
+            count *= d
+        if count > limits.MAX_INPUT_VALUES:
+            raise self.error(f"input {fmt_shape(shape)} has {count:,} values per sample "
+                             f"({count * 4 / 1e9:,.1f} GB as float32); the limit is {limits.MAX_INPUT_VALUES:,}",
+                             decl.args[0].span, "set CNNDSL_MAX_INPUT to raise the limit")
         return shape
 
     # -- values ---------------------------------------------------------------------------
@@ -147,6 +162,7 @@ class _Checker:
         return x
 
     def stmt(self, stmt: S.Stmt, x: int, scope: _Scope, env: Env) -> int:
+        self.current = stmt.span
         if isinstance(stmt, S.Layer):
             if stmt.kind in self.blocks:
                 return self.call(stmt, x, scope, env)
@@ -185,8 +201,8 @@ class _Checker:
             cycle = " -> ".join(chain[chain.index(block.name):] + [block.name])
             raise self.error(f"block '{block.name}' calls itself ({cycle})", stmt.kind_span,
                              "a block cannot contain itself; use `repeat` for repeated structure")
-        if len(self.calls) >= MAX_DEPTH:
-            raise self.error(f"blocks nest more than {MAX_DEPTH} deep", stmt.kind_span)
+        if len(self.calls) >= limits.MAX_BLOCK_DEPTH:
+            raise self.error(f"blocks nest more than {limits.MAX_BLOCK_DEPTH} deep", stmt.kind_span)
         given = self.block_args(block, stmt, env)
         name = self.open(scope, stmt)
         self.calls.append((block.name, stmt.span))
@@ -236,9 +252,9 @@ class _Checker:
         count = self.eval(stmt.count, env)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise self.error(f"repeat needs a count >= 0, not {count!r}", stmt.count.span)
-        if count > MAX_LAYERS:
-            raise self.error(f"repeat {count:,} exceeds the limit of {MAX_LAYERS:,} layers", stmt.count.span,
-                             "set CNNDSL_MAX_LAYERS to raise the limit")
+        if count > limits.MAX_LAYERS:
+            raise self.error(f"repeat {count:,} exceeds the limit of {limits.MAX_LAYERS:,} layers", stmt.count.span,
+                             "set CNNDSL_limits.MAX_LAYERS to raise the limit")
         target = _Scope(self.open(scope, stmt)) if stmt.label is not None else scope
         for _ in range(count):
             x = self.seq(stmt.body, x, target, env)
@@ -289,9 +305,9 @@ class _Checker:
     # -- nodes ----------------------------------------------------------------------------
     def add(self, name: str, layer, inputs: tuple[int, ...], stmt, where: dict, spans=None) -> int:
         self.claim(name, stmt)
-        if len(self.graph.nodes) >= MAX_LAYERS:
-            raise self.error(f"the network expands to more than {MAX_LAYERS:,} layers", stmt.span,
-                             "check repeat counts; set CNNDSL_MAX_LAYERS to raise the limit")
+        if len(self.graph.nodes) >= limits.MAX_LAYERS:
+            raise self.error(f"the network expands to more than {limits.MAX_LAYERS:,} layers", stmt.span,
+                             "check repeat counts; set CNNDSL_limits.MAX_LAYERS to raise the limit")
         shapes = [self.shape(i) for i in inputs]
         try:
             out = layer.infer(shapes)

@@ -150,6 +150,9 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
     written = write_model(model, path)
     t = net.totals
     size = sum(os.path.getsize(w) for w in written)
+    if len(written) > 1:
+        click.echo(f"note: the weights exceed protobuf's 2 GB limit: they are in {written[-1]} "
+                   "(ONNX external data; keep it beside the model)", err=True)
     click.echo(f"wrote {' + '.join(written) if len(written) > 1 else path} ({report.human_bytes(size)}, "
                f"{t.params:,} parameters, opset {model.opset_import[0].version}, IR {model.ir_version}); "
                "checked: ONNX checker and strict shape inference agree with cnndsl")

@@ -45,6 +45,29 @@ def check_fits(graph: Graph) -> None:
         path=graph.path)
 
 
+def check_run_fits(graph: Graph, batch: int) -> None:
+    """Refuse, before running, a batch whose largest activations cannot fit in memory here."""
+    free = available_memory()
+    biggest = max(graph.nodes, key=lambda n: n.out_elements)
+    widest = max(sum(graph.nodes[i].out_elements if i >= 0 else _count(graph.input_shape) for i in n.inputs)
+                 + n.out_elements for n in graph.nodes)
+    need = (widest * batch + _count(graph.input_shape) * batch) * 4 + totals(graph).weight_bytes
+    if free is None or need <= free:
+        return
+    raise CompileError(
+        f"running {graph.name} on a batch of {batch} needs about {human_bytes(need)} of memory, but this machine "
+        f"has {human_bytes(free)} available", None, "use a smaller --batch or a smaller input",
+        ((f"the largest activation, '{biggest.name}', holds {biggest.out_elements:,} values per sample",
+          biggest.span),), path=graph.path)
+
+
+def _count(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
 def compile_model(graph: Graph, seed: int = 0, opset: int | None = None, weights: dict | None = None,
                   fold_bn: bool = False, verify: bool = True):
     """ir.Graph -> onnx.ModelProto, self-checked. Weights come from ``weights`` (name -> float32
@@ -69,7 +92,7 @@ def write_model(model, path: str) -> list[str]:
 
     Everything is written into a temporary folder next to the target and renamed into place
     only when complete, so a failure or an interrupt leaves any existing file untouched.
-    Returns the paths written.
+    Returns the paths written: the model, then its external data if any.
     """
     import onnx
 
@@ -83,17 +106,22 @@ def write_model(model, path: str) -> list[str]:
             onnx.save_model(model, staged, save_as_external_data=True, all_tensors_to_one_file=True,
                             location=base + ".data", size_threshold=1024)
         else:
-            with open(staged, "wb") as fh:
-                fh.write(model.SerializeToString())
-        written = []
-        for name in sorted(os.listdir(tmp), key=lambda n: n != base + ".data"):
+            _write_bytes(staged, model.SerializeToString())
+        data = sorted(n for n in os.listdir(tmp) if n != base)
+        for name in data + [base]:  # the external data first, so the model never points at nothing
             os.replace(os.path.join(tmp, name), os.path.join(folder, name))
-            written.append(os.path.join(folder, name))
-        return written
+        return [path] + [os.path.join(folder, n) for n in data]
     except OSError as exc:
         raise CompileError(f"cannot write {path}: {exc.strerror}", path=path) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _small_enough_to_size(model) -> bool:

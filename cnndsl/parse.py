@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from . import limits
 from . import syntax as S
 from .errors import SpecSyntaxError
 from .source import SourceFile, Span, span_of
@@ -26,20 +27,45 @@ def grammar_text() -> str:
     return files("cnndsl.grammar").joinpath("cnn.lark").read_text(encoding="utf-8")
 
 
-class _NewlinesInBrackets:
-    """Post-lexer: a line break inside ( ) or [ ] does not end a statement."""
+class _TooMuch(Exception):
+    """Raised by the post-lexer at the token where a limit is crossed."""
+
+    def __init__(self, token, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.token, self.message, self.hint = token, message, hint
+
+
+_OPERATORS = frozenset({"+", "-", "*", "/", "//", "%"})
+
+
+class _PostLex:
+    """Post-lexer: a line break inside ( ) or [ ] does not end a statement; nesting and
+    arithmetic are bounded (so nothing downstream can recurse without limit)."""
 
     always_accept = ("_NL",)
 
     def process(self, stream):
-        depth = 0
+        inline = nesting = operators = 0
         for tok in stream:
-            if tok.type in ("LPAR", "LSQB"):
-                depth += 1
-            elif tok.type in ("RPAR", "RSQB"):
-                depth = max(0, depth - 1)
-            elif tok.type == "_NL" and depth:
+            kind = tok.type
+            if kind in ("LPAR", "LSQB", "LBRACE"):
+                nesting += 1
+                inline += kind != "LBRACE"
+                if nesting > limits.MAX_NESTING:
+                    raise _TooMuch(tok, f"brackets nest more than {limits.MAX_NESTING} deep",
+                                   "flatten the structure, or set CNNDSL_MAX_NESTING")
+            elif kind in ("RPAR", "RSQB", "RBRACE"):
+                nesting = max(0, nesting - 1)
+                inline = max(0, inline - (kind != "RBRACE"))
+            elif kind == "_NL" and inline:
                 continue
+            elif kind in ("_NL", "SEMICOLON"):
+                operators = 0
+            elif str(tok) in _OPERATORS:
+                operators += 1
+                if operators > limits.MAX_OPERATORS:
+                    raise _TooMuch(tok, f"more than {limits.MAX_OPERATORS} arithmetic operators in one statement",
+                                   "use a block parameter, or set CNNDSL_MAX_OPERATORS")
             yield tok
 
 
@@ -48,7 +74,7 @@ def _parser():
     from lark import Lark
 
     return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                postlex=_NewlinesInBrackets(), cache=True)
+                postlex=_PostLex(), cache=True)
 
 
 def parse(text: str, path: str = "<string>") -> S.Spec:
@@ -56,6 +82,10 @@ def parse(text: str, path: str = "<string>") -> S.Spec:
     from lark.exceptions import UnexpectedInput
 
     source = SourceFile(path, text)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limits.MAX_SPEC_BYTES:
+        raise SpecSyntaxError(f"the spec is {size:,} bytes; the limit is {limits.MAX_SPEC_BYTES:,}",
+                              path=path, hint="is this really a spec? set CNNDSL_MAX_SPEC_BYTES to raise the limit")
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise SpecSyntaxError("the file contains a NUL byte; is it a binary file?",
@@ -64,6 +94,8 @@ def parse(text: str, path: str = "<string>") -> S.Spec:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source) from None
+    except _TooMuch as exc:
+        raise SpecSyntaxError(exc.message, span_of(source, exc.token), exc.hint) from None
     return _Build(source).transform(tree)
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import click
 import numpy as np
 
 from .errors import RunError
 
 
-def _model_bytes(path: str, seed: int):
+def _model_bytes(path: str, seed: int, batch: int):
     """A path to an .onnx model, or the serialised model compiled from a spec."""
     if path.lower().endswith(".onnx"):
         import onnx
@@ -21,15 +26,22 @@ def _model_bytes(path: str, seed: int):
             raise RunError(f"not a valid ONNX model ({type(exc).__name__})", path=path) from None
         return path
     from .api import load
-    from .compile import compile_model
+    from .compile import PROTOBUF_LIMIT, check_run_fits, compile_model, write_model
 
-    return compile_model(load(path).graph, seed=seed).SerializeToString()
+    graph = load(path).graph
+    check_run_fits(graph, batch)
+    model = compile_model(graph, seed=seed)
+    if sum(len(t.raw_data) for t in model.graph.initializer) < PROTOBUF_LIMIT:
+        return model.SerializeToString()
+    folder = tempfile.mkdtemp(prefix="cnndsl-run-")  # too large for one protobuf: go through a file
+    atexit.register(shutil.rmtree, folder, True)
+    return write_model(model, os.path.join(folder, graph.name + ".onnx"))[0]
 
 
 def run_command(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int) -> None:
     from .run import CPU, Runner, load_input
 
-    runner = Runner.from_model(_model_bytes(model, seed), device=device)
+    runner = Runner.from_model(_model_bytes(model, seed, batch), device=device)
     if runner.note:
         click.echo(f"note: {runner.note}", err=True)
     if input_path:

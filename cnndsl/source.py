@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+EXCERPT_WIDTH = 100  # characters of a long source line shown around the caret
+
 
 @dataclass(frozen=True)
 class SourceFile:
@@ -41,10 +43,16 @@ class Span:
         """The source line with a caret (or a run of carets) under the span."""
         text = self.source.line(self.line).replace("\t", " ")
         width = self.end_col - self.col if self.end_line == self.line else len(text) - self.col + 1
-        width = max(1, width)
+        width = max(1, min(width, EXCERPT_WIDTH // 2))
+        start = 0
+        if len(text) > EXCERPT_WIDTH:  # show a window around the caret
+            start = max(0, min(self.col - 1 - EXCERPT_WIDTH // 3, len(text) - EXCERPT_WIDTH))
+            text = ("..." if start else "") + text[start:start + EXCERPT_WIDTH] + \
+                ("..." if start + EXCERPT_WIDTH < len(text) else "")
+            start -= 3 if start else 0
         gutter = f"{self.line:>5} | "
         pad = " " * (len(gutter) - 2) + "| "
-        return f"{gutter}{text}\n{pad}{' ' * (self.col - 1)}{'^' * width}"
+        return f"{gutter}{text}\n{pad}{' ' * (self.col - 1 - start)}{'^' * width}"
 
 
 def span_of(source: SourceFile, meta) -> Span:

@@ -45,7 +45,8 @@ def match_weights(graph, tensors: dict[str, np.ndarray], path: str, strict: bool
     """Match file tensors to the spec's weights by name, like load_state_dict(strict=True).
 
     Returns (name -> float32 array, notes). Every missing, unexpected or wrongly shaped name is
-    reported at once, with expected and found shapes and the closest spec names.
+    reported at once, with expected and found shapes and the closest spec names. NaN or infinite
+    values are an error when strict, a warning otherwise.
     """
     from .errors import WeightsError, did_you_mean
     from .ir import CONSTANT
@@ -87,6 +88,9 @@ def match_weights(graph, tensors: dict[str, np.ndarray], path: str, strict: bool
             converted[str(arr.dtype)] = converted.get(str(arr.dtype), 0) + 1
             arr = arr.astype(np.float32)
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad and strict:
+            raise WeightsError(f"tensor '{n}' has {bad:,} NaN or infinite values", path=path,
+                               hint="--no-strict loads it anyway, with a warning")
         if bad:
             notes.append(f"warning: tensor '{n}' has {bad:,} NaN or infinite values")
         loaded[n] = arr

@@ -148,12 +148,15 @@ def test_npz_with_pickled_objects_refused(tmp_path):
         read_weights(str(tmp_path / "w.npz"))
 
 
-def test_nan_weights_warned(tmp_path):
+def test_nan_weights_error_when_strict_warning_otherwise():
     state = lenet_state()
     state["features.0.bias"][2] = np.nan
     from cnndsl.weights import match_weights
 
-    _, notes = match_weights(cnndsl.load(SPECS / "lenet5.cnn").graph, state, "w", True)
+    graph = cnndsl.load(SPECS / "lenet5.cnn").graph
+    with pytest.raises(WeightsError, match="tensor 'features.0.bias' has 1 NaN or infinite values"):
+        match_weights(graph, state, "w", True)
+    _, notes = match_weights(graph, state, "w", False)
     assert "warning: tensor 'features.0.bias' has 1 NaN or infinite values" in notes
 
 

@@ -1,0 +1,156 @@
+"""Failure injection: nothing is ever half-written, builds are reproducible, faults are one line."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT, SPECS
+
+import cnndsl
+from cnndsl import compile as compile_mod
+from cnndsl.cli import main
+from cnndsl.errors import WeightsError
+from cnndsl.run import Runner
+from cnndsl.weightfile import read_weights
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def existing(tmp_path):
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"the user's precious model")
+    return out
+
+
+def _half_then(exc):
+    def write(path, data):
+        with open(path, "wb") as fh:
+            fh.write(data[: len(data) // 2])
+        raise exc
+
+    return write
+
+
+@pytest.mark.parametrize("exc, code, message", [
+    (OSError(errno.ENOSPC, "No space left on device"), 1, "No space left on device"),
+    (OSError(errno.EACCES, "Permission denied"), 1, "Permission denied"),
+    (KeyboardInterrupt(), 130, "interrupted"),
+])
+def test_failure_while_writing_leaves_existing_output_untouched(existing, monkeypatch, exc, code, message):
+    monkeypatch.setattr(compile_mod, "_write_bytes", _half_then(exc))
+    r = invoke("compile", SPECS / "lenet5.cnn", "-o", existing)
+    assert r.exit_code == code and message in r.stderr and "Traceback" not in r.stderr
+    assert existing.read_bytes() == b"the user's precious model"
+    assert os.listdir(existing.parent) == ["model.onnx"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("make_bad", [
+    lambda d: ("bad.cnn", "input 1x8x8\nconv 4 9x9\n"),
+    lambda d: ("lenet5.cnn", None),
+])
+def test_bad_spec_or_bad_weights_leave_existing_output_untouched(existing, tmp_path, make_bad):
+    name, text = make_bad(tmp_path)
+    spec = tmp_path / name if text else SPECS / name
+    if text:
+        spec.write_text(text)
+    args = ["compile", spec, "-o", existing]
+    if not text:
+        np.savez(tmp_path / "w.npz", junk=np.zeros(3, np.float32))
+        args += ["--weights", tmp_path / "w.npz"]
+    r = invoke(*args)
+    assert r.exit_code == 1 and "error:" in r.stderr
+    assert existing.read_bytes() == b"the user's precious model"
+    assert sorted(os.listdir(tmp_path)) == sorted({"model.onnx", name if text else "w.npz"})
+
+
+def test_large_models_use_external_data(tmp_path, monkeypatch):
+    """Above protobuf's limit (lowered here to 100 kB), weights go to OUT.onnx.data, and it says so."""
+    monkeypatch.setattr(compile_mod, "PROTOBUF_LIMIT", 100_000)
+    out = tmp_path / "lenet5.onnx"
+    r = invoke("compile", SPECS / "lenet5.cnn", "-o", out)
+    assert r.exit_code == 0, r.stderr
+    assert "ONNX external data" in r.stderr and f"{out}.data" in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["lenet5.onnx", "lenet5.onnx.data"]
+    assert os.path.getsize(out) < 20_000 and os.path.getsize(f"{out}.data") > 240_000
+    x = np.random.default_rng(0).standard_normal((2, 1, 32, 32), dtype=np.float32)
+    external = Runner.from_model(str(out), device="cpu").run(x)
+    inline = Runner.from_model(cnndsl.load(SPECS / "lenet5.cnn").to_onnx().SerializeToString(), device="cpu").run(x)
+    np.testing.assert_array_equal(external, inline)
+    r = invoke("run", out)  # and the runner takes it from the path
+    assert r.exit_code == 0 and "output: 1x10" in r.stdout
+
+
+def test_interrupt_while_writing_external_data(tmp_path, monkeypatch, existing):
+    monkeypatch.setattr(compile_mod, "PROTOBUF_LIMIT", 100_000)
+
+    def save_model(model, path, **kwargs):
+        with open(os.path.join(os.path.dirname(path), kwargs["location"]), "wb") as fh:
+            fh.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx, "save_model", save_model)
+    r = invoke("compile", SPECS / "lenet5.cnn", "-o", existing)
+    assert r.exit_code == 130
+    assert existing.read_bytes() == b"the user's precious model"
+    assert os.listdir(existing.parent) == ["model.onnx"]
+
+
+def test_reproducible_across_processes(tmp_path):
+    """Same spec and seed, two processes with different hash seeds: byte-identical files."""
+    digests = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"m{hash_seed}.onnx"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-m", "cnndsl", "compile", "specs/googlenet.cnn", "-o", str(out),
+                        "--seed", "7"], cwd=ROOT, env=env, check=True, capture_output=True)
+        digests.append(hashlib.sha256(out.read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+
+
+@pytest.mark.parametrize("fmt, damage, message", [
+    ("npz", lambda b: b[: len(b) // 2], "corrupt or truncated .npz"),
+    ("npz", lambda b: b"PK\x03\x04" + os.urandom(64), "corrupt or truncated .npz"),
+    ("onnx", lambda b: b[: len(b) // 3], "not a readable ONNX model"),
+    ("onnx", lambda b: b"\xff" * 50, "not a readable ONNX model"),
+])
+def test_corrupt_weight_files_name_the_file(tmp_path, fmt, damage, message):
+    path = tmp_path / f"w.{fmt}"
+    if fmt == "npz":
+        np.savez(path, a=np.ones((64, 64), np.float32))
+    else:
+        onnx.save_model(cnndsl.load(SPECS / "lenet5.cnn").to_onnx(), path)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(WeightsError, match=message) as info:
+        read_weights(str(path))
+    assert info.value.path == str(path)
+
+
+def test_foreign_model_with_an_unsupported_op_fails_in_one_line(tmp_path):
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("NoSuchOp", ["input"], ["output"], domain="example.invalid")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
+                                                    helper.make_opsetid("example.invalid", 1)], ir_version=10)
+    onnx.save_model(model, tmp_path / "foreign.onnx")
+    r = invoke("run", tmp_path / "foreign.onnx")
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "cannot load the model" in r.stderr
+
+
+def test_run_refuses_a_batch_that_cannot_fit(monkeypatch):
+    monkeypatch.setattr(compile_mod, "available_memory", lambda: 50_000_000)
+    r = invoke("run", SPECS / "resnet18.cnn", "--batch", "64")
+    assert r.exit_code == 1 and "use a smaller --batch" in r.stderr and "496.4 MB" in r.stderr
