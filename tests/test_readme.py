@@ -61,3 +61,11 @@ def test_readme_examples_parse():
     example = README[start:].split("```")[1]
     net = cnndsl.parse("input 64x56x56\n" + example)
     assert net.output_shape == (512, 28, 28)
+
+
+def test_readme_limits_table_matches_the_code():
+    from cnndsl import limits
+
+    for variable, value in limits.ENV.values():
+        row = next(line for line in README.splitlines() if f"`{variable}`" in line)
+        assert f"{value:,}" in row or (value == 2 ** 31 and "2^31" in row), row
