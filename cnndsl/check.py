@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 from . import limits
 from . import syntax as S
 from .errors import CheckError, RuleError, did_you_mean
+from .inits import choose_inits
 from .ir import Graph, Node
 from .layers import REGISTRY, AddResidual, ConcatChannels, bind
-from .layers.activation import RELU_LIKE
 from .shapes import fmt_shape
 from .source import Span
 from .values import Env, evaluate
@@ -78,7 +77,7 @@ class _Checker:
                              "flatten the structure (use repeat rather than nesting)") from None
         if not self.graph.nodes:
             raise self.error("the network has no layers", spec.inputs[0].span, "add layers after the `input` line")
-        _choose_inits(self.graph)
+        choose_inits(self.graph)
         return self.graph
 
     def network_meta(self) -> None:
@@ -337,28 +336,6 @@ class _Checker:
         elif isinstance(stmt, S.Layer):
             span = stmt.kind_span
         return self.error(exc.message, span, exc.hint)
-
-
-def _choose_inits(graph: Graph) -> None:
-    """He init for weights that feed a relu-like activation (maybe through batchnorm), Glorot otherwise."""
-    consumers: dict[int, list[int]] = {}
-    for i, node in enumerate(graph.nodes):
-        for j in node.inputs:
-            consumers.setdefault(j, []).append(i)
-
-    def feeds_relu(i: int) -> bool:
-        nxt = consumers.get(i, [])
-        if len(nxt) != 1:
-            return False
-        node = graph.nodes[nxt[0]]
-        if node.kind == "batchnorm":
-            return feeds_relu(nxt[0])
-        return node.kind in RELU_LIKE
-
-    for i, node in enumerate(graph.nodes):
-        if any(p.init == "auto" for p in node.params):
-            init = "he" if feeds_relu(i) else "glorot"
-            node.params = tuple(replace(p, init=init) if p.init == "auto" else p for p in node.params)
 
 
 def _usage(block: S.BlockDef) -> str:

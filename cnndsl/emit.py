@@ -96,10 +96,7 @@ def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
 
 def bn_folds(graph: Graph) -> dict[int, int]:
     """conv index -> index of the batchnorm that alone consumes it (foldable pairs)."""
-    consumers: dict[int, list[int]] = {}
-    for i, node in enumerate(graph.nodes):
-        for j in node.inputs:
-            consumers.setdefault(j, []).append(i)
+    consumers = graph.consumers()
     folds = {}
     for i, node in enumerate(graph.nodes):
         after = consumers.get(i, [])

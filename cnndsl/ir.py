@@ -85,3 +85,11 @@ class Graph:
     def params(self):
         for node in self.nodes:
             yield from node.params
+
+    def consumers(self) -> dict[int, list[int]]:
+        """Node index -> indices of the nodes that read its output."""
+        out: dict[int, list[int]] = {}
+        for i, node in enumerate(self.nodes):
+            for j in node.inputs:
+                out.setdefault(j, []).append(i)
+        return out

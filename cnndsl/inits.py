@@ -1,0 +1,27 @@
+"""Choosing each weight's initialisation scheme from the graph around it (no numbers drawn here)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .ir import Graph
+from .layers.activation import RELU_LIKE
+
+
+def choose_inits(graph: Graph) -> None:
+    """He init for weights that feed a relu-like activation (maybe through batchnorm), Glorot otherwise."""
+    consumers = graph.consumers()
+
+    def feeds_relu(i: int) -> bool:
+        after = consumers.get(i, [])
+        if len(after) != 1:
+            return False
+        node = graph.nodes[after[0]]
+        if node.kind == "batchnorm":
+            return feeds_relu(after[0])
+        return node.kind in RELU_LIKE
+
+    for i, node in enumerate(graph.nodes):
+        if any(p.init == "auto" for p in node.params):
+            init = "he" if feeds_relu(i) else "glorot"
+            node.params = tuple(replace(p, init=init) if p.init == "auto" else p for p in node.params)
