@@ -120,6 +120,11 @@ ERRORS = [
         "bias has 3 values for 2 output maps", 2, 30),
     err("concat-empty", "input 3x8x8\nconcat { }\n", "concat has no branches", 2, 1),
 
+    err("lrn-even-size", "input 6x8x8\nlrn 4\n", "lrn size must be odd, not 4", 2, 5, "ONNX runtimes require"),
+    # "avgpool 4x2 pad=(1, 1, 1, 1) " is 29 characters: the caret is on `ceil`
+    err("ceil-avg-no-exact-onnx-form", "input 1x4x1\navgpool 4x2 pad=(1, 1, 1, 1) ceil count_pad=true\n",
+        "ONNX cannot express it exactly", 2, 30, "count_pad=false"),
+
     # ---- blocks -------------------------------------------------------------------------------
     err("recursive-block", "input 3x8x8\nblock loop(c) {\n  conv c 3x3 pad=1\n  loop c\n}\nloop 4\n",
         "block 'loop' calls itself (loop -> loop)", 4, 3),

@@ -48,6 +48,10 @@ class LRN(Layer):
     def infer(self, shapes):
         if len(shapes[0]) != 3:
             raise RuleError("lrn needs a CxHxW input")
+        if self.size % 2 == 0:
+            raise RuleError(f"lrn size must be odd, not {self.size}",
+                            "ONNX runtimes require an odd window centred on each channel (PyTorch centres an "
+                            "even one differently)", field="size")
         return shapes[0]
 
     def emit(self, b, node, xs):

@@ -37,11 +37,45 @@ class _Pool(Layer):
                                 "a pool's padding may be at most half its kernel (as in PyTorch)", field="pad")
         ho, wo = window_shape(self.kind, (h, w), self.kernel, self.stride_hw(), pads,
                               ceil=self.round == "ceil")
+        self.onnx_window(shapes[0])  # refuse here what cannot be emitted exactly
         return c, ho, wo
 
+    def onnx_window(self, shape) -> tuple[tuple[int, int, int, int], int]:
+        """(pads, ceil_mode) that give exactly our windows AND that ONNX's shape inference sizes
+        right: some versions of it do not drop a last window that starts in the end padding.
+
+        ceil_mode is set only when rounding up changes the size. Where one axis rounds up and the
+        other drops its last window, the first axis is rounded up with end padding instead (exact
+        for max, and for averages that ignore padding).
+        """
+        pads = self.pads(shape)
+        hw, stride = shape[1:], self.stride_hw()
+        floor = window_shape(self.kind, hw, self.kernel, stride, pads)
+        if self.round != "ceil":
+            return pads, 0
+        out = window_shape(self.kind, hw, self.kernel, stride, pads, ceil=True)
+        grows = [out[a] != floor[a] for a in range(2)]
+        drops = [-(-(hw[a] + pads[a] + pads[a + 2] - self.kernel[a]) // stride[a]) + 1 != out[a] for a in range(2)]
+        if not any(grows) or not any(drops):
+            return pads, int(any(grows))
+        if getattr(self, "count_pad", False) and any(pads):
+            raise RuleError("this ceil-mode average rounds up on one axis and drops a last window on the other; "
+                            "with count_pad=true ONNX cannot express it exactly",
+                            "use count_pad=false, or explicit padding in floor mode", field="round")
+        new = list(pads)
+        for a in range(2):
+            if grows[a]:
+                new[a + 2] += (out[a] - 1) * stride[a] + self.kernel[a] - (hw[a] + pads[a] + pads[a + 2])
+                if new[a + 2] >= self.kernel[a]:
+                    raise RuleError("this ceil-mode pool cannot be written exactly in ONNX (rounding up one axis "
+                                    "while the other drops its last window needs padding as large as the kernel)",
+                                    "use floor mode with explicit padding", field="round")
+        return tuple(new), 0
+
     def attrs(self, node) -> dict:
-        return dict(kernel_shape=list(self.kernel), strides=list(self.stride_hw()),
-                    pads=list(self.pads(node.in_shapes[0])), ceil_mode=int(self.round == "ceil"))
+        pads, ceil_mode = self.onnx_window(node.in_shapes[0])
+        return dict(kernel_shape=list(self.kernel), strides=list(self.stride_hw()), pads=list(pads),
+                    ceil_mode=ceil_mode)
 
 
 @register("maxpool")
@@ -73,7 +107,10 @@ class AvgPool(_Pool):
     count_pad: bool = arg(boolean, True)
 
     def emit(self, b, node, xs):
-        return b.node("AveragePool", xs, node.name, count_include_pad=int(self.count_pad), **self.attrs(node))
+        # with no padding written, counting it changes nothing (and must not count padding added
+        # by onnx_window to round up)
+        include = int(self.count_pad and any(self.pads(node.in_shapes[0])))
+        return b.node("AveragePool", xs, node.name, count_include_pad=include, **self.attrs(node))
 
 
 @register("globalavgpool")
