@@ -134,7 +134,8 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
              cnndsl compile specs/resnet50.cnn --weights resnet50.safetensors --fold-bn
     """
     from .api import load
-    from .compile import compile_model, write_model
+    from .compile import compile_to_file
+    from .emit import DEFAULT_OPSET, ir_version_for
 
     net = load(spec)
     weights = None
@@ -145,16 +146,16 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
         weights, notes = match_weights(net.graph, read_weights(weights_path), weights_path, strict)
         for note in notes:
             click.echo(note, err=True)
-    model = compile_model(net.graph, seed=seed, opset=opset, weights=weights, fold_bn=fold_bn)
     path = output or f"{net.name}.onnx"
-    written = write_model(model, path)
+    written = compile_to_file(net.graph, path, seed=seed, opset=opset, weights=weights, fold_bn=fold_bn)
+    opset = opset or DEFAULT_OPSET
     t = net.totals
     size = sum(os.path.getsize(w) for w in written)
     if len(written) > 1:
         click.echo(f"note: the weights exceed protobuf's 2 GB limit: they are in {written[-1]} "
                    "(ONNX external data; keep it beside the model)", err=True)
     click.echo(f"wrote {' + '.join(written) if len(written) > 1 else path} ({report.human_bytes(size)}, "
-               f"{t.params:,} parameters, opset {model.opset_import[0].version}, IR {model.ir_version}); "
+               f"{t.params:,} parameters, opset {opset}, IR {ir_version_for(opset)}); "
                "checked: ONNX checker and strict shape inference agree with cnndsl")
 
 
@@ -196,6 +197,26 @@ def run(model: str, input_path: str | None, device: str, top: int, seed: int, ba
     from .runcli import run_command
 
     run_command(model, input_path, device, top, seed, batch)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--batch", default=1, show_default=True, help="Batch size.")
+@click.option("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores).")
+@click.option("--runs", default=30, show_default=True, help="Timed runs (after 3 warm-up runs).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@edge
+def bench(model: str, device: str, batch: int, threads: int | None, runs: int, as_json: bool) -> None:
+    """Measure inference: latency percentiles, throughput, effective GFLOP/s, provider.
+
+    MODEL is a compiled .onnx or a spec (compiled in memory with seeded weights).
+
+    Example: cnndsl bench specs/resnet50.cnn --batch 8 --threads 2
+    """
+    from .benchcli import bench_command
+
+    bench_command(model, device, batch, threads, runs, as_json)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -70,8 +70,23 @@ def _count(shape) -> int:
 
 def compile_model(graph: Graph, seed: int = 0, opset: int | None = None, weights: dict | None = None,
                   fold_bn: bool = False, verify: bool = True):
-    """ir.Graph -> onnx.ModelProto, self-checked. Weights come from ``weights`` (name -> float32
-    array, see weights.match_weights) where given, else from the seeded initialisation."""
+    """ir.Graph -> onnx.ModelProto in memory, self-checked. Weights come from ``weights`` (name ->
+    float32 array, see weights.match_weights) where given, else from the seeded initialisation."""
+    from . import emit
+
+    model, deferred = _build(graph, seed, opset, weights, fold_bn, verify)
+    emit.materialize(model, deferred)
+    return model
+
+
+def compile_to_file(graph: Graph, path: str, seed: int = 0, opset: int | None = None,
+                    weights: dict | None = None, fold_bn: bool = False) -> list[str]:
+    """Compile straight to ``path``, one tensor in memory at a time; returns the paths written."""
+    model, deferred = _build(graph, seed, opset, weights, fold_bn, verify=True)
+    return _write(model, deferred, path)
+
+
+def _build(graph, seed, opset, weights, fold_bn, verify):
     from . import emit
     from .weights import init_array
 
@@ -81,53 +96,76 @@ def compile_model(graph: Graph, seed: int = 0, opset: int | None = None, weights
     def fill(p):
         return weights[p.name] if p.name in weights else init_array(p, seed)
 
-    model = emit.to_onnx(graph, seed=seed, opset=opset or emit.DEFAULT_OPSET, fill=fill, fold_bn=fold_bn)
+    model, deferred = emit.build(graph, seed=seed, opset=opset or emit.DEFAULT_OPSET, fill=fill, fold_bn=fold_bn)
     if verify:
-        emit.verify(model, graph)
-    return model
+        emit.verify(model, graph, deferred)
+    return model, deferred
 
 
 def write_model(model, path: str) -> list[str]:
-    """Write ``model`` to ``path`` atomically; large models get ``path + '.data'`` beside them.
+    """Write an in-memory model to ``path`` (atomically; external data when over protobuf's limit)."""
+    import numpy as np
 
-    Everything is written into a temporary folder next to the target and renamed into place
-    only when complete, so a failure or an interrupt leaves any existing file untouched.
-    Returns the paths written: the model, then its external data if any.
-    """
-    import onnx
+    from .protowire import Weight
+
+    def make(t):
+        return lambda: np.frombuffer(t.raw_data, dtype=np.float32).reshape(tuple(t.dims))
+
+    weights = [Weight(t.name, tuple(t.dims), make(t)) for t in model.graph.initializer]
+    return _write(model, weights, path)
+
+
+def _write(model, weights, path: str) -> list[str]:
+    """Write into a temporary folder next to ``path``, then rename into place (the external data
+    first, the model last), so a failure or an interrupt leaves any existing file untouched.
+    Returns the paths written: the model, then its external data if any."""
+    from . import protowire
 
     path = os.path.abspath(path)
     folder, base = os.path.split(path)
-    external = model.ByteSize() >= PROTOBUF_LIMIT if _small_enough_to_size(model) else True
-    tmp = tempfile.mkdtemp(prefix=f".{base}.", dir=folder)
+    external = sum(w.nbytes for w in weights) >= PROTOBUF_LIMIT
+    data_name = base + ".data"
     try:
-        staged = os.path.join(tmp, base)
-        if external:
-            onnx.save_model(model, staged, save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=base + ".data", size_threshold=1024)
-        else:
-            _write_bytes(staged, model.SerializeToString())
-        data = sorted(n for n in os.listdir(tmp) if n != base)
-        for name in data + [base]:  # the external data first, so the model never points at nothing
+        tmp = tempfile.mkdtemp(prefix=f".{base}.", dir=folder)
+    except OSError as exc:
+        raise CompileError(f"cannot write {path}: {exc.strerror}", path=path) from None
+    try:
+        with _open_output(os.path.join(tmp, base)) as out:
+            if external:
+                with _open_output(os.path.join(tmp, data_name)) as data:
+                    protowire.write(model, weights, out, data, data_name)
+            else:
+                protowire.write(model, weights, out)
+        names = [data_name] if external else []
+        for name in names + [base]:
             os.replace(os.path.join(tmp, name), os.path.join(folder, name))
-        return [path] + [os.path.join(folder, n) for n in data]
+        return [path] + [os.path.join(folder, n) for n in names]
     except OSError as exc:
         raise CompileError(f"cannot write {path}: {exc.strerror}", path=path) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _write_bytes(path: str, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+class _Output:
+    """A file written in full or not at all: flushed and synced to disk on a clean close."""
+
+    def __init__(self, path: str) -> None:
+        self.fh = open(path, "wb")  # noqa: SIM115 - closed in __exit__
+
+    def write(self, data) -> None:
+        self.fh.write(data)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        try:
+            if kind is None:
+                self.fh.flush()
+                os.fsync(self.fh.fileno())
+        finally:
+            self.fh.close()
 
 
-def _small_enough_to_size(model) -> bool:
-    total = 0
-    for t in model.graph.initializer:
-        total += len(t.raw_data)
-        if total >= PROTOBUF_LIMIT:
-            return False
-    return True
+def _open_output(path: str) -> _Output:
+    return _Output(path)

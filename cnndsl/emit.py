@@ -11,6 +11,7 @@ from onnx import TensorProto, helper
 from . import __version__
 from .errors import CompileError
 from .ir import Graph, Param
+from .protowire import Weight
 from .weights import init_array
 
 DEFAULT_OPSET = 21
@@ -25,25 +26,21 @@ def ir_version_for(opset: int) -> int:
 
 
 class GraphBuilder:
-    """A small builder over onnx.helper: nodes, initializers and constants, named by the IR."""
+    """A small builder over onnx.helper: nodes and constants now, weights deferred (protowire.Weight)."""
 
     def __init__(self, opset: int, fill: Callable[[Param], np.ndarray]) -> None:
         self.opset = opset
         self.fill = fill
         self.nodes: list = []
-        self.initializers: list = []
+        self.weights: list[Weight] = []
 
     def node(self, op: str, inputs: list[str], name: str, **attrs) -> str:
         self.nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
         return name
 
     def param(self, p: Param) -> str:
-        arr = np.ascontiguousarray(self.fill(p), dtype=np.float32)
-        if arr.shape != p.shape:
-            raise CompileError(f"weight {p.name} has shape {arr.shape}, expected {p.shape}")
-        tensor = TensorProto(name=p.name, data_type=TensorProto.FLOAT, dims=p.shape)
-        tensor.raw_data = arr.tobytes()
-        self.initializers.append(tensor)
+        fill = self.fill
+        self.weights.append(Weight(p.name, p.shape, lambda: fill(p)))
         return p.name
 
     def scalar(self, name: str, value: float) -> str:
@@ -59,9 +56,31 @@ class GraphBuilder:
 
 def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
             fill: Callable[[Param], np.ndarray] | None = None, fold_bn: bool = False) -> onnx.ModelProto:
-    """Compile a checked graph. ``fill(param)`` supplies weights; by default they are seeded.
+    """Compile a checked graph to an in-memory model (see ``build`` for the arguments)."""
+    model, weights = build(graph, seed, opset, fill, fold_bn)
+    materialize(model, weights)
+    return model
 
-    ``fold_bn`` folds each batchnorm that is the only consumer of a conv into that conv's weights.
+
+def materialize(model: onnx.ModelProto, weights: list[Weight]) -> None:
+    """Fill the model's initializers from deferred weights."""
+    for w in weights:
+        arr = np.ascontiguousarray(w.make(), dtype=np.float32)
+        if arr.shape != w.shape:
+            raise CompileError(f"weight {w.name} has shape {arr.shape}, expected {w.shape}")
+        tensor = model.graph.initializer.add()
+        tensor.name, tensor.data_type = w.name, TensorProto.FLOAT
+        tensor.dims.extend(w.shape)
+        tensor.raw_data = arr.tobytes()
+
+
+def build(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
+          fill: Callable[[Param], np.ndarray] | None = None,
+          fold_bn: bool = False) -> tuple[onnx.ModelProto, list[Weight]]:
+    """The model without its initializers, and the weights to write (nothing is drawn yet).
+
+    ``fill(param)`` supplies weights (default: seeded); ``fold_bn`` folds each batchnorm that is
+    the only consumer of a conv into that conv's weights.
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise CompileError(f"opset {opset} is not supported", hint=f"use {MIN_OPSET} to {MAX_OPSET}")
@@ -85,13 +104,13 @@ def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
         b.nodes, graph.name,
         [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", *graph.input_shape])],
         [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", *graph.output_shape])],
-        initializer=b.initializers, doc_string=graph.title or "")
+        doc_string=graph.title or "")
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
                               ir_version=ir_version_for(opset), producer_name="cnndsl",
                               producer_version=__version__, doc_string=graph.title or "")
     helper.set_model_props(model, {"cnndsl.name": graph.name, "cnndsl.title": graph.title or "",
                                    "cnndsl.seed": str(seed), "cnndsl.spec": graph.source_text})
-    return model
+    return model, b.weights
 
 
 def bn_folds(graph: Graph) -> dict[int, int]:
@@ -136,18 +155,20 @@ def _rename(nodes: list, old: str, new: str) -> None:
                 n.input[i] = new
 
 
-def skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model without weight data: each initializer becomes a graph input of the same type and
-    shape. Checking and shape inference see exactly the same graph, without copying the weights."""
+def skeleton(model: onnx.ModelProto, weights: list[Weight] | None = None) -> onnx.ModelProto:
+    """The model without weight data: each initializer (or deferred weight) becomes a graph input of
+    the same type and shape. Checking and shape inference see the same graph, without the weights."""
     g = model.graph
-    weights = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in g.initializer]
-    graph = helper.make_graph(list(g.node), g.name, list(g.input) + weights, list(g.output))
+    shapes = [(w.name, w.shape) for w in weights] if weights is not None else \
+        [(t.name, tuple(t.dims)) for t in g.initializer]
+    inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)) for name, shape in shapes]
+    graph = helper.make_graph(list(g.node), g.name, list(g.input) + inputs, list(g.output))
     return helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
 
 
-def verify(model: onnx.ModelProto, graph: Graph) -> None:
+def verify(model: onnx.ModelProto, graph: Graph, weights: list[Weight] | None = None) -> None:
     """Check our own output: the ONNX checker, and strict shape inference equal to our shapes."""
-    light = skeleton(model)
+    light = skeleton(model, weights)
     try:
         onnx.checker.check_model(light, full_check=True)
         inferred = onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True)

@@ -13,6 +13,15 @@ import numpy as np
 from .errors import RunError
 
 
+def model_source(path: str, seed: int, batch: int):
+    """(path or serialised model, MACs per sample or None) for an .onnx file or a spec."""
+    if path.lower().endswith(".onnx"):
+        return _model_bytes(path, seed, batch), None
+    from .api import load
+
+    return _model_bytes(path, seed, batch), load(path).totals.macs
+
+
 def _model_bytes(path: str, seed: int, batch: int):
     """A path to an .onnx model, or the serialised model compiled from a spec."""
     if path.lower().endswith(".onnx"):
@@ -26,16 +35,15 @@ def _model_bytes(path: str, seed: int, batch: int):
             raise RunError(f"not a valid ONNX model ({type(exc).__name__})", path=path) from None
         return path
     from .api import load
-    from .compile import PROTOBUF_LIMIT, check_run_fits, compile_model, write_model
+    from .compile import PROTOBUF_LIMIT, check_run_fits, compile_model, compile_to_file
 
-    graph = load(path).graph
-    check_run_fits(graph, batch)
-    model = compile_model(graph, seed=seed)
-    if sum(len(t.raw_data) for t in model.graph.initializer) < PROTOBUF_LIMIT:
-        return model.SerializeToString()
+    net = load(path)
+    check_run_fits(net.graph, batch)
+    if net.totals.weight_bytes < PROTOBUF_LIMIT:
+        return compile_model(net.graph, seed=seed).SerializeToString()
     folder = tempfile.mkdtemp(prefix="cnndsl-run-")  # too large for one protobuf: go through a file
     atexit.register(shutil.rmtree, folder, True)
-    return write_model(model, os.path.join(folder, graph.name + ".onnx"))[0]
+    return compile_to_file(net.graph, os.path.join(folder, net.name + ".onnx"), seed=seed)[0]
 
 
 def run_command(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int) -> None:

@@ -157,3 +157,14 @@ def test_installed_package_finds_its_grammar(tmp_path):
     assert "(2, 6, 6)" in out.stdout
     if os.environ.get("CI"):  # CI installs with a plain, non-editable `pip install .`
         assert "site-packages" in out.stdout
+
+
+def test_bench_reports_latency_throughput_and_gflops():
+    r = cli("bench", SPECS / "lenet5.cnn", "--device", "cpu", "--runs", "5", "--json")
+    assert r.exit_code == 0, r.stderr
+    figures = json.loads(r.stdout)
+    assert figures["provider"] == "CPUExecutionProvider" and figures["runs"] == 5
+    assert 0 < figures["min_ms"] <= figures["p50_ms"] <= figures["p90_ms"] <= figures["p99_ms"]
+    assert figures["gflops"] == pytest.approx(2 * 416_520 / (figures["p50_ms"] / 1000) / 1e9, rel=0.01)
+    r = cli("bench", SPECS / "mlp_mnist.cnn", "--device", "cpu", "--runs", "3", "--batch", "4")
+    assert "provider: CPUExecutionProvider (CPU), batch 4" in r.stdout and "GFLOP/s" in r.stdout

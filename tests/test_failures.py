@@ -33,13 +33,28 @@ def existing(tmp_path):
     return out
 
 
-def _half_then(exc):
-    def write(path, data):
-        with open(path, "wb") as fh:
-            fh.write(data[: len(data) // 2])
-        raise exc
+class FailingOutput(compile_mod._Output):
+    """Writes until ``budget`` bytes have gone out, then raises ``exc`` (a full disk, Ctrl-C...)."""
 
-    return write
+    def __init__(self, path, budget, exc):
+        super().__init__(path)
+        self.budget, self.exc = budget, exc
+
+    def write(self, data):
+        if len(data) > self.budget:
+            super().write(bytes(memoryview(data).cast("B")[: self.budget]))
+            raise self.exc
+        self.budget -= len(data)
+        super().write(data)
+
+
+def failing_after(budget, exc, only=""):
+    real = compile_mod._open_output
+
+    def open_output(path):
+        return FailingOutput(path, budget, exc) if path.endswith(only) else real(path)
+
+    return open_output
 
 
 @pytest.mark.parametrize("exc, code, message", [
@@ -48,7 +63,7 @@ def _half_then(exc):
     (KeyboardInterrupt(), 130, "interrupted"),
 ])
 def test_failure_while_writing_leaves_existing_output_untouched(existing, monkeypatch, exc, code, message):
-    monkeypatch.setattr(compile_mod, "_write_bytes", _half_then(exc))
+    monkeypatch.setattr(compile_mod, "_open_output", failing_after(100_000, exc))
     r = invoke("compile", SPECS / "lenet5.cnn", "-o", existing)
     assert r.exit_code == code and message in r.stderr and "Traceback" not in r.stderr
     assert existing.read_bytes() == b"the user's precious model"
@@ -91,19 +106,24 @@ def test_large_models_use_external_data(tmp_path, monkeypatch):
     assert r.exit_code == 0 and "output: 1x10" in r.stdout
 
 
-def test_interrupt_while_writing_external_data(tmp_path, monkeypatch, existing):
+@pytest.mark.parametrize("exc, code", [(KeyboardInterrupt(), 130), (OSError(errno.ENOSPC, "No space"), 1)])
+def test_failure_while_writing_external_data(monkeypatch, existing, exc, code):
     monkeypatch.setattr(compile_mod, "PROTOBUF_LIMIT", 100_000)
-
-    def save_model(model, path, **kwargs):
-        with open(os.path.join(os.path.dirname(path), kwargs["location"]), "wb") as fh:
-            fh.write(b"partial")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(onnx, "save_model", save_model)
+    monkeypatch.setattr(compile_mod, "_open_output", failing_after(50_000, exc, only=".data"))
     r = invoke("compile", SPECS / "lenet5.cnn", "-o", existing)
-    assert r.exit_code == 130
+    assert r.exit_code == code
     assert existing.read_bytes() == b"the user's precious model"
     assert os.listdir(existing.parent) == ["model.onnx"]
+
+
+def test_streamed_file_equals_the_in_memory_model(tmp_path):
+    """compile writes one tensor at a time; the bytes are exactly protobuf's own serialisation."""
+    from cnndsl.compile import compile_model, compile_to_file
+
+    for spec in ("lenet5", "googlenet", "filters"):
+        net = cnndsl.load(SPECS / f"{spec}.cnn")
+        compile_to_file(net.graph, str(tmp_path / "m.onnx"), seed=3)
+        assert (tmp_path / "m.onnx").read_bytes() == compile_model(net.graph, seed=3).SerializeToString()
 
 
 def test_reproducible_across_processes(tmp_path):

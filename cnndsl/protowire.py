@@ -1,0 +1,141 @@
+"""Writing an ONNX model one tensor at a time: protobuf's wire format, by hand, for the weights.
+
+A serialised message is its fields in field-number order; a sub-message is its tag, its length
+and its bytes. So a model can be written as: the model's fields before `graph`, the graph's fields
+before `initializer`, each initializer (encoded from its array without copying it), the rest of
+the graph, the rest of the model. The bytes equal ``model.SerializeToString()`` of the same model
+with its initializers filled in, but only one tensor is ever in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+from onnx import ModelProto, TensorProto
+
+MODEL_GRAPH, GRAPH_INITIALIZER, TENSOR_RAW_DATA = 7, 5, 9
+LENGTH_DELIMITED = 2
+
+
+@dataclass(frozen=True)
+class Weight:
+    """One initializer to write: its name, shape, and how to make its float32 values."""
+
+    name: str
+    shape: tuple[int, ...]
+    make: Callable[[], np.ndarray]
+
+    @property
+    def nbytes(self) -> int:
+        n = 4
+        for d in self.shape:
+            n *= d
+        return n
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def tag(field: int) -> bytes:
+    return varint(field << 3 | LENGTH_DELIMITED)
+
+
+def split(msg, number: int, skip: int) -> tuple[bytes, bytes]:
+    """``msg``'s fields numbered below ``number``, and above it, serialised; field ``skip`` left out
+    (never copied, so a graph's initializers are not duplicated)."""
+    lo, hi = type(msg)(), type(msg)()
+    for fd, value in msg.ListFields():
+        if fd.number == skip:
+            continue
+        target = lo if fd.number < number else hi
+        if _repeated(fd):
+            getattr(target, fd.name).extend(value)
+        elif fd.message_type is not None:
+            getattr(target, fd.name).CopyFrom(value)
+        else:
+            setattr(target, fd.name, value)
+    return lo.SerializeToString(), hi.SerializeToString()
+
+
+def _repeated(fd) -> bool:
+    """Across protobuf versions: ``is_repeated`` (5+) or the older ``label``."""
+    flag = getattr(fd, "is_repeated", None)
+    return flag if flag is not None else fd.label == fd.LABEL_REPEATED
+
+
+def tensor_header(w: Weight, external: tuple[str, int] | None = None) -> bytes:
+    """A TensorProto without its data (inline: the raw_data field follows; external: complete)."""
+    t = TensorProto(name=w.name, data_type=TensorProto.FLOAT, dims=w.shape)
+    if external is not None:
+        location, offset = external
+        for key, value in (("location", location), ("offset", str(offset)), ("length", str(w.nbytes))):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+        t.data_location = TensorProto.EXTERNAL
+    return t.SerializeToString()
+
+
+def _inline_size(w: Weight) -> int:
+    body = len(tensor_header(w)) + len(tag(TENSOR_RAW_DATA)) + len(varint(w.nbytes)) + w.nbytes
+    return len(tag(GRAPH_INITIALIZER)) + len(varint(body)) + body
+
+
+def _made_ahead(weights: list[Weight]):
+    """Each weight's array, the next one made on a second thread while the current one is written
+    (numpy's generators and file writes release the GIL). At most two tensors are alive."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def make(w):
+        return np.ascontiguousarray(w.make(), dtype=np.float32)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnndsl-weights") as pool:
+        pending = pool.submit(make, weights[0]) if weights else None
+        for i in range(len(weights)):
+            arr = pending.result()
+            pending = pool.submit(make, weights[i + 1]) if i + 1 < len(weights) else None
+            yield arr
+            del arr
+
+
+def write(model: ModelProto, weights: list[Weight], out: BinaryIO, data: BinaryIO | None = None,
+          data_name: str = "") -> None:
+    """Write ``model`` (whose graph holds no initializers) with ``weights`` to ``out``.
+
+    With ``data``, tensor values go there as ONNX external data named ``data_name``.
+    """
+    model_lo, model_hi = split(model, MODEL_GRAPH, skip=MODEL_GRAPH)
+    graph_lo, graph_hi = split(model.graph, GRAPH_INITIALIZER, skip=GRAPH_INITIALIZER)
+    if data is None:
+        sizes = [_inline_size(w) for w in weights]
+    else:
+        heads, offset = [], 0
+        for w in weights:
+            heads.append(tensor_header(w, (data_name, offset)))
+            offset += w.nbytes
+        sizes = [len(tag(GRAPH_INITIALIZER)) + len(varint(len(h))) + len(h) for h in heads]
+    graph_size = len(graph_lo) + sum(sizes) + len(graph_hi)
+    out.write(model_lo + tag(MODEL_GRAPH) + varint(graph_size) + graph_lo)
+    for i, (w, arr) in enumerate(zip(weights, _made_ahead(weights), strict=True)):
+        if arr.shape != w.shape:
+            raise ValueError(f"weight {w.name} has shape {arr.shape}, expected {w.shape}")
+        if data is None:
+            head = tensor_header(w)
+            body = len(head) + len(tag(TENSOR_RAW_DATA)) + len(varint(w.nbytes)) + w.nbytes
+            out.write(tag(GRAPH_INITIALIZER) + varint(body) + head + tag(TENSOR_RAW_DATA) + varint(w.nbytes))
+        else:
+            out.write(tag(GRAPH_INITIALIZER) + varint(len(heads[i])) + heads[i])
+        (out if data is None else data).write(memoryview(arr).cast("B"))
+        del arr
+    out.write(graph_hi + model_hi)
