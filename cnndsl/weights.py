@@ -13,8 +13,9 @@ def init_array(p: Param, seed: int) -> np.ndarray:
     """The float32 values of ``p`` for ``seed``.
 
     Schemes: ``he`` (uniform) U(-a, a), a = sqrt(6/fan_in), variance 2/fan_in, for weights feeding a
-    relu-like activation; ``glorot`` U(-a, a), a = sqrt(6/(fan_in+fan_out)) otherwise; biases and batchnorm shifts 0; batchnorm
-    scales and running variances 1 (identity statistics); ``value`` for constant kernels.
+    relu-like activation; ``glorot`` U(-a, a), a = sqrt(6/(fan_in+fan_out)) otherwise; biases and
+    batchnorm shifts 0; batchnorm scales and running variances 1 (identity statistics); ``value``
+    for constant kernels.
     Each tensor draws from its own generator keyed by (seed, crc32(name)), so adding a layer
     never changes another layer's weights.
     """
