@@ -24,6 +24,7 @@ class _Scope:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.index = 0
+        self.joins: dict[str, int] = {}  # concat/add names handed out so far
 
     def full(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -295,11 +296,13 @@ class _Checker:
         self.names[name] = getattr(stmt, "span", None)
 
     def internal(self, scope: _Scope, kind: str) -> str:
-        name, n = scope.full(kind), 0
-        while name in self.names:
-            n += 1
-            name = scope.full(f"{kind}_{n}")
-        return name
+        """The name of a join: concat, add, then concat_1, add_1, ... in its scope."""
+        while True:
+            n = scope.joins.get(kind, 0)
+            scope.joins[kind] = n + 1
+            name = scope.full(kind if n == 0 else f"{kind}_{n}")
+            if name not in self.names:
+                return name
 
     # -- nodes ----------------------------------------------------------------------------
     def add(self, name: str, layer, inputs: tuple[int, ...], stmt, where: dict, spans=None) -> int:

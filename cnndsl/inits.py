@@ -13,13 +13,13 @@ def choose_inits(graph: Graph) -> None:
     consumers = graph.consumers()
 
     def feeds_relu(i: int) -> bool:
-        after = consumers.get(i, [])
-        if len(after) != 1:
-            return False
-        node = graph.nodes[after[0]]
-        if node.kind == "batchnorm":
-            return feeds_relu(after[0])
-        return node.kind in RELU_LIKE
+        while True:  # through any number of batchnorms (a loop: chains may be long)
+            after = consumers.get(i, [])
+            if len(after) != 1:
+                return False
+            i = after[0]
+            if graph.nodes[i].kind != "batchnorm":
+                return graph.nodes[i].kind in RELU_LIKE
 
     for i, node in enumerate(graph.nodes):
         if any(p.init == "auto" for p in node.params):

@@ -14,10 +14,10 @@ def _limit(name: str, default: int) -> int:
         return default
 
 
-MAX_SPEC_BYTES = _limit("CNNDSL_MAX_SPEC_BYTES", 1_000_000)  # ResNet-152 is 2 KB
+MAX_SPEC_BYTES = _limit("CNNDSL_MAX_SPEC_BYTES", 64_000)  # ResNet-152 is 2 KB; 64 KB parse in <= ~2 s
 MAX_NESTING = _limit("CNNDSL_MAX_NESTING", 50)  # brackets and braces inside one another
 MAX_OPERATORS = _limit("CNNDSL_MAX_OPERATORS", 200)  # arithmetic operators in one statement
-MAX_LAYERS = _limit("CNNDSL_MAX_LAYERS", 100_000)  # layers after expanding blocks and repeats
+MAX_LAYERS = _limit("CNNDSL_MAX_LAYERS", 20_000)  # after expanding blocks and repeats (~70 us each)
 MAX_BLOCK_DEPTH = _limit("CNNDSL_MAX_BLOCK_DEPTH", 50)  # blocks calling blocks
 MAX_INPUT_VALUES = _limit("CNNDSL_MAX_INPUT", 2 ** 31)  # values in one input sample (8.6 GB as float32)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class _TooMuch(Exception):
         self.token, self.message, self.hint = token, message, hint
 
 
+MAX_DIGITS = 18  # integer literals stay below 10^18 (arithmetic results are capped near 2^62)
 _OPERATORS = frozenset({"+", "-", "*", "/", "//", "%"})
 
 
@@ -272,10 +274,16 @@ class _Build:
     def expr_token(self, tok) -> S.Expr:
         span = self.span(tok)
         text = str(tok)
+        if tok.type in ("INT", "DIMS") and any(len(part) > MAX_DIGITS for part in text.split("x")):
+            raise SpecSyntaxError(f"the number {text[:20]}... is too large (more than {MAX_DIGITS} digits)", span,
+                                  "sizes and counts are integers below 10^18")
         if tok.type == "INT":
             return S.Num(int(text), span)
         if tok.type == "FLOAT":
-            return S.Num(float(text), span)
+            value = float(text)
+            if not math.isfinite(value):
+                raise SpecSyntaxError(f"the number {text[:20]} is too large for a float", span)
+            return S.Num(value, span)
         if tok.type == "DIMS":
             return S.Dims(tuple(int(p) for p in text.split("x")), span)
         if tok.type == "STRING":

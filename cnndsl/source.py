@@ -16,7 +16,12 @@ class SourceFile:
     lines: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lines", tuple(self.text.splitlines()))
+        # split at "\n" only, as the lexer counts lines (str.splitlines also breaks at \x0b, \x0c,
+        # \x1c-\x1e, \x85, \u2028 and \u2029, which would misplace every excerpt after one)
+        lines = self.text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        object.__setattr__(self, "lines", tuple(line.rstrip("\r") for line in lines))
 
     def line(self, number: int) -> str:
         """The 1-based line ``number``, without its line ending ('' past the end)."""

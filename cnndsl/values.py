@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from . import syntax as S
@@ -59,9 +60,21 @@ def _number(expr: S.Expr, env: Env):
 
 def _binop(expr: S.BinOp, env: Env):
     a, b = _number(expr.left, env), _number(expr.right, env)
-    op = expr.op
-    if op in ("/", "//", "%") and b == 0:
+    if expr.op in ("/", "//", "%") and b == 0:
         raise ExprError("division by zero", expr.span)
+    try:
+        result = _apply(expr, a, b)
+    except OverflowError:
+        raise ExprError("the value is too large", expr.span) from None
+    if isinstance(result, float) and not math.isfinite(result):
+        raise ExprError("the value is too large", expr.span)
+    if isinstance(result, int) and abs(result) > MAX_INT:
+        raise ExprError(f"the value {result} is too large", expr.span)
+    return result
+
+
+def _apply(expr: S.BinOp, a, b):
+    op = expr.op
     if op == "+":
         result = a + b
     elif op == "-":
@@ -78,6 +91,4 @@ def _binop(expr: S.BinOp, env: Env):
         result = a // b
     else:
         result = a / b
-    if isinstance(result, int) and abs(result) > MAX_INT:
-        raise ExprError(f"the value {result} is too large", expr.span)
     return result

@@ -153,8 +153,8 @@ class AdaptiveAvgPool(Layer):
         """(kernel, stride) per axis, or RuleError when no plain pool equals it."""
         kernel, stride = [], []
         for axis in range(2):
-            got = adaptive_as_pool(shape[1 + axis], self.size[axis])
-            if got is None or self.size[axis] > shape[1 + axis]:
+            got = None if self.size[axis] > shape[1 + axis] else adaptive_as_pool(shape[1 + axis], self.size[axis])
+            if got is None:
                 raise RuleError(
                     f"adaptive pooling {fmt_shape(shape[1:])} -> {fmt_shape(self.size)} uses uneven windows "
                     "and has no plain-pool equivalent in ONNX",
