@@ -254,7 +254,7 @@ class _Checker:
             raise self.error(f"repeat needs a count >= 0, not {count!r}", stmt.count.span)
         if count > limits.MAX_LAYERS:
             raise self.error(f"repeat {count:,} exceeds the limit of {limits.MAX_LAYERS:,} layers", stmt.count.span,
-                             "set CNNDSL_limits.MAX_LAYERS to raise the limit")
+                             "set CNNDSL_MAX_LAYERS to raise the limit")
         target = _Scope(self.open(scope, stmt)) if stmt.label is not None else scope
         for _ in range(count):
             x = self.seq(stmt.body, x, target, env)
@@ -309,7 +309,7 @@ class _Checker:
         self.claim(name, stmt)
         if len(self.graph.nodes) >= limits.MAX_LAYERS:
             raise self.error(f"the network expands to more than {limits.MAX_LAYERS:,} layers", stmt.span,
-                             "check repeat counts; set CNNDSL_limits.MAX_LAYERS to raise the limit")
+                             "check repeat counts; set CNNDSL_MAX_LAYERS to raise the limit")
         shapes = [self.shape(i) for i in inputs]
         try:
             out = layer.infer(shapes)

@@ -51,14 +51,23 @@ def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
 
 
 def adaptive_as_pool(size: int, out: int) -> tuple[int, int] | None:
-    """(kernel, stride) of a plain pool equal to adaptive pooling, or None if windows are uneven."""
-    windows = adaptive_windows(size, out)
-    kernel = windows[0][1] - windows[0][0]
-    stride = windows[1][0] - windows[0][0] if out > 1 else 1
-    for i, (start, end) in enumerate(windows):
-        if end - start != kernel or start != i * stride:
-            return None
-    return kernel, stride
+    """(kernel, stride) of a plain pool equal to adaptive pooling, or None if windows are uneven.
+
+    Closed form (no window list, so any size is instant): with size = s*out + r, the windows
+    start at floor(i*size/out) = i*s for every i < out only when r <= 1; then r = 0 gives kernel
+    s, and r = 1 gives kernel s + 1 (each window ends at i*s + s + 1). tests/test_layers.py checks
+    this against ``adaptive_windows`` exhaustively for small sizes.
+    """
+    if out > size:
+        return None
+    if out == 1:
+        return size, 1
+    s, r = divmod(size, out)
+    if r == 0:
+        return s, s
+    if r == 1:
+        return s + 1, s
+    return None
 
 
 class Quoted(str):

@@ -470,3 +470,16 @@ def test_hierarchical_names_nest():
     assert [p.name for p in net.graph.params()] == [
         "body.x.a.conv1.weight", "body.x.a.conv1.bias", "body.x.b.conv1.weight", "body.x.b.conv1.bias"]
     assert net.output_shape == (8, 8, 8)
+
+
+def test_adaptive_pool_closed_form_matches_its_windows():
+    """shapes.adaptive_as_pool (closed form) against PyTorch's window definition, exhaustively."""
+    from cnndsl.shapes import adaptive_as_pool, adaptive_windows
+
+    for size in range(1, 120):
+        for out in range(1, size + 1):
+            windows = adaptive_windows(size, out)
+            kernel = windows[0][1] - windows[0][0]
+            stride = windows[1][0] - windows[0][0] if out > 1 else 1
+            even = all(end - start == kernel and start == i * stride for i, (start, end) in enumerate(windows))
+            assert adaptive_as_pool(size, out) == ((kernel, stride) if even else None), (size, out)
