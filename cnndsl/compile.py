@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -49,9 +50,9 @@ def check_run_fits(graph: Graph, batch: int) -> None:
     """Refuse, before running, a batch whose largest activations cannot fit in memory here."""
     free = available_memory()
     biggest = max(graph.nodes, key=lambda n: n.out_elements)
-    widest = max(sum(graph.nodes[i].out_elements if i >= 0 else _count(graph.input_shape) for i in n.inputs)
+    widest = max(sum(graph.nodes[i].out_elements if i >= 0 else math.prod(graph.input_shape) for i in n.inputs)
                  + n.out_elements for n in graph.nodes)
-    need = (widest * batch + _count(graph.input_shape) * batch) * 4 + totals(graph).weight_bytes
+    need = (widest * batch + math.prod(graph.input_shape) * batch) * 4 + totals(graph).weight_bytes
     if free is None or need <= free:
         return
     raise CompileError(
@@ -59,13 +60,6 @@ def check_run_fits(graph: Graph, batch: int) -> None:
         f"has {human_bytes(free)} available", None, "use a smaller --batch or a smaller input",
         ((f"the largest activation, '{biggest.name}', holds {biggest.out_elements:,} values per sample",
           biggest.span),), path=graph.path)
-
-
-def _count(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def compile_model(graph: Graph, seed: int = 0, opset: int | None = None, weights: dict | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,10 +29,7 @@ class Param:
 
     @property
     def size(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
 
 @dataclass
@@ -55,10 +53,7 @@ class Node:
 
     @property
     def out_elements(self) -> int:
-        n = 1
-        for d in self.out_shape:
-            n *= d
-        return n
+        return math.prod(self.out_shape)
 
 
 @dataclass

@@ -9,6 +9,7 @@ with its initializers filled in, but only one tensor is ever in memory.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -30,10 +31,7 @@ class Weight:
 
     @property
     def nbytes(self) -> int:
-        n = 4
-        for d in self.shape:
-            n *= d
-        return n
+        return 4 * math.prod(self.shape)
 
 
 def varint(n: int) -> bytes:

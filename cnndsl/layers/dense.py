@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..errors import RuleError
@@ -29,11 +30,8 @@ class Dense(Layer):
 
     def infer(self, shapes):
         if len(shapes[0]) != 1:
-            n = 1
-            for d in shapes[0]:
-                n *= d
             raise RuleError(f"dense needs a flat input, got {fmt_shape(shapes[0])}",
-                            f"add `flatten` before this line (it gives {n:,} inputs)")
+                            f"add `flatten` before this line (it gives {math.prod(shapes[0]):,} inputs)")
         return (self.units,)
 
     def params(self, prefix, shapes, out):
@@ -57,10 +55,7 @@ class Flatten(Layer):
     """flatten: CxHxW -> C*H*W features"""
 
     def infer(self, shapes):
-        n = 1
-        for d in shapes[0]:
-            n *= d
-        return (n,)
+        return (math.prod(shapes[0]),)
 
     def emit(self, b, node, xs):
         if len(node.in_shapes[0]) == 1:
