@@ -124,9 +124,15 @@ def summary(spec: str, as_json: bool) -> None:
 @click.option("--strict/--no-strict", default=True, show_default=True,
               help="Require every name to match (like load_state_dict(strict=True)).")
 @click.option("--fold-bn", is_flag=True, help="Fold each batchnorm into the conv before it.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None,
+              help="Static int8 quantization (onnxruntime, QDQ, per-channel weights).")
+@click.option("--calibration", type=click.Path(dir_okay=False),
+              help="Calibration inputs for --quantize (.npy, .npz, .txt); default: seeded random.")
+@click.option("--calibration-samples", default=16, show_default=True, help="Seeded calibration samples.")
 @edge
 def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, weights_path: str | None,
-                strict: bool, fold_bn: bool) -> None:
+                strict: bool, fold_bn: bool, quantize: str | None, calibration: str | None,
+                calibration_samples: int) -> None:
     """Compile a spec to an ONNX model, with seeded weights or weights loaded by name.
 
     \b
@@ -147,6 +153,11 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
         for note in notes:
             click.echo(note, err=True)
     path = output or f"{net.name}.onnx"
+    if quantize:
+        from .quantcli import compile_int8
+
+        compile_int8(net, path, seed, opset, weights, fold_bn, calibration, calibration_samples)
+        return
     written = compile_to_file(net.graph, path, seed=seed, opset=opset, weights=weights, fold_bn=fold_bn)
     opset = opset or DEFAULT_OPSET
     t = net.totals
