@@ -150,7 +150,11 @@ def inference(t: Table, out: Path, peer: str | None, models: list[tuple[str, str
             subprocess.run([peer, str(out / "export.py"), tv, str(paths["peer"]), str(weights)], check=True,
                            cwd=ROOT, capture_output=True)
             weights_args = ["--weights", str(weights)]
-        for name, extra in (("ours", []), ("ours --fold-bn", ["--fold-bn"])):
+        builds = [("ours", []), ("ours --fold-bn", ["--fold-bn"])]
+        if spec == "resnet50":  # the int8 path, calibrated on seeded inputs
+            paths["ours int8"] = out / f"{spec}_int8.onnx"
+            builds.append(("ours int8", ["--quantize", "int8", "--calibration-samples", "8"]))
+        for name, extra in builds:
             subprocess.run(CNNDSL + ["compile", f"specs/{spec}.cnn", *weights_args, *extra, "-o", str(paths[name])],
                            check=True, cwd=ROOT, capture_output=True)
         for batch in (1, 8):
@@ -158,11 +162,10 @@ def inference(t: Table, out: Path, peer: str | None, models: list[tuple[str, str
             if batch == 8:
                 per_round = max(1, per_round // 2)
             got = interleaved(paths, batch, rounds, per_round, net.totals.macs)
-            for name in ("ours", "ours --fold-bn"):
+            for name in [n for n in paths if n.startswith("ours")]:
                 med, spread, gflops = got[name]
                 text = f"{med:.1f} ms (p10-p90 {spread:.1f}), {gflops:.0f} GFLOP/s"
-                step = f"onnxruntime CPU {THREADS} threads, {spec} batch {batch}" + (" --fold-bn" if "fold" in name
-                                                                                     else "")
+                step = f"onnxruntime CPU {THREADS} threads, {spec} batch {batch}" + name[len("ours"):]
                 if "peer" in got:
                     p_med, p_spread, _ = got["peer"]
                     t.add(step, text, f"{p_med:.1f} ms (p10-p90 {p_spread:.1f})", f"{med / p_med:.2f}")
