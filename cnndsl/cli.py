@@ -158,7 +158,16 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
 
         compile_int8(net, path, seed, opset, weights, fold_bn, calibration, calibration_samples)
         return
-    written = compile_to_file(net.graph, path, seed=seed, opset=opset, weights=weights, fold_bn=fold_bn)
+    show = sys.stderr.isatty() and net.totals.weight_bytes > 50_000_000  # large enough to take a while
+
+    def progress(done: int, total: int) -> None:
+        if show:
+            click.echo(f"\rwriting weights {done / total:4.0%} of {report.human_bytes(total)}", nl=False, err=True)
+
+    written = compile_to_file(net.graph, path, seed=seed, opset=opset, weights=weights, fold_bn=fold_bn,
+                              progress=progress)
+    if show:
+        click.echo("\r" + " " * 40 + "\r", nl=False, err=True)
     opset = opset or DEFAULT_OPSET
     t = net.totals
     size = sum(os.path.getsize(w) for w in written)

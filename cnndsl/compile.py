@@ -74,10 +74,11 @@ def compile_model(graph: Graph, seed: int = 0, opset: int | None = None, weights
 
 
 def compile_to_file(graph: Graph, path: str, seed: int = 0, opset: int | None = None,
-                    weights: dict | None = None, fold_bn: bool = False) -> list[str]:
-    """Compile straight to ``path``, one tensor in memory at a time; returns the paths written."""
+                    weights: dict | None = None, fold_bn: bool = False, progress=None) -> list[str]:
+    """Compile straight to ``path``, one tensor in memory at a time; returns the paths written.
+    ``progress(done, total)`` reports weight bytes written."""
     model, deferred = _build(graph, seed, opset, weights, fold_bn, verify=True)
-    return _write(model, deferred, path)
+    return _write(model, deferred, path, progress)
 
 
 def _build(graph, seed, opset, weights, fold_bn, verify):
@@ -109,7 +110,7 @@ def write_model(model, path: str) -> list[str]:
     return _write(model, weights, path)
 
 
-def _write(model, weights, path: str) -> list[str]:
+def _write(model, weights, path: str, progress=None) -> list[str]:
     """Write into a temporary folder next to ``path``, then rename into place (the external data
     first, the model last), so a failure or an interrupt leaves any existing file untouched.
     Returns the paths written: the model, then its external data if any."""
@@ -127,9 +128,9 @@ def _write(model, weights, path: str) -> list[str]:
         with _open_output(os.path.join(tmp, base)) as out:
             if external:
                 with _open_output(os.path.join(tmp, data_name)) as data:
-                    protowire.write(model, weights, out, data, data_name)
+                    protowire.write(model, weights, out, data, data_name, progress)
             else:
-                protowire.write(model, weights, out)
+                protowire.write(model, weights, out, progress=progress)
         names = [data_name] if external else []
         for name in names + [base]:
             os.replace(os.path.join(tmp, name), os.path.join(folder, name))

@@ -108,11 +108,13 @@ def _made_ahead(weights: list[Weight]):
 
 
 def write(model: ModelProto, weights: list[Weight], out: BinaryIO, data: BinaryIO | None = None,
-          data_name: str = "") -> None:
+          data_name: str = "", progress: Callable[[int, int], None] | None = None) -> None:
     """Write ``model`` (whose graph holds no initializers) with ``weights`` to ``out``.
 
     With ``data``, tensor values go there as ONNX external data named ``data_name``.
+    ``progress(done, total)`` is called with weight bytes written after each tensor.
     """
+    total, done = sum(w.nbytes for w in weights), 0
     model_lo, model_hi = split(model, MODEL_GRAPH, skip=MODEL_GRAPH)
     graph_lo, graph_hi = split(model.graph, GRAPH_INITIALIZER, skip=GRAPH_INITIALIZER)
     if data is None:
@@ -136,4 +138,7 @@ def write(model: ModelProto, weights: list[Weight], out: BinaryIO, data: BinaryI
             out.write(tag(GRAPH_INITIALIZER) + varint(len(heads[i])) + heads[i])
         (out if data is None else data).write(memoryview(arr).cast("B"))
         del arr
+        done += w.nbytes
+        if progress:
+            progress(done, total)
     out.write(graph_hi + model_hi)

@@ -174,3 +174,14 @@ def test_run_refuses_a_batch_that_cannot_fit(monkeypatch):
     monkeypatch.setattr(compile_mod, "available_memory", lambda: 50_000_000)
     r = invoke("run", SPECS / "resnet18.cnn", "--batch", "64")
     assert r.exit_code == 1 and "use a smaller --batch" in r.stderr and "496.4 MB" in r.stderr
+
+
+def test_compile_reports_progress_in_weight_bytes(tmp_path):
+    from cnndsl.compile import compile_to_file
+
+    seen = []
+    net = cnndsl.load(SPECS / "resnet18.cnn")
+    compile_to_file(net.graph, str(tmp_path / "r.onnx"), progress=lambda done, total: seen.append((done, total)))
+    assert len(seen) == len(list(net.graph.params()))
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen[-1] == (net.totals.weight_bytes, net.totals.weight_bytes)
