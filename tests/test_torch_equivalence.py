@@ -3,7 +3,7 @@
 Needs torch and torchvision (and safetensors), which are not cnndsl's dependencies: skipped where
 they are missing (as in CI). Run with a venv that has them:
 
-    /tmp/torchvenv/bin/python -m pytest tests/test_torch_equivalence.py
+    python -m pytest tests/test_torch_equivalence.py
 """
 
 from __future__ import annotations

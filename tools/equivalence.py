@@ -6,7 +6,7 @@ bias so that they all matter, save the state_dict as safetensors under /tmp, com
 those weights (with and without --fold-bn), run the ONNX model with onnxruntime on the CPU and the
 torch model in eval mode on the same seeded batch, and report max|onnx - torch| / max|torch|.
 
-    /tmp/torchvenv/bin/python tools/equivalence.py [SPEC...] [--cli] [--no-export] [--seed N]
+    python tools/equivalence.py [SPEC...] [--cli] [--no-export] [--seed N]
 
 Needs torch, torchvision, safetensors and onnxruntime (not cnndsl's dependencies). The functions
 (``compare``, ``prepare``, ``torch_model``) are importable: tests/test_torch_equivalence.py uses them.

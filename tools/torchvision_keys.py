@@ -7,7 +7,7 @@ tests/test_torchvision_names.py checks each spec's weight names against these fi
 
 Needs torch and torchvision (not cnndsl's dependencies):
 
-    /tmp/torchvenv/bin/python tools/torchvision_keys.py [SPEC...]
+    python tools/torchvision_keys.py [SPEC...]
 """
 
 from __future__ import annotations
