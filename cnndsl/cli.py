@@ -117,7 +117,8 @@ def summary(spec: str, as_json: bool) -> None:
 @main.command(name="compile")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default: NAME.onnx).")
-@click.option("--seed", default=0, show_default=True, help="Seed for the weight initialisation.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed for the weight initialisation.")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default 21; 19 to 23).")
 @click.option("--weights", "weights_path", type=click.Path(dir_okay=False),
               help="Load weights by name from .safetensors, .npz or .onnx.")
@@ -128,7 +129,8 @@ def summary(spec: str, as_json: bool) -> None:
               help="Static int8 quantization (onnxruntime, QDQ, per-channel weights).")
 @click.option("--calibration", type=click.Path(dir_okay=False),
               help="Calibration inputs for --quantize (.npy, .npz, .txt); default: seeded random.")
-@click.option("--calibration-samples", default=16, show_default=True, help="Seeded calibration samples.")
+@click.option("--calibration-samples", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Seeded calibration samples.")
 @edge
 def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, weights_path: str | None,
                 strict: bool, fold_bn: bool, quantize: str | None, calibration: str | None,
@@ -205,9 +207,12 @@ def weights(spec: str, as_json: bool) -> None:
 @click.option("--input", "input_path", type=click.Path(dir_okay=False),
               help="Input: .npy, .npz, or .txt/.csv numbers (default: seeded random).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--top", default=5, show_default=True, help="Classes to show for a classifier.")
-@click.option("--seed", default=0, show_default=True, help="Seed for weights (spec) and random input.")
-@click.option("--batch", default=1, show_default=True, help="Batch size of the random input.")
+@click.option("--top", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Classes to show for a classifier.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed for weights (spec) and random input.")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Batch size of the random input.")
 @edge
 def run(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int) -> None:
     """Run a compiled .onnx model or a spec with onnxruntime; says which provider ran.
@@ -222,9 +227,11 @@ def run(model: str, input_path: str | None, device: str, top: int, seed: int, ba
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--batch", default=1, show_default=True, help="Batch size.")
-@click.option("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores).")
-@click.option("--runs", default=30, show_default=True, help="Timed runs (after 3 warm-up runs).")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1), help="Batch size.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="onnxruntime intra-op threads (default: all cores).")
+@click.option("--runs", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Timed runs (after 3 warm-up runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @edge
 def bench(model: str, device: str, batch: int, threads: int | None, runs: int, as_json: bool) -> None:

@@ -168,3 +168,16 @@ def test_bench_reports_latency_throughput_and_gflops():
     assert figures["gflops"] == pytest.approx(2 * 416_520 / (figures["p50_ms"] / 1000) / 1e9, rel=0.01)
     r = cli("bench", SPECS / "mlp_mnist.cnn", "--device", "cpu", "--runs", "3", "--batch", "4")
     assert "provider: CPUExecutionProvider (CPU), batch 4" in r.stdout and "GFLOP/s" in r.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "specs/lenet5.cnn", "--batch", "0"],
+    ["run", "specs/lenet5.cnn", "--top", "0"],
+    ["bench", "specs/lenet5.cnn", "--runs", "0"],
+    ["bench", "specs/lenet5.cnn", "--threads", "0"],
+    ["compile", "specs/lenet5.cnn", "--seed", "-1"],
+])
+def test_numeric_options_are_range_checked(args, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2 and "is not in the range" in r.output
