@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-from .errors import RuleError
-
 
 def window_out(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
                dilation: int = 1, ceil: bool = False) -> int:
@@ -31,18 +29,6 @@ def same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[i
     out = -(-size // stride)
     total = max(0, (out - 1) * stride + dilation * (kernel - 1) + 1 - size)
     return total // 2, total - total // 2
-
-
-def pair(value, what: str, field: str) -> tuple[int, int]:
-    """An int or an (h, w) tuple of ints as (h, w)."""
-    if isinstance(value, bool):
-        raise RuleError(f"{what} must be an integer or HxW, not {value}", field=field)
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
-                                                           for v in value):
-        return value[0], value[1]
-    raise RuleError(f"{what} must be an integer or HxW (e.g. 3 or 3x5), not {show(value)}", field=field)
 
 
 def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
