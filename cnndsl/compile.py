@@ -9,6 +9,7 @@ import tempfile
 
 from .errors import CompileError
 from .ir import Graph
+from .output import open_output
 from .report import human_bytes, totals
 
 PROTOBUF_LIMIT = 2 ** 31 - 2 ** 26  # keep well under protobuf's 2 GiB: beyond, use external data
@@ -118,16 +119,17 @@ def _write(model, weights, path: str, progress=None) -> list[str]:
 
     path = os.path.abspath(path)
     folder, base = os.path.split(path)
-    external = sum(w.nbytes for w in weights) >= PROTOBUF_LIMIT
+    size = sum(w.nbytes for w in weights)
+    external = size >= PROTOBUF_LIMIT
     data_name = base + ".data"
     try:
         tmp = tempfile.mkdtemp(prefix=f".{base}.", dir=folder)
     except OSError as exc:
         raise CompileError(f"cannot write {path}: {exc.strerror}", path=path) from None
     try:
-        with _open_output(os.path.join(tmp, base)) as out:
+        with _open_output(os.path.join(tmp, base), 0 if external else size) as out:
             if external:
-                with _open_output(os.path.join(tmp, data_name)) as data:
+                with _open_output(os.path.join(tmp, data_name), size) as data:
                     protowire.write(model, weights, out, data, data_name, progress)
             else:
                 protowire.write(model, weights, out, progress=progress)
@@ -141,26 +143,6 @@ def _write(model, weights, path: str, progress=None) -> list[str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-class _Output:
-    """A file written in full or not at all: flushed and synced to disk on a clean close."""
-
-    def __init__(self, path: str) -> None:
-        self.fh = open(path, "wb")  # noqa: SIM115 - closed in __exit__
-
-    def write(self, data) -> None:
-        self.fh.write(data)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb) -> None:
-        try:
-            if kind is None:
-                self.fh.flush()
-                os.fsync(self.fh.fileno())
-        finally:
-            self.fh.close()
-
-
-def _open_output(path: str) -> _Output:
-    return _Output(path)
+def _open_output(path: str, size_hint: int = 0):
+    """Where outputs are opened (a seam for the failure-injection tests)."""
+    return open_output(path, size_hint)

@@ -18,6 +18,7 @@ import cnndsl
 from cnndsl import compile as compile_mod
 from cnndsl.cli import main
 from cnndsl.errors import WeightsError
+from cnndsl.output import Output
 from cnndsl.run import Runner
 from cnndsl.weightfile import read_weights
 
@@ -33,7 +34,7 @@ def existing(tmp_path):
     return out
 
 
-class FailingOutput(compile_mod._Output):
+class FailingOutput(Output):
     """Writes until ``budget`` bytes have gone out, then raises ``exc`` (a full disk, Ctrl-C...)."""
 
     def __init__(self, path, budget, exc):
@@ -51,8 +52,8 @@ class FailingOutput(compile_mod._Output):
 def failing_after(budget, exc, only=""):
     real = compile_mod._open_output
 
-    def open_output(path):
-        return FailingOutput(path, budget, exc) if path.endswith(only) else real(path)
+    def open_output(path, size_hint=0):
+        return FailingOutput(path, budget, exc) if path.endswith(only) else real(path, size_hint)
 
     return open_output
 
