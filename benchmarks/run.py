@@ -1,7 +1,7 @@
 """cnndsl against the path users take today (PyTorch -> torch.onnx.export -> onnxruntime), measured
 in the same run on the same machine. Prints one table: each figure, the peer's, and the ratio.
 
-    python benchmarks/run.py [--peer-python PATH] [--quick]
+    python benchmarks/run.py [--peer-python PATH] [--quick] [--only analysis|compile|inference]
 
 The peer needs torch and torchvision; --peer-python names an interpreter that has them (default:
 this one, if it can import torch). Without a peer, cnndsl's own figures are still printed.
@@ -185,6 +185,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--peer-python", default=sys.executable, help="a Python with torch and torchvision")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and only resnet50 for inference")
+    ap.add_argument("--only", choices=["analysis", "compile", "inference"], help="run one section")
     ap.add_argument("--out", help="folder for generated models (default: a temporary folder)")
     args = ap.parse_args()
     peer = args.peer_python if has_torch(args.peer_python) else None
@@ -194,11 +195,14 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; peer: {peer or 'not installed (torch, torchvision)'}; outputs in {out}",
           file=sys.stderr)
     t = Table()
-    analysis(t, runs=runs + 2)
-    compilation(t, out, peer, runs=runs)
-    models = [("resnet50", "resnet50")] + ([] if args.quick else [("googlenet_torchvision", "googlenet"),
-                                                                 ("vgg16", "vgg16")])
-    inference(t, out, peer, models, args.quick)
+    if args.only in (None, "analysis"):
+        analysis(t, runs=runs + 2)
+    if args.only in (None, "compile"):
+        compilation(t, out, peer, runs=runs)
+    if args.only in (None, "inference"):
+        models = [("resnet50", "resnet50")] + ([] if args.quick else [("googlenet_torchvision", "googlenet"),
+                                                                     ("vgg16", "vgg16")])
+        inference(t, out, peer, models, args.quick)
     print()
     t.print()
 

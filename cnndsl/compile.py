@@ -84,7 +84,7 @@ def compile_to_file(graph: Graph, path: str, seed: int = 0, opset: int | None = 
 
 def _build(graph, seed, opset, weights, fold_bn, verify):
     from . import emit
-    from .weights import init_array
+    from .weights import init_array, init_parts
 
     check_fits(graph)
     weights = weights or {}
@@ -92,7 +92,11 @@ def _build(graph, seed, opset, weights, fold_bn, verify):
     def fill(p):
         return weights[p.name] if p.name in weights else init_array(p, seed)
 
-    model, deferred = emit.build(graph, seed=seed, opset=opset or emit.DEFAULT_OPSET, fill=fill, fold_bn=fold_bn)
+    def parts(p):
+        return None if p.name in weights else init_parts(p, seed)
+
+    model, deferred = emit.build(graph, seed=seed, opset=opset or emit.DEFAULT_OPSET, fill=fill, fold_bn=fold_bn,
+                                 parts=parts)
     if verify:
         emit.verify(model, graph, deferred)
     return model, deferred

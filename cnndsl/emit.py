@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import onnx
@@ -12,7 +12,7 @@ from . import __version__
 from .errors import CompileError
 from .ir import Graph, Param
 from .protowire import Weight
-from .weights import init_array
+from .weights import init_array, init_parts
 
 DEFAULT_OPSET = 21
 MIN_OPSET = 19  # ceil-mode pooling semantics as in PyTorch from opset 19
@@ -28,9 +28,11 @@ def ir_version_for(opset: int) -> int:
 class GraphBuilder:
     """A small builder over onnx.helper: nodes and constants now, weights deferred (protowire.Weight)."""
 
-    def __init__(self, opset: int, fill: Callable[[Param], np.ndarray]) -> None:
+    def __init__(self, opset: int, fill: Callable[[Param], np.ndarray],
+                 parts: Callable[[Param], Iterator[np.ndarray] | None] | None = None) -> None:
         self.opset = opset
         self.fill = fill
+        self.parts = parts
         self.nodes: list = []
         self.weights: list[Weight] = []
 
@@ -39,8 +41,8 @@ class GraphBuilder:
         return name
 
     def param(self, p: Param) -> str:
-        fill = self.fill
-        self.weights.append(Weight(p.name, p.shape, lambda: fill(p)))
+        fill, parts = self.fill, self.parts
+        self.weights.append(Weight(p.name, p.shape, lambda: fill(p), (lambda: parts(p)) if parts else None))
         return p.name
 
     def scalar(self, name: str, value: float) -> str:
@@ -75,18 +77,21 @@ def materialize(model: onnx.ModelProto, weights: list[Weight]) -> None:
 
 
 def build(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
-          fill: Callable[[Param], np.ndarray] | None = None,
-          fold_bn: bool = False) -> tuple[onnx.ModelProto, list[Weight]]:
+          fill: Callable[[Param], np.ndarray] | None = None, fold_bn: bool = False,
+          parts: Callable[[Param], Iterator[np.ndarray] | None] | None = None,
+          ) -> tuple[onnx.ModelProto, list[Weight]]:
     """The model without its initializers, and the weights to write (nothing is drawn yet).
 
-    ``fill(param)`` supplies weights (default: seeded); ``fold_bn`` folds each batchnorm that is
-    the only consumer of a conv into that conv's weights.
+    ``fill(param)`` supplies weights (default: seeded); ``parts(param)``, where it returns an
+    iterator, the same values in flat chunks for streaming (default: seeded, with the default fill);
+    ``fold_bn`` folds each batchnorm that is the only consumer of a conv into that conv's weights.
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise CompileError(f"opset {opset} is not supported", hint=f"use {MIN_OPSET} to {MAX_OPSET}")
-    fill = fill or (lambda p: init_array(p, seed))
+    if fill is None:
+        fill, parts = (lambda p: init_array(p, seed)), parts or (lambda p: init_parts(p, seed))
     folds = bn_folds(graph) if fold_bn else {}
-    b = GraphBuilder(opset, fill)
+    b = GraphBuilder(opset, fill, parts)
     values: list[str] = []
     for i, node in enumerate(graph.nodes):
         xs = [INPUT if j < 0 else values[j] for j in node.inputs]
@@ -96,8 +101,9 @@ def build(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
         if i in folds:
             node, folded = _folded(node, graph.nodes[folds[i]], fill)
             b.fill = lambda p, folded=folded: folded[p.name] if p.name in folded else fill(p)
+            b.parts = parts and (lambda p, folded=folded: None if p.name in folded else parts(p))
         values.append(node.layer.emit(b, node, xs))
-        b.fill = fill
+        b.fill, b.parts = fill, parts
     last = values[-1] if values else INPUT
     _rename(b.nodes, last, OUTPUT) if last != INPUT else b.node("Identity", [INPUT], OUTPUT)
     g = helper.make_graph(

@@ -10,7 +10,7 @@ with its initializers filled in, but only one tensor is ever in memory.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -23,11 +23,13 @@ LENGTH_DELIMITED = 2
 
 @dataclass(frozen=True)
 class Weight:
-    """One initializer to write: its name, shape, and how to make its float32 values."""
+    """One initializer to write: its name, shape, and how to make its float32 values: whole, or
+    (where ``parts`` is given and returns an iterator) as consecutive flat chunks."""
 
     name: str
     shape: tuple[int, ...]
     make: Callable[[], np.ndarray]
+    parts: Callable[[], Iterator[np.ndarray] | None] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -91,12 +93,14 @@ def _inline_size(w: Weight) -> int:
 
 
 def _made_ahead(weights: list[Weight]):
-    """Each weight's array, the next one made on a second thread while the current one is written
-    (numpy's generators and file writes release the GIL). At most two tensors are alive."""
+    """Each weight's array, or the iterator of its chunks, the next one made on a second thread
+    while the current one is written (numpy's generators and file writes release the GIL). At most
+    two tensors are alive."""
     from concurrent.futures import ThreadPoolExecutor
 
     def make(w):
-        return np.ascontiguousarray(w.make(), dtype=np.float32)
+        parts = w.parts() if w.parts else None
+        return parts if parts is not None else np.ascontiguousarray(w.make(), dtype=np.float32)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnndsl-weights") as pool:
         pending = pool.submit(make, weights[0]) if weights else None
@@ -128,7 +132,7 @@ def write(model: ModelProto, weights: list[Weight], out: BinaryIO, data: BinaryI
     graph_size = len(graph_lo) + sum(sizes) + len(graph_hi)
     out.write(model_lo + tag(MODEL_GRAPH) + varint(graph_size) + graph_lo)
     for i, (w, arr) in enumerate(zip(weights, _made_ahead(weights), strict=True)):
-        if arr.shape != w.shape:
+        if isinstance(arr, np.ndarray) and arr.shape != w.shape:
             raise ValueError(f"weight {w.name} has shape {arr.shape}, expected {w.shape}")
         if data is None:
             head = tensor_header(w)
@@ -136,9 +140,20 @@ def write(model: ModelProto, weights: list[Weight], out: BinaryIO, data: BinaryI
             out.write(tag(GRAPH_INITIALIZER) + varint(body) + head + tag(TENSOR_RAW_DATA) + varint(w.nbytes))
         else:
             out.write(tag(GRAPH_INITIALIZER) + varint(len(heads[i])) + heads[i])
-        (out if data is None else data).write(memoryview(arr).cast("B"))
+        sink = out if data is None else data
+        if isinstance(arr, np.ndarray):
+            sink.write(memoryview(arr).cast("B"))
+            done += w.nbytes
+        else:
+            start = done
+            for part in arr:
+                sink.write(memoryview(np.ascontiguousarray(part, dtype=np.float32)).cast("B"))
+                done += part.nbytes
+                if progress and done - start < w.nbytes:
+                    progress(done, total)
+            if done - start != w.nbytes:
+                raise ValueError(f"weight {w.name} came to {done - start} bytes, expected {w.nbytes}")
         del arr
-        done += w.nbytes
         if progress:
             progress(done, total)
     out.write(graph_hi + model_hi)

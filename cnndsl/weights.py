@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -25,39 +26,85 @@ def init_array(p: Param, seed: int) -> np.ndarray:
         return np.ones(p.shape, np.float32)
     if p.init == "value":
         return np.asarray(p.value, np.float32).reshape(p.shape)
-    if p.init == "he":
-        return _uniform(p, seed, np.sqrt(6.0 / p.fan_in))
-    if p.init == "glorot":
-        return _uniform(p, seed, np.sqrt(6.0 / (p.fan_in + p.fan_out)))
+    limit = _limit(p)
+    if limit is not None:
+        return _uniform(p, seed, limit)
     raise ValueError(f"unknown init scheme {p.init!r} for {p.name}")  # pragma: no cover
 
 
 CHUNK = 1 << 22  # values per random stream: large tensors are drawn in chunks, two at a time
 
 
-def _uniform(p: Param, seed: int, limit: float) -> np.ndarray:
-    """U(-limit, limit) as float32, drawn in place. Chunk i of a tensor comes from its own stream,
-    keyed by (seed, crc32(name), i), so large tensors fill on two threads (numpy's generators
-    release the GIL) and the values never depend on the thread count."""
+def _limit(p: Param) -> float | None:
+    if p.init == "he":
+        return float(np.sqrt(6.0 / p.fan_in))
+    if p.init == "glorot":
+        return float(np.sqrt(6.0 / (p.fan_in + p.fan_out)))
+    return None
+
+
+def _filler(p: Param, seed: int, limit: float):
+    """fill(part, i): chunk i of ``p``'s U(-limit, limit) values into ``part``, from its own stream
+    keyed by (seed, crc32(name), i), so the values never depend on threads or chunking order."""
     key = zlib.crc32(p.name.encode("utf-8"))
-    out = np.empty(p.size, np.float32)
     scale, shift = np.float32(2 * limit), np.float32(limit)
 
-    def fill(i: int) -> None:
-        part = out[i * CHUNK:(i + 1) * CHUNK]
+    def fill(part: np.ndarray, i: int) -> np.ndarray:
         np.random.default_rng([seed, key, i]).random(dtype=np.float32, out=part)
         part *= scale
         part -= shift
+        return part
 
+    return fill
+
+
+def _uniform(p: Param, seed: int, limit: float) -> np.ndarray:
+    """U(-limit, limit) as float32, drawn in place, large tensors in chunks on two threads
+    (numpy's generators release the GIL)."""
+    out = np.empty(p.size, np.float32)
+    fill = _filler(p, seed, limit)
     chunks = -(-p.size // CHUNK)
     if chunks <= 1:
-        fill(0)
+        fill(out, 0)
     else:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cnndsl-draw") as pool:
-            list(pool.map(fill, range(chunks)))
+            list(pool.map(lambda i: fill(out[i * CHUNK:(i + 1) * CHUNK], i), range(chunks)))
     return out.reshape(p.shape)
+
+
+def init_parts(p: Param, seed: int) -> Iterator[np.ndarray] | None:
+    """``init_array(p, seed)`` flattened, as consecutive chunks of CHUNK values, for tensors of more
+    than one chunk with a random scheme; None for the rest (make them whole).
+
+    Two chunks are drawn ahead on worker threads into three reused buffers, so writing a 400 MB
+    tensor holds 48 MB, not 400, and touches no fresh memory after the first chunks. A chunk is
+    valid until the next one is asked for.
+    """
+    limit = _limit(p)
+    if limit is None or p.size <= CHUNK:
+        return None
+    return _parts(p, seed, limit)
+
+
+def _parts(p: Param, seed: int, limit: float) -> Iterator[np.ndarray]:
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    fill, chunks, size = _filler(p, seed, limit), -(-p.size // CHUNK), p.size
+    buffers = [np.empty(CHUNK, np.float32) for _ in range(min(3, chunks))]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cnndsl-draw") as pool:
+        def submit(i: int):
+            part = buffers[i % len(buffers)][:min(CHUNK, size - i * CHUNK)]
+            return pool.submit(fill, part, i)
+
+        pending = deque(submit(i) for i in range(min(2, chunks)))
+        for i in range(chunks):
+            part = pending.popleft().result()
+            if i + 2 < chunks:  # into the buffer of chunk i - 1, which the caller is done with
+                pending.append(submit(i + 2))
+            yield part
 
 
 IGNORED_SUFFIXES = (".num_batches_tracked",)  # torch batchnorm bookkeeping, not a weight

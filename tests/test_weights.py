@@ -198,3 +198,41 @@ def test_weights_command_lists_names_and_shapes():
     assert r.output.splitlines()[0].split() == ["features.0.weight", "6x1x5x5", "trainable"]
     rows = json.loads(CliRunner().invoke(main, ["weights", "--json", str(SPECS / "lenet5.cnn")]).output)
     assert len(rows) == 10 and rows[-1] == {"name": "classifier.2.bias", "shape": [10], "role": "trainable"}
+
+
+@pytest.mark.parametrize("size, init, streamed", [
+    (1000, "he", False),  # one chunk: made whole
+    (1001, "he", True),
+    (3000, "glorot", True),  # an exact multiple of the chunk
+    (7777, "glorot", True),  # more chunks than buffers, with a remainder
+    (7777, "zeros", False),
+    (7777, "ones", False),
+])
+def test_streamed_chunks_equal_the_whole_tensor(monkeypatch, size, init, streamed):
+    from cnndsl import weights
+    from cnndsl.ir import TRAINABLE, Param
+
+    monkeypatch.setattr(weights, "CHUNK", 1000)
+    p = Param("features.0.weight", (size,), TRAINABLE, init, fan_in=9, fan_out=16)
+    parts = weights.init_parts(p, seed=4)
+    assert (parts is not None) == streamed
+    if streamed:
+        got = np.concatenate([part.copy() for part in parts])  # each chunk is valid until the next
+        np.testing.assert_array_equal(got, weights.init_array(p, seed=4))
+
+
+@pytest.mark.parametrize("spec, fold_bn, given", [
+    ("lenet5", False, False),
+    ("lenet5", False, True),  # given weights are written whole, the rest streamed
+    ("resnet18", True, False),  # folded conv weights are made whole
+])
+def test_streamed_compile_equals_the_in_memory_model(tmp_path, monkeypatch, spec, fold_bn, given):
+    from cnndsl import weights
+    from cnndsl.compile import compile_model, compile_to_file
+
+    monkeypatch.setattr(weights, "CHUNK", 4096)  # so most tensors stream in several chunks
+    graph = cnndsl.load(SPECS / f"{spec}.cnn").graph
+    given = {"features.3.weight": np.full((16, 6, 5, 5), 0.5, np.float32)} if given else None
+    compile_to_file(graph, str(tmp_path / "m.onnx"), seed=2, weights=given, fold_bn=fold_bn)
+    expected = compile_model(graph, seed=2, weights=given, fold_bn=fold_bn).SerializeToString()
+    assert (tmp_path / "m.onnx").read_bytes() == expected
