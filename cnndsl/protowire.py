@@ -92,21 +92,26 @@ def _inline_size(w: Weight) -> int:
     return len(tag(GRAPH_INITIALIZER)) + len(varint(body)) + body
 
 
+AHEAD = 2  # tensors made ahead of the one being written, on as many threads
+
+
 def _made_ahead(weights: list[Weight]):
-    """Each weight's array, or the iterator of its chunks, the next one made on a second thread
+    """Each weight's array, or the iterator of its chunks, the next AHEAD made on worker threads
     while the current one is written (numpy's generators and file writes release the GIL). At most
-    two tensors are alive."""
+    AHEAD + 1 tensors are alive."""
+    from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
     def make(w):
         parts = w.parts() if w.parts else None
         return parts if parts is not None else np.ascontiguousarray(w.make(), dtype=np.float32)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnndsl-weights") as pool:
-        pending = pool.submit(make, weights[0]) if weights else None
+    with ThreadPoolExecutor(max_workers=AHEAD, thread_name_prefix="cnndsl-weights") as pool:
+        pending = deque(pool.submit(make, w) for w in weights[:AHEAD])
         for i in range(len(weights)):
-            arr = pending.result()
-            pending = pool.submit(make, weights[i + 1]) if i + 1 < len(weights) else None
+            arr = pending.popleft().result()
+            if i + AHEAD < len(weights):
+                pending.append(pool.submit(make, weights[i + AHEAD]))
             yield arr
             del arr
 
