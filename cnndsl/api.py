@@ -36,11 +36,12 @@ class Network:
         return report.summary(self.graph)
 
     def to_onnx(self, seed: int = 0, opset: int | None = None, weights=None, strict: bool = True,
-                fold_bn: bool = False):
+                fold_bn: bool = False, dtype: str = "float32"):
         """An onnx.ModelProto, checked against our own shapes.
 
         ``weights`` is a path (.safetensors, .npz, .onnx) or a dict name -> array, matched by name
-        (strictly, unless ``strict=False``); other weights are seeded.
+        (strictly, unless ``strict=False``); other weights are seeded. ``dtype="float16"`` stores
+        and computes in half precision behind float32 inputs and outputs.
         """
         from .compile import compile_model
 
@@ -52,7 +53,7 @@ class Network:
             tensors = weights if isinstance(weights, dict) else read_weights(str(weights))
             loaded, _ = match_weights(self.graph, tensors, str(weights) if not isinstance(weights, dict)
                                       else "<dict>", strict)
-        return compile_model(self.graph, seed=seed, opset=opset, weights=loaded, fold_bn=fold_bn)
+        return compile_model(self.graph, seed=seed, opset=opset, weights=loaded, fold_bn=fold_bn, dtype=dtype)
 
     def run(self, x, device: str = "auto", seed: int = 0):
         """Run on a batch ``x`` (N x input shape, float32); returns (output array, provider)."""

@@ -16,6 +16,7 @@ class BenchResult:
     session_s: float  # creating the onnxruntime session
     latencies_ms: tuple[float, ...]
     macs_per_sample: int | None
+    io_binding: bool = False  # input and output kept on the GPU while timing
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q))
@@ -44,26 +45,34 @@ def measure(model, device: str = "auto", batch: int = 1, threads: int | None = N
     ``seconds`` caps the timed runs by wall time (at least 3 runs); ``progress(i, n)`` is called
     after each timed run.
     """
-    from .run import Runner
+    from .errors import RunError
+    from .run import CUDA, Runner, _first_line
 
     start = time.perf_counter()
     runner = Runner.from_model(model, device=device, threads=threads)
     session_s = time.perf_counter() - start
     dims = [batch] + [d if isinstance(d, int) else 1 for d in runner.input_shape[1:]]
     x = np.random.default_rng(0).standard_normal(dims, dtype=np.float32)
-    for _ in range(warmup):
-        runner.run(x)
+    try:
+        once = runner.bound(x)
+        for _ in range(warmup):
+            once()
+    except RunError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+        raise RunError(f"onnxruntime failed: {_first_line(exc)}") from None
     latencies = []
     began = time.perf_counter()
     for i in range(runs):
         t = time.perf_counter()
-        runner.run(x)
+        once()
         latencies.append((time.perf_counter() - t) * 1000)
         if progress:
             progress(i + 1, runs)
         if seconds is not None and i >= 2 and time.perf_counter() - began > seconds:
             break
-    return BenchResult(runner.provider, batch, len(latencies), session_s, tuple(latencies), macs)
+    return BenchResult(runner.provider, batch, len(latencies), session_s, tuple(latencies), macs,
+                       io_binding=runner.provider == CUDA)
 
 
 def macs_from_model(path_or_model) -> int | None:

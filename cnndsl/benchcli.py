@@ -28,12 +28,13 @@ def bench_command(model: str, device: str, batch: int, threads: int | None, runs
                "session_s": round(r.session_s, 4), "p50_ms": round(r.median_ms, 3),
                "p90_ms": round(r.percentile(90), 3), "p99_ms": round(r.percentile(99), 3),
                "min_ms": round(min(r.latencies_ms), 3), "throughput_per_s": round(r.throughput, 2),
-               "gflops": round(r.gflops, 1) if r.gflops else None}
+               "gflops": round(r.gflops, 1) if r.gflops else None, "io_binding": r.io_binding}
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return
     where = "GPU" if r.provider.startswith("CUDA") else "CPU"
-    click.echo(f"provider: {r.provider} ({where}), batch {batch}, threads {threads or 'default'}, {r.runs} runs")
+    click.echo(f"provider: {r.provider} ({where}), batch {batch}, threads {threads or 'default'}, {r.runs} runs"
+               + ("; input and output stay on the GPU (I/O binding)" if r.io_binding else ""))
     click.echo(f"session created in {r.session_s * 1000:.0f} ms")
     click.echo(f"latency ms: p50 {r.median_ms:.2f}  p90 {r.percentile(90):.2f}  p99 {r.percentile(99):.2f}  "
                f"min {min(r.latencies_ms):.2f}")

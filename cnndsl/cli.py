@@ -125,6 +125,8 @@ def summary(spec: str, as_json: bool) -> None:
 @click.option("--strict/--no-strict", default=True, show_default=True,
               help="Require every name to match (like load_state_dict(strict=True)).")
 @click.option("--fold-bn", is_flag=True, help="Fold each batchnorm into the conv before it.")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
+              help="Weights and arithmetic; float16 keeps float32 inputs and outputs (for GPUs).")
 @click.option("--quantize", type=click.Choice(["int8"]), default=None,
               help="Static int8 quantization (onnxruntime, QDQ, per-channel weights).")
 @click.option("--calibration", type=click.Path(dir_okay=False),
@@ -133,18 +135,21 @@ def summary(spec: str, as_json: bool) -> None:
               help="Seeded calibration samples.")
 @edge
 def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, weights_path: str | None,
-                strict: bool, fold_bn: bool, quantize: str | None, calibration: str | None,
+                strict: bool, fold_bn: bool, dtype: str, quantize: str | None, calibration: str | None,
                 calibration_samples: int) -> None:
     """Compile a spec to an ONNX model, with seeded weights or weights loaded by name.
 
     \b
     Example: cnndsl compile specs/lenet5.cnn -o lenet5.onnx --seed 1
              cnndsl compile specs/resnet50.cnn --weights resnet50.safetensors --fold-bn
+             cnndsl compile specs/resnet50.cnn --dtype float16 -o resnet50_fp16.onnx
     """
     from .api import load
     from .compile import compile_to_file
     from .emit import DEFAULT_OPSET, ir_version_for
 
+    if quantize and dtype != "float32":
+        raise click.UsageError("--quantize int8 starts from float32 weights; leave out --dtype")
     net = load(spec)
     weights = None
     if weights_path:
@@ -167,7 +172,7 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
             click.echo(f"\rwriting weights {done / total:4.0%} of {report.human_bytes(total)}", nl=False, err=True)
 
     written = compile_to_file(net.graph, path, seed=seed, opset=opset, weights=weights, fold_bn=fold_bn,
-                              progress=progress)
+                              progress=progress, dtype=dtype)
     if show:
         click.echo("\r" + " " * 40 + "\r", nl=False, err=True)
     opset = opset or DEFAULT_OPSET
@@ -177,7 +182,8 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
         click.echo(f"note: the weights exceed protobuf's 2 GB limit: they are in {written[-1]} "
                    "(ONNX external data; keep it beside the model)", err=True)
     click.echo(f"wrote {' + '.join(written) if len(written) > 1 else path} ({report.human_bytes(size)}, "
-               f"{t.params:,} parameters, opset {opset}, IR {ir_version_for(opset)}); "
+               f"{t.params:,} parameters{', float16' if dtype == 'float16' else ''}, opset {opset}, "
+               f"IR {ir_version_for(opset)}); "
                "checked: ONNX checker and strict shape inference agree with cnndsl")
 
 

@@ -64,25 +64,27 @@ def check_run_fits(graph: Graph, batch: int) -> None:
 
 
 def compile_model(graph: Graph, seed: int = 0, opset: int | None = None, weights: dict | None = None,
-                  fold_bn: bool = False, verify: bool = True):
+                  fold_bn: bool = False, verify: bool = True, dtype: str = "float32"):
     """ir.Graph -> onnx.ModelProto in memory, self-checked. Weights come from ``weights`` (name ->
-    float32 array, see weights.match_weights) where given, else from the seeded initialisation."""
+    float32 array, see weights.match_weights) where given, else from the seeded initialisation.
+    ``dtype`` float16 stores and computes in half precision (inputs and outputs stay float32)."""
     from . import emit
 
-    model, deferred = _build(graph, seed, opset, weights, fold_bn, verify)
+    model, deferred = _build(graph, seed, opset, weights, fold_bn, verify, dtype)
     emit.materialize(model, deferred)
     return model
 
 
 def compile_to_file(graph: Graph, path: str, seed: int = 0, opset: int | None = None,
-                    weights: dict | None = None, fold_bn: bool = False, progress=None) -> list[str]:
+                    weights: dict | None = None, fold_bn: bool = False, progress=None,
+                    dtype: str = "float32") -> list[str]:
     """Compile straight to ``path``, one tensor in memory at a time; returns the paths written.
     ``progress(done, total)`` reports weight bytes written."""
-    model, deferred = _build(graph, seed, opset, weights, fold_bn, verify=True)
+    model, deferred = _build(graph, seed, opset, weights, fold_bn, verify=True, dtype=dtype)
     return _write(model, deferred, path, progress)
 
 
-def _build(graph, seed, opset, weights, fold_bn, verify):
+def _build(graph, seed, opset, weights, fold_bn, verify, dtype="float32"):
     from . import emit
     from .weights import init_array, init_parts
 
@@ -96,7 +98,7 @@ def _build(graph, seed, opset, weights, fold_bn, verify):
         return None if p.name in weights else init_parts(p, seed)
 
     model, deferred = emit.build(graph, seed=seed, opset=opset or emit.DEFAULT_OPSET, fill=fill, fold_bn=fold_bn,
-                                 parts=parts)
+                                 parts=parts, dtype=dtype)
     if verify:
         emit.verify(model, graph, deferred)
     return model, deferred

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 from . import __version__
 from .errors import CompileError
 from .ir import Graph, Param
-from .protowire import Weight
+from .protowire import DATA_TYPES, Weight
 from .weights import init_array, init_parts
 
 DEFAULT_OPSET = 21
@@ -29,10 +29,12 @@ class GraphBuilder:
     """A small builder over onnx.helper: nodes and constants now, weights deferred (protowire.Weight)."""
 
     def __init__(self, opset: int, fill: Callable[[Param], np.ndarray],
-                 parts: Callable[[Param], Iterator[np.ndarray] | None] | None = None) -> None:
+                 parts: Callable[[Param], Iterator[np.ndarray] | None] | None = None,
+                 dtype: str = "float32") -> None:
         self.opset = opset
         self.fill = fill
         self.parts = parts
+        self.dtype = dtype
         self.nodes: list = []
         self.weights: list[Weight] = []
 
@@ -42,11 +44,12 @@ class GraphBuilder:
 
     def param(self, p: Param) -> str:
         fill, parts = self.fill, self.parts
-        self.weights.append(Weight(p.name, p.shape, lambda: fill(p), (lambda: parts(p)) if parts else None))
+        self.weights.append(Weight(p.name, p.shape, lambda: fill(p), (lambda: parts(p)) if parts else None,
+                                   self.dtype))
         return p.name
 
     def scalar(self, name: str, value: float) -> str:
-        const = helper.make_tensor(name, TensorProto.FLOAT, [], [value])
+        const = helper.make_tensor(name, DATA_TYPES[self.dtype], [], [value])
         self.nodes.append(helper.make_node("Constant", [], [name], name=name, value=const))
         return name
 
@@ -57,9 +60,10 @@ class GraphBuilder:
 
 
 def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
-            fill: Callable[[Param], np.ndarray] | None = None, fold_bn: bool = False) -> onnx.ModelProto:
+            fill: Callable[[Param], np.ndarray] | None = None, fold_bn: bool = False,
+            dtype: str = "float32") -> onnx.ModelProto:
     """Compile a checked graph to an in-memory model (see ``build`` for the arguments)."""
-    model, weights = build(graph, seed, opset, fill, fold_bn)
+    model, weights = build(graph, seed, opset, fill, fold_bn, dtype=dtype)
     materialize(model, weights)
     return model
 
@@ -67,34 +71,39 @@ def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
 def materialize(model: onnx.ModelProto, weights: list[Weight]) -> None:
     """Fill the model's initializers from deferred weights."""
     for w in weights:
-        arr = np.ascontiguousarray(w.make(), dtype=np.float32)
+        arr = w.stored(w.make())
         if arr.shape != w.shape:
             raise CompileError(f"weight {w.name} has shape {arr.shape}, expected {w.shape}")
         tensor = model.graph.initializer.add()
-        tensor.name, tensor.data_type = w.name, TensorProto.FLOAT
+        tensor.name, tensor.data_type = w.name, w.data_type
         tensor.dims.extend(w.shape)
         tensor.raw_data = arr.tobytes()
 
 
 def build(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
           fill: Callable[[Param], np.ndarray] | None = None, fold_bn: bool = False,
-          parts: Callable[[Param], Iterator[np.ndarray] | None] | None = None,
+          parts: Callable[[Param], Iterator[np.ndarray] | None] | None = None, dtype: str = "float32",
           ) -> tuple[onnx.ModelProto, list[Weight]]:
     """The model without its initializers, and the weights to write (nothing is drawn yet).
 
     ``fill(param)`` supplies weights (default: seeded); ``parts(param)``, where it returns an
     iterator, the same values in flat chunks for streaming (default: seeded, with the default fill);
     ``fold_bn`` folds each batchnorm that is the only consumer of a conv into that conv's weights.
+    ``dtype`` float16 stores weights and computes in half precision behind a float32 interface
+    (a Cast after the input and before the output).
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise CompileError(f"opset {opset} is not supported", hint=f"use {MIN_OPSET} to {MAX_OPSET}")
     if fill is None:
         fill, parts = (lambda p: init_array(p, seed)), parts or (lambda p: init_parts(p, seed))
     folds = bn_folds(graph) if fold_bn else {}
-    b = GraphBuilder(opset, fill, parts)
+    if dtype not in DATA_TYPES:
+        raise CompileError(f"unknown dtype '{dtype}'", hint="use float32 or float16")
+    b = GraphBuilder(opset, fill, parts, dtype)
+    first = INPUT if dtype == "float32" else b.node("Cast", [INPUT], INPUT + ".half", to=DATA_TYPES[dtype])
     values: list[str] = []
     for i, node in enumerate(graph.nodes):
-        xs = [INPUT if j < 0 else values[j] for j in node.inputs]
+        xs = [first if j < 0 else values[j] for j in node.inputs]
         if node.kind == "batchnorm" and folds.get(node.inputs[0]) == i:
             values.append(xs[0])  # folded into the conv before it
             continue
@@ -104,8 +113,13 @@ def build(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
             b.parts = parts and (lambda p, folded=folded: None if p.name in folded else parts(p))
         values.append(node.layer.emit(b, node, xs))
         b.fill, b.parts = fill, parts
-    last = values[-1] if values else INPUT
-    _rename(b.nodes, last, OUTPUT) if last != INPUT else b.node("Identity", [INPUT], OUTPUT)
+    last = values[-1] if values else first
+    if dtype != "float32":
+        b.node("Cast", [last], OUTPUT, to=TensorProto.FLOAT)
+    elif last != INPUT:
+        _rename(b.nodes, last, OUTPUT)
+    else:
+        b.node("Identity", [INPUT], OUTPUT)
     g = helper.make_graph(
         b.nodes, graph.name,
         [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", *graph.input_shape])],
@@ -115,7 +129,8 @@ def build(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
                               ir_version=ir_version_for(opset), producer_name="cnndsl",
                               producer_version=__version__, doc_string=graph.title or "")
     helper.set_model_props(model, {"cnndsl.name": graph.name, "cnndsl.title": graph.title or "",
-                                   "cnndsl.seed": str(seed), "cnndsl.spec": graph.source_text})
+                                   "cnndsl.seed": str(seed), "cnndsl.dtype": dtype,
+                                   "cnndsl.spec": graph.source_text})
     return model, b.weights
 
 
@@ -165,9 +180,9 @@ def skeleton(model: onnx.ModelProto, weights: list[Weight] | None = None) -> onn
     """The model without weight data: each initializer (or deferred weight) becomes a graph input of
     the same type and shape. Checking and shape inference see the same graph, without the weights."""
     g = model.graph
-    shapes = [(w.name, w.shape) for w in weights] if weights is not None else \
-        [(t.name, tuple(t.dims)) for t in g.initializer]
-    inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)) for name, shape in shapes]
+    shapes = [(w.name, w.data_type, w.shape) for w in weights] if weights is not None else \
+        [(t.name, t.data_type, tuple(t.dims)) for t in g.initializer]
+    inputs = [helper.make_tensor_value_info(name, kind, list(shape)) for name, kind, shape in shapes]
     graph = helper.make_graph(list(g.node), g.name, list(g.input) + inputs, list(g.output))
     return helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
 

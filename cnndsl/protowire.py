@@ -30,10 +30,34 @@ class Weight:
     shape: tuple[int, ...]
     make: Callable[[], np.ndarray]
     parts: Callable[[], Iterator[np.ndarray] | None] | None = None
+    dtype: str = "float32"  # as stored: float32, or float16 (converted from the float32 values)
 
     @property
     def nbytes(self) -> int:
-        return 4 * math.prod(self.shape)
+        return np.dtype(self.dtype).itemsize * math.prod(self.shape)
+
+    @property
+    def data_type(self) -> int:
+        return DATA_TYPES[self.dtype]
+
+    def stored(self, arr: np.ndarray) -> np.ndarray:
+        """``arr`` (float32 values) as contiguous stored values; a CompileError where a finite value
+        does not fit the stored type."""
+        with np.errstate(over="ignore"):  # reported below, by name
+            out = np.ascontiguousarray(arr, dtype=self.dtype)
+        if self.dtype != "float32" and out.size:
+            big = np.isinf(out) & np.isfinite(arr)
+            if big.any():
+                from .errors import CompileError
+
+                worst = float(np.max(np.abs(np.asarray(arr)[big])))
+                limit = float(np.finfo(self.dtype).max)
+                raise CompileError(f"weight {self.name} holds {worst:.6g}, beyond {self.dtype}'s range (+-{limit:g})",
+                                   hint="compile as float32, or rescale the weights")
+        return out
+
+
+DATA_TYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16}
 
 
 def varint(n: int) -> bytes:
@@ -77,7 +101,7 @@ def _repeated(fd) -> bool:
 
 def tensor_header(w: Weight, external: tuple[str, int] | None = None) -> bytes:
     """A TensorProto without its data (inline: the raw_data field follows; external: complete)."""
-    t = TensorProto(name=w.name, data_type=TensorProto.FLOAT, dims=w.shape)
+    t = TensorProto(name=w.name, data_type=w.data_type, dims=w.shape)
     if external is not None:
         location, offset = external
         for key, value in (("location", location), ("offset", str(offset)), ("length", str(w.nbytes))):
@@ -104,7 +128,7 @@ def _made_ahead(weights: list[Weight]):
 
     def make(w):
         parts = w.parts() if w.parts else None
-        return parts if parts is not None else np.ascontiguousarray(w.make(), dtype=np.float32)
+        return parts if parts is not None else w.stored(w.make())
 
     with ThreadPoolExecutor(max_workers=AHEAD, thread_name_prefix="cnndsl-weights") as pool:
         pending = deque(pool.submit(make, w) for w in weights[:AHEAD])
@@ -152,7 +176,8 @@ def write(model: ModelProto, weights: list[Weight], out: BinaryIO, data: BinaryI
         else:
             start = done
             for part in arr:
-                sink.write(memoryview(np.ascontiguousarray(part, dtype=np.float32)).cast("B"))
+                part = w.stored(part)
+                sink.write(memoryview(part).cast("B"))
                 done += part.nbytes
                 if progress and done - start < w.nbytes:
                     progress(done, total)

@@ -345,6 +345,23 @@ def test_layer_table(layer, inp, reference, random, scale, shift, batch, onnx_re
     assert_agree(*results, what=layer, onnx_reference=onnx_ref)
 
 
+@pytest.mark.parametrize("layer, inp, reference, random, scale, shift, batch, onnx_ref", TABLE)
+def test_layer_table_in_float16(layer, inp, reference, random, scale, shift, batch, onnx_ref):
+    """--dtype float16: each layer in half precision behind a float32 interface agrees with the
+    float64 reference fed the same rounded input and the weights as stored."""
+    x = make_input(dims(inp), seed=len(layer) * 31 + len(inp), scale=scale, shift=shift, batch=batch)
+    net = cnndsl.parse(f"input {inp}\n{layer}\n")
+    model = net.to_onnx(weights=random_weights(net, 7) if random else None, seed=7, dtype="float16")
+    stored = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert all(a.dtype == np.float16 for a in stored.values())
+    assert [i.type.tensor_type.elem_type for i in (*model.graph.input, *model.graph.output)] == [1, 1]
+    got = Runner.from_model(model.SerializeToString(), device="cpu").run(x)
+    want = reference(x.astype(np.float16).astype(np.float64), {k: v.astype(np.float64) for k, v in stored.items()})
+    assert got.dtype == np.float32 and got.shape == want.shape
+    err = float(np.abs(got - want).max(initial=0.0))
+    assert err <= 1e-2 * float(np.abs(want).max(initial=0.0)) + 1e-3, f"{layer}: float16 differs by {err:.3g}"
+
+
 class OnnxReferenceWrong(AssertionError):
     pass
 

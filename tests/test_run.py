@@ -86,3 +86,72 @@ def test_text_input_reshaped_to_the_model(tmp_path):
     f.write_text("1 2 3")
     with pytest.raises(RunError, match="3 numbers; one input needs 16"):
         runmod.load_input(str(f), ("N", 1, 4, 4))
+
+
+class FakeBinding:
+    def __init__(self, log):
+        self.log = log
+
+    def bind_ortvalue_input(self, name, value):
+        self.log.append(("input", name, value.device_name(), value.shape()))
+
+    def bind_output(self, name, device):
+        self.log.append(("output", name, device))
+
+    def synchronize_outputs(self):
+        self.log.append("sync")
+
+
+class FakeOrtValue:
+    def __init__(self, x, device):
+        self.x, self.device = x, device
+
+    @classmethod
+    def ortvalue_from_numpy(cls, x, device, index):
+        assert index == 0
+        return cls(x, device)
+
+    def device_name(self):
+        return self.device
+
+    def shape(self):
+        return list(self.x.shape)
+
+
+def test_cuda_benchmarks_keep_input_and_output_on_the_gpu(monkeypatch):
+    """On CUDA, bench times run_with_iobinding on device-resident tensors, not session.run."""
+    from cnndsl.bench import measure
+
+    log = []
+
+    class CudaSession(FakeSession):
+        def io_binding(self):
+            return FakeBinding(log)
+
+        def get_outputs(self):
+            class Meta:
+                name = "output"
+
+            return [Meta()]
+
+        def run_with_iobinding(self, binding):
+            log.append("run")
+
+        def run(self, *args):
+            pytest.fail("a CUDA benchmark must not copy through session.run")
+
+    monkeypatch.setattr(runmod, "cuda_problem", lambda: None)
+    monkeypatch.setattr(ort, "InferenceSession",
+                        lambda model, options, providers: CudaSession(model, options, providers, set(providers)))
+    monkeypatch.setattr(ort, "OrtValue", FakeOrtValue)
+    r = measure(MODEL, device="cuda", batch=4, runs=5, warmup=2)
+    assert r.provider == runmod.CUDA and r.io_binding and r.runs == 5
+    assert log[:2] == [("input", "input", "cuda", [4, 1, 4, 4]), ("output", "output", "cuda")]
+    assert log[2:] == ["run", "sync"] * 7  # 2 warm-up runs and 5 timed, each synchronised
+
+
+def test_cpu_benchmarks_run_plainly():
+    from cnndsl.bench import measure
+
+    r = measure(MODEL, device="cpu", batch=2, runs=3, warmup=1)
+    assert r.provider == runmod.CPU and not r.io_binding and r.runs == 3

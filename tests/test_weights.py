@@ -221,18 +221,20 @@ def test_streamed_chunks_equal_the_whole_tensor(monkeypatch, size, init, streame
         np.testing.assert_array_equal(got, weights.init_array(p, seed=4))
 
 
-@pytest.mark.parametrize("spec, fold_bn, given", [
-    ("lenet5", False, False),
-    ("lenet5", False, True),  # given weights are written whole, the rest streamed
-    ("resnet18", True, False),  # folded conv weights are made whole
+@pytest.mark.parametrize("spec, fold_bn, given, dtype", [
+    ("lenet5", False, False, "float32"),
+    ("lenet5", False, True, "float32"),  # given weights are written whole, the rest streamed
+    ("resnet18", True, False, "float32"),  # folded conv weights are made whole
+    ("lenet5", False, True, "float16"),
+    ("resnet18", True, False, "float16"),
 ])
-def test_streamed_compile_equals_the_in_memory_model(tmp_path, monkeypatch, spec, fold_bn, given):
+def test_streamed_compile_equals_the_in_memory_model(tmp_path, monkeypatch, spec, fold_bn, given, dtype):
     from cnndsl import weights
     from cnndsl.compile import compile_model, compile_to_file
 
     monkeypatch.setattr(weights, "CHUNK", 4096)  # so most tensors stream in several chunks
     graph = cnndsl.load(SPECS / f"{spec}.cnn").graph
     given = {"features.3.weight": np.full((16, 6, 5, 5), 0.5, np.float32)} if given else None
-    compile_to_file(graph, str(tmp_path / "m.onnx"), seed=2, weights=given, fold_bn=fold_bn)
-    expected = compile_model(graph, seed=2, weights=given, fold_bn=fold_bn).SerializeToString()
+    compile_to_file(graph, str(tmp_path / "m.onnx"), seed=2, weights=given, fold_bn=fold_bn, dtype=dtype)
+    expected = compile_model(graph, seed=2, weights=given, fold_bn=fold_bn, dtype=dtype).SerializeToString()
     assert (tmp_path / "m.onnx").read_bytes() == expected

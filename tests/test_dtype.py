@@ -1,0 +1,65 @@
+"""--dtype float16: half the bytes, the same network, float32 at the edges, clear refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from conftest import SPECS
+from onnx import TensorProto
+
+import cnndsl
+from cnndsl.cli import main
+from cnndsl.run import Runner
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("spec, fold_bn", [("lenet5", False), ("resnet18", True), ("googlenet", False)])
+def test_float16_model_matches_float32(spec, fold_bn):
+    net = cnndsl.load(SPECS / f"{spec}.cnn")
+    full = net.to_onnx(seed=3, fold_bn=fold_bn)
+    half = net.to_onnx(seed=3, fold_bn=fold_bn, dtype="float16")
+    assert {t.data_type for t in half.graph.initializer} == {TensorProto.FLOAT16}
+    assert sum(len(t.raw_data) for t in half.graph.initializer) * 2 == \
+        sum(len(t.raw_data) for t in full.graph.initializer)
+    assert {p.key: p.value for p in half.metadata_props}["cnndsl.dtype"] == "float16"
+    x = np.random.default_rng(1).standard_normal((4, *net.graph.input_shape), dtype=np.float32)
+    want = Runner.from_model(full.SerializeToString(), device="cpu").run(x)
+    got = Runner.from_model(half.SerializeToString(), device="cpu").run(x)
+    assert got.dtype == np.float32
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-2
+    np.testing.assert_array_equal(got.argmax(1), want.argmax(1))
+
+
+def test_compile_float16_from_the_command_line(tmp_path):
+    out = tmp_path / "lenet5.onnx"
+    r = invoke("compile", SPECS / "lenet5.cnn", "--dtype", "float16", "-o", out)
+    assert r.exit_code == 0 and "float16" in r.stdout
+    model = onnx.load(out)
+    assert model.graph.node[0].op_type == "Cast" and model.graph.node[-1].op_type == "Cast"
+    r = invoke("run", out)
+    assert r.exit_code == 0 and "output: 1x10" in r.stdout
+
+
+def test_weights_beyond_float16_are_refused_by_name(tmp_path):
+    weights = tmp_path / "w.npz"
+    net = cnndsl.load(SPECS / "lenet5.cnn")
+    arrays = {p.name: np.zeros(p.shape, np.float32) for p in net.graph.params()}
+    arrays["classifier.0.weight"][3, 4] = 1e6
+    np.savez(weights, **arrays)
+    out = tmp_path / "m.onnx"
+    r = invoke("compile", SPECS / "lenet5.cnn", "--weights", weights, "--dtype", "float16", "-o", out)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "classifier.0.weight holds 1e+06, beyond float16's range (+-65504)" in r.output
+    assert not out.exists() and list(tmp_path.iterdir()) == [weights]
+    r = invoke("compile", SPECS / "lenet5.cnn", "--weights", weights, "-o", out)  # fine in float32
+    assert r.exit_code == 0
+
+
+def test_quantize_needs_float32():
+    r = invoke("compile", SPECS / "lenet5.cnn", "--dtype", "float16", "--quantize", "int8")
+    assert r.exit_code == 2 and "--quantize int8 starts from float32 weights" in r.output
