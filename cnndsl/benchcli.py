@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
+
+from .term import Progress
 
 
 def bench_command(model: str, device: str, batch: int, threads: int | None, runs: int, as_json: bool) -> None:
@@ -15,15 +16,15 @@ def bench_command(model: str, device: str, batch: int, threads: int | None, runs
     source, macs = model_source(model, seed=0, batch=batch)
     if macs is None:
         macs = macs_from_model(source)
-    show = sys.stderr.isatty() and not as_json
+    bar = Progress()
 
     def progress(i, n):
-        if show:
-            click.echo(f"\rtimed run {i}/{n}", nl=False, err=True)
+        bar.show(f"timed run {i}/{n}")
 
-    r = measure(source, device=device, batch=batch, threads=threads, runs=runs, macs=macs, progress=progress)
-    if show:
-        click.echo("\r" + " " * 24 + "\r", nl=False, err=True)
+    try:
+        r = measure(source, device=device, batch=batch, threads=threads, runs=runs, macs=macs, progress=progress)
+    finally:
+        bar.done()
     figures = {"model": model, "provider": r.provider, "batch": batch, "threads": threads, "runs": r.runs,
                "session_s": round(r.session_s, 4), "p50_ms": round(r.median_ms, 3),
                "p90_ms": round(r.percentile(90), 3), "p99_ms": round(r.percentile(99), 3),

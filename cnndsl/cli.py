@@ -11,10 +11,12 @@ import click
 
 from . import report
 from .errors import CnnDslError
+from .term import Progress, color_enabled, echo_err
 
 
 def _fail(exc: CnnDslError) -> None:
-    click.echo(exc.render(), err=True)
+    on = color_enabled(sys.stderr)
+    click.echo(exc.render(color=on), err=True, color=on)
 
 
 def edge(fn):
@@ -65,9 +67,18 @@ def _load_all(specs):
 
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list: per spec, ok and its shapes, or the error with line and column.")
 @edge
-def check(specs) -> None:
-    """Check specs: one line per spec. Example: cnndsl check specs/*.cnn"""
+def check(specs, as_json: bool) -> None:
+    """Check specs: one line per spec; exit 1 if any fails.
+
+    Example: cnndsl check specs/*.cnn
+    """
+    if as_json:
+        from .checkcli import check_json
+
+        sys.exit(check_json(specs))
     loaded, failed = _load_all(specs)
     for path, net in loaded:
         g = net.graph
@@ -100,7 +111,10 @@ def params(specs, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the layers and totals as JSON.")
 @edge
 def summary(spec: str, as_json: bool) -> None:
-    """Per-layer table: name, kind, output shape, parameters, MACs. Example: cnndsl summary specs/lenet5.cnn"""
+    """Per-layer table: name, kind, options, output shape, parameters, MACs.
+
+    Example: cnndsl summary specs/lenet5.cnn
+    """
     from .api import load
     from .ir import BUFFER, CONSTANT, TRAINABLE
 
@@ -158,29 +172,29 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
 
         weights, notes = match_weights(net.graph, read_weights(weights_path), weights_path, strict)
         for note in notes:
-            click.echo(note, err=True)
+            echo_err(note)
     path = output or f"{net.name}.onnx"
     if quantize:
         from .quantcli import compile_int8
 
         compile_int8(net, path, seed, opset, weights, fold_bn, calibration, calibration_samples)
         return
-    show = sys.stderr.isatty() and net.totals.weight_bytes > 50_000_000  # large enough to take a while
+    bar = Progress()
 
     def progress(done: int, total: int) -> None:
-        if show:
-            click.echo(f"\rwriting weights {done / total:4.0%} of {report.human_bytes(total)}", nl=False, err=True)
+        bar.show(f"writing weights {done / total:4.0%} of {report.human_bytes(total)}")
 
-    written = compile_to_file(net.graph, path, seed=seed, opset=opset, weights=weights, fold_bn=fold_bn,
-                              progress=progress, dtype=dtype)
-    if show:
-        click.echo("\r" + " " * 40 + "\r", nl=False, err=True)
+    try:
+        written = compile_to_file(net.graph, path, seed=seed, opset=opset, weights=weights, fold_bn=fold_bn,
+                                  progress=progress, dtype=dtype)
+    finally:
+        bar.done()
     opset = opset or DEFAULT_OPSET
     t = net.totals
     size = sum(os.path.getsize(w) for w in written)
     if len(written) > 1:
-        click.echo(f"note: the weights exceed protobuf's 2 GB limit: they are in {written[-1]} "
-                   "(ONNX external data; keep it beside the model)", err=True)
+        echo_err(f"note: the weights exceed protobuf's 2 GB limit: they are in {written[-1]} "
+                 "(ONNX external data; keep it beside the model)")
     click.echo(f"wrote {' + '.join(written) if len(written) > 1 else path} ({report.human_bytes(size)}, "
                f"{t.params:,} parameters{', float16' if dtype == 'float16' else ''}, opset {opset}, "
                f"IR {ir_version_for(opset)}); "

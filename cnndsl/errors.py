@@ -23,23 +23,45 @@ class CnnDslError(Exception):
         self.notes = tuple(notes)
         self.path = path
 
-    def render(self) -> str:
-        """``path:line:col: error: message``, the source line, a caret, notes and a hint."""
+    def render(self, color: bool = False) -> str:
+        """``path:line:col: error: message``, the source line, a caret, notes and a hint; with
+        ``color``, the prefixes and carets in terminal colours."""
+        from .term import paint, styled
+
+        def excerpt(span) -> str:
+            line, caret = span.excerpt().split("\n")
+            gutter = caret.index("|") + 2
+            return f"{line}\n{caret[:gutter]}{paint(caret[gutter:], 'caret', color)}"
+
         if self.span is not None:
-            out = [f"{self.span.location}: error: {self.message}", self.span.excerpt()]
+            out = [styled(f"{self.span.location}: error: {self.message}", color), excerpt(self.span)]
         elif self.path:
-            out = [f"{self.path}: error: {self.message}"]
+            out = [styled(f"{self.path}: error: {self.message}", color)]
         else:
-            out = [f"error: {self.message}"]
+            out = [styled(f"error: {self.message}", color)]
         for message, span in self.notes:
             if span is None:
-                out.append(f"note: {message}")
+                out.append(styled(f"note: {message}", color))
             else:
-                out.append(f"{span.location}: note: {message}")
-                out.append(span.excerpt())
+                out.append(styled(f"{span.location}: note: {message}", color))
+                out.append(excerpt(span))
         if self.hint:
-            out.append(f"hint: {self.hint}")
+            out.append(styled(f"hint: {self.hint}", color))
         return "\n".join(out)
+
+    def to_dict(self) -> dict:
+        """The error as data (for --json): message, hint, location and notes."""
+        def where(span) -> dict:
+            if span is None:
+                return {}
+            return {"path": span.source.path, "line": span.line, "col": span.col,
+                    "end_line": span.end_line, "end_col": span.end_col}
+
+        out = {"message": self.message, "hint": self.hint, **where(self.span)}
+        if self.span is None and self.path:
+            out["path"] = self.path
+        out["notes"] = [{"message": message, **where(span)} for message, span in self.notes]
+        return out
 
     def __str__(self) -> str:
         return self.render()

@@ -11,6 +11,7 @@ import click
 import numpy as np
 
 from .errors import RunError
+from .term import echo_err
 
 
 def model_source(path: str, seed: int, batch: int):
@@ -51,7 +52,7 @@ def run_command(model: str, input_path: str | None, device: str, top: int, seed:
 
     runner = Runner.from_model(_model_bytes(model, seed, batch), device=device)
     if runner.note:
-        click.echo(f"note: {runner.note}", err=True)
+        echo_err(f"note: {runner.note}")
     if input_path:
         x = load_input(input_path, runner.input_shape)
         source = input_path

@@ -181,3 +181,36 @@ def test_numeric_options_are_range_checked(args, monkeypatch):
     monkeypatch.chdir(ROOT)
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 2 and "is not in the range" in r.output
+
+
+def test_check_json_gives_each_result_and_error_positions(tmp_path):
+    import json
+
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("input 3x4x4\nconv 8 5x5\n")
+    r = CliRunner().invoke(main, ["check", "--json", str(SPECS / "lenet5.cnn"), str(bad)])
+    assert r.exit_code == 1 and r.stderr == ""
+    ok, err = json.loads(r.stdout)
+    assert ok == {"path": str(SPECS / "lenet5.cnn"), "ok": True, "name": "lenet5", "layers": 12,
+                  "input": [1, 32, 32], "output": [10]}
+    assert err["ok"] is False and err["error"]["path"] == str(bad)
+    assert (err["error"]["line"], err["error"]["col"]) == (2, 8) and "5x5" in err["error"]["message"]
+    assert err["error"]["hint"]
+
+
+def test_every_command_help_shows_a_real_example():
+    r = CliRunner().invoke(main, ["--help"])
+    assert r.exit_code == 0 and "Example" in r.stdout
+    for name in main.commands:
+        r = CliRunner().invoke(main, [name, "--help"])
+        assert r.exit_code == 0, name
+        assert "Example" in r.stdout and f"cnndsl {name} " in r.stdout, f"cnndsl {name} --help shows no example"
+
+
+def test_python_dash_m_works_like_the_console_script():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "cnndsl", "params", str(SPECS / "lenet5.cnn")],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and "61,706" in r.stdout
