@@ -203,6 +203,55 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--triton", "repo", required=True, type=click.Path(file_okay=False),
+              help="Triton model repository: writes REPO/NAME/VERSION/model.onnx and REPO/NAME/config.pbtxt.")
+@click.option("--name", help="The model's name in Triton (default: the spec's network name).")
+@click.option("--version", "version", default=1, show_default=True, type=click.IntRange(min=1),
+              help="The version folder to write.")
+@click.option("--force", is_flag=True, help="Replace an existing version, or a config.pbtxt that differs.")
+@click.option("--max-batch", default=64, show_default=True, type=click.IntRange(min=0),
+              help="max_batch_size; 0 turns batching off.")
+@click.option("--preferred-batch", help="Dynamic batch sizes to aim for, e.g. 8,16,32, or none "
+                                        "(default: the max batch, its half and its quarter).")
+@click.option("--max-queue-delay-us", default=100, show_default=True, type=click.IntRange(min=0),
+              help="How long a request may wait for others to batch with, in microseconds.")
+@click.option("--instances", type=click.Choice(["auto", "gpu", "cpu", "both"]), default="auto", show_default=True,
+              help="Where Triton runs the model: auto uses the GPUs when it sees any, else the CPU; "
+                   "gpu and both fail to load on a machine without a GPU.")
+@click.option("--instance-count", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Instances per GPU (and on the CPU).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed for the weight initialisation.")
+@click.option("--opset", type=int, default=None,
+              help="ONNX opset (default 21, for Triton with onnxruntime 1.18 or later; 19 for older releases).")
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False),
+              help="Load weights by name from .safetensors, .npz or .onnx.")
+@click.option("--strict/--no-strict", default=True, show_default=True,
+              help="Require every name to match (like load_state_dict(strict=True)).")
+@click.option("--fold-bn", is_flag=True, help="Fold each batchnorm into the conv before it.")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
+              help="Weights and arithmetic; float16 keeps float32 inputs and outputs (for GPUs).")
+@edge
+def export(spec: str, repo: str, name: str | None, version: int, force: bool, max_batch: int,
+           preferred_batch: str | None, max_queue_delay_us: int, instances: str, instance_count: int, seed: int,
+           opset: int | None, weights_path: str | None, strict: bool, fold_bn: bool, dtype: str) -> None:
+    """Export a spec to a Triton Inference Server model repository (onnxruntime backend).
+
+    \b
+    Example: cnndsl export --triton models/ specs/resnet18.cnn
+             cnndsl export --triton models/ specs/resnet18.cnn --version 2 --dtype float16
+             tritonserver --model-repository=$PWD/models
+    """
+    from .exportcli import CompileOptions, export_command
+    from .triton import ServeOptions, parse_preferred
+
+    build = CompileOptions(seed, opset, weights_path, strict, fold_bn, dtype)
+    serve = ServeOptions(max_batch, parse_preferred(preferred_batch), max_queue_delay_us, instances, instance_count)
+    export_command(spec, repo, name, version, force, build, serve)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {name, shape, role}.")
 @edge
 def weights(spec: str, as_json: bool) -> None:

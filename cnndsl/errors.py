@@ -87,6 +87,10 @@ class RunError(CnnDslError):
     """A model cannot be run: bad model file, bad input, unavailable device."""
 
 
+class ExportError(CnnDslError):
+    """A model cannot be exported: bad options, or the model repository cannot take it."""
+
+
 class RuleError(Exception):
     """Raised by a layer rule, without a position; check.py turns it into a CheckError.
 
