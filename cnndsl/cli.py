@@ -315,5 +315,26 @@ def bench(model: str, device: str, batch: int, threads: int | None, runs: int, a
     bench_command(model, device, batch, threads, runs, as_json)
 
 
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Output .svg, .png, .pdf or .dot (default: NAME.svg); - prints the DOT text.")
+@click.option("--depth", type=click.IntRange(min=1), default=None,
+              help="Draw each block deeper than N name parts as one box (1: stem, stages, head).")
+@edge
+def graph(spec: str, output: str | None, depth: int | None) -> None:
+    """Draw the architecture: layers as boxes, blocks as nested clusters, with shapes and parameters.
+
+    .dot needs nothing installed; .svg, .png and .pdf run Graphviz's `dot`.
+
+    \b
+    Example: cnndsl graph specs/resnet18.cnn -o resnet18.svg
+             cnndsl graph specs/resnet152.cnn --depth 1 -o resnet152.png
+    """
+    from .graphcli import graph_command
+
+    graph_command(spec, output, depth)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

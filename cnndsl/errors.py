@@ -91,6 +91,10 @@ class ExportError(CnnDslError):
     """A model cannot be exported: bad options, or the model repository cannot take it."""
 
 
+class GraphError(CnnDslError):
+    """A diagram cannot be drawn or written: unknown format, Graphviz missing or failing."""
+
+
 class RuleError(Exception):
     """Raised by a layer rule, without a position; check.py turns it into a CheckError.
 

@@ -1,0 +1,221 @@
+"""Architecture diagrams: DOT structure against the graph, depth collapse, escaping, Graphviz, the CLI."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+from conftest import SPECS
+
+import cnndsl
+from cnndsl.cli import main
+from cnndsl.graph import to_dot
+from cnndsl.ir import TRAINABLE
+
+DOT = shutil.which("dot")
+needs_dot = pytest.mark.skipif(DOT is None, reason="Graphviz's dot is not installed")
+NODE = re.compile(r"^\s*(input|n\d+|b\d+) \[", re.M)
+EDGE = re.compile(r"^\s*(\S+) -> (\S+);$", re.M)
+CLUSTER = re.compile(r"^\s*subgraph cluster_\d+ \{\n.*tooltip=\"([^\"]*)\"", re.M)
+PARAMS = re.compile(r"([\d,]+) params")
+MAGIC = {".svg": b"<svg", ".png": b"\x89PNG\r\n\x1a\n", ".pdf": b"%PDF-", ".dot": b"digraph "}
+
+
+@functools.cache
+def graph(name: str):
+    return cnndsl.load(SPECS / f"{name}.cnn").graph
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def run_dot(text: str, fmt: str = "svg") -> subprocess.CompletedProcess:
+    return subprocess.run([DOT, f"-T{fmt}"], input=text.encode(), capture_output=True, timeout=60, check=False)
+
+
+def box_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if NODE.match(line)]
+
+
+# --- structure at full depth -------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet18", "googlenet", "filters"])
+def test_every_layer_and_connection_is_drawn_once(name):
+    g = graph(name)
+    text = to_dot(g)
+    assert len(NODE.findall(text)) == len(g.nodes) + 1  # the input is a node of its own
+    expected = {("input" if j < 0 else f"n{j}", f"n{i}") for i, node in enumerate(g.nodes) for j in node.inputs}
+    assert len(EDGE.findall(text)) == len(expected) and set(EDGE.findall(text)) == expected
+
+
+@pytest.mark.parametrize("name, clusters", [
+    ("lenet5", {"features", "classifier"}),
+    ("resnet18", {"layer1", "layer1.0", "layer2.0", "layer2.0.downsample", "layer4.1"}),
+    ("googlenet", {"conv1", "inception3a", "inception3a.branch1", "inception3a.branch2.1", "inception5b.branch4"}),
+])
+def test_blocks_are_clusters_labelled_with_their_parameters(name, clusters):
+    g = graph(name)
+    text = to_dot(g)
+    found = CLUSTER.findall(text)
+    assert clusters <= set(found) and len(found) == len(set(found))
+    for cluster in found:
+        block = text.split(f'tooltip="{cluster}"', 1)[0].rsplit("\n", 1)[-1]
+        expected = sum(n.count(TRAINABLE) for n in g.nodes if n.name.startswith(cluster + "."))
+        assert f"{expected:,} params" in block
+
+
+def test_layer_labels_show_kind_options_shape_and_params():
+    text = to_dot(graph("resnet18"))
+    assert "<B>conv</B> 64 7x7 stride=2 pad=3 bias=false<BR/>64x112x112, 9,408 params" in text
+    assert "<B>input</B><BR/>3x224x224" in text and "<B>dense</B> 1000<BR/>1000, 513,000 params" in text
+    assert "11,689,512 params" in text.split("\n")[6]  # the graph's title
+
+
+def test_output_is_deterministic():
+    first = to_dot(graph("googlenet"), 2)
+    assert first == to_dot(cnndsl.load(SPECS / "googlenet.cnn").graph, 2)
+
+
+# --- depth ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, depth", [("resnet152", 1), ("resnet152", 2), ("resnet18", 3), ("googlenet", 1),
+                                         ("googlenet", 2), ("lenet5", 1)])
+def test_collapsed_boxes_account_for_every_layer_and_parameter(name, depth):
+    g = graph(name)
+    lines = box_lines(to_dot(g, depth))
+    params = sum(int(m.replace(",", "")) for line in lines for m in PARAMS.findall(line))
+    assert params == sum(n.count(TRAINABLE) for n in g.nodes)
+    layers = sum(int(m) for line in lines for m in re.findall(r"(\d+) layers?,", line))
+    plain = sum(1 for line in lines if re.match(r"\s*n\d+ ", line))
+    assert layers + plain == len(g.nodes)
+
+
+def test_depth_one_keeps_resnet152_readable():
+    text = to_dot(graph("resnet152"), 1)
+    assert len(NODE.findall(text)) < 30 and "subgraph" not in text
+    for stage, layers in [("layer1", 32), ("layer3", 362)]:
+        assert f"<B>{stage}</B><BR/>{layers} layers," in text
+    assert "<B>layer4</B><BR/>32 layers, 14,964,736 params<BR/>2048x7x7" in text
+
+
+def test_depth_two_nests_blocks_in_their_stage():
+    text = to_dot(graph("resnet18"), 2)
+    assert CLUSTER.findall(text) == ["layer4", "layer3", "layer2", "layer1"]  # declared last to first
+    assert "<B>layer2.0</B><BR/>9 layers, 230,144 params<BR/>128x28x28" in text
+    assert EDGE.findall(text).count(("b0", "b1")) == 1  # layer1.0 -> layer1.1, once
+
+
+def test_depth_must_be_positive():
+    with pytest.raises(ValueError):
+        to_dot(graph("lenet5"), 0)
+    r = cli("graph", SPECS / "lenet5.cnn", "--depth", "0", "-o", "-")
+    assert r.exit_code == 2
+
+
+# --- escaping ------------------------------------------------------------------------------------
+
+def test_any_name_and_title_is_escaped(tmp_path):
+    spec = tmp_path / 'we"ird <net> & \\ n.cnn'  # no `network` line: the name is the file's
+    spec.write_text('input 1x8x8\nconv 2 3x3 relu\n')
+    titled = tmp_path / "t.cnn"
+    titled.write_text('network odd "T <b>&amp; \\\\ é {x} -> ]]" \ninput 1x8x8\na_b: { conv 2 3x3 relu }\n')
+    weird, odd = to_dot(cnndsl.load(spec).graph), to_dot(cnndsl.load(titled).graph)
+    assert weird.startswith('digraph "network" {') and odd.startswith('digraph "odd" {')
+    assert "we&quot;ird &lt;net&gt; &amp; \\ n" in weird
+    assert "T &lt;b&gt;&amp;amp; \\\\ é {x} -&gt; ]]" in odd and "<b>" not in odd
+    if DOT:
+        for text in (weird, odd):
+            done = run_dot(text)
+            assert done.returncode == 0 and not done.stderr, done.stderr
+
+
+# --- Graphviz ------------------------------------------------------------------------------------
+
+@needs_dot
+@pytest.mark.parametrize("depth", [None, 1])
+@pytest.mark.parametrize("spec", sorted(p.stem for p in SPECS.glob("*.cnn")))
+def test_dot_accepts_every_shipped_spec(spec, depth):
+    done = run_dot(to_dot(graph(spec), depth))
+    assert done.returncode == 0 and b"<svg" in done.stdout, done.stderr.decode()
+    assert not done.stderr, done.stderr.decode()
+
+
+@needs_dot
+def test_parallel_branches_read_left_to_right():
+    text = to_dot(graph("googlenet"), 2)  # the branches are boxes b0.. named inception3a.branch1..4
+    boxes = dict(re.findall(r"^\s*(b\d+) \[label=<<B>(inception3a\.branch\d)</B>", text, re.M))
+    plain = run_dot(text, "plain").stdout.decode().splitlines()
+    x = {p[1]: float(p[2]) for p in (line.split() for line in plain) if p[0] == "node" and p[1] in boxes}
+    assert sorted(boxes.values()) == [f"inception3a.branch{k}" for k in (1, 2, 3, 4)]
+    assert sorted(boxes, key=x.get) == sorted(boxes, key=boxes.get)  # left to right as written
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ext", [".dot", ".svg", ".png", ".pdf"])
+def test_command_writes_each_format(tmp_path, ext):
+    if ext != ".dot" and DOT is None:
+        pytest.skip("Graphviz's dot is not installed")
+    out = tmp_path / f"net{ext}"
+    r = cli("graph", SPECS / "resnet18.cnn", "--depth", "2", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert out.read_bytes().startswith(MAGIC[ext]) if ext != ".svg" else MAGIC[ext] in out.read_bytes()[:2000]
+    assert f"wrote {out}" in r.stdout and os.listdir(tmp_path) == [out.name]  # no temporary file left
+
+
+def test_dash_prints_dot_to_stdout():
+    r = cli("graph", SPECS / "lenet5.cnn", "-o", "-")
+    assert r.exit_code == 0 and r.stdout == to_dot(graph("lenet5"))
+
+
+def test_dot_output_needs_no_graphviz(tmp_path, monkeypatch):
+    monkeypatch.setattr("cnndsl.graphcli.shutil.which", lambda name: None)
+    r = cli("graph", SPECS / "lenet5.cnn", "-o", tmp_path / "net.gv")
+    assert r.exit_code == 0 and (tmp_path / "net.gv").read_text() == to_dot(graph("lenet5"))
+
+
+def test_missing_graphviz_is_a_clear_error_and_leaves_the_old_file(tmp_path, monkeypatch):
+    monkeypatch.setattr("cnndsl.graphcli.shutil.which", lambda name: None)
+    out = tmp_path / "net.svg"
+    out.write_text("old")
+    r = cli("graph", SPECS / "lenet5.cnn", "-o", out)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "needs Graphviz's `dot` program" in r.stderr and "apt install graphviz" in r.stderr
+    assert "brew install graphviz" in r.stderr and "-o NAME.dot" in r.stderr
+    assert out.read_text() == "old" and os.listdir(tmp_path) == ["net.svg"]
+
+
+def test_failing_graphviz_is_reported_and_writes_nothing(tmp_path, monkeypatch):
+    fake = tmp_path / "dot"
+    fake.write_text("#!/bin/sh\necho 'Error: syntax error in line 1' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr("cnndsl.graphcli.shutil.which", lambda name: str(fake))
+    r = cli("graph", SPECS / "lenet5.cnn", "-o", tmp_path / "net.png")
+    assert r.exit_code == 1 and "dot failed (exit 1): Error: syntax error in line 1" in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["dot"]
+
+
+@pytest.mark.parametrize("output, message", [
+    ("net.JPG", "net.JPG: error: unknown diagram format '.jpg'"),
+    ("net", "net: error: the output name has no extension to tell the format"),
+    ("missing/net.dot", "net.dot: error: cannot write the diagram: No such file or directory"),
+])
+def test_output_errors(tmp_path, output, message):
+    r = cli("graph", SPECS / "lenet5.cnn", "-o", tmp_path / output)
+    assert r.exit_code == 1 and message in r.stderr and "Traceback" not in r.output
+    assert "hint: name the output with one of .dot" in r.stderr or "missing" in output
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_spec_points_at_the_line_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("input 1x8x8\nconv 4 3x3\nmaxpol 2x2\n")
+    r = cli("graph", bad, "-o", tmp_path / "bad.svg")
+    assert r.exit_code == 1 and f"{bad}:3:1: error: unknown layer 'maxpol'" in r.stderr
+    assert os.listdir(tmp_path) == ["bad.cnn"]
