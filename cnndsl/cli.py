@@ -282,15 +282,46 @@ def weights(spec: str, as_json: bool) -> None:
               help="Seed for weights (spec) and random input.")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
               help="Batch size of the random input.")
+@click.option("--image", "image_path", type=click.Path(dir_okay=False),
+              help="Input: an image file (PNG, JPEG, ...), grey or RGB per the model's input, pixels scaled to 0..1.")
+@click.option("--resize", is_flag=True, help="Resize an --image whose size differs from the model's input.")
+@click.option("--save-maps", type=click.Path(file_okay=False),
+              help="Write each output map as a PNG (min-max scaled) and a labelled grid.png into this folder.")
 @edge
-def run(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int) -> None:
+def run(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int, image_path: str | None,
+        resize: bool, save_maps: str | None) -> None:
     """Run a compiled .onnx model or a spec with onnxruntime; says which provider ran.
 
+    \b
     Example: cnndsl run specs/conv_example.cnn --input specs/conv_example_image.txt
+             cnndsl run specs/filters.cnn --image photo.png --resize --save-maps maps/
     """
     from .runcli import run_command
 
-    run_command(model, input_path, device, top, seed, batch)
+    run_command(model, input_path, device, top, seed, batch, image_path, resize, save_maps)
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Chart file; the format follows the extension: .png, .svg or .pdf.")
+@click.option("--per-layer", is_flag=True, help="Parameters per layer, one panel per spec (default for one spec).")
+@click.option("--size", metavar="WxH", help="Image size in pixels, e.g. 1400x800 (default: fits the rows).")
+@edge
+def plot(specs, output: str, per_layer: bool, size: str | None) -> None:
+    """Chart parameters and MACs by year (several specs), or parameters per layer (one spec).
+
+    \b
+    Example: cnndsl plot specs/*.cnn -o lineage.png
+             cnndsl plot specs/alexnet.cnn -o alexnet_layers.svg
+    """
+    from .plot import check_output, plot_command
+
+    check_output(output)
+    loaded, failed = _load_all(specs)
+    if failed:
+        raise CnnDslError(f"nothing written: {failed} of {len(specs)} specs have errors", path=output)
+    click.echo(plot_command([net.graph for _, net in loaded], output, per_layer, size))
 
 
 @main.command()

@@ -47,30 +47,74 @@ def _model_bytes(path: str, seed: int, batch: int):
     return compile_to_file(net.graph, os.path.join(folder, net.name + ".onnx"), seed=seed)[0]
 
 
-def run_command(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int) -> None:
-    from .run import CPU, Runner, load_input
+def run_command(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int,
+                image: str | None = None, resize: bool = False, save_maps: str | None = None) -> None:
+    from .run import CPU, Runner
 
+    if image and input_path:
+        raise click.UsageError("--image and --input are two ways to give the input: use one")
+    if resize and not image:
+        raise click.UsageError("--resize applies to --image")
+    if save_maps:
+        from .maps import check_folder
+
+        check_folder(save_maps)
     runner = Runner.from_model(_model_bytes(model, seed, batch), device=device)
     if runner.note:
         echo_err(f"note: {runner.note}")
-    if input_path:
-        x = load_input(input_path, runner.input_shape)
-        source = input_path
-    else:
-        dims = [d if isinstance(d, int) else batch for d in runner.input_shape]
-        dims[0] = batch
-        x = np.random.default_rng(seed).standard_normal(dims, dtype=np.float32)
-        source = f"seeded random (seed {seed})"
+    if save_maps:
+        from .maps import check_maps_shape
+
+        check_maps_shape(tuple(runner.session.get_outputs()[0].shape))
+    x, source = _input(runner, input_path, image, resize, seed, batch)
     x = runner.check_input(np.asarray(x))
     y = runner.run(x)
     where = "GPU" if runner.provider != CPU else "CPU"
     click.echo(f"provider: {runner.provider} ({where})")
     click.echo(f"input: {'x'.join(map(str, x.shape))} from {source}")
     click.echo(f"output: {'x'.join(map(str, y.shape))}")
-    if y.ndim == 2 and y.shape[1] > 1:
+    if save_maps:
+        _save_maps(model, y, save_maps, image or input_path)
+    elif y.ndim == 2 and y.shape[1] > 1:
         _print_top(y, top)
     elif y.size <= 256:
         _print_values(y)
+
+
+def _input(runner, input_path: str | None, image: str | None, resize: bool, seed: int, batch: int):
+    """(the input batch, where it came from) for --input, --image or a seeded random batch."""
+    from .run import load_input
+
+    if image:
+        from .maps import MODES, load_image
+
+        x, notes = load_image(image, runner.input_shape, resize)
+        for note in notes:
+            echo_err(f"note: {note}")
+        return x, f"{image} ({MODES[x.shape[1]][1]}, pixels scaled to 0..1)"
+    if input_path:
+        return load_input(input_path, runner.input_shape), input_path
+    dims = [d if isinstance(d, int) else batch for d in runner.input_shape]
+    dims[0] = batch
+    return np.random.default_rng(seed).standard_normal(dims, dtype=np.float32), f"seeded random (seed {seed})"
+
+
+def _save_maps(model: str, y: np.ndarray, folder: str, source: str | None) -> None:
+    """Write the output maps of the first sample as PNGs and a labelled grid (cnndsl.maps)."""
+    from .maps import channel_labels, save_maps
+
+    labels: list[str | None] = []
+    name = os.path.splitext(os.path.basename(model))[0]
+    if not model.lower().endswith(".onnx"):
+        from .api import load
+
+        graph = load(model).graph
+        labels, name = channel_labels(graph), graph.name
+    if y.ndim == 4 and y.shape[0] > 1:
+        echo_err(f"note: saving the maps of the first of {y.shape[0]} samples")
+    shown = os.path.basename(source) if source else "a seeded random input"
+    written = save_maps(y, folder, labels, f"{name}: output maps for {shown}")
+    click.echo(f"wrote {len(written) - 1} maps and {written[-1]} to {os.path.normpath(folder)}{os.sep}")
 
 
 def _print_values(y: np.ndarray) -> None:
