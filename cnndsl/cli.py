@@ -367,5 +367,25 @@ def graph(spec: str, output: str | None, depth: int | None) -> None:
     graph_command(spec, output, depth)
 
 
+@main.command(name="fmt")
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--check", is_flag=True, help="Write nothing; list the specs that would change and exit 1 (for CI).")
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print the formatted specs instead of rewriting them.")
+@click.option("--align/--no-align", default=True, show_default=True,
+              help="Keep the author's alignment (two or more spaces) in code, or collapse it.")
+@edge
+def fmt_cmd(specs, check: bool, to_stdout: bool, align: bool) -> None:
+    """Rewrite specs in the canonical layout, in place; comments and alignment are kept.
+
+    \b
+    Example: cnndsl fmt specs/*.cnn
+             cnndsl fmt --check specs/*.cnn     (CI: exit 1 listing specs that would change)
+             cnndsl fmt - < messy.cnn           (stdin to stdout)
+    """
+    from .fmtcli import fmt_command
+
+    sys.exit(fmt_command(specs, check, to_stdout, align))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -8,6 +8,8 @@
    ``params``, ``macs`` and ``emit`` (ONNX through the builder), side by side.
 4. Decorate it with ``@register("name", *aliases)`` and import the module below.
 5. Add rows for it to tests/test_layers.py (a test fails for a kind without rows).
+6. Add its name to the layer-kind pattern of editors/cnndsl.tmLanguage.json (a test fails until
+   you do, and prints the pattern to paste; the Pygments lexer reads the registry itself).
 
 The grammar never changes for a new kind.
 """
