@@ -17,6 +17,7 @@ import click
 
 from .emit import INPUT, OUTPUT
 from .errors import ExportError
+from .term import Progress
 from .triton import ServeOptions, Tensor, check_model_name, config_text, triton_type
 
 MODEL_FILE = "model.onnx"  # the file name Triton's onnxruntime backend looks for
@@ -182,8 +183,13 @@ def _write_model(graph, model_dir: str, version: int, text: str, build: CompileO
     try:
         os.mkdir(os.path.join(tmp, str(version)))
         staged = os.path.join(tmp, str(version), MODEL_FILE)
-        written = compile_to_file(graph, staged, seed=build.seed, opset=build.opset, weights=weights,
-                                  fold_bn=build.fold_bn, dtype=build.dtype)
+        bar = Progress()
+        try:
+            written = compile_to_file(graph, staged, seed=build.seed, opset=build.opset, weights=weights,
+                                      fold_bn=build.fold_bn, dtype=build.dtype,
+                                      progress=lambda done, total: bar.show(f"writing weights {done / total:4.0%}"))
+        finally:
+            bar.done()
         with open(os.path.join(tmp, CONFIG_FILE), "w", encoding="utf-8") as fh:
             fh.write(text)
         if exists:
