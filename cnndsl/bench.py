@@ -53,24 +53,24 @@ def measure(model, device: str = "auto", batch: int = 1, threads: int | None = N
     session_s = time.perf_counter() - start
     dims = [batch] + [d if isinstance(d, int) else 1 for d in runner.input_shape[1:]]
     x = np.random.default_rng(0).standard_normal(dims, dtype=np.float32)
+    latencies = []
     try:
         once = runner.bound(x)
         for _ in range(warmup):
             once()
+        began = time.perf_counter()
+        for i in range(runs):
+            t = time.perf_counter()
+            once()
+            latencies.append((time.perf_counter() - t) * 1000)
+            if progress:
+                progress(i + 1, runs)
+            if seconds is not None and i >= 2 and time.perf_counter() - began > seconds:
+                break
     except RunError:
         raise
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
         raise RunError(f"onnxruntime failed: {_first_line(exc)}") from None
-    latencies = []
-    began = time.perf_counter()
-    for i in range(runs):
-        t = time.perf_counter()
-        once()
-        latencies.append((time.perf_counter() - t) * 1000)
-        if progress:
-            progress(i + 1, runs)
-        if seconds is not None and i >= 2 and time.perf_counter() - began > seconds:
-            break
     return BenchResult(runner.provider, batch, len(latencies), session_s, tuple(latencies), macs,
                        io_binding=runner.provider == CUDA)
 

@@ -13,7 +13,10 @@ from .output import open_output
 from .report import human_bytes, totals
 
 PROTOBUF_LIMIT = 2 ** 31 - 2 ** 26  # keep well under protobuf's 2 GiB: beyond, use external data
-PEAK_FACTOR = 3  # arrays + tensor bytes + serialised buffer, at worst, while compiling
+PEAK_FACTOR = 3  # arrays + tensor bytes + serialised buffer, at worst, while compiling in memory
+STREAM_OVERHEAD = 64 << 20  # staging buffers and the model's graph, when compiling to a file
+DISK_MARGIN = 16 << 20  # the graph, protobuf framing and a little room
+ITEMSIZE = {"float32": 4, "float16": 2}
 
 
 def available_memory() -> int | None:
@@ -28,23 +31,58 @@ def available_memory() -> int | None:
     return None
 
 
-def check_fits(graph: Graph) -> None:
-    """Refuse, before allocating anything, a model whose weights cannot fit in memory here."""
+def check_fits(graph: Graph, path: str | None = None, dtype: str = "float32") -> None:
+    """Refuse, before allocating or writing anything, a model that cannot be compiled here.
+
+    In memory (``path`` None) a model needs about PEAK_FACTOR times its weights. Streamed to
+    ``path``, it needs only the tensors in flight (large seeded tensors go in chunks) in memory,
+    and its weight bytes on the disk that holds ``path``.
+    """
     t = totals(graph)
+    size = t.weight_bytes * ITEMSIZE[dtype] // 4
+    kind = f"{t.params + t.buffers + t.constants:,} {dtype} weights take {human_bytes(size)}"
     free = available_memory()
-    need = t.weight_bytes * PEAK_FACTOR
-    if free is None or need <= free:
-        return
+    need = _streamed_memory(graph) if path is not None else t.weight_bytes * PEAK_FACTOR
+    if free is not None and need > free:
+        raise CompileError(
+            f"cannot compile {graph.name} here: its {kind}, and compiling needs about {human_bytes(need)} of "
+            f"memory, but this machine has {human_bytes(free)} available", None,
+            "counting and checking need no weights: `cnndsl params` and `cnndsl summary` work on it",
+            _largest_layer_note(graph), path=graph.path)
+    if path is not None:
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            disk = shutil.disk_usage(folder).free
+        except OSError:  # a missing folder: reported when writing
+            return
+        if size + DISK_MARGIN > disk:
+            raise CompileError(
+                f"cannot compile {graph.name} here: its {kind}, but {folder} has {human_bytes(disk)} free",
+                None, "write it to a disk with more room (-o), or use --dtype float16 to halve it; "
+                "`cnndsl params` and `cnndsl summary` need no weights", _largest_layer_note(graph),
+                path=graph.path)
+
+
+def _streamed_memory(graph: Graph) -> int:
+    """Memory for compiling to a file: AHEAD + 1 tensors in flight, each whole (12 bytes a value at
+    worst, when a batchnorm is folded into it in float64) or, for large seeded tensors, as chunks."""
+    from .protowire import AHEAD
+    from .weights import CHUNK
+
+    def held(p) -> int:
+        if p.init in ("he", "glorot") and p.size > CHUNK:
+            return 3 * CHUNK * 4
+        return 12 * p.size
+
+    largest = max((held(p) for p in graph.params()), default=0)
+    return (AHEAD + 1) * largest + STREAM_OVERHEAD
+
+
+def _largest_layer_note(graph: Graph) -> tuple:
     biggest = max(graph.nodes, key=lambda n: sum(p.size for p in n.params))
     size = sum(p.size for p in biggest.params)
-    notes = (((f"the largest layer, '{biggest.name}', alone holds {size:,} parameters "
-               f"({human_bytes(size * 4)})"), biggest.span),)
-    raise CompileError(
-        f"cannot compile {graph.name} here: its {t.params + t.buffers + t.constants:,} float32 weights take "
-        f"{human_bytes(t.weight_bytes)}, and compiling needs about {human_bytes(need)}, but this machine has "
-        f"{human_bytes(free)} available", None,
-        "counting and checking need no weights: `cnndsl params` and `cnndsl summary` work on it", notes,
-        path=graph.path)
+    return (((f"the largest layer, '{biggest.name}', alone holds {size:,} parameters "
+              f"({human_bytes(size * 4)})"), biggest.span),)
 
 
 def check_run_fits(graph: Graph, batch: int) -> None:
@@ -70,6 +108,7 @@ def compile_model(graph: Graph, seed: int = 0, opset: int | None = None, weights
     ``dtype`` float16 stores and computes in half precision (inputs and outputs stay float32)."""
     from . import emit
 
+    check_fits(graph, dtype=dtype)
     model, deferred = _build(graph, seed, opset, weights, fold_bn, verify, dtype)
     emit.materialize(model, deferred)
     return model
@@ -80,6 +119,7 @@ def compile_to_file(graph: Graph, path: str, seed: int = 0, opset: int | None = 
                     dtype: str = "float32") -> list[str]:
     """Compile straight to ``path``, one tensor in memory at a time; returns the paths written.
     ``progress(done, total)`` reports weight bytes written."""
+    check_fits(graph, path, dtype)
     model, deferred = _build(graph, seed, opset, weights, fold_bn, verify=True, dtype=dtype)
     return _write(model, deferred, path, progress)
 
@@ -88,7 +128,6 @@ def _build(graph, seed, opset, weights, fold_bn, verify, dtype="float32"):
     from . import emit
     from .weights import init_array, init_parts
 
-    check_fits(graph)
     weights = weights or {}
 
     def fill(p):
@@ -102,19 +141,6 @@ def _build(graph, seed, opset, weights, fold_bn, verify, dtype="float32"):
     if verify:
         emit.verify(model, graph, deferred)
     return model, deferred
-
-
-def write_model(model, path: str) -> list[str]:
-    """Write an in-memory model to ``path`` (atomically; external data when over protobuf's limit)."""
-    import numpy as np
-
-    from .protowire import Weight
-
-    def make(t):
-        return lambda: np.frombuffer(t.raw_data, dtype=np.float32).reshape(tuple(t.dims))
-
-    weights = [Weight(t.name, tuple(t.dims), make(t)) for t in model.graph.initializer]
-    return _write(model, weights, path)
 
 
 def _write(model, weights, path: str, progress=None) -> list[str]:

@@ -35,6 +35,7 @@ class GraphBuilder:
         self.fill = fill
         self.parts = parts
         self.dtype = dtype
+        self.note = ""  # how the next weights were made, for error messages (folding)
         self.nodes: list = []
         self.weights: list[Weight] = []
 
@@ -45,7 +46,7 @@ class GraphBuilder:
     def param(self, p: Param) -> str:
         fill, parts = self.fill, self.parts
         self.weights.append(Weight(p.name, p.shape, lambda: fill(p), (lambda: parts(p)) if parts else None,
-                                   self.dtype))
+                                   self.dtype, self.note))
         return p.name
 
     def scalar(self, name: str, value: float) -> str:
@@ -107,12 +108,16 @@ def build(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
         if node.kind == "batchnorm" and folds.get(node.inputs[0]) == i:
             values.append(xs[0])  # folded into the conv before it
             continue
+        if node.kind == "batchnorm" and dtype == "float16":
+            _check_half_batchnorm(node, fill)
         if i in folds:
-            node, folded = _folded(node, graph.nodes[folds[i]], fill)
-            b.fill = lambda p, folded=folded: folded[p.name] if p.name in folded else fill(p)
+            bn = graph.nodes[folds[i]]
+            node, folded = _folded(node, bn, fill)
+            b.fill = lambda p, folded=folded: folded[p.name]() if p.name in folded else fill(p)
             b.parts = parts and (lambda p, folded=folded: None if p.name in folded else parts(p))
+            b.note = f"after folding batchnorm '{bn.name}' into it"
         values.append(node.layer.emit(b, node, xs))
-        b.fill, b.parts = fill, parts
+        b.fill, b.parts, b.note = fill, parts, ""
     last = values[-1] if values else first
     if dtype != "float32":
         b.node("Cast", [last], OUTPUT, to=TensorProto.FLOAT)
@@ -146,7 +151,8 @@ def bn_folds(graph: Graph) -> dict[int, int]:
 
 
 def _folded(conv, bn, fill):
-    """A copy of ``conv`` with a bias, and its folded weights by name.
+    """A copy of ``conv`` with a bias, and its folded weights by name, each made when asked for
+    (so a streamed compile holds one folded tensor at a time).
 
     y = gamma * (W x + b - mean) / sqrt(var + eps) + beta  ==  W' x + b', with
     W' = W * s, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps), per output channel.
@@ -157,13 +163,34 @@ def _folded(conv, bn, fill):
 
     w = conv.params[0]
     bias = Param(conv.name + ".bias", (w.shape[0],), TRAINABLE, "zeros")
-    gamma, beta, mean, var = (np.asarray(fill(p), np.float64) for p in bn.params)
-    scale = gamma / np.sqrt(var + bn.layer.eps)
-    old_b = np.asarray(fill(conv.params[1]), np.float64) if len(conv.params) > 1 else 0.0
-    new_w = (np.asarray(fill(w), np.float64) * scale[:, None, None, None]).astype(np.float32)
-    new_b = ((old_b - mean) * scale + beta).astype(np.float32)
+
+    def statistics():
+        gamma, beta, mean, var = (np.asarray(fill(p), np.float64) for p in bn.params)
+        return gamma / np.sqrt(var + bn.layer.eps), beta, mean
+
+    def weight():
+        scale, _, _ = statistics()
+        return (np.asarray(fill(w), np.float64) * scale[:, None, None, None]).astype(np.float32)
+
+    def shift():
+        scale, beta, mean = statistics()
+        old_b = np.asarray(fill(conv.params[1]), np.float64) if len(conv.params) > 1 else 0.0
+        return ((old_b - mean) * scale + beta).astype(np.float32)
+
     node = replace(conv, layer=replace(conv.layer, bias=True), params=(w, bias))
-    return node, {w.name: new_w, bias.name: new_b}
+    return node, {w.name: weight, bias.name: shift}
+
+
+def _check_half_batchnorm(node, fill) -> None:
+    """A batchnorm whose scale gamma / sqrt(var + eps) exceeds float16's range overflows every
+    output in a float16 model: refuse it at compile time rather than let it run to NaN."""
+    gamma, _, _, var = (np.asarray(fill(p), np.float64) for p in node.params)
+    scale = np.abs(gamma) / np.sqrt(var + node.layer.eps)
+    limit = float(np.finfo(np.float16).max)
+    if np.any(scale > limit):
+        raise CompileError(f"batchnorm '{node.name}' scales by up to {float(scale.max()):.6g} "
+                           f"(gamma / sqrt(running_var + eps)), beyond float16's range (+-{limit:g})",
+                           node.span, "compile as float32, or check its running_var")
 
 
 def _rename(nodes: list, old: str, new: str) -> None:

@@ -67,7 +67,7 @@ def export_triton(spec: str, repo: str, name: str | None = None, version: int = 
     text = config_text(name, inputs, outputs, serve or ServeOptions())
     if version < 1:
         raise ExportError(f"--version {version}: Triton versions are 1 or more", hint="use --version 1")
-    check_fits(graph)  # refuse a model too large for this machine before touching the repository
+    check_fits(graph, repo, build.dtype)  # refuse what cannot fit here before touching the repository
     weights = _load_weights(graph, build)
     repo_dir, made = _repo_dir(repo)
     model_dir = os.path.join(repo_dir, name)

@@ -31,6 +31,7 @@ class Weight:
     make: Callable[[], np.ndarray]
     parts: Callable[[], Iterator[np.ndarray] | None] | None = None
     dtype: str = "float32"  # as stored: float32, or float16 (converted from the float32 values)
+    note: str = ""  # how its values were made, where that explains an error (a folded batchnorm)
 
     @property
     def nbytes(self) -> int:
@@ -52,8 +53,10 @@ class Weight:
 
                 worst = float(np.max(np.abs(np.asarray(arr)[big])))
                 limit = float(np.finfo(self.dtype).max)
-                raise CompileError(f"weight {self.name} holds {worst:.6g}, beyond {self.dtype}'s range (+-{limit:g})",
-                                   hint="compile as float32, or rescale the weights")
+                how = f" ({self.note})" if self.note else ""
+                raise CompileError(f"weight {self.name} holds {worst:.6g}{how}, beyond {self.dtype}'s range "
+                                   f"(+-{limit:g})", hint="compile without --fold-bn, or as float32" if self.note
+                                   else "compile as float32, or rescale the weights")
         return out
 
 
@@ -160,30 +163,41 @@ def write(model: ModelProto, weights: list[Weight], out: BinaryIO, data: BinaryI
         sizes = [len(tag(GRAPH_INITIALIZER)) + len(varint(len(h))) + len(h) for h in heads]
     graph_size = len(graph_lo) + sum(sizes) + len(graph_hi)
     out.write(model_lo + tag(MODEL_GRAPH) + varint(graph_size) + graph_lo)
-    for i, (w, arr) in enumerate(zip(weights, _made_ahead(weights), strict=True)):
-        if isinstance(arr, np.ndarray) and arr.shape != w.shape:
-            raise ValueError(f"weight {w.name} has shape {arr.shape}, expected {w.shape}")
-        if data is None:
-            head = tensor_header(w)
-            body = len(head) + len(tag(TENSOR_RAW_DATA)) + len(varint(w.nbytes)) + w.nbytes
-            out.write(tag(GRAPH_INITIALIZER) + varint(body) + head + tag(TENSOR_RAW_DATA) + varint(w.nbytes))
-        else:
-            out.write(tag(GRAPH_INITIALIZER) + varint(len(heads[i])) + heads[i])
-        sink = out if data is None else data
-        if isinstance(arr, np.ndarray):
-            sink.write(memoryview(arr).cast("B"))
-            done += w.nbytes
-        else:
-            start = done
-            for part in arr:
-                part = w.stored(part)
-                sink.write(memoryview(part).cast("B"))
-                done += part.nbytes
-                if progress and done - start < w.nbytes:
-                    progress(done, total)
-            if done - start != w.nbytes:
-                raise ValueError(f"weight {w.name} came to {done - start} bytes, expected {w.nbytes}")
-        del arr
-        if progress:
-            progress(done, total)
+    made = _made_ahead(weights)
+    try:  # close the generators on any failure, so no drawing thread outlives it
+        for i, (w, arr) in enumerate(zip(weights, made, strict=True)):
+            if data is None:
+                head = tensor_header(w)
+                body = len(head) + len(tag(TENSOR_RAW_DATA)) + len(varint(w.nbytes)) + w.nbytes
+                out.write(tag(GRAPH_INITIALIZER) + varint(body) + head + tag(TENSOR_RAW_DATA) + varint(w.nbytes))
+            else:
+                out.write(tag(GRAPH_INITIALIZER) + varint(len(heads[i])) + heads[i])
+            done = _write_values(w, arr, out if data is None else data, done, total, progress)
+            del arr
+            if progress:
+                progress(done, total)
+    finally:
+        made.close()
     out.write(graph_hi + model_hi)
+
+
+def _write_values(w: Weight, arr, sink: BinaryIO, done: int, total: int, progress) -> int:
+    """Write one tensor's values (an array, or an iterator of chunks); returns bytes done so far."""
+    if isinstance(arr, np.ndarray):
+        if arr.shape != w.shape:
+            raise ValueError(f"weight {w.name} has shape {arr.shape}, expected {w.shape}")
+        sink.write(memoryview(arr).cast("B"))
+        return done + w.nbytes
+    start = done
+    try:
+        for part in arr:
+            part = w.stored(part)
+            sink.write(memoryview(part).cast("B"))
+            done += part.nbytes
+            if progress and done - start < w.nbytes:
+                progress(done, total)
+    finally:
+        arr.close()
+    if done - start != w.nbytes:
+        raise ValueError(f"weight {w.name} came to {done - start} bytes, expected {w.nbytes}")
+    return done

@@ -117,7 +117,8 @@ class Runner:
 
         binding = self.session.io_binding()
         binding.bind_ortvalue_input(self.input_name, ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
-        binding.bind_output(self.session.get_outputs()[0].name, "cuda")
+        for output in self.session.get_outputs():
+            binding.bind_output(output.name, "cuda")
 
         def once():
             self.session.run_with_iobinding(binding)

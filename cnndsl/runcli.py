@@ -69,6 +69,10 @@ def run_command(model: str, input_path: str | None, device: str, top: int, seed:
     x, source = _input(runner, input_path, image, resize, seed, batch)
     x = runner.check_input(np.asarray(x))
     y = runner.run(x)
+    bad = int(np.size(y) - np.count_nonzero(np.isfinite(y)))
+    if bad:
+        echo_err(f"warning: {bad:,} of {y.size:,} output values are NaN or infinite (an overflow: in a float16 "
+                 "model, try compiling as float32)")
     where = "GPU" if runner.provider != CPU else "CPU"
     click.echo(f"provider: {runner.provider} ({where})")
     click.echo(f"input: {'x'.join(map(str, x.shape))} from {source}")

@@ -63,3 +63,42 @@ def test_weights_beyond_float16_are_refused_by_name(tmp_path):
 def test_quantize_needs_float32():
     r = invoke("compile", SPECS / "lenet5.cnn", "--dtype", "float16", "--quantize", "int8")
     assert r.exit_code == 2 and "--quantize int8 starts from float32 weights" in r.output
+
+
+BN_SPEC = "input 3x8x8\nconv 4 3x3 pad=1\nbatchnorm\nrelu6\nflatten\ndense 2\n"
+
+
+def bn_weights(tmp_path, gamma, var):
+    net = cnndsl.parse(BN_SPEC)
+    arrays = {p.name: np.full(p.shape, 0.1, np.float32) for p in net.graph.params()}
+    arrays["1.weight"][:] = gamma
+    arrays["1.running_var"][:] = var
+    path = tmp_path / "w.npz"
+    np.savez(path, **arrays)
+    spec = tmp_path / "bn.cnn"
+    spec.write_text(BN_SPEC)
+    return spec, path
+
+
+def test_float16_batchnorm_whose_scale_overflows_is_refused_at_its_line(tmp_path):
+    spec, weights = bn_weights(tmp_path, gamma=1e4, var=1e-9)  # scale 1e4 / sqrt(1e-5) = 3.16e6
+    r = invoke("compile", spec, "--weights", weights, "--dtype", "float16", "-o", tmp_path / "m.onnx")
+    assert r.exit_code == 1 and f"{spec}:3:1: error: batchnorm '1' scales by up to 3.16" in r.stderr
+    assert "beyond float16's range (+-65504)" in r.stderr
+    assert not (tmp_path / "m.onnx").exists()
+    r = invoke("compile", spec, "--weights", weights, "--dtype", "float16", "--fold-bn", "-o", tmp_path / "m.onnx")
+    assert r.exit_code == 1 and "after folding batchnorm '1' into it" in r.stderr
+    assert "compile without --fold-bn, or as float32" in r.stderr
+    r = invoke("compile", spec, "--weights", weights, "-o", tmp_path / "m.onnx")  # float32 is fine
+    assert r.exit_code == 0
+
+
+def test_run_warns_when_outputs_are_not_finite(tmp_path):
+    net = cnndsl.parse("input 4\ndense 2\n")
+    huge = {"0.weight": np.full((2, 4), 3e38, np.float32), "0.bias": np.zeros(2, np.float32)}
+    model = tmp_path / "m.onnx"
+    model.write_bytes(net.to_onnx(weights=huge).SerializeToString())
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((1, 4), np.float32))
+    r = invoke("run", model, "--input", x)
+    assert r.exit_code == 0 and "warning: 2 of 2 output values are NaN or infinite" in r.stderr

@@ -17,7 +17,7 @@ from conftest import ROOT, SPECS
 import cnndsl
 from cnndsl import compile as compile_mod
 from cnndsl.cli import main
-from cnndsl.errors import WeightsError
+from cnndsl.errors import CnnDslError, WeightsError
 from cnndsl.output import Output
 from cnndsl.run import Runner
 from cnndsl.weightfile import read_weights
@@ -186,3 +186,60 @@ def test_compile_reports_progress_in_weight_bytes(tmp_path):
     assert len(seen) == len(list(net.graph.params()))
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert seen[-1] == (net.totals.weight_bytes, net.totals.weight_bytes)
+
+
+def test_streamed_compile_needs_only_the_tensors_in_flight(tmp_path, monkeypatch):
+    """Memory: in memory the whole model, streamed to a file only the tensors being made."""
+    from cnndsl import weights
+    from cnndsl.compile import compile_model, compile_to_file
+
+    monkeypatch.setattr(weights, "CHUNK", 4096)
+    monkeypatch.setattr(compile_mod, "STREAM_OVERHEAD", 0)
+    monkeypatch.setattr(compile_mod, "available_memory", lambda: 200_000)  # < lenet5's 246,824 weight bytes
+    graph = cnndsl.load(SPECS / "lenet5.cnn").graph
+    with pytest.raises(CnnDslError, match="compiling needs about 740.5 KB of memory"):
+        compile_model(graph)
+    compile_to_file(graph, str(tmp_path / "m.onnx"))  # 3 x 49 KB of chunks at most
+    assert (tmp_path / "m.onnx").stat().st_size > 246_824
+
+
+def test_a_model_larger_than_the_free_disk_is_refused_before_writing(existing, monkeypatch):
+    import collections
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(compile_mod.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 100_000, 100_000))
+    r = invoke("compile", SPECS / "lenet5.cnn", "-o", existing)
+    assert r.exit_code == 1 and "cannot compile lenet5 here: its 61,706 float32 weights take 246.8 KB" in r.stderr
+    assert "has 100.0 KB free" in r.stderr and "--dtype float16" in r.stderr
+    assert existing.read_bytes() == b"the user's precious model" and os.listdir(existing.parent) == ["model.onnx"]
+
+
+def test_folded_weights_are_made_when_written_not_when_built():
+    from cnndsl import emit
+
+    asked = []
+    graph = cnndsl.load(SPECS / "resnet18.cnn").graph
+    model, weights = emit.build(graph, fill=lambda p: asked.append(p.name) or np.zeros(p.shape, np.float32),
+                                fold_bn=True)
+    assert asked == []  # nothing drawn or folded yet
+    folded = next(w for w in weights if w.name == "conv1.weight")
+    assert folded.make().shape == (64, 3, 7, 7) and "conv1.weight" in asked and "bn1.running_var" in asked
+
+
+def test_a_failed_write_leaves_no_drawing_thread_running(tmp_path, monkeypatch):
+    import threading
+
+    from cnndsl import weights
+    from cnndsl.compile import compile_to_file
+
+    monkeypatch.setattr(weights, "CHUNK", 4096)
+
+    def interrupt(done, total):
+        if done > total // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        compile_to_file(cnndsl.load(SPECS / "lenet5.cnn").graph, str(tmp_path / "m.onnx"), progress=interrupt)
+    assert info.value is not None  # the exception (and its traceback) still alive
+    assert not [t for t in threading.enumerate() if t.name.startswith(("cnndsl-draw", "cnndsl-weights"))]
+    assert os.listdir(tmp_path) == []
