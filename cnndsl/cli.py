@@ -209,16 +209,16 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
 @click.option("--version", "version", default=1, show_default=True, type=click.IntRange(min=1),
               help="The version folder to write.")
 @click.option("--force", is_flag=True, help="Replace an existing version, or a config.pbtxt that differs.")
-@click.option("--max-batch", default=64, show_default=True, type=click.IntRange(min=0),
+@click.option("--max-batch", default=64, show_default=True, type=click.IntRange(0, 2 ** 31 - 1),
               help="max_batch_size; 0 turns batching off.")
 @click.option("--preferred-batch", help="Dynamic batch sizes to aim for, e.g. 8,16,32, or none "
                                         "(default: the max batch, its half and its quarter).")
-@click.option("--max-queue-delay-us", default=100, show_default=True, type=click.IntRange(min=0),
+@click.option("--max-queue-delay-us", default=100, show_default=True, type=click.IntRange(0, 2 ** 64 - 1),
               help="How long a request may wait for others to batch with, in microseconds.")
 @click.option("--instances", type=click.Choice(["auto", "gpu", "cpu", "both"]), default="auto", show_default=True,
               help="Where Triton runs the model: auto uses the GPUs when it sees any, else the CPU; "
                    "gpu and both fail to load on a machine without a GPU.")
-@click.option("--instance-count", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--instance-count", default=1, show_default=True, type=click.IntRange(1, 2 ** 31 - 1),
               help="Instances per GPU (and on the CPU).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Seed for the weight initialisation.")
@@ -320,7 +320,8 @@ def plot(specs, output: str, per_layer: bool, size: str | None) -> None:
     check_output(output)
     loaded, failed = _load_all(specs)
     if failed:
-        raise CnnDslError(f"nothing written: {failed} of {len(specs)} specs have errors", path=output)
+        what = "the spec has errors" if len(specs) == 1 else f"{failed} of {len(specs)} specs have errors"
+        raise CnnDslError(f"nothing written: {what}", path=output)
     click.echo(plot_command([net.graph for _, net in loaded], output, per_layer, size))
 
 

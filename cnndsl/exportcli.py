@@ -9,6 +9,7 @@ or an interrupt never leaves a half-written model or version folder behind.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import click
 
 from .emit import INPUT, OUTPUT
-from .errors import ExportError
+from .errors import CompileError, ExportError
 from .term import Progress
 from .triton import ServeOptions, Tensor, check_model_name, config_text, triton_type
 
@@ -107,10 +108,20 @@ def _repo_dir(repo: str) -> tuple[str, str | None]:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot make the model repository: {exc.strerror}", path=repo) from None
+    if _read_only(path):
+        raise ExportError("cannot write to the model repository: it is on a read-only file system", path=repo,
+                          hint="choose a folder on a writable disk")
     if not os.access(path, os.W_OK | os.X_OK):
         raise ExportError("cannot write to the model repository: permission denied", path=repo,
                           hint="choose a folder you can write to, or fix its permissions")
     return path, made
+
+
+def _read_only(path: str) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
 
 
 def _unmake(path: str, made: str) -> None:
@@ -133,9 +144,12 @@ def _check_target(model_dir: str, version: int, text: str, force: bool) -> str:
     if not os.path.isdir(model_dir):
         raise ExportError("exists and is not a folder: Triton needs a model folder here", path=_shown(model_dir))
     version_dir = os.path.join(model_dir, str(version))
+    if os.path.exists(version_dir) and not os.path.isdir(version_dir):
+        raise ExportError("exists and is not a version folder", path=_shown(version_dir),
+                          hint="move it away, or export as another --version")
     if os.path.exists(version_dir) and not force:
         raise ExportError(f"version {version} of this model exists", path=_shown(version_dir),
-                          hint=f"export as a new version (--version {max(_versions(model_dir)) + 1}), "
+                          hint=f"export as a new version (--version {max(_versions(model_dir), default=0) + 1}), "
                                "or replace this one with --force")
     old = _read_text(os.path.join(model_dir, CONFIG_FILE))
     if old is None:
@@ -202,6 +216,11 @@ def _write_model(graph, model_dir: str, version: int, text: str, build: CompileO
             os.path.join(model_dir, CONFIG_FILE)]
     except OSError as exc:
         raise ExportError(f"cannot write the model: {exc.strerror}", path=_shown(model_dir)) from None
+    except CompileError as exc:
+        if exc.path and exc.path.startswith(tmp):  # name the model folder, not the vanished staging path
+            reason = exc.message.rsplit(": ", 1)[-1]
+            raise ExportError(f"cannot write the model: {reason}", path=_shown(model_dir)) from None
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -247,7 +266,7 @@ def export_command(spec: str, repo: str, name: str | None, version: int, force: 
     click.echo(f"{verb} {_shown(done.files[-1])} ({batching}, {serve.count} instance"
                f"{'s' if serve.count > 1 else ''} {kinds})")
     listed = ", ".join(map(str, done.versions))
-    click.echo(f"serve it: tritonserver --model-repository={os.path.dirname(done.model_dir)}  "
+    click.echo(f"serve it: tritonserver --model-repository={shlex.quote(os.path.dirname(done.model_dir))}  "
                f"(model '{os.path.basename(done.model_dir)}', version{'s' if len(done.versions) > 1 else ''} "
                f"{listed}; Triton serves the latest by default)")
     if serve.instances in ("gpu", "both"):

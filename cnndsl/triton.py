@@ -96,6 +96,9 @@ def parse_preferred(text: str | None) -> tuple[int, ...] | None:
     return tuple(sorted(set(sizes)))
 
 
+INT32_MAX, UINT64_MAX = 2 ** 31 - 1, 2 ** 64 - 1  # the config's field types
+
+
 def check_options(opts: ServeOptions) -> tuple[int, ...]:
     """Check the serving options against each other; returns the preferred batch sizes to write."""
     if opts.max_batch < 0:
@@ -106,6 +109,10 @@ def check_options(opts: ServeOptions) -> tuple[int, ...]:
         raise ExportError(f"--instance-count {opts.count} must be at least 1")
     if opts.queue_delay_us < 0:
         raise ExportError(f"--max-queue-delay-us {opts.queue_delay_us} is negative")
+    for option, value, limit in (("--max-batch", opts.max_batch, INT32_MAX), ("--instance-count", opts.count,
+                                 INT32_MAX), ("--max-queue-delay-us", opts.queue_delay_us, UINT64_MAX)):
+        if value > limit:
+            raise ExportError(f"{option} {value} is beyond what Triton's model config holds ({limit:,})")
     preferred = default_preferred(opts.max_batch) if opts.preferred is None else opts.preferred
     too_big = [s for s in preferred if s > opts.max_batch]
     if opts.max_batch < 2 and opts.preferred:

@@ -329,3 +329,62 @@ def test_failure_leaves_the_repository_as_it_was(error, code, existing, tmp_path
         assert {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()} == before
     else:
         assert not repo.exists()  # not even the empty repository folder this export made
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-batch", "3000000000"], "3000000000 is not in the range"),
+    (["--instance-count", "5000000000"], "5000000000 is not in the range"),
+    (["--max-queue-delay-us", "99999999999999999999999"], "is not in the range"),
+])
+def test_values_beyond_the_config_field_types_are_usage_errors(args, message, tmp_path):
+    r = cli("export", "--triton", tmp_path / "repo", SPECS / "lenet5.cnn", *args)
+    assert r.exit_code == 2 and message in r.output and not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize("opts, message", [
+    (ServeOptions(max_batch=2 ** 31), "--max-batch 2147483648 is beyond what Triton's model config holds"),
+    (ServeOptions(count=2 ** 31), "--instance-count 2147483648 is beyond"),
+    (ServeOptions(queue_delay_us=2 ** 64), "--max-queue-delay-us 18446744073709551616 is beyond"),
+])
+def test_api_refuses_values_the_config_cannot_hold(opts, message):
+    from cnndsl.errors import ExportError
+    from cnndsl.triton import check_options
+
+    with pytest.raises(ExportError, match=message):
+        check_options(opts)
+
+
+def test_a_file_where_a_version_folder_goes_is_refused_cleanly(tmp_path):
+    (tmp_path / "repo" / "lenet5").mkdir(parents=True)
+    (tmp_path / "repo" / "lenet5" / "1").write_text("not a folder")
+    r = cli("export", "--triton", tmp_path / "repo", SPECS / "lenet5.cnn")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "lenet5/1: error: exists and is not a version folder" in r.output
+
+
+def test_a_full_disk_names_the_model_folder_not_the_staging_one(tmp_path, monkeypatch):
+    from cnndsl import output
+
+    def full(path, size_hint=0):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(output, "open_output", full)
+    monkeypatch.setattr("cnndsl.compile.open_output", full)
+    r = cli("export", "--triton", tmp_path / "repo", SPECS / "lenet5.cnn")
+    assert r.exit_code == 1 and "error: cannot write the model: No space left on device" in r.output
+    assert ".cnndsl-" not in r.output and not (tmp_path / "repo").exists()
+
+
+def test_serve_line_quotes_a_repository_with_spaces(tmp_path):
+    r = cli("export", "--triton", tmp_path / "my models", SPECS / "lenet5.cnn")
+    assert r.exit_code == 0 and f"--model-repository='{tmp_path / 'my models'}'" in r.output
+
+
+def test_a_read_only_file_system_is_named_as_such(tmp_path, monkeypatch):
+    class ReadOnly:
+        f_flag = os.ST_RDONLY
+
+    (tmp_path / "repo").mkdir()
+    monkeypatch.setattr("cnndsl.exportcli.os.statvfs", lambda path: ReadOnly())
+    r = cli("export", "--triton", tmp_path / "repo", SPECS / "lenet5.cnn")
+    assert r.exit_code == 1 and "it is on a read-only file system" in r.output and "permissions" not in r.output
