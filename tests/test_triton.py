@@ -381,8 +381,8 @@ def test_serve_line_quotes_a_repository_with_spaces(tmp_path):
 
 
 def test_a_read_only_file_system_is_named_as_such(tmp_path, monkeypatch):
-    class ReadOnly:
-        f_flag = os.ST_RDONLY
+    class ReadOnly:  # what os.statvfs says of a read-only mount with room to spare
+        f_flag, f_frsize, f_blocks, f_bfree, f_bavail = os.ST_RDONLY, 4096, 10 ** 9, 10 ** 9, 10 ** 9
 
     (tmp_path / "repo").mkdir()
     monkeypatch.setattr("cnndsl.exportcli.os.statvfs", lambda path: ReadOnly())
