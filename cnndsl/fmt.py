@@ -3,10 +3,12 @@
 The layout, which the shipped specs follow:
 
 - statements stay on the lines they were written on (`;` joins statements; a `;` that separates
-  nothing goes), indented two spaces per open `{`; a line starting with `}` as its `{` line;
+  nothing goes, and so does a `\\` that continues nothing), indented two spaces per open `{`; a
+  line starting with `}` as its `{` line;
 - one space between arguments, words and braces, and after `,`, `;` and a label's `:`; none
   around `=` and the arithmetic operators (`width*4`), after a unary minus, inside `( )` and
-  `[ ]`, or before `,`, `;` and `:`;
+  `[ ]`, or before `,`, `;` and `:`; but a `-` that starts a line (a minus, not a negative number)
+  keeps one space before a number (`- 5`), or the lexer would read a negative number;
 - two or more spaces before an argument, a list item or a statement (after a label's `:` or a
   `;`) are the author's alignment when a token on one of the two lines above or below starts (or
   ends) in the same column as it does (the columns of a table): the token keeps its column while the code before it
@@ -85,6 +87,12 @@ def _lexing_parser():
     return parser, recorder, threading.Lock()
 
 
+@lru_cache(maxsize=1)
+def _negative():
+    """The lexer's own NEG rule: where a `-` starts a negative number rather than being a minus."""
+    return re.compile(_lexing_parser()[0].get_terminal("NEG").pattern.to_regexp())
+
+
 def tokens(text: str) -> list[Tok]:
     """Every token of a spec that parses, comments and continuations included, in order."""
     parser, recorder, lock = _lexing_parser()
@@ -129,18 +137,20 @@ class _Printer:
         self.continued = self.blank = self.opened = False
         self.prev: Tok | None = None  # the last token on this line, comments aside
         self.prev_op = False  # it is an arithmetic operator or a unary minus
+        self.prev_at = 0  # the index in self.line where it starts
         self.before_prev = ""  # the kind of the token before it on this line
 
     def feed(self, toks: list[Tok]) -> str:
         self.columns = _columns(toks)
         self.source_line = 0
+        needless = _needless(toks)
         for i, tok in enumerate(toks):
             if tok.kind in ("_NL", "BACKSLASH"):
                 self.source_line += _lines_ended(tok)
+            if i in needless:
+                continue
             if tok.kind == "_NL":
                 self.newline(tok.text.count("\n") > 1)
-            elif tok.kind == "SEMICOLON" and self.needless(toks[i + 1] if i + 1 < len(toks) else None):
-                continue
             else:
                 self.put(tok)
                 if tok.kind == "BACKSLASH":
@@ -148,12 +158,6 @@ class _Printer:
                     self.continued = True
         self.end_line()
         return "".join(line + "\n" for line in self.lines)
-
-    def needless(self, nxt: Tok | None) -> bool:
-        """A `;` with no statement before or after it on its line."""
-        if self.prev is None or self.prev.kind in ("LBRACE", "SEMICOLON"):
-            return True
-        return nxt is None or nxt.kind in ("_NL", "SEMICOLON", "RBRACE", "COMMENT")
 
     def newline(self, blank: bool) -> None:
         if self.brackets and self.prev is not None and self.prev.kind in _OPENS:
@@ -177,7 +181,9 @@ class _Printer:
             col = width(self.line) + gap
             if gap and tok.gap >= 2 and self.aligned(tok):
                 col = max(col, tok.col)
-        self.line += " " * (col - width(self.line)) + text
+        self.line += " " * (col - width(self.line))
+        self.prev_at = len(self.line)
+        self.line += text
         self.track(tok, col)
 
     def start_line(self, tok: Tok) -> None:
@@ -213,6 +219,8 @@ class _Printer:
             return COMMENT_GAP
         if prev is None:
             return 1
+        if prev.text == "-" and prev.kind != "NEG" and _negative().match(self.line + tok.text, self.prev_at):
+            return 1  # `- 5`: the minus stays a minus
         if tok.kind in _NO_SPACE_BEFORE or prev.kind in _NO_SPACE_AFTER or self.prev_op:
             return 0
         if tok.text in _OPERATORS and tok.kind != "NEG" and prev.kind in _VALUES:
@@ -238,6 +246,29 @@ class _Printer:
         self.prev = tok
 
 
+def _needless(toks: list[Tok]) -> set[int]:
+    """The indices of the `;` that separate nothing (first or last on a statement's lines, after
+    `{` or `;`, before `}` or a comment) and of the `\\` that continue nothing (before a line end).
+    A `;` at the start of a continued line still separates the statements on either side."""
+    needless: set[int] = set()
+    line: list[int] = []  # the tokens kept so far on the statement's lines
+    last = None  # the kind of the last of them that is not a `\\`
+    for i, tok in enumerate([*toks, None]):
+        kind = tok.kind if tok is not None else "_NL"  # the end of the file ends a line
+        if kind in ("_NL", "RBRACE", "COMMENT"):
+            droppable = ("SEMICOLON", "BACKSLASH") if kind == "_NL" else ("SEMICOLON",)
+            while line and toks[line[-1]].kind in droppable:
+                needless.add(line.pop())
+        if kind == "_NL":
+            line, last = [], None
+        elif kind == "SEMICOLON" and last in (None, "LBRACE", "SEMICOLON"):
+            needless.add(i)
+        else:
+            line.append(i)
+            last = last if kind == "BACKSLASH" else kind
+    return needless
+
+
 def _lines_ended(tok: Tok) -> int:
     return tok.text.count("\n") if tok.kind == "_NL" else 1  # a `\` continuation ends one line
 
@@ -259,21 +290,29 @@ def format_text(text: str, path: str = "<string>", align: bool = True) -> str:
 
     ``align=False`` also collapses the author's alignment in code to single spaces (comments keep
     their columns)."""
-    before = parse(text, path)
+    before = parse(text, path)  # the author's syntax errors, with their positions
+    cause = None
+    try:
+        out = _settled(text, align)
+        if out is not None and _skeleton(parse(out, path)) == _skeleton(before):
+            return out
+    except Exception as exc:  # a bug in fmt, wherever it shows
+        cause = exc
+    # a bug in fmt (or a layout that never settles): refuse rather than change the network
+    raise CnnDslError("cnndsl fmt would change what this spec means; it is left as it is", path=path,
+                      hint="please report this as a bug in cnndsl fmt, with the spec") from cause
+
+
+def _settled(text: str, align: bool) -> str | None:
+    """``text`` printed, then its output printed again until it no longer changes (alignment kept on
+    one pass may lose its neighbours on the next); None if that takes more than MAX_PASSES."""
     out = _Printer(align).feed(tokens(text))
-    for _ in range(MAX_PASSES):  # alignment kept on one pass may lose its neighbours on the next
+    for _ in range(MAX_PASSES):
         again = _Printer(align).feed(tokens(out))
         if again == out:
-            break
+            return out
         out = again
-    try:
-        same = _skeleton(parse(out, path)) == _skeleton(before)
-    except CnnDslError:
-        same = False
-    if not same:  # a bug in fmt: refuse rather than change the network
-        raise CnnDslError("cnndsl fmt would change what this spec means; it is left as it is", path=path,
-                          hint="please report this as a bug in cnndsl fmt, with the spec")
-    return out
+    return None
 
 
 def _skeleton(node):

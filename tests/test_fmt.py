@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 
+import click
 import pytest
 from click.testing import CliRunner
 from conftest import SPECS
@@ -158,6 +159,73 @@ def test_a_spec_with_check_errors_is_still_formatted():
         api.parse("maxpol 3x3")
 
 
+# continuation lines: a `;` or `-` that starts one keeps its meaning
+CONTINUED = [
+    ("semicolon then a label", "relu \\\n; x: relu\n", "relu \\\n    ; x: relu\n"),
+    ("semicolon then a statement", "input 1x8x8\nrelu \\\n; relu\n", "input 1x8x8\nrelu \\\n    ; relu\n"),
+    ("semicolon alone", "relu \\\n;\nrelu\n", "relu\nrelu\n"),
+    ("semicolon in a block", "{ \\\n ; relu }\n", "{ \\\n    relu }\n"),
+    ("semicolon twice", "relu; \\\n; relu\n", "relu; \\\n    relu\n"),
+    ("continuing nothing", "relu \\\n\nrelu\n", "relu\nrelu\n"),
+    ("continuing a semicolon", "relu; \\\n\nrelu\n", "relu\nrelu\n"),
+    ("continuing a comment", "relu \\\n# c\nrelu\n", "relu \\\n    # c\nrelu\n"),
+    ("minus after a continuation", "input 1x8x8\nconv 8 \\\n-5 3\n", "input 1x8x8\nconv 8 \\\n    - 5 3\n"),
+    ("minus before a float", "conv 8 \\\n-.5 3\n", "conv 8 \\\n    - .5 3\n"),
+    ("minus in brackets", "conv (8\n-5) 3\n", "conv (8\n      - 5) 3\n"),
+    ("minus before a name", "conv 8 \\\n-n 3\n", "conv 8 \\\n    -n 3\n"),
+    ("negative number continued", "conv 8 \\\n  -5 3\n", "conv 8 \\\n    -5 3\n"),
+]
+
+
+@pytest.mark.parametrize("text, expected", [c[1:] for c in CONTINUED], ids=[c[0] for c in CONTINUED])
+def test_continuation_lines_keep_their_meaning(text, expected):
+    from cnndsl.fmt import _skeleton
+    from cnndsl.parse import parse
+
+    out = format_text(text)
+    assert out == expected
+    assert format_text(out) == out
+    assert _skeleton(parse(out)) == _skeleton(parse(text))
+
+
+def test_an_internal_failure_is_refused_cleanly(monkeypatch):
+    from cnndsl import fmt
+
+    def broken(self, toks):
+        raise IndexError("a bug in the printer")
+
+    monkeypatch.setattr(fmt._Printer, "feed", broken)
+    with pytest.raises(CnnDslError, match="would change what this spec means"):
+        format_text("relu\n")
+
+
+def test_a_later_pass_that_fails_is_refused_cleanly(monkeypatch):
+    from cnndsl import fmt
+
+    real, calls = fmt.tokens, []
+
+    def tokens_once(text):
+        calls.append(text)
+        if len(calls) > 1:
+            from lark.exceptions import UnexpectedToken
+
+            raise UnexpectedToken(None, {"NAME"})
+        return real(text)
+
+    monkeypatch.setattr(fmt, "tokens", tokens_once)
+    with pytest.raises(CnnDslError, match="would change what this spec means"):
+        format_text("relu\n")
+
+
+def test_a_layout_that_never_settles_is_refused(monkeypatch):
+    from cnndsl import fmt
+
+    layouts = iter(["conv 8 3\n", "conv 8  3\n"] * fmt.MAX_PASSES * 2)
+    monkeypatch.setattr(fmt._Printer, "feed", lambda self, toks: next(layouts))
+    with pytest.raises(CnnDslError, match="would change what this spec means"):
+        format_text("conv 8 3\n")
+
+
 def test_fmt_refuses_to_change_the_meaning(monkeypatch):
     from cnndsl import fmt
 
@@ -231,6 +299,87 @@ def test_fmt_refuses_a_bad_spec_and_leaves_it_untouched(tmp_path, specs):
     assert messy.read_text(encoding="utf-8") == CANONICAL  # the good one is still formatted
     r = cli(tmp_path / "missing.cnn")
     assert r.exit_code == 1 and "cannot read the spec" in r.output
+
+
+def test_fmt_goes_on_after_a_spec_it_cannot_format(tmp_path, specs, monkeypatch):
+    from cnndsl import fmt
+
+    messy, _ = specs
+    real = fmt._Printer.feed
+
+    def feed(self, toks):
+        if any(tok.text == "boom" for tok in toks):
+            raise IndexError("a bug in the printer")
+        return real(self, toks)
+
+    monkeypatch.setattr(fmt._Printer, "feed", feed)
+    boom = tmp_path / "boom.cnn"
+    boom.write_text("boom\n", encoding="utf-8")
+    r = cli("--check", boom, messy)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert f"{boom}: error: cnndsl fmt would change what this spec means" in r.output
+    assert str(messy) in r.output.splitlines()  # the next spec is still checked
+
+
+def test_fmt_formats_a_semicolon_after_a_continuation(tmp_path):
+    spec = tmp_path / "s.cnn"
+    spec.write_text("input 1x8x8\nrelu \\\n; x: relu\n", encoding="utf-8")
+    r = cli("--check", spec)
+    assert r.exit_code == 1 and r.output.splitlines()[0] == str(spec)
+    r = cli(spec)
+    assert r.exit_code == 0, r.output
+    assert spec.read_text(encoding="utf-8") == "input 1x8x8\nrelu \\\n    ; x: relu\n"
+
+
+def test_fmt_refuses_a_read_only_spec(specs):
+    messy, tidy = specs
+    os.chmod(messy, 0o444)
+    os.chmod(tidy, 0o444)
+    r = cli(messy, tidy)  # also as root, who may write anyway
+    assert r.exit_code == 1
+    assert f"{messy}: error: cannot write the spec: permission denied" in r.output
+    assert "Traceback" not in r.output and str(tidy) not in r.output  # a canonical one needs no write
+    assert messy.read_text(encoding="utf-8") == MESSY
+    assert oct(messy.stat().st_mode & 0o777) == oct(0o444)
+
+
+def test_fmt_check_and_stdout_together_is_a_usage_error(specs):
+    messy, _ = specs
+    r = cli("--check", "--stdout", messy)
+    assert r.exit_code == 2 and "--check and --stdout" in r.output
+    assert messy.read_text(encoding="utf-8") == MESSY
+
+
+def test_fmt_errors_are_coloured_on_a_terminal(tmp_path, monkeypatch):
+    from cnndsl import term
+
+    monkeypatch.setattr(term, "color_enabled", lambda stream=None: True)
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("conv 3 3 )\n", encoding="utf-8")
+    r = cli(bad)
+    assert r.exit_code == 1
+    assert click.style("error:", fg="red", bold=True) in r.output, repr(r.output)
+
+
+def test_fmt_keeps_hard_links(specs):
+    messy, _ = specs
+    other = messy.parent / "other.cnn"
+    os.link(messy, other)
+    r = cli(messy)
+    assert r.exit_code == 0, r.output
+    assert other.read_text(encoding="utf-8") == CANONICAL  # one file, two names: both changed
+    assert os.path.samefile(messy, other) and messy.stat().st_nlink == 2
+    assert oct(messy.stat().st_mode & 0o777) == oct(0o640)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root can give a file away")
+def test_fmt_keeps_the_owner(specs):
+    messy, _ = specs
+    os.chown(messy, 1234, 2345)
+    r = cli(messy)
+    assert r.exit_code == 0, r.output
+    assert messy.read_text(encoding="utf-8") == CANONICAL
+    assert (messy.stat().st_uid, messy.stat().st_gid) == (1234, 2345)
 
 
 def test_align_false_collapses_code_alignment_but_keeps_comment_columns():
