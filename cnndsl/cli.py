@@ -283,7 +283,8 @@ def weights(spec: str, as_json: bool) -> None:
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
               help="Batch size of the random input.")
 @click.option("--image", "image_path", type=click.Path(dir_okay=False),
-              help="Input: an image file (PNG, JPEG, ...), grey or RGB per the model's input, pixels scaled to 0..1.")
+              help="Input: an image file (PNG, JPEG, TIFF, ...), grey or RGB per the model's input, pixels "
+                   "scaled to 0..1 by their type's range (8-bit /255, 16-bit /65535); one sample.")
 @click.option("--resize", is_flag=True, help="Resize an --image whose size differs from the model's input.")
 @click.option("--save-maps", type=click.Path(file_okay=False),
               help="Write each output map as a PNG (min-max scaled) and a labelled grid.png into this folder.")

@@ -1,16 +1,17 @@
-"""Pictures in and out of `cnndsl run`: an image file as the input, output maps as PNG files.
+"""Pictures out of `cnndsl run --save-maps`: each output map as a PNG file, and a labelled grid.
 
-Pixels become float32 values in 0..1 (value / 255), the usual scaling of torchvision's ToTensor;
-an image is converted to grey ("L", ITU-R 601 luma) for a 1-channel input and to RGB for 3.
-Each output map is min-max normalised to 0..255 grey on its own, so it shows the map's pattern,
-not its scale: a linear filter such as `darken` looks like `identity`, and the grid's captions
-give each map's range to tell them apart. Pillow is imported only here, and only when needed.
+Each output map is min-max normalised to 0..255 grey on its own (over its finite values; +inf is
+white, -inf and NaN black), so it shows the map's pattern, not its scale: a linear filter such as
+`darken` looks like `identity`, and the grid's captions give each map's range to tell them apart.
+The grid shows at most the first 256 maps. Images in are read by image.py; Pillow is imported only
+when needed.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -18,59 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import RunError
+from .image import MODES, decode, load_image  # noqa: F401 - re-exported: maps.load_image reads the input
 from .ir import Graph
 
 GRID = "grid.png"
+GRID_MAX = 256  # maps shown in grid.png; every map still gets its own file
 PAD, TITLE, CAPTION = 8, 26, 32  # grid spacing, title strip and per-map caption heights, pixels
 MIN_CELL, MAX_CELL, SMALL = 128, 320, 200  # cell width and map sizes in the grid (see grid_layout)
-MODES = {1: ("L", "grey"), 3: ("RGB", "RGB")}
-
-
-def load_image(path: str, input_shape: tuple, resize: bool) -> tuple[np.ndarray, list[str]]:
-    """The image at ``path`` as a 1xCxHxW float32 batch in 0..1 for a model whose input is
-    ``input_shape`` (N, C, H, W), and notes for stderr. A size that differs is refused unless
-    ``resize``."""
-    from PIL import Image, UnidentifiedImageError
-
-    channels, height, width = _image_input(input_shape)
-    try:
-        with Image.open(path) as opened:
-            opened.load()
-            image = opened.convert(MODES[channels][0])
-    except FileNotFoundError:
-        raise RunError("no such image file", path=path) from None
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise RunError("cannot read the image: not an image format Pillow knows, or too large", path=path,
-                       hint="use a PNG, JPEG or another format Pillow reads") from None
-    except OSError as exc:
-        raise RunError(f"cannot read the image: {exc.strerror or exc}", path=path) from None
-    notes = []
-    want = (width if isinstance(width, int) else image.width, height if isinstance(height, int) else image.height)
-    if image.size != want:
-        got, need = f"{image.width}x{image.height}", f"{want[0]}x{want[1]}"
-        if not resize:
-            raise RunError(f"the image is {got} pixels (width x height); the model's input is {need}",
-                           path=path, hint=f"pass --resize to scale it to {need}, or crop it to that size")
-        stretched = image.width * want[1] != image.height * want[0]
-        image = image.resize(want, Image.Resampling.LANCZOS)
-        notes.append(f"resized {path} from {got} to {need} pixels" + (", not keeping its aspect ratio"
-                                                                      if stretched else ""))
-    pixels = np.asarray(image, dtype=np.float32) / 255.0
-    pixels = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
-    return pixels[None], notes
-
-
-def _image_input(input_shape: tuple) -> tuple[int, object, object]:
-    """(channels, height, width) of a model input that an image can feed, or a RunError."""
-    dims = tuple(input_shape[1:])
-    shown = "x".join(map(str, dims))
-    if len(dims) != 3:
-        raise RunError(f"--image needs a model whose input is an image CxHxW; this one's input is {shown}",
-                       hint="use --input with a .npy or .txt file of the right shape")
-    if dims[0] not in MODES:
-        raise RunError(f"--image reads grey (1 channel) or RGB (3 channel) images; the model's input has "
-                       f"{dims[0]} channels ({shown})", hint="use --input with a .npy array of the right shape")
-    return dims
+MARK = "cnndsl run --save-maps"  # PNG text "Software" of the files we write: how we know our own
+MAP_FILE = re.compile(r"(\d+)(_\w+)?\.png")  # a map's file name (see map_names)
 
 
 def channel_labels(graph: Graph) -> list[str | None]:
@@ -93,13 +50,26 @@ def channel_labels(graph: Graph) -> list[str | None]:
     labels: list[str | None] = []
     for i in concat.inputs:
         shape = graph.input_shape if i < 0 else graph.nodes[i].out_shape
-        label = None
-        if i >= 0:
-            parts = graph.nodes[i].name.split(".")
-            first = parts[len(scope)] if parts[:len(scope)] == scope and len(parts) > len(scope) else ""
-            label = None if first.isdigit() or not first else first
-        labels.extend([label] * shape[0])
+        labels.extend([None if i < 0 else _branch_label(graph, i, scope)] * shape[0])
     return labels
+
+
+def _branch_label(graph: Graph, index: int, scope: list[str]) -> str | None:
+    """The label of the concat branch that ends in node ``index``, looking through an activation
+    fused into the labelled statement (``edge: fixedconv ... relu``: the relu has no name of its own)."""
+    node = graph.nodes[index]
+    while True:
+        parts = node.name.split(".")
+        first = parts[len(scope)] if parts[:len(scope)] == scope and len(parts) > len(scope) else ""
+        if first and not first.isdigit():
+            return first
+        source = node.inputs[0] if len(node.inputs) == 1 else -1
+        if source < 0 or node.span is None:
+            return None
+        before = graph.nodes[source]
+        if (before.span, before.trace) != (node.span, node.trace):  # not the same statement: not fused
+            return None
+        node = before
 
 
 def map_names(labels: list[str | None]) -> list[str]:
@@ -108,12 +78,27 @@ def map_names(labels: list[str | None]) -> list[str]:
 
 
 def normalise(values: np.ndarray) -> np.ndarray:
-    """A map min-max scaled to uint8 0..255; a constant map is mid grey (128)."""
+    """A map min-max scaled to uint8 0..255 over its finite values; a constant map is mid grey
+    (128); +inf is white (255), -inf and NaN black (0)."""
     values = np.asarray(values, dtype=np.float64)
-    low, high = float(values.min()), float(values.max())
-    if not high > low:
-        return np.full(values.shape, 128, dtype=np.uint8)
-    return np.round((values - low) / (high - low) * 255.0).astype(np.uint8)
+    finite = np.isfinite(values)
+    out = np.full(values.shape, 128, dtype=np.uint8)
+    if finite.any():
+        low, high = float(values[finite].min()), float(values[finite].max())
+        if high > low:
+            out[finite] = np.round((values[finite] - low) / (high - low) * 255.0).astype(np.uint8)
+    out[values == np.inf] = 255
+    out[np.isnan(values) | (values == -np.inf)] = 0
+    return out
+
+
+def _caption(index: int, label: str | None, values: np.ndarray) -> tuple[str, str]:
+    """A map's two caption lines: its index and label, then the range of its finite values."""
+    finite = values[np.isfinite(values)]
+    note = f"values {float(finite.min()):.3g} .. {float(finite.max()):.3g}" if finite.size else "no finite values"
+    if finite.size < values.size:
+        note += f", {values.size - finite.size:,} inf/NaN"
+    return (f"{index}: {label}" if label else str(index), note)
 
 
 @dataclass(frozen=True)
@@ -190,40 +175,97 @@ def check_maps_shape(shape: tuple) -> None:
                        hint="save the maps of a network whose output is feature maps, e.g. specs/filters.cnn")
 
 
-def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str) -> list[str]:
+def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str) -> tuple[list[str], list[str]]:
     """Write each channel of the first sample of ``y`` (NxCxHxW) as a PNG, and ``grid.png``, into
-    ``folder``; returns the file names. All files are made in a temporary folder first, then moved
-    into place, so a failure leaves nothing half-written."""
+    ``folder``; returns (the file names, notes for stderr). All files are made in a temporary folder
+    first, then moved into place after every target is checked, so a failure leaves nothing
+    half-written. Map files of an earlier run that this one does not rewrite are removed (only
+    ours: they carry a PNG text mark); others named like maps are kept, with a note."""
     check_maps_shape(y.shape)
-    maps = [normalise(channel) for channel in y[0]]
-    if len(labels) != len(maps):
-        labels = [None] * len(maps)
-    captions = [(f"{i}: {label}" if label else str(i), f"values {float(c.min()):.3g} .. {float(c.max()):.3g}")
-                for i, (label, c) in enumerate(zip(labels, y[0], strict=True))]
+    if len(labels) != y.shape[1]:
+        labels = [None] * y.shape[1]
     names = map_names(labels)
+    notes = []
+    for name, channel in zip(names, y[0], strict=True):
+        bad = int(channel.size - np.count_nonzero(np.isfinite(channel)))
+        if bad:
+            notes.append(f"map {name} has {bad:,} NaN or infinite values: drawn +inf white, -inf and NaN black")
+    if len(names) > GRID_MAX:
+        notes.append(f"{GRID} shows the first {GRID_MAX} of the {len(names)} maps")
+        title += f" (the first {GRID_MAX} of {len(names)})"
     target = os.path.normpath(folder)
     staging = _staging(target)
     try:
-        from PIL import Image
-
-        for name, values in zip(names, maps, strict=True):
-            Image.fromarray(values).save(os.path.join(staging, name), format="PNG")
-        make_grid(maps, captions, title).save(os.path.join(staging, GRID), format="PNG")
-        _publish(staging, target)
+        maps = _write_maps(staging, names, y[0])
+        shown = zip(labels[:GRID_MAX], y[0][:GRID_MAX], strict=True)
+        captions = [_caption(i, label, c) for i, (label, c) in enumerate(shown)]
+        make_grid(maps[:GRID_MAX], captions, title).save(os.path.join(staging, GRID), format="PNG",
+                                                         pnginfo=_mark())
+        notes += _publish(staging, target, names + [GRID])
+    except OSError as exc:
+        raise RunError(f"cannot write the maps: {exc.strerror or exc}", path=target,
+                       hint="free some space or choose another folder for --save-maps") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return names + [GRID]
+    return names + [GRID], notes
+
+
+def _mark():
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", MARK)
+    return info
+
+
+def _write_maps(staging: str, names: list[str], channels: np.ndarray) -> list[np.ndarray]:
+    """Each channel normalised (uint8) and saved as a marked PNG in ``staging``."""
+    from PIL import Image
+
+    maps = []
+    for name, channel in zip(names, channels, strict=True):
+        maps.append(normalise(channel))
+        Image.fromarray(maps[-1]).save(os.path.join(staging, name), format="PNG", pnginfo=_mark())
+    return maps
 
 
 def check_folder(folder: str) -> str:
-    """The normalised ``folder`` for --save-maps, or a RunError if it cannot be one."""
+    """The normalised ``folder`` for --save-maps, or a RunError if it cannot be one: not a folder,
+    no parent, not writable, or a folder where grid.png goes. Done before running the model."""
     target = os.path.normpath(folder)
     if os.path.exists(target) and not os.path.isdir(target):
         raise RunError("exists and is not a folder", path=target, hint="name a folder for --save-maps")
     parent = os.path.dirname(target) or "."
     if not os.path.isdir(parent):
         raise RunError(f"the folder {parent} does not exist", path=target, hint=f"create it first: mkdir -p {parent}")
+    _check_writable(target if os.path.isdir(target) else parent)
+    if os.path.isdir(target):
+        _check_target(os.path.join(target, GRID))
     return target
+
+
+def _check_writable(folder: str) -> None:
+    """A RunError unless we can make files in ``folder``: permissions, then a real (deleted) file."""
+    problem = None if os.access(folder, os.W_OK | os.X_OK) else "no write permission"
+    if problem is None:
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".cnndsl-probe-"):
+                pass
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+    if problem:
+        raise RunError(f"cannot write into this folder: {problem}", path=folder,
+                       hint="choose a folder you can write to for --save-maps")
+
+
+def _check_target(path: str) -> None:
+    """A RunError if a map file cannot be put at ``path``: a folder or a write-protected file is there."""
+    if os.path.isdir(path):
+        raise RunError("is a folder, where --save-maps writes a map", path=path,
+                       hint="move it away, or choose another folder for --save-maps")
+    if os.path.isfile(path) and not os.access(path, os.W_OK):
+        raise RunError("is write-protected, where --save-maps writes a map", path=path,
+                       hint="move it away, or choose another folder for --save-maps")
 
 
 def _staging(target: str) -> str:
@@ -240,11 +282,60 @@ def _staging(target: str) -> str:
     return staging
 
 
-def _publish(staging: str, target: str) -> None:
+def _publish(staging: str, target: str, names: list[str]) -> list[str]:
     """Move the finished files into place: the whole folder when ``target`` is new, else file by
-    file (each os.replace is atomic; files of ``target`` that we do not write are kept)."""
+    file once every target is checked (each os.replace is atomic); then remove our own map files
+    of an earlier run that were not rewritten. Returns notes."""
     if not os.path.isdir(target):
         os.replace(staging, target)
-        return
-    for name in sorted(os.listdir(staging)):
+        return []
+    for name in names:
+        _check_target(os.path.join(target, name))
+    for name in names:
         os.replace(os.path.join(staging, name), os.path.join(target, name))
+    return _remove_stale(target, set(names))
+
+
+def _remove_stale(target: str, keep: set[str]) -> list[str]:
+    """Remove the map files in ``target`` that we wrote in an earlier run and not now; notes."""
+    ours, others, failed = [], [], []
+    found = [(int(m.group(1)), m.string) for m in map(MAP_FILE.fullmatch, os.listdir(target)) if m]
+    for _, name in sorted(found):
+        if name not in keep:
+            (ours if _is_ours(os.path.join(target, name)) else others).append(name)
+    for name in ours:
+        try:
+            os.remove(os.path.join(target, name))
+        except OSError:
+            failed.append(name)
+    notes = []
+    removed = [name for name in ours if name not in failed]
+    if removed:
+        notes.append(f"removed {_count(removed, 'map file')} of an earlier run from {target}: {_listed(removed)}")
+    if failed:
+        notes.append(f"could not remove {_listed(failed)} (maps of an earlier run) from {target}")
+    if others:
+        what = "a map" if len(others) == 1 else "maps"
+        notes.append(f"left {_listed(others)} in {target}: named like {what}, but not written by cnndsl")
+    return notes
+
+
+def _is_ours(path: str) -> bool:
+    """Whether ``path`` is a PNG with our mark (its text chunk comes before the pixels)."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG") and b"tEXtSoftware\x00" + MARK.encode() in head
+
+
+def _count(items: list, noun: str) -> str:
+    return f"{len(items)} {noun}" + ("" if len(items) == 1 else "s")
+
+
+def _listed(names: list[str], most: int = 3) -> str:
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"

@@ -55,6 +55,8 @@ def run_command(model: str, input_path: str | None, device: str, top: int, seed:
         raise click.UsageError("--image and --input are two ways to give the input: use one")
     if resize and not image:
         raise click.UsageError("--resize applies to --image")
+    if image and batch != 1:
+        raise click.UsageError("--batch sets the size of the random input; --image gives one image (a batch of 1)")
     if save_maps:
         from .maps import check_folder
 
@@ -90,7 +92,7 @@ def _input(runner, input_path: str | None, image: str | None, resize: bool, seed
     from .run import load_input
 
     if image:
-        from .maps import MODES, load_image
+        from .image import MODES, load_image
 
         x, notes = load_image(image, runner.input_shape, resize)
         for note in notes:
@@ -117,8 +119,12 @@ def _save_maps(model: str, y: np.ndarray, folder: str, source: str | None) -> No
     if y.ndim == 4 and y.shape[0] > 1:
         echo_err(f"note: saving the maps of the first of {y.shape[0]} samples")
     shown = os.path.basename(source) if source else "a seeded random input"
-    written = save_maps(y, folder, labels, f"{name}: output maps for {shown}")
-    click.echo(f"wrote {len(written) - 1} maps and {written[-1]} to {os.path.normpath(folder)}{os.sep}")
+    written, notes = save_maps(y, folder, labels, f"{name}: output maps for {shown}")
+    for note in notes:
+        echo_err(f"note: {note}")
+    count = len(written) - 1
+    click.echo(f"wrote {count} map{'' if count == 1 else 's'} and {written[-1]} to "
+               f"{os.path.normpath(folder)}{os.sep}")
 
 
 def _print_values(y: np.ndarray) -> None:

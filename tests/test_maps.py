@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import runpy
+import warnings
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import ROOT, SPECS
-from PIL import Image
+from PIL import Image, ImageOps
 
 import cnndsl
 from cnndsl import maps
+from cnndsl import run as runmod
 from cnndsl.cli import main
 from cnndsl.errors import RunError
 
@@ -89,9 +92,25 @@ def test_channel_labels_come_from_branch_names():
     assert maps.map_names(["a", None, "sob"]) == ["0_a.png", "1.png", "2_sob.png"]
 
 
+@pytest.mark.parametrize(("spec", "labels"), [
+    ("concat { edge: fixedconv [[0, 0, 0], [0, 1, 0], [0, 0, 0]] pad=same relu\n"
+     " blur: fixedconv [[1, 1, 1], [1, 1, 1], [1, 1, 1]] pad=same }", ["edge", "blur"]),
+    ("concat { a: conv 2 1x1 relu; conv 1 1x1 relu }", ["a", "a", None]),
+    ("pre: conv 1 1x1\nconcat { a: conv 1 1x1; relu }", ["a", None]),  # relu's input is outside the branch
+])
+def test_channel_labels_look_through_fused_activations(spec, labels):
+    assert maps.channel_labels(cnndsl.parse(f"input 1x8x8\n{spec}\n").graph) == labels
+
+
 def test_normalise_and_grid_layout():
     assert np.array_equal(maps.normalise(np.array([[-2.0, 0.0], [1.0, 2.0]])), [[0, 128], [191, 255]])
     assert np.array_equal(maps.normalise(np.full((2, 2), 0.5)), np.full((2, 2), 128))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from inf - inf or min of NaN
+        for values, want in [([np.nan, np.inf, -np.inf, 1.0, 3.0], [0, 255, 0, 0, 255]),
+                             ([np.inf, 2.0, 2.0, np.nan, 2.0], [255, 128, 128, 0, 128]),
+                             ([np.nan, np.inf, -np.inf, np.nan, np.nan], [0, 255, 0, 0, 0])]:
+            assert maps.normalise(np.array([values])).tolist() == [want]
     layout = maps.grid_layout(6, 64, 64)
     assert (layout.cols, layout.rows, layout.map_size) == (3, 2, (192, 192))
     assert layout.size == (3 * 192 + 4 * maps.PAD, maps.TITLE + 2 * (192 + maps.CAPTION) + 3 * maps.PAD)
@@ -127,6 +146,7 @@ def test_rgb_image_and_resize(tmp_path):
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["--image", SHAPES, "--input", SPECS / "conv_example_image.txt"], 2, "--image and --input"),
     (["--resize"], 2, "--resize applies to --image"),
+    (["--image", SHAPES, "--batch", 4], 2, "--batch sets the size of the random input"),
 ])
 def test_option_conflicts(tmp_path, args, code, message):
     r = cli("run", FILTERS, *args, "--save-maps", tmp_path / "out")
@@ -157,17 +177,220 @@ def test_nothing_half_written(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(maps, "make_grid", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(RunError, match="cannot write the maps: No space left on device"):
         maps.save_maps(y, str(tmp_path / "new"), ["a", "b", "c"], "t")
     assert list(tmp_path.iterdir()) == []  # neither the folder nor a staging folder
     kept = tmp_path / "kept"
     kept.mkdir()
     (kept / "0_a.png").write_bytes(b"old")
     (kept / "mine.txt").write_text("mine")
-    with pytest.raises(OSError):
+    with pytest.raises(RunError, match="No space left on device"):
         maps.save_maps(y, str(kept), ["a", "b", "c"], "t")
     assert sorted(p.name for p in kept.iterdir()) == ["0_a.png", "mine.txt"]
     assert (kept / "0_a.png").read_bytes() == b"old"
     monkeypatch.undo()
-    assert maps.save_maps(y, str(kept), ["a", "b", "c"], "t") == ["0_a.png", "1_b.png", "2_c.png", "grid.png"]
+    assert maps.save_maps(y, str(kept), ["a", "b", "c"], "t")[0] == ["0_a.png", "1_b.png", "2_c.png", "grid.png"]
     assert sorted(p.name for p in kept.iterdir()) == ["0_a.png", "1_b.png", "2_c.png", "grid.png", "mine.txt"]
+
+
+# -- images of every depth and mode -------------------------------------------------------------
+
+LEVELS = np.tile(np.arange(6), (4, 1))  # 4 rows x 6 columns, column j has level j
+
+
+def luma(rgb) -> np.ndarray:
+    return np.asarray(Image.fromarray(np.asarray(rgb, dtype=np.uint8)).convert("L"), dtype=np.float32) / 255
+
+
+COLOURS = np.stack([LEVELS * 50, 255 - LEVELS * 40, LEVELS * 20], axis=-1).astype(np.uint8)
+ALPHA = (LEVELS * 51).astype(np.uint8)
+
+
+def palette_image(transparency):
+    image = Image.new("P", (6, 4))
+    image.putpalette([0, 0, 0, 255, 0, 0, 0, 0, 255, 255, 255, 255])
+    image.putdata([v % 4 for v in LEVELS.flatten()])
+    image.info.update({} if transparency is None else {"transparency": transparency})
+    return image
+
+
+PALETTE = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255], [255, 255, 255]])[LEVELS % 4]
+
+# (file, the image, model channels, expected pixels CxHxW, a note that must be printed or None)
+IMAGES = [
+    ("grey16.png", Image.fromarray((LEVELS * 257).astype(np.uint16)), 1, LEVELS[None] / 255, None),
+    ("grey16be.tif", Image.fromarray((LEVELS * 257).astype(">u2")), 1, LEVELS[None] / 255, None),
+    ("grey16.pgm", Image.fromarray((LEVELS * 257).astype(np.uint16)), 1, LEVELS[None] / 255, "65535"),
+    ("grey16.png", Image.fromarray((LEVELS * 257).astype(np.uint16)), 3, np.repeat(LEVELS[None] / 255, 3, 0), None),
+    ("float.tif", Image.fromarray((LEVELS / 5).astype(np.float32)), 1, LEVELS[None] / 5, None),
+    ("rgba.png", Image.fromarray(np.dstack([COLOURS, ALPHA])), 1, luma(COLOURS)[None], "alpha"),
+    ("rgba.png", Image.fromarray(np.dstack([COLOURS, ALPHA])), 3, COLOURS.transpose(2, 0, 1) / 255, "alpha"),
+    ("opaque.png", Image.fromarray(np.dstack([COLOURS, ALPHA * 0 + 255])), 1, luma(COLOURS)[None], None),
+    ("la.png", Image.fromarray(np.dstack([COLOURS[..., 0], ALPHA])), 1, COLOURS[None, ..., 0] / 255, "alpha"),
+    ("palette.png", palette_image(None), 1, luma(PALETTE)[None], None),
+    ("palette.png", palette_image(None), 3, PALETTE.transpose(2, 0, 1) / 255, None),
+    ("palette_transparent.png", palette_image(0), 3, PALETTE.transpose(2, 0, 1) / 255, "alpha"),
+]
+
+
+@pytest.mark.parametrize(("name", "image", "channels", "want", "note"), IMAGES,
+                         ids=[f"{row[0]}-{row[2]}" for row in IMAGES])
+def test_images_of_every_depth_are_scaled_by_their_range(tmp_path, name, image, channels, want, note):
+    image.save(tmp_path / name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x, notes = maps.load_image(str(tmp_path / name), (1, channels, 4, 6), resize=False)
+    assert x.dtype == np.float32 and x.shape == (1, channels, 4, 6)
+    assert np.allclose(x[0], want, atol=1e-6), (x[0], want)
+    assert 0 <= x.min() and x.max() <= 1
+    assert any(note in n for n in notes) if note else notes == []
+
+
+def test_palette_with_alpha_reads_its_colours():
+    image = palette_image(None).convert("PA")
+    image.putalpha(Image.fromarray(ALPHA))
+    pixels, notes = maps.decode(image, 3, "pa")
+    assert np.array_equal(np.asarray(pixels), PALETTE.astype(np.uint8)) and "alpha" in notes[0]
+
+
+@pytest.mark.parametrize(("array", "message"), [
+    (LEVELS.astype(np.float32), r"float pixels \(Pillow mode F\) from 0 to 5"),
+    (np.where(LEVELS == 2, np.nan, 0.5).astype(np.float32), "NaN or infinite"),
+    (LEVELS.astype(np.int32) * 20000 - 1, r"32-bit integer pixels \(Pillow mode I\) from -1 to 99,999"),
+])
+def test_images_without_a_known_range_are_refused(tmp_path, array, message):
+    path = tmp_path / "deep.tif"
+    Image.fromarray(array).save(path)
+    with pytest.raises(RunError, match=message) as err:
+        maps.load_image(str(path), (1, 1, 4, 6), resize=False)
+    assert err.value.path == str(path) and "--input" in err.value.hint
+
+
+def test_a_deep_image_is_resized_in_float_and_stays_in_0_1(tmp_path):
+    Image.fromarray((LEVELS * 13107).astype(np.uint16)).save(tmp_path / "g.png")  # 0 .. 65535
+    x, notes = maps.load_image(str(tmp_path / "g.png"), (1, 1, 8, 12), resize=True)
+    assert x.shape == (1, 1, 8, 12) and 0 <= x.min() and x.max() <= 1 and len(np.unique(x)) > 6
+    assert notes == [f"resized {tmp_path / 'g.png'} from 6x4 to 12x8 pixels"]
+
+
+def test_exif_orientation_turns_photos_upright(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the camera was turned: rotate 90 degrees clockwise to view
+    Image.fromarray((LEVELS * 40).astype(np.uint8)).save(tmp_path / "photo.png", exif=exif)
+    x, notes = maps.load_image(str(tmp_path / "photo.png"), (1, 1, 6, 4), resize=False)
+    with Image.open(tmp_path / "photo.png") as photo:
+        upright = np.asarray(ImageOps.exif_transpose(photo)).astype(np.float32) / 255
+    assert upright.shape == (6, 4) and np.array_equal(x[0, 0], upright)
+    assert np.array_equal(upright, np.rot90(LEVELS * 40, -1).astype(np.float32) / 255)
+    assert notes == [f"turned {tmp_path / 'photo.png'} upright as its EXIF orientation says"]
+
+
+def test_large_images_get_a_note_and_too_large_ones_their_pixel_count(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # 64x64 = 4,096 pixels: a "bomb" warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x, notes = maps.load_image(str(SHAPES), (1, 1, 32, 32), resize=True)
+    assert x.shape == (1, 1, 32, 32)
+    assert notes[0] == f"{SHAPES} is a large image: 64x64 = 4,096 pixels; reading it takes time and memory"
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # over twice the limit: Pillow refuses
+    with pytest.raises(RunError, match="64x64 = 4,096 pixels, more than Pillow's limit of 2,000") as err:
+        maps.load_image(str(SHAPES), (1, 1, 32, 32), resize=True)
+    assert "scale it down" in err.value.hint
+
+
+# -- writing the maps ---------------------------------------------------------------------------
+
+def one_map_spec(tmp_path):
+    spec = tmp_path / "one.cnn"
+    spec.write_text("input 1x64x64\nfixedconv [[1]]\n")
+    return spec
+
+
+def test_one_map_is_singular(tmp_path):
+    r = cli("run", one_map_spec(tmp_path), "--image", SHAPES, "--save-maps", tmp_path / "out", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert f"wrote 1 map and grid.png to {tmp_path / 'out'}{os.sep}" in r.stdout
+
+
+def test_a_folder_in_the_way_is_refused_before_running(tmp_path, monkeypatch):
+    monkeypatch.setattr(runmod.Runner, "from_model", lambda *a, **k: pytest.fail("must not run"))
+    (tmp_path / "ex" / "grid.png").mkdir(parents=True)
+    r = cli("run", FILTERS, "--image", SHAPES, "--save-maps", tmp_path / "ex")
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert f"{tmp_path / 'ex' / 'grid.png'}: error: is a folder" in r.stderr
+    assert [p.name for p in (tmp_path / "ex").iterdir()] == ["grid.png"]
+
+
+def test_a_folder_in_the_way_of_a_map_leaves_the_old_maps(tmp_path):
+    y = np.ones((1, 3, 4, 4), np.float32)
+    maps.save_maps(y, str(tmp_path), ["a", "b", "c"], "old")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    (tmp_path / "1_b.png").unlink()
+    (tmp_path / "1_b.png").mkdir()
+    with pytest.raises(RunError, match="is a folder") as err:
+        maps.save_maps(y * 2, str(tmp_path), ["a", "b", "c"], "new")
+    assert err.value.path == str(tmp_path / "1_b.png")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == \
+        {k: v for k, v in before.items() if k != "1_b.png"}
+
+
+@pytest.mark.parametrize("how", ["access", "probe"])
+def test_an_unwritable_folder_is_refused_before_running(tmp_path, monkeypatch, how):
+    monkeypatch.setattr(runmod.Runner, "from_model", lambda *a, **k: pytest.fail("must not run"))
+    out = tmp_path / "out"
+    out.mkdir()
+    if how == "access":
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda path, mode: access(path, mode) and not (
+            mode & os.W_OK and os.path.normpath(path) == str(out)))
+    else:
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+        monkeypatch.setattr(maps.tempfile, "NamedTemporaryFile", refuse)
+    r = cli("run", FILTERS, "--image", SHAPES, "--save-maps", out)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert f"{out}: error: cannot write into this folder" in r.stderr and list(out.iterdir()) == []
+
+
+def test_a_disk_full_while_saving_is_a_clean_error(tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    r = cli("run", FILTERS, "--image", SHAPES, "--save-maps", tmp_path / "out", "--device", "cpu")
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert "error: cannot write the maps: No space left on device" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_maps_of_an_earlier_run_are_replaced_not_mixed_in(tmp_path):
+    out = tmp_path / "out"
+    r = cli("run", FILTERS, "--image", SHAPES, "--save-maps", out, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    (out / "7.png").write_bytes((out / "grid.png").read_bytes().replace(b"cnndsl", b"xxxxxx"))  # not ours
+    (out / "notes.txt").write_text("mine")
+    r = cli("run", one_map_spec(tmp_path), "--image", SHAPES, "--save-maps", out, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["0.png", "7.png", "grid.png", "notes.txt"]
+    assert f"note: removed 6 map files of an earlier run from {out}: 0_identity.png, 1_outline.png, " in r.stderr
+    assert f"note: left 7.png in {out}: named like a map, but not written by cnndsl" in r.stderr
+
+
+def test_the_grid_shows_at_most_256_maps(tmp_path):
+    y = np.random.default_rng(0).standard_normal((1, 300, 2, 3)).astype(np.float32)
+    names, notes = maps.save_maps(y, str(tmp_path / "out"), [], "many")
+    assert len(names) == 301 and len(list((tmp_path / "out").iterdir())) == 301
+    assert notes == ["grid.png shows the first 256 of the 300 maps"]
+    with Image.open(tmp_path / "out" / "grid.png") as grid:
+        assert grid.size == maps.grid_layout(256, 2, 3).size
+
+
+def test_non_finite_maps_are_noted_and_drawn_black_and_white(tmp_path):
+    y = np.zeros((1, 2, 2, 2), np.float32)
+    y[0, 1] = [[np.inf, np.nan], [1, 2]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        names, notes = maps.save_maps(y, str(tmp_path / "out"), ["a", "b"], "t")
+    assert notes == ["map 1_b.png has 2 NaN or infinite values: drawn +inf white, -inf and NaN black"]
+    with Image.open(tmp_path / "out" / "1_b.png") as image:
+        assert np.asarray(image).tolist() == [[255, 0], [0, 255]]
