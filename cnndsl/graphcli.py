@@ -1,8 +1,13 @@
-"""The `cnndsl graph` command's work: DOT from the checked network, rendered by Graphviz, written atomically."""
+"""The `cnndsl graph` command's work: DOT from the checked network, rendered by Graphviz, written atomically.
+
+The same spec gives the same bytes in every format: Graphviz writes no dates into SVG or PNG, and
+the date that cairo stamps into a PDF is blanked in place (same length, so the offsets hold).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -68,7 +73,13 @@ def render(text: str, fmt: str | None, path: str) -> tuple[bytes, list[str]]:
     if done.returncode != 0 or not done.stdout:
         raise GraphError(f"Graphviz's dot failed (exit {done.returncode}): {detail[-1] if detail else 'no output'}",
                          path=path, hint="write the DOT text with -o NAME.dot to see what dot was given")
-    return done.stdout, detail
+    data = done.stdout
+    if fmt == "pdf":  # `/CreationDate (D:20250101120000Z)` -> as many spaces: the xref offsets stay right
+        data = _CREATION_DATE.sub(lambda m: b" " * len(m.group()), data, count=1)
+    return data, detail
+
+
+_CREATION_DATE = re.compile(rb"/CreationDate\s*\([^)]*\)")
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -92,6 +103,8 @@ def write_atomic(path: str, data: bytes) -> None:
 
 
 def _layers(graph, depth: int | None) -> str:
+    """'12 layers', and ', blocks below depth 1 collapsed' where some block was drawn as one box."""
     count = len(graph.nodes)
     what = f"{count} layer{'s' if count != 1 else ''}"
-    return what if depth is None else f"{what}, blocks below depth {depth} collapsed"
+    collapsed = depth is not None and any(node.name.count(".") >= depth for node in graph.nodes)
+    return f"{what}, blocks below depth {depth} collapsed" if collapsed else what

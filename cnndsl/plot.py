@@ -4,6 +4,7 @@ function; matplotlib (Agg, no screen) is imported only to draw."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -14,12 +15,14 @@ from .report import depth
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 DPI = 100  # --size is in pixels: inches = pixels / DPI
-MAX_ROWS = 60  # more weighted layers than this are shown per block (see layer_data)
+MAX_ROWS = 60  # more weighted layers than this are shown per block, or per range of layers (see layer_data)
 MAX_PANELS = 6  # --per-layer charts in one file
 CATEGORIES = {"conv": "conv", "dense": "dense", "batchnorm": "batchnorm"}  # node kind -> bar colour group
 COLOURS = {"conv": "#3b75af", "dense": "#ef8636", "batchnorm": "#519e3e", "other": "#8c8c8c",
            "CNN": "#3b75af", "MLP": "#ef8636"}
 LEGEND = {"CNN": "CNN (convolutions)", "MLP": "MLP (dense only)"}
+UNITS = {"layer": "layer", "block": "block", "range": "range of layers"}  # LayerChart.unit -> the title's words
+SVG_SALT = "cnndsl"  # matplotlib's svg.hashsalt while saving: the same ids in every run
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class LayerChart:
     rows: list[LayerRow]
     total: int
     shares: dict[str, float] = field(default_factory=dict)  # category -> fraction of total, largest first
-    per_block: bool = False
+    unit: str = "layer"  # what one bar is: a layer, a block, or a range of consecutive layers or blocks
 
     @property
     def share_note(self) -> str:
@@ -95,7 +98,9 @@ class LayerChart:
 def layer_data(graph: Graph) -> LayerChart:
     """Trainable parameters per layer, in written order. With more than MAX_ROWS weighted layers
     (ResNet-50 has 107, counting batchnorms) the layers are summed per block: the deepest prefix
-    of their names (``layer1.0``) that gives at most MAX_ROWS bars."""
+    of their names (``layer1.0``) that gives at most MAX_ROWS bars. Where even the first part of
+    the names gives more (3,000 layers in a row), consecutive bars are summed into ranges
+    (``0..49``), so a chart never has more than MAX_ROWS bars."""
     weighted = [n for n in graph.nodes if n.count(TRAINABLE)]
     deepest = max((len(n.name.split(".")) for n in weighted), default=1)
     keep = deepest
@@ -104,34 +109,41 @@ def layer_data(graph: Graph) -> LayerChart:
     groups: dict[str, list] = {}
     for n in weighted:
         groups.setdefault(_prefix(n.name, keep), []).append(n)
+    keys = list(groups)
+    size = max(1, -(-len(keys) // MAX_ROWS))  # groups per bar: 1 unless there are more than MAX_ROWS
     rows = []
-    for key, nodes in groups.items():
+    for start in range(0, len(keys), size):
+        chunk = keys[start:start + size]
+        nodes = [n for key in chunk for n in groups[key]]
         params: dict[str, int] = {}
         for n in nodes:
             kind = CATEGORIES.get(n.kind, "other")
             params[kind] = params.get(kind, 0) + n.count(TRAINABLE)
-        rows.append(LayerRow(_row_label(key, nodes), params))
+        rows.append(LayerRow(_row_label(chunk, nodes), params))
     total = sum(r.total for r in rows)
     by_kind: dict[str, int] = {}
     for r in rows:
         for kind, count in r.params.items():
             by_kind[kind] = by_kind.get(kind, 0) + count
     shares = {k: v / total for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])} if total else {}
-    return LayerChart(graph.name, graph.title, rows, total, shares, keep < deepest)
+    unit = "range" if size > 1 else "block" if keep < deepest else "layer"
+    return LayerChart(graph.name, graph.title, rows, total, shares, unit)
 
 
 def _prefix(name: str, keep: int) -> str:
     return ".".join(name.split(".")[:keep])
 
 
-def _row_label(key: str, nodes: list) -> str:
-    """'features.0: conv 96 11x11 stride=4' for one layer; 'layer1.0 (4 conv, 4 batchnorm)' for a block."""
+def _row_label(keys: list[str], nodes: list) -> str:
+    """'features.0: conv 96 11x11 stride=4' for one layer (by its own name, even where it is all
+    that a block weighs); 'layer1.0 (4 conv, 4 batchnorm)' for a block; '0..49 (50 dense)' for a range."""
     if len(nodes) == 1:
-        return f"{key}: {nodes[0].kind} {nodes[0].layer.describe()}".strip()
+        return f"{nodes[0].name}: {nodes[0].kind} {nodes[0].layer.describe()}".strip()
     counts: dict[str, int] = {}
     for n in nodes:
         counts[n.kind] = counts.get(n.kind, 0) + 1
-    return f"{key} ({', '.join(f'{count} {kind}' for kind, count in counts.items())})"
+    name = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+    return f"{name} ({', '.join(f'{count} {kind}' for kind, count in counts.items())})"
 
 
 def percent(share: float) -> str:
@@ -201,21 +213,35 @@ def plot_command(graphs: list[Graph], output: str, per_layer: bool = False, size
 
 
 def save_figure(fig, output: str, fmt: str) -> None:
-    """Save to a temporary file beside ``output``, then rename it into place."""
+    """Save to a temporary file beside ``output``, then rename it into place. The same chart gives
+    the same bytes: no dates in the file, and SVG ids hashed with a fixed salt (set only while saving)."""
+    import matplotlib
+
     folder = os.path.dirname(os.path.abspath(output))
-    fd, tmp = tempfile.mkstemp(prefix=".cnndsl-plot-", suffix=os.path.splitext(output)[1], dir=folder)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            # no dates in the file: the same specs give the same chart
+        fd, tmp = tempfile.mkstemp(prefix=".cnndsl-plot-", suffix=os.path.splitext(output)[1], dir=folder)
+    except OSError as exc:
+        raise _write_error(output, exc) from None
+    try:
+        with os.fdopen(fd, "wb") as fh, matplotlib.rc_context({"svg.hashsalt": SVG_SALT}):
             metadata = {"Date": None} if fmt == "svg" else {"CreationDate": None} if fmt == "pdf" else None
             fig.savefig(fh, format=fmt, dpi=DPI, metadata=metadata)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, output)
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _write_error(output, exc) from None
         raise
+
+
+def _write_error(output: str, exc: OSError) -> CnnDslError:
+    """'cannot write the chart: No space left on device', naming the output."""
+    return CnnDslError(f"cannot write the chart: {exc.strerror or exc}", path=output,
+                       hint="write it to a folder you can write to, with space to spare")
 
 
 def _figure(pixels: tuple[int, int]):
@@ -290,6 +316,5 @@ def _layer_panel(ax, chart: LayerChart) -> None:
     ax.set_yticks(rows, [r.label for r in chart.rows], fontsize=8 if len(rows) > 20 else 9)
     ax.set_ylim(len(rows) - 0.4, -0.6)  # first layer at the top, no empty rows
     ax.grid(axis="x", alpha=0.3)
-    unit = "block" if chart.per_block else "layer"
-    ax.set_title(f"{chart.name}: trainable parameters per {unit}\n{chart.share_note}", fontsize=11)
+    ax.set_title(f"{chart.name}: trainable parameters per {UNITS[chart.unit]}\n{chart.share_note}", fontsize=11)
     _legend(ax, order)

@@ -106,7 +106,7 @@ def test_depth_one_keeps_resnet152_readable():
 
 def test_depth_two_nests_blocks_in_their_stage():
     text = to_dot(graph("resnet18"), 2)
-    assert CLUSTER.findall(text) == ["layer4", "layer3", "layer2", "layer1"]  # declared last to first
+    assert CLUSTER.findall(text) == ["layer1", "layer2", "layer3", "layer4"]  # declared in written order
     assert "<B>layer2.0</B><BR/>9 layers, 230,144 params<BR/>128x28x28" in text
     assert EDGE.findall(text).count(("b0", "b1")) == 1  # layer1.0 -> layer1.1, once
 
@@ -127,12 +127,27 @@ def test_any_name_and_title_is_escaped(tmp_path):
     titled.write_text('network odd "T <b>&amp; \\\\ é {x} -> ]]" \ninput 1x8x8\na_b: { conv 2 3x3 relu }\n')
     weird, odd = to_dot(cnndsl.load(spec).graph), to_dot(cnndsl.load(titled).graph)
     assert weird.startswith('digraph "network" {') and odd.startswith('digraph "odd" {')
-    assert "we&quot;ird &lt;net&gt; &amp; \\ n" in weird
-    assert "T &lt;b&gt;&amp;amp; \\\\ é {x} -&gt; ]]" in odd and "<b>" not in odd
+    assert "we&quot;ird &lt;net&gt; &amp; &#92;&#92; n" in weird
+    assert "T &lt;b&gt;&amp;amp; &#92;&#92;&#92;&#92; é {x} -&gt; ]]" in odd and "<b>" not in odd
     if DOT:
         for text in (weird, odd):
             done = run_dot(text)
             assert done.returncode == 0 and not done.stderr, done.stderr
+
+
+@needs_dot
+def test_backslashes_are_drawn_as_written(tmp_path):
+    """Graphviz expands \\G, \\N, \\L and \\\\ even in HTML-like labels: no user text may trigger it."""
+    spec = tmp_path / "w\\G\\N.cnn"  # no `network` line: the name is the file's
+    spec.write_text("input 1x8x8\nconv 2 3x3\n")
+    titled = tmp_path / "t.cnn"
+    title = "a\\Nb \\G \\\\ \\L \\n \\E end\\"
+    titled.write_text(f'network bs "{title}"\ninput 1x8x8\nconv 2 3x3\n')
+    assert cnndsl.load(titled).graph.title == title
+    svg = run_dot(to_dot(cnndsl.load(spec).graph)).stdout.decode()
+    assert ">w\\G\\N</text>" in svg
+    svg = run_dot(to_dot(cnndsl.load(titled).graph)).stdout.decode()
+    assert f">: {title}</text>" in svg
 
 
 # --- Graphviz ------------------------------------------------------------------------------------
@@ -146,14 +161,50 @@ def test_dot_accepts_every_shipped_spec(spec, depth):
     assert not done.stderr, done.stderr.decode()
 
 
+INCEPTIONS = [f"inception{k}" for k in ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")]
+GOOGLENET = [[f"{block}.branch{k}" for k in (1, 2, 3, 4)] for block in INCEPTIONS]
+FILTERS = [["identity", "outline", "sobel_left", "sobel_bottom", "darken", "lighten"]]
+SINGLE = "input 1x8x8\nconcat { conv 2 1x1; conv 3 1x1; conv 4 1x1; conv 5 1x1 }\n"
+MIXED = ("input 1x8x8\n"
+         "x: concat { a: { conv 2 1x1; conv 2 3x3 pad=1 }; conv 3 1x1; { conv 4 1x1; relu }; b: conv 2 1x1 }\n")
+NESTED = ("input 8x16x16\nstem: conv 8 3x3 pad=1\n"
+          "r: residual { x: concat { a: { conv 2 1x1; conv 2 3x3 pad=1 }; conv 2 1x1; { conv 2 1x1; relu }; "
+          "b: conv 2 1x1 } }\n"
+          "y: concat { p: { conv 4 1x1 }; q: concat { conv 2 1x1; z: { conv 2 1x1; relu } }; conv 4 1x1 }\n"
+          "concat { conv 2 1x1; m: { conv 2 1x1; relu }; conv 2 1x1; { relu; conv 2 1x1 } }\n")
+NESTED_BRANCHES = [["r.x.a", "r.x.1", "r.x.2", "r.x.b"], ["y.p", "y.q", "y.2"], ["y.q.0", "y.q.z"],
+                   ["3", "m", "5", "6"]]
+
+
+def branch_graph(spec: str):
+    return graph(spec) if "\n" not in spec else cnndsl.parse(spec).graph
+
+
 @needs_dot
-def test_parallel_branches_read_left_to_right():
-    text = to_dot(graph("googlenet"), 2)  # the branches are boxes b0.. named inception3a.branch1..4
-    boxes = dict(re.findall(r"^\s*(b\d+) \[label=<<B>(inception3a\.branch\d)</B>", text, re.M))
+@pytest.mark.parametrize("spec, depth, concats", [
+    ("googlenet", None, GOOGLENET), ("googlenet", 2, GOOGLENET), ("googlenet", 3, GOOGLENET),
+    ("filters", None, FILTERS),
+    (SINGLE, None, [["0", "1", "2", "3"]]),
+    (MIXED, None, [["x.a", "x.1", "x.2", "x.b"]]), (MIXED, 2, [["x.a", "x.1", "x.2", "x.b"]]),
+    (NESTED, None, NESTED_BRANCHES), (NESTED, 2, NESTED_BRANCHES[1:2] + NESTED_BRANCHES[3:]),
+    (NESTED, 3, NESTED_BRANCHES),
+], ids=["googlenet", "googlenet-2", "googlenet-3", "filters", "single", "mixed", "mixed-2", "nested", "nested-2",
+        "nested-3"])
+def test_parallel_branches_read_left_to_right(spec, depth, concats):
+    """Single layers, clusters and collapsed blocks alike: each branch's boxes lie left of the next's."""
+    text = to_dot(branch_graph(spec), depth)
+    names = dict(re.findall(r'^\s*([nb]\d+) \[.*tooltip="([^"]*)"', text, re.M))
     plain = run_dot(text, "plain").stdout.decode().splitlines()
-    x = {p[1]: float(p[2]) for p in (line.split() for line in plain) if p[0] == "node" and p[1] in boxes}
-    assert sorted(boxes.values()) == [f"inception3a.branch{k}" for k in (1, 2, 3, 4)]
-    assert sorted(boxes, key=x.get) == sorted(boxes, key=boxes.get)  # left to right as written
+    x = {p[1]: float(p[2]) for p in (line.split() for line in plain) if p[0] == "node"}
+    for branches in concats:
+        spans = []
+        for branch in branches:
+            xs = [x[key] for key, name in names.items() if name == branch or name.startswith(branch + ".")]
+            assert xs, branch
+            spans.append((min(xs), max(xs)))
+        where = dict(zip(branches, spans, strict=True))
+        for (_, right), (left, _), branch in zip(spans, spans[1:], branches[1:], strict=False):
+            assert right < left, f"{branch} is not right of the branch before it: {where}"
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -167,6 +218,24 @@ def test_command_writes_each_format(tmp_path, ext):
     assert r.exit_code == 0, r.output
     assert out.read_bytes().startswith(MAGIC[ext]) if ext != ".svg" else MAGIC[ext] in out.read_bytes()[:2000]
     assert f"wrote {out}" in r.stdout and os.listdir(tmp_path) == [out.name]  # no temporary file left
+
+
+def test_summary_says_collapsed_only_when_a_block_was(tmp_path):
+    r = cli("graph", SPECS / "lenet5.cnn", "--depth", "9", "-o", tmp_path / "net.dot")
+    assert r.exit_code == 0 and r.stdout == f"wrote {tmp_path / 'net.dot'} (12 layers)\n"
+    r = cli("graph", SPECS / "lenet5.cnn", "--depth", "1", "-o", tmp_path / "net.dot")
+    assert r.exit_code == 0 and "(12 layers, blocks below depth 1 collapsed)" in r.stdout
+
+
+@needs_dot
+def test_pdf_has_no_creation_date(tmp_path):
+    """Cairo stamps the time into the PDF; it is blanked in place so the byte offsets stay right."""
+    out = tmp_path / "net.pdf"
+    assert cli("graph", SPECS / "lenet5.cnn", "-o", out).exit_code == 0
+    data = out.read_bytes()
+    assert b"/CreationDate" not in data and b"D:20" not in data
+    xref = int(data.rsplit(b"startxref", 1)[1].split()[0])
+    assert data[xref:].startswith(b"xref")
 
 
 def test_dash_prints_dot_to_stdout():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -13,7 +15,18 @@ import cnndsl
 from cnndsl import report
 from cnndsl.cli import main
 from cnndsl.errors import CnnDslError
-from cnndsl.plot import MAX_PANELS, gap_note, layer_data, lineage_data, parse_size, percent, plot_command, short
+from cnndsl.ir import TRAINABLE
+from cnndsl.plot import (
+    MAX_PANELS,
+    MAX_ROWS,
+    gap_note,
+    layer_data,
+    lineage_data,
+    parse_size,
+    percent,
+    plot_command,
+    short,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -52,20 +65,50 @@ def test_alexnet_dense_layers_hold_96_percent():
                                              37_752_832, 16_781_312, 4_097_000]
     assert chart.rows[0].label == "features.0: conv 96 11x11 stride=4"
     assert chart.rows[-1].label == "classifier.6: dense 1000" and chart.rows[-1].params == {"dense": 4_097_000}
-    assert chart.total == 60_965_224 and not chart.per_block
+    assert chart.total == 60_965_224 and chart.unit == "layer"
     assert chart.shares == {"dense": 58_631_144 / 60_965_224, "conv": 2_334_080 / 60_965_224}
     assert chart.share_note == "dense layers hold 96.2% of the 60,965,224 parameters; conv 3.8%"
 
 
 def test_resnet50_is_shown_per_block():
     chart = layer_data(graph("resnet50"))
-    assert chart.per_block and len(chart.rows) == 19 and chart.total == 25_557_032
+    assert chart.unit == "block" and len(chart.rows) == 19 and chart.total == 25_557_032
     assert [r.label for r in chart.rows[:3]] == ["conv1: conv 64 7x7 stride=2 pad=3 bias=false", "bn1: batchnorm",
                                                  "layer1.0 (4 conv, 4 batchnorm)"]
     assert chart.rows[-1].params == {"dense": 2_049_000}
     assert chart.rows[2].params == {"conv": 73_728, "batchnorm": 1_280}  # 1x1, 3x3, 1x1 and the projection
     assert list(chart.shares) == ["conv", "dense", "batchnorm"]
     assert chart.share_note.startswith("conv layers hold 91.8% of the 25,557,032 parameters; dense 8.0%")
+
+
+def test_a_block_with_one_weighted_layer_is_labelled_with_that_layer():
+    g = cnndsl.parse("input 8\nb: repeat 70 dense 8\nhead: { relu; fc: dense 4 }\n").graph
+    chart = layer_data(g)
+    assert chart.unit == "block" and [r.label for r in chart.rows] == ["b (70 dense)", "head.fc: dense 4"]
+
+
+def test_a_long_flat_network_is_drawn_as_ranges_of_layers(tmp_path):
+    from PIL import Image
+
+    g = cnndsl.parse("input 8\nrepeat 3000 dense 8\n").graph
+    chart = layer_data(g)
+    assert len(chart.rows) <= MAX_ROWS and chart.unit == "range"
+    assert chart.total == sum(r.total for r in chart.rows) == sum(n.count(TRAINABLE) for n in g.nodes) == 3000 * 72
+    assert chart.rows[0].label == "0..49 (50 dense)" and chart.rows[-1].label == "2950..2999 (50 dense)"
+    assert chart.rows[0].params == {"dense": 50 * 72}
+    start = time.perf_counter()
+    plot_command([g], str(tmp_path / "flat.png"))
+    assert time.perf_counter() - start < 15
+    with Image.open(tmp_path / "flat.png") as image:
+        assert image.size[0] <= 2000 and image.size[1] <= 2500
+
+
+def test_ranges_keep_blocks_whole_and_the_written_order():
+    g = cnndsl.parse("input 8\n" + "".join(f"s{i}: {{ dense 8; relu; dense 8 }}\n" for i in range(130))).graph
+    chart = layer_data(g)
+    assert len(chart.rows) <= MAX_ROWS and chart.unit == "range" and chart.total == 130 * 144
+    assert chart.rows[0].label == "s0..s2 (6 dense)" and chart.rows[-2].label == "s126..s128 (6 dense)"
+    assert chart.rows[-1].label == "s129 (2 dense)" and [r.total for r in chart.rows] == [3 * 144] * 43 + [144]
 
 
 @pytest.mark.parametrize(("value", "text"), [(0, "0"), (81, "81"), (61_706, "61.7K"), (60_965_224, "61.0M"),
@@ -104,6 +147,33 @@ def test_one_spec_gives_the_per_layer_chart_in_svg_and_pdf(tmp_path):
     assert (tmp_path / "a.svg").read_bytes().startswith(b"<?xml")
     plot_command([graph("lenet5"), graph("alexnet")], str(tmp_path / "a.pdf"), per_layer=True)
     assert (tmp_path / "a.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.parametrize("ext", [".svg", ".pdf", ".png"])
+def test_the_same_chart_is_the_same_bytes(tmp_path, ext):
+    import matplotlib
+
+    plot_command([graph("lenet5")], str(tmp_path / f"a{ext}"))
+    time.sleep(1.1)  # a date stamped to the second would differ
+    plot_command([graph("lenet5")], str(tmp_path / f"b{ext}"))
+    assert (tmp_path / f"a{ext}").read_bytes() == (tmp_path / f"b{ext}").read_bytes()
+    assert matplotlib.rcParams["svg.hashsalt"] is None  # set only while saving
+
+
+@pytest.mark.parametrize("target", ["cnndsl.plot.tempfile.mkstemp", "matplotlib.figure.Figure.savefig"])
+def test_a_folder_that_cannot_be_written_is_a_clean_error(tmp_path, monkeypatch, target):
+    def fail(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(target, fail)
+    out = tmp_path / "chart.png"
+    with pytest.raises(CnnDslError, match="cannot write the chart: No space left on device") as err:
+        plot_command([graph("lenet5")], str(out))
+    assert err.value.path == str(out) and err.value.hint
+    assert list(tmp_path.iterdir()) == []
+    r = cli("plot", SPECS / "lenet5.cnn", "-o", out)
+    assert r.exit_code == 1 and f"{out}: error: cannot write the chart: No space left on device" in r.stderr
+    assert "Traceback" not in r.output and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(("graphs", "kwargs", "message"), [
