@@ -38,6 +38,28 @@ def edge(fn):
     return wrapper
 
 
+COMPILE_OPTIONS = [  # shared by compile and export: what goes into the model
+    click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+                 help="Seed for the weight initialisation."),
+    click.option("--opset", type=int, default=None,
+                 help="ONNX opset (default 21; 19 to 23; 19 for onnx2torch and onnxruntime before 1.18)."),
+    click.option("--weights", "weights_path", type=click.Path(dir_okay=False),
+                 help="Load weights by name from .safetensors, .npz or .onnx."),
+    click.option("--strict/--no-strict", default=True, show_default=True,
+                 help="Require every name to match (like load_state_dict(strict=True))."),
+    click.option("--fold-bn", is_flag=True, help="Fold each batchnorm into the conv before it."),
+    click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
+                 help="Weights and arithmetic; float16 keeps float32 inputs and outputs (for GPUs)."),
+]
+
+
+def compile_options(fn):
+    """The COMPILE_OPTIONS, in order, on a command."""
+    for option in reversed(COMPILE_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
 @click.version_option(package_name="cnndsl")
@@ -131,16 +153,7 @@ def summary(spec: str, as_json: bool) -> None:
 @main.command(name="compile")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default: NAME.onnx).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Seed for the weight initialisation.")
-@click.option("--opset", type=int, default=None, help="ONNX opset (default 21; 19 to 23).")
-@click.option("--weights", "weights_path", type=click.Path(dir_okay=False),
-              help="Load weights by name from .safetensors, .npz or .onnx.")
-@click.option("--strict/--no-strict", default=True, show_default=True,
-              help="Require every name to match (like load_state_dict(strict=True)).")
-@click.option("--fold-bn", is_flag=True, help="Fold each batchnorm into the conv before it.")
-@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
-              help="Weights and arithmetic; float16 keeps float32 inputs and outputs (for GPUs).")
+@compile_options
 @click.option("--quantize", type=click.Choice(["int8"]), default=None,
               help="Static int8 quantization (onnxruntime, QDQ, per-channel weights).")
 @click.option("--calibration", type=click.Path(dir_okay=False),
@@ -220,17 +233,7 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
                    "gpu and both fail to load on a machine without a GPU.")
 @click.option("--instance-count", default=1, show_default=True, type=click.IntRange(1, 2 ** 31 - 1),
               help="Instances per GPU (and on the CPU).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Seed for the weight initialisation.")
-@click.option("--opset", type=int, default=None,
-              help="ONNX opset (default 21, for Triton with onnxruntime 1.18 or later; 19 for older releases).")
-@click.option("--weights", "weights_path", type=click.Path(dir_okay=False),
-              help="Load weights by name from .safetensors, .npz or .onnx.")
-@click.option("--strict/--no-strict", default=True, show_default=True,
-              help="Require every name to match (like load_state_dict(strict=True)).")
-@click.option("--fold-bn", is_flag=True, help="Fold each batchnorm into the conv before it.")
-@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
-              help="Weights and arithmetic; float16 keeps float32 inputs and outputs (for GPUs).")
+@compile_options
 @edge
 def export(spec: str, repo: str, name: str | None, version: int, force: bool, max_batch: int,
            preferred_batch: str | None, max_queue_delay_us: int, instances: str, instance_count: int, seed: int,
