@@ -29,7 +29,7 @@ class Weight:
     name: str
     shape: tuple[int, ...]
     make: Callable[[], np.ndarray]
-    parts: Callable[[], Iterator[np.ndarray] | None] | None = None
+    parts: Callable[[], Iterator[np.ndarray] | None] | None = None  # seeded values, which fit any dtype
     dtype: str = "float32"  # as stored: float32, or float16 (converted from the float32 values)
     note: str = ""  # how its values were made, where that explains an error (a folded batchnorm)
 
@@ -41,12 +41,12 @@ class Weight:
     def data_type(self) -> int:
         return DATA_TYPES[self.dtype]
 
-    def stored(self, arr: np.ndarray) -> np.ndarray:
+    def stored(self, arr: np.ndarray, check: bool = True) -> np.ndarray:
         """``arr`` (float32 values) as contiguous stored values; a CompileError where a finite value
-        does not fit the stored type."""
+        does not fit the stored type (``check=False`` for values known to fit)."""
         with np.errstate(over="ignore"):  # reported below, by name
             out = np.ascontiguousarray(arr, dtype=self.dtype)
-        if self.dtype != "float32" and out.size:
+        if check and self.dtype != "float32" and out.size:
             big = np.isinf(out) & np.isfinite(arr)
             if big.any():
                 from .errors import CompileError
@@ -191,7 +191,7 @@ def _write_values(w: Weight, arr, sink: BinaryIO, done: int, total: int, progres
     start = done
     try:
         for part in arr:
-            part = w.stored(part)
+            part = w.stored(part, check=False)  # chunks are seeded He/Glorot values, all within +-2.5
             sink.write(memoryview(part).cast("B"))
             done += part.nbytes
             if progress and done - start < w.nbytes:
