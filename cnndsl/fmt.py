@@ -28,7 +28,8 @@ from dataclasses import dataclass, fields, is_dataclass
 from functools import lru_cache
 
 from .errors import CnnDslError
-from .parse import _PostLex, grammar_text, parse
+from .parse import _PostLex, parse
+from .parsertables import make_parser
 from .source import SourceFile, Span
 
 INDENT, CONTINUATION, COMMENT_GAP, TAB = 2, 4, 2, 8
@@ -79,11 +80,8 @@ class _Recorder:
 
 @lru_cache(maxsize=1)
 def _lexing_parser():
-    from lark import Lark
-
     recorder = _Recorder()
-    parser = Lark(grammar_text(), parser="lalr", postlex=recorder, cache=True,
-                  lexer_callbacks={"COMMENT": recorder.tokens.append})  # comments are %ignored
+    parser = make_parser(postlex=recorder, lexer_callbacks={"COMMENT": recorder.tokens.append})  # comments are %ignored
     return parser, recorder, threading.Lock()
 
 

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from pathlib import Path
 
 from . import limits
 from . import syntax as S
 from .errors import SpecSyntaxError
+from .parsertables import grammar_text, make_parser  # noqa: F401 (grammar_text: public)
 from .source import SourceFile, Span, span_of
 
 _READABLE = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "DIMS": "a size such as 3x3",
     "STRING": "a quoted string", "_NL": "end of line", "$END": "end of file", "NEG": "'-'",
 }
-
-
-def grammar_text() -> str:
-    """The grammar, from the source tree or from the installed package."""
-    here = Path(__file__).resolve().parent
-    beside = here.parent / "grammar" / "cnn.lark"
-    if beside.is_file():
-        return beside.read_text(encoding="utf-8")
-    from importlib.resources import files
-
-    return files("cnndsl.grammar").joinpath("cnn.lark").read_text(encoding="utf-8")
 
 
 class _TooMuch(Exception):
@@ -73,10 +62,7 @@ class _PostLex:
 
 @lru_cache(maxsize=1)
 def _parser():
-    from lark import Lark
-
-    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                postlex=_PostLex(), cache=True)
+    return make_parser(propagate_positions=True, postlex=_PostLex())
 
 
 def parse(text: str, path: str = "<string>") -> S.Spec:

@@ -1,0 +1,96 @@
+"""The parser's generated tables (cnndsl/grammar_tables.json): current, equivalent to a parser
+built from the grammar, and never needed for correctness."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lark import Lark
+
+from cnndsl import parsertables
+from cnndsl.parse import _PostLex
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.cnn"))
+
+BROKEN = [
+    "network x\ninput 3x32x32\nconv 16 3x3 relu )\n",
+    "network x\ninput 3x32x32\nblock b(c) {\n conv c 3x3\n",
+    "network x\ninput 3x32x32\nconv 16 3x3 stride=\n",
+    "network x\ninput 3x32x32\nrepeat 2 { conv 8 3x3 } }\n",
+    "network x\ninput 3x32x32\nconv [[1, 2], [3\n",
+    "network x\ninput 3x32x32\nconv 8 3x3 @\n",
+]
+
+
+def test_the_generated_tables_match_the_grammar():
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "regen.py"), "--check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert parsertables.tables_are_current()
+
+
+def _both():
+    loaded = parsertables.make_parser(propagate_positions=True, postlex=_PostLex())
+    built = Lark(parsertables.grammar_text(), **parsertables.TABLE_OPTIONS, propagate_positions=True,
+                 postlex=_PostLex())
+    return loaded, built
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
+def test_tables_parse_every_shipped_spec_as_the_grammar_does(spec):
+    loaded, built = _both()
+    text = spec.read_text()
+    assert loaded.parse(text) == built.parse(text)
+
+
+@pytest.mark.parametrize("text", BROKEN)
+def test_tables_reject_broken_specs_where_the_grammar_does(text):
+    loaded, built = _both()
+    errors = []
+    for parser in (loaded, built):
+        with pytest.raises(Exception) as info:
+            parser.parse(text)
+        exc = info.value
+        errors.append((type(exc), getattr(exc, "line", None), getattr(exc, "column", None),
+                       sorted(getattr(exc, "expected", None) or ())))
+    assert errors[0] == errors[1]
+
+
+def test_stale_tables_fall_back_to_the_grammar(monkeypatch):
+    parsertables._tables.cache_clear()
+    monkeypatch.setattr(parsertables, "grammar_digest", lambda text: "edited")
+    try:
+        assert not parsertables.tables_are_current()
+        parser = parsertables.make_parser(propagate_positions=True, postlex=_PostLex())
+        assert parser.parse(SPECS[0].read_text())
+    finally:
+        parsertables._tables.cache_clear()
+
+
+def test_options_fixed_in_the_tables_cannot_be_passed():
+    with pytest.raises(ValueError, match="maybe_placeholders"):
+        parsertables.make_parser(maybe_placeholders=False)
+
+
+def test_loading_the_tables_is_much_cheaper_than_building_the_parser():
+    """CPU time, not wall time: the point of the tables is that `params` stays fast."""
+    import time
+
+    def cpu(fn, n=3):
+        best = float("inf")
+        for _ in range(n):
+            t = time.process_time()
+            fn()
+            best = min(best, time.process_time() - t)
+        return best
+
+    def load():
+        parsertables._tables.cache_clear()
+        parsertables.make_parser(propagate_positions=True, postlex=_PostLex())
+
+    built = cpu(lambda: Lark(parsertables.grammar_text(), **parsertables.TABLE_OPTIONS, postlex=_PostLex()))
+    assert cpu(load) < built / 2
