@@ -116,7 +116,7 @@ def interleaved(paths: dict[str, Path], batch: int, rounds: int, per_round: int,
     falls on all of them alike. Returns name -> (median ms, p10-p90 spread ms, GFLOP/s)."""
     import numpy as np
 
-    from cnndsl.run import Runner
+    from cnndsl.runtime.run import Runner
 
     runners = {name: Runner.from_model(str(p), device="cpu", threads=THREADS) for name, p in paths.items()}
     x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224), dtype=np.float32)

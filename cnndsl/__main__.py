@@ -1,5 +1,5 @@
 """`python -m cnndsl` works like the `cnndsl` command."""
 
-from .cli import main
+from cnndsl.cli.main import main
 
 main(prog_name="cnndsl")

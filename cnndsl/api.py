@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import report
-from .check import check
-from .ir import Graph
-from .parse import parse as parse_text
+from cnndsl.lang.parse import parse as parse_text
+from cnndsl.model import report
+from cnndsl.model.check import check
+from cnndsl.model.ir import Graph
 
 
 class Network:
@@ -43,12 +43,12 @@ class Network:
         (strictly, unless ``strict=False``); other weights are seeded. ``dtype="float16"`` stores
         and computes in half precision behind float32 inputs and outputs.
         """
-        from .compile import compile_model
+        from cnndsl.onnx.compile import compile_model
 
         loaded = None
         if weights is not None:
-            from .weightfile import read_weights
-            from .weights import match_weights
+            from cnndsl.weights.files import read_weights
+            from cnndsl.weights.seeded import match_weights
 
             tensors = weights if isinstance(weights, dict) else read_weights(str(weights))
             loaded, _ = match_weights(self.graph, tensors, str(weights) if not isinstance(weights, dict)
@@ -57,7 +57,7 @@ class Network:
 
     def run(self, x, device: str = "auto", seed: int = 0):
         """Run on a batch ``x`` (N x input shape, float32); returns (output array, provider)."""
-        from .run import Runner
+        from cnndsl.runtime.run import Runner
 
         runner = Runner.from_model(self.to_onnx(seed=seed).SerializeToString(), device=device)
         return runner.run(x), runner.provider
@@ -74,7 +74,7 @@ def parse(text: str, path: str = "<string>") -> Network:
 
 def load(path: str | Path) -> Network:
     """Read, parse and check a .cnn file."""
-    from .errors import CnnDslError
+    from cnndsl.errors import CnnDslError
 
     p = Path(path)
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .source import Span
+from cnndsl.lang.source import Span
 
 
 class CnnDslError(Exception):
@@ -26,7 +26,7 @@ class CnnDslError(Exception):
     def render(self, color: bool = False) -> str:
         """``path:line:col: error: message``, the source line, a caret, notes and a hint; with
         ``color``, the prefixes and carets in terminal colours."""
-        from .term import paint, styled
+        from cnndsl.views.term import paint, styled
 
         def excerpt(span) -> str:
             line, caret = span.excerpt().split("\n")

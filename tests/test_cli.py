@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import ROOT, SPECS
 
 from cnndsl.cli import main
-from cnndsl.run import cuda_problem
+from cnndsl.runtime.run import cuda_problem
 
 
 def cli(*args, cwd=None):
@@ -148,7 +148,7 @@ def test_python_dash_m_works_like_the_script():
 
 def test_installed_package_finds_its_grammar(tmp_path):
     """Outside the source tree, the grammar must come from the installed package (the wheel)."""
-    code = ("import cnndsl, cnndsl.parse as p\n"
+    code = ("import cnndsl, cnndsl.lang.parse as p\n"
             "net = cnndsl.parse('input 1x8x8\\nconv 2 3x3\\n')\n"
             "print(cnndsl.__file__)\nprint(net.output_shape)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,

@@ -22,7 +22,7 @@ from onnx.reference import ReferenceEvaluator
 
 import cnndsl
 from cnndsl.errors import CheckError
-from cnndsl.run import Runner
+from cnndsl.runtime.run import Runner
 
 RTOL = 1e-5  # relative to the largest |reference output|
 ATOL = 1e-7  # floor, for outputs that are all (nearly) zero
@@ -57,8 +57,8 @@ def compile_spec(text: str, seed: int = 0, random: bool = False, self_check: boo
     if self_check:
         model = net.to_onnx(weights=given_w) if random else net.to_onnx(seed=seed)
     else:
-        from cnndsl.compile import compile_model
-        from cnndsl.weights import match_weights
+        from cnndsl.onnx.compile import compile_model
+        from cnndsl.weights.seeded import match_weights
 
         loaded = match_weights(net.graph, given_w, "<dict>", True)[0] if random else None
         model = compile_model(net.graph, seed=seed, weights=loaded, verify=False)

@@ -11,7 +11,7 @@ from onnx import TensorProto
 
 import cnndsl
 from cnndsl.cli import main
-from cnndsl.run import Runner
+from cnndsl.runtime.run import Runner
 
 
 def invoke(*args):

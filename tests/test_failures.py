@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from conftest import ROOT, SPECS
 
 import cnndsl
-from cnndsl import compile as compile_mod
 from cnndsl.cli import main
 from cnndsl.errors import CnnDslError, WeightsError
-from cnndsl.output import Output
-from cnndsl.run import Runner
-from cnndsl.weightfile import read_weights
+from cnndsl.onnx import compile as compile_mod
+from cnndsl.onnx.output import Output
+from cnndsl.runtime.run import Runner
+from cnndsl.weights.files import read_weights
 
 
 def invoke(*args):
@@ -119,7 +119,7 @@ def test_failure_while_writing_external_data(monkeypatch, existing, exc, code):
 
 def test_streamed_file_equals_the_in_memory_model(tmp_path):
     """compile writes one tensor at a time; the bytes are exactly protobuf's own serialisation."""
-    from cnndsl.compile import compile_model, compile_to_file
+    from cnndsl.onnx.compile import compile_model, compile_to_file
 
     for spec in ("lenet5", "googlenet", "filters"):
         net = cnndsl.load(SPECS / f"{spec}.cnn")
@@ -178,7 +178,7 @@ def test_run_refuses_a_batch_that_cannot_fit(monkeypatch):
 
 
 def test_compile_reports_progress_in_weight_bytes(tmp_path):
-    from cnndsl.compile import compile_to_file
+    from cnndsl.onnx.compile import compile_to_file
 
     seen = []
     net = cnndsl.load(SPECS / "resnet18.cnn")
@@ -190,8 +190,8 @@ def test_compile_reports_progress_in_weight_bytes(tmp_path):
 
 def test_streamed_compile_needs_only_the_tensors_in_flight(tmp_path, monkeypatch):
     """Memory: in memory the whole model, streamed to a file only the tensors being made."""
-    from cnndsl import weights
-    from cnndsl.compile import compile_model, compile_to_file
+    from cnndsl.onnx.compile import compile_model, compile_to_file
+    from cnndsl.weights import seeded as weights
 
     monkeypatch.setattr(weights, "CHUNK", 4096)
     monkeypatch.setattr(compile_mod, "STREAM_OVERHEAD", 0)
@@ -215,7 +215,7 @@ def test_a_model_larger_than_the_free_disk_is_refused_before_writing(existing, m
 
 
 def test_folded_weights_are_made_when_written_not_when_built():
-    from cnndsl import emit
+    from cnndsl.onnx import emit
 
     asked = []
     graph = cnndsl.load(SPECS / "resnet18.cnn").graph
@@ -229,8 +229,8 @@ def test_folded_weights_are_made_when_written_not_when_built():
 def test_a_failed_write_leaves_no_drawing_thread_running(tmp_path, monkeypatch):
     import threading
 
-    from cnndsl import weights
-    from cnndsl.compile import compile_to_file
+    from cnndsl.onnx.compile import compile_to_file
+    from cnndsl.weights import seeded as weights
 
     monkeypatch.setattr(weights, "CHUNK", 4096)
 

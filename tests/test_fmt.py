@@ -13,7 +13,7 @@ from conftest import SPECS
 
 from cnndsl import api
 from cnndsl.errors import CnnDslError, SpecSyntaxError
-from cnndsl.fmt import format_text, tokens
+from cnndsl.lang.fmt import format_text, tokens
 
 ALL_SPECS = sorted(SPECS.glob("*.cnn"))
 
@@ -179,8 +179,8 @@ CONTINUED = [
 
 @pytest.mark.parametrize("text, expected", [c[1:] for c in CONTINUED], ids=[c[0] for c in CONTINUED])
 def test_continuation_lines_keep_their_meaning(text, expected):
-    from cnndsl.fmt import _skeleton
-    from cnndsl.parse import parse
+    from cnndsl.lang.fmt import _skeleton
+    from cnndsl.lang.parse import parse
 
     out = format_text(text)
     assert out == expected
@@ -189,7 +189,7 @@ def test_continuation_lines_keep_their_meaning(text, expected):
 
 
 def test_an_internal_failure_is_refused_cleanly(monkeypatch):
-    from cnndsl import fmt
+    from cnndsl.lang import fmt
 
     def broken(self, toks):
         raise IndexError("a bug in the printer")
@@ -200,7 +200,7 @@ def test_an_internal_failure_is_refused_cleanly(monkeypatch):
 
 
 def test_a_later_pass_that_fails_is_refused_cleanly(monkeypatch):
-    from cnndsl import fmt
+    from cnndsl.lang import fmt
 
     real, calls = fmt.tokens, []
 
@@ -218,7 +218,7 @@ def test_a_later_pass_that_fails_is_refused_cleanly(monkeypatch):
 
 
 def test_a_layout_that_never_settles_is_refused(monkeypatch):
-    from cnndsl import fmt
+    from cnndsl.lang import fmt
 
     layouts = iter(["conv 8 3\n", "conv 8  3\n"] * fmt.MAX_PASSES * 2)
     monkeypatch.setattr(fmt._Printer, "feed", lambda self, toks: next(layouts))
@@ -227,7 +227,7 @@ def test_a_layout_that_never_settles_is_refused(monkeypatch):
 
 
 def test_fmt_refuses_to_change_the_meaning(monkeypatch):
-    from cnndsl import fmt
+    from cnndsl.lang import fmt
 
     monkeypatch.setattr(fmt._Printer, "feed", lambda self, toks: "conv 8-3\n")  # as if a bug joined args
     with pytest.raises(CnnDslError, match="would change what this spec means"):
@@ -302,7 +302,7 @@ def test_fmt_refuses_a_bad_spec_and_leaves_it_untouched(tmp_path, specs):
 
 
 def test_fmt_goes_on_after_a_spec_it_cannot_format(tmp_path, specs, monkeypatch):
-    from cnndsl import fmt
+    from cnndsl.lang import fmt
 
     messy, _ = specs
     real = fmt._Printer.feed
@@ -351,7 +351,7 @@ def test_fmt_check_and_stdout_together_is_a_usage_error(specs):
 
 
 def test_fmt_errors_are_coloured_on_a_terminal(tmp_path, monkeypatch):
-    from cnndsl import term
+    from cnndsl.views import term
 
     monkeypatch.setattr(term, "color_enabled", lambda stream=None: True)
     bad = tmp_path / "bad.cnn"

@@ -878,8 +878,8 @@ def test_regression(text):
 
 
 def _at_limits():
-    """The slowest specs the limits admit, sized from cnndsl.limits: each must still take ~2 s."""
-    from cnndsl import limits
+    """The slowest specs the limits admit, sized from cnndsl.lang.limits: each must still take ~2 s."""
+    from cnndsl.lang import limits
 
     size, layers = limits.MAX_SPEC_BYTES, limits.MAX_LAYERS
     head = "input 8\nrelu "

@@ -14,8 +14,8 @@ from conftest import SPECS
 
 import cnndsl
 from cnndsl.cli import main
-from cnndsl.graph import to_dot
-from cnndsl.ir import TRAINABLE
+from cnndsl.model.ir import TRAINABLE
+from cnndsl.views.graph import to_dot
 
 DOT = shutil.which("dot")
 needs_dot = pytest.mark.skipif(DOT is None, reason="Graphviz's dot is not installed")
@@ -244,13 +244,13 @@ def test_dash_prints_dot_to_stdout():
 
 
 def test_dot_output_needs_no_graphviz(tmp_path, monkeypatch):
-    monkeypatch.setattr("cnndsl.graphcli.shutil.which", lambda name: None)
+    monkeypatch.setattr("cnndsl.cli.graph.shutil.which", lambda name: None)
     r = cli("graph", SPECS / "lenet5.cnn", "-o", tmp_path / "net.gv")
     assert r.exit_code == 0 and (tmp_path / "net.gv").read_text() == to_dot(graph("lenet5"))
 
 
 def test_missing_graphviz_is_a_clear_error_and_leaves_the_old_file(tmp_path, monkeypatch):
-    monkeypatch.setattr("cnndsl.graphcli.shutil.which", lambda name: None)
+    monkeypatch.setattr("cnndsl.cli.graph.shutil.which", lambda name: None)
     out = tmp_path / "net.svg"
     out.write_text("old")
     r = cli("graph", SPECS / "lenet5.cnn", "-o", out)
@@ -264,7 +264,7 @@ def test_failing_graphviz_is_reported_and_writes_nothing(tmp_path, monkeypatch):
     fake = tmp_path / "dot"
     fake.write_text("#!/bin/sh\necho 'Error: syntax error in line 1' >&2\nexit 1\n")
     fake.chmod(0o755)
-    monkeypatch.setattr("cnndsl.graphcli.shutil.which", lambda name: str(fake))
+    monkeypatch.setattr("cnndsl.cli.graph.shutil.which", lambda name: str(fake))
     r = cli("graph", SPECS / "lenet5.cnn", "-o", tmp_path / "net.png")
     assert r.exit_code == 1 and "dot failed (exit 1): Error: syntax error in line 1" in r.stderr
     assert sorted(os.listdir(tmp_path)) == ["dot"]

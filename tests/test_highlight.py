@@ -11,8 +11,8 @@ from conftest import ROOT, SPECS
 from pygments.lexers import find_lexer_class_for_filename, get_lexer_by_name
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator, Punctuation, String
 
-from cnndsl.highlight import CnnDslLexer, grammar_keywords, layer_kinds
 from cnndsl.layers import REGISTRY
+from cnndsl.views.highlight import CnnDslLexer, grammar_keywords, layer_kinds
 
 ALL_SPECS = sorted(SPECS.glob("*.cnn"))
 TM_PATH = ROOT / "editors" / "cnndsl.tmLanguage.json"

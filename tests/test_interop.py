@@ -35,7 +35,7 @@ import pytest
 from conftest import SPECS
 
 import cnndsl
-from cnndsl.compile import compile_to_file
+from cnndsl.onnx.compile import compile_to_file
 
 TOLERANCE = 1e-5
 ONNX2TORCH_OPSET = 19

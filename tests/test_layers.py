@@ -474,7 +474,7 @@ def test_hierarchical_names_nest():
 
 def test_adaptive_pool_closed_form_matches_its_windows():
     """shapes.adaptive_as_pool (closed form) against PyTorch's window definition, exhaustively."""
-    from cnndsl.shapes import adaptive_as_pool, adaptive_windows
+    from cnndsl.model.shapes import adaptive_as_pool, adaptive_windows
 
     for size in range(1, 120):
         for out in range(1, size + 1):

@@ -7,8 +7,8 @@ import time
 import pytest
 
 import cnndsl
-from cnndsl import limits
 from cnndsl.errors import CnnDslError
+from cnndsl.lang import limits
 
 CHAIN = "\n".join(f"block b{i}() {{ b{i + 1} }}" for i in range(60)) + "\nblock b60() { relu }\n"
 DEEP_GROUPS = "".join(f"block b{i}() {{ {'{' * 40} b{i + 1} {'}' * 40} }}\n" for i in range(45)) + \
@@ -57,8 +57,8 @@ def test_counting_a_trillion_parameter_dense_layer_is_instant():
     net = cnndsl.parse("input 1000000\ndense 1000000\n")
     assert net.totals.params == 1_000_000 * 1_000_000 + 1_000_000
     assert time.perf_counter() - start < 0.5
-    from cnndsl.compile import compile_model
     from cnndsl.errors import CompileError
+    from cnndsl.onnx.compile import compile_model
 
     with pytest.raises(CompileError, match="cannot compile"):
         compile_model(net.graph)

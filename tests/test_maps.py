@@ -13,10 +13,10 @@ from conftest import ROOT, SPECS
 from PIL import Image, ImageOps
 
 import cnndsl
-from cnndsl import maps
-from cnndsl import run as runmod
 from cnndsl.cli import main
 from cnndsl.errors import RunError
+from cnndsl.runtime import run as runmod
+from cnndsl.views import maps
 
 SHAPES = ROOT / "tests" / "fixtures" / "shapes.png"
 FILTERS = SPECS / "filters.cnn"

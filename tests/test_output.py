@@ -9,11 +9,11 @@ import pytest
 from conftest import SPECS
 
 import cnndsl
-from cnndsl import compile as compile_mod
-from cnndsl import output
-from cnndsl.compile import compile_model, compile_to_file
 from cnndsl.errors import CompileError
-from cnndsl.output import _ALIGN, _BLOCK, DirectOutput, Output, open_output
+from cnndsl.onnx import compile as compile_mod
+from cnndsl.onnx import output
+from cnndsl.onnx.compile import compile_model, compile_to_file
+from cnndsl.onnx.output import _ALIGN, _BLOCK, DirectOutput, Output, open_output
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from lark import Lark
 
-from cnndsl import parsertables
-from cnndsl.parse import _PostLex
+from cnndsl.lang import parsertables
+from cnndsl.lang.parse import _PostLex
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.cnn"))

@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from conftest import ROOT, SPECS
 
 import cnndsl
-from cnndsl import report
 from cnndsl.cli import main
 from cnndsl.errors import CnnDslError
-from cnndsl.ir import TRAINABLE
-from cnndsl.plot import (
+from cnndsl.model import report
+from cnndsl.model.ir import TRAINABLE
+from cnndsl.views.plot import (
     MAX_PANELS,
     MAX_ROWS,
     gap_note,
@@ -160,7 +160,7 @@ def test_the_same_chart_is_the_same_bytes(tmp_path, ext):
     assert matplotlib.rcParams["svg.hashsalt"] is None  # set only while saving
 
 
-@pytest.mark.parametrize("target", ["cnndsl.plot.tempfile.mkstemp", "matplotlib.figure.Figure.savefig"])
+@pytest.mark.parametrize("target", ["cnndsl.views.plot.tempfile.mkstemp", "matplotlib.figure.Figure.savefig"])
 def test_a_folder_that_cannot_be_written_is_a_clean_error(tmp_path, monkeypatch, target):
     def fail(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -217,7 +217,7 @@ def test_cli_plot_errors(tmp_path):
 
 
 def test_params_does_not_import_matplotlib_or_pillow():
-    code = ("import sys\nfrom cnndsl.cli import main\nimport cnndsl.plot, cnndsl.maps\n"
+    code = ("import sys\nfrom cnndsl.cli import main\nimport cnndsl.views.plot, cnndsl.views.maps\n"
             "try:\n    main(['params', 'specs/lenet5.cnn'])\nexcept SystemExit:\n    pass\n"
             "assert not {'matplotlib', 'PIL'} & set(sys.modules), sorted(sys.modules)\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)

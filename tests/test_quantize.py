@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import SPECS
 
 from cnndsl.cli import main
-from cnndsl.run import Runner
+from cnndsl.runtime.run import Runner
 
 
 def test_int8_model_runs_and_reports_drift(tmp_path):

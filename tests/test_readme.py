@@ -68,7 +68,7 @@ def test_readme_examples_parse():
 
 
 def test_readme_limits_table_matches_the_code():
-    from cnndsl import limits
+    from cnndsl.lang import limits
 
     for variable, value in limits.ENV.values():
         row = next(line for line in README.splitlines() if f"`{variable}`" in line)

@@ -7,9 +7,9 @@ import onnxruntime as ort
 import pytest
 
 import cnndsl
-from cnndsl import run as runmod
-from cnndsl.compile import compile_model
 from cnndsl.errors import RunError
+from cnndsl.onnx.compile import compile_model
+from cnndsl.runtime import run as runmod
 
 MODEL = compile_model(cnndsl.parse("input 1x4x4\nconv 2 3x3\n").graph).SerializeToString()
 
@@ -120,7 +120,7 @@ class FakeOrtValue:
 
 def test_cuda_benchmarks_keep_input_and_output_on_the_gpu(monkeypatch):
     """On CUDA, bench times run_with_iobinding on device-resident tensors, not session.run."""
-    from cnndsl.bench import measure
+    from cnndsl.runtime.bench import measure
 
     log = []
 
@@ -151,7 +151,7 @@ def test_cuda_benchmarks_keep_input_and_output_on_the_gpu(monkeypatch):
 
 
 def test_cpu_benchmarks_run_plainly():
-    from cnndsl.bench import measure
+    from cnndsl.runtime.bench import measure
 
     r = measure(MODEL, device="cpu", batch=2, runs=3, warmup=1)
     assert r.provider == runmod.CPU and not r.io_binding and r.runs == 3

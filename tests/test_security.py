@@ -93,8 +93,8 @@ def _lark_cache_names(folder: Path) -> list[Path]:
 
     from lark import Lark
 
-    from cnndsl.fmt import _Recorder
-    from cnndsl.parse import _PostLex, grammar_text
+    from cnndsl.lang.fmt import _Recorder
+    from cnndsl.lang.parse import _PostLex, grammar_text
 
     old = tempfile.tempdir
     tempfile.tempdir = str(folder)

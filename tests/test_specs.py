@@ -11,10 +11,10 @@ import pytest
 from conftest import GOLDEN, SPECS
 
 import cnndsl
-from cnndsl import emit
-from cnndsl.compile import compile_model
-from cnndsl.ir import BUFFER, CONSTANT, TRAINABLE
-from cnndsl.run import Runner
+from cnndsl.model.ir import BUFFER, CONSTANT, TRAINABLE
+from cnndsl.onnx import emit
+from cnndsl.onnx.compile import compile_model
+from cnndsl.runtime.run import Runner
 
 ALL = sorted(p.name for p in SPECS.glob("*.cnn"))
 TOO_BIG = {"mlp_12mp.cnn"}  # counted and checked, never compiled (see test_cli)
@@ -88,7 +88,7 @@ def test_reference_evaluator_agrees(name):
 @pytest.mark.parametrize("name", ALL)
 def test_golden_summary(name, update_goldens):
     """The whole per-layer summary of each spec, reviewed in diffs (--update-goldens rewrites)."""
-    from cnndsl import report
+    from cnndsl.model import report
 
     net = cnndsl.load(SPECS / name)
     text = net.summary() + "\n" + json.dumps(report.as_json(f"specs/{name}", net.graph), indent=2) + "\n"

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 
 import pytest
 from click.testing import CliRunner
 from conftest import SPECS
 
 import cnndsl
-from cnndsl import cli, term
+from cnndsl import cli
 from cnndsl.errors import CnnDslError
+from cnndsl.views import term
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -72,7 +74,7 @@ def test_cli_errors_are_plain_when_not_a_terminal(tmp_path):
 
 
 def test_cli_errors_coloured_on_a_terminal(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "color_enabled", lambda stream=None: True)
+    monkeypatch.setattr(sys.modules["cnndsl.cli.main"], "color_enabled", lambda stream=None: True)
     r = CliRunner().invoke(cli.main, ["compile", str(tmp_path / "missing.cnn")])
     assert r.exit_code == 1 and ANSI.search(r.stderr) and r.stdout == ""
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, SPECS
 
 import cnndsl
-from cnndsl.ir import CONSTANT
+from cnndsl.model.ir import CONSTANT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "torchvision"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.json"))

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from conftest import SPECS
 
 from cnndsl.cli import main
-from cnndsl.compile import compile_to_file
-from cnndsl.triton import ServeOptions, Tensor, config_text
+from cnndsl.export.triton import ServeOptions, Tensor, config_text
+from cnndsl.onnx.compile import compile_to_file
 
 FLAT = 'network tabular "a flat input"\ninput 20\ndense 8 relu\ndense 3\n'
 BATCHNORM = "network bnnet\ninput 3x8x8\nconv 4 3x3 bias=false\nbatchnorm\nrelu\nglobalavgpool\nflatten\ndense 2\n"
@@ -294,7 +294,7 @@ def test_unwritable_repository(case, tmp_path, monkeypatch):
             pytest.skip("root writes to read-only folders")
         repo.mkdir(mode=0o500)
     elif case == "mkdtemp_denied":
-        monkeypatch.setattr("cnndsl.exportcli.tempfile.mkdtemp", _no_permission)
+        monkeypatch.setattr("cnndsl.export.repository.tempfile.mkdtemp", _no_permission)
     else:
         (repo / "lenet5").parent.mkdir()
         (repo / "lenet5").write_text("not a folder")
@@ -321,7 +321,7 @@ def test_failure_leaves_the_repository_as_it_was(error, code, existing, tmp_path
     if existing:
         assert cli("export", "--triton", repo, SPECS / "lenet5.cnn").exit_code == 0
         before = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()}
-    monkeypatch.setattr("cnndsl.compile.compile_to_file", _fail_midway(error))
+    monkeypatch.setattr("cnndsl.onnx.compile.compile_to_file", _fail_midway(error))
     r = cli("export", "--triton", repo, SPECS / "lenet5.cnn", "--version", "1", "--force")
     assert r.exit_code == code and "Traceback" not in r.output
     if existing:
@@ -348,7 +348,7 @@ def test_values_beyond_the_config_field_types_are_usage_errors(args, message, tm
 ])
 def test_api_refuses_values_the_config_cannot_hold(opts, message):
     from cnndsl.errors import ExportError
-    from cnndsl.triton import check_options
+    from cnndsl.export.triton import check_options
 
     with pytest.raises(ExportError, match=message):
         check_options(opts)
@@ -363,13 +363,13 @@ def test_a_file_where_a_version_folder_goes_is_refused_cleanly(tmp_path):
 
 
 def test_a_full_disk_names_the_model_folder_not_the_staging_one(tmp_path, monkeypatch):
-    from cnndsl import output
+    from cnndsl.onnx import output
 
     def full(path, size_hint=0):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(output, "open_output", full)
-    monkeypatch.setattr("cnndsl.compile.open_output", full)
+    monkeypatch.setattr("cnndsl.onnx.compile.open_output", full)
     r = cli("export", "--triton", tmp_path / "repo", SPECS / "lenet5.cnn")
     assert r.exit_code == 1 and "error: cannot write the model: No space left on device" in r.output
     assert ".cnndsl-" not in r.output and not (tmp_path / "repo").exists()
@@ -385,6 +385,6 @@ def test_a_read_only_file_system_is_named_as_such(tmp_path, monkeypatch):
         f_flag, f_frsize, f_blocks, f_bfree, f_bavail = os.ST_RDONLY, 4096, 10 ** 9, 10 ** 9, 10 ** 9
 
     (tmp_path / "repo").mkdir()
-    monkeypatch.setattr("cnndsl.exportcli.os.statvfs", lambda path: ReadOnly())
+    monkeypatch.setattr("cnndsl.export.repository.os.statvfs", lambda path: ReadOnly())
     r = cli("export", "--triton", tmp_path / "repo", SPECS / "lenet5.cnn")
     assert r.exit_code == 1 and "it is on a read-only file system" in r.output and "permissions" not in r.output

@@ -15,8 +15,8 @@ from onnx import numpy_helper
 import cnndsl
 from cnndsl.cli import main
 from cnndsl.errors import WeightsError
-from cnndsl.run import Runner
-from cnndsl.weightfile import read_weights
+from cnndsl.runtime.run import Runner
+from cnndsl.weights.files import read_weights
 
 ST_NAMES = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.float64): "F64",
             np.dtype(np.int64): "I64"}
@@ -104,7 +104,7 @@ def test_dtypes_converted_with_a_note_and_batches_tracked_ignored(tmp_path):
     state["0.weight"] = state["0.weight"].astype(np.float16)
     state["bn.num_batches_tracked"] = np.array(7, np.int64)
     write_safetensors(tmp_path / "w.safetensors", state, bf16={"fc.weight"})
-    from cnndsl.weights import match_weights
+    from cnndsl.weights.seeded import match_weights
 
     loaded, notes = match_weights(net.graph, read_weights(str(tmp_path / "w.safetensors")), "w", True)
     assert all(a.dtype == np.float32 for a in loaded.values())
@@ -151,7 +151,7 @@ def test_npz_with_pickled_objects_refused(tmp_path):
 def test_nan_weights_error_when_strict_warning_otherwise():
     state = lenet_state()
     state["features.0.bias"][2] = np.nan
-    from cnndsl.weights import match_weights
+    from cnndsl.weights.seeded import match_weights
 
     graph = cnndsl.load(SPECS / "lenet5.cnn").graph
     with pytest.raises(WeightsError, match="tensor 'features.0.bias' has 1 NaN or infinite values"):
@@ -209,8 +209,8 @@ def test_weights_command_lists_names_and_shapes():
     (7777, "ones", False),
 ])
 def test_streamed_chunks_equal_the_whole_tensor(monkeypatch, size, init, streamed):
-    from cnndsl import weights
-    from cnndsl.ir import TRAINABLE, Param
+    from cnndsl.model.ir import TRAINABLE, Param
+    from cnndsl.weights import seeded as weights
 
     monkeypatch.setattr(weights, "CHUNK", 1000)
     p = Param("features.0.weight", (size,), TRAINABLE, init, fan_in=9, fan_out=16)
@@ -229,8 +229,8 @@ def test_streamed_chunks_equal_the_whole_tensor(monkeypatch, size, init, streame
     ("resnet18", True, False, "float16"),
 ])
 def test_streamed_compile_equals_the_in_memory_model(tmp_path, monkeypatch, spec, fold_bn, given, dtype):
-    from cnndsl import weights
-    from cnndsl.compile import compile_model, compile_to_file
+    from cnndsl.onnx.compile import compile_model, compile_to_file
+    from cnndsl.weights import seeded as weights
 
     monkeypatch.setattr(weights, "CHUNK", 4096)  # so most tensors stream in several chunks
     graph = cnndsl.load(SPECS / f"{spec}.cnn").graph

@@ -36,7 +36,7 @@ def compile_spec(spec: Path, workdir: Path) -> Path:
     if spec.suffix == ".onnx":
         return spec
     import cnndsl
-    from cnndsl.compile import compile_to_file
+    from cnndsl.onnx.compile import compile_to_file
 
     net = cnndsl.load(spec)
     out = workdir / f"{net.name}.onnx"

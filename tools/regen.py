@@ -3,7 +3,7 @@
     python tools/regen.py          # rewrite what is stale
     python tools/regen.py --check  # exit 1, naming each stale file
 
-- cnndsl/grammar_tables.json: the parser's LALR tables, from grammar/cnn.lark (see cnndsl/parsertables.py).
+- cnndsl/lang/grammar_tables.json: the parser's LALR tables, from grammar/cnn.lark (see cnndsl/lang/parsertables.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cnndsl import parsertables  # noqa: E402
+from cnndsl.lang import parsertables  # noqa: E402
 
 
 def _tables() -> tuple[Path, str | None]:

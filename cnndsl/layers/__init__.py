@@ -16,8 +16,8 @@ The grammar never changes for a new kind.
 
 from __future__ import annotations
 
-from . import activation, conv, dense, norm, pool  # noqa: F401  (registers the kinds)
-from .base import REGISTRY, Layer, bind, usage
-from .merge import AddResidual, ConcatChannels
+from cnndsl.layers import activation, conv, dense, norm, pool  # noqa: F401  (registers the kinds)
+from cnndsl.layers.base import REGISTRY, Layer, bind, usage
+from cnndsl.layers.merge import AddResidual, ConcatChannels
 
 __all__ = ["REGISTRY", "Layer", "bind", "usage", "AddResidual", "ConcatChannels"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Layer, arg, number, one_of, register
+from cnndsl.layers.base import Layer, arg, number, one_of, register
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class Softmax(Activation):
                     _bad_axis(v), 1)
 
     def infer(self, shapes):
-        from ..errors import RuleError
+        from cnndsl.errors import RuleError
 
         if self.axis > len(shapes[0]):
             raise RuleError(f"softmax axis={self.axis} but the input has only {len(shapes[0])} "
@@ -119,8 +119,8 @@ class Softmax(Activation):
 
 
 def _bad_axis(v):
-    from ..errors import RuleError
-    from ..shapes import show
+    from cnndsl.errors import RuleError
+    from cnndsl.model.shapes import show
 
     raise RuleError(f"axis must be an integer >= 1 (axis 0 is the batch), not {show(v)}", field="axis")
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..errors import RuleError, did_you_mean
-from ..shapes import show
+from cnndsl.errors import RuleError, did_you_mean
+from cnndsl.model.shapes import show
 
 REGISTRY: dict[str, type[Layer]] = {}
 _MISSING = object()

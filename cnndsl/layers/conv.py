@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import RuleError
-from ..ir import CONSTANT, TRAINABLE, Param
-from ..shapes import fmt_shape, same_pads, show, window_out
-from .activation import ACTIVATIONS
-from .base import Layer, arg, boolean, one_of, padding, positive_int, positive_pair, register
+from cnndsl.errors import RuleError
+from cnndsl.layers.activation import ACTIVATIONS
+from cnndsl.layers.base import Layer, arg, boolean, one_of, padding, positive_int, positive_pair, register
+from cnndsl.model.ir import CONSTANT, TRAINABLE, Param
+from cnndsl.model.shapes import fmt_shape, same_pads, show, window_out
 
 _act = one_of(*sorted(ACTIVATIONS))
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..errors import RuleError
-from ..ir import TRAINABLE, Param
-from ..shapes import fmt_shape
-from .activation import ACTIVATIONS
-from .base import Layer, arg, boolean, number, one_of, positive_int, register
+from cnndsl.errors import RuleError
+from cnndsl.layers.activation import ACTIVATIONS
+from cnndsl.layers.base import Layer, arg, boolean, number, one_of, positive_int, register
+from cnndsl.model.ir import TRAINABLE, Param
+from cnndsl.model.shapes import fmt_shape
 
 _act = one_of(*sorted(ACTIVATIONS))
 

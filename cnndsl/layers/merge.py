@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import RuleError
-from ..shapes import fmt_shape
-from .base import Layer
+from cnndsl.errors import RuleError
+from cnndsl.layers.base import Layer
+from cnndsl.model.shapes import fmt_shape
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import RuleError
-from ..ir import BUFFER, TRAINABLE, Param
-from .base import Layer, arg, positive_int, positive_number, register
+from cnndsl.errors import RuleError
+from cnndsl.layers.base import Layer, arg, positive_int, positive_number, register
+from cnndsl.model.ir import BUFFER, TRAINABLE, Param
 
 
 @register("batchnorm")

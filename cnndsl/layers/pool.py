@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import RuleError
-from ..shapes import adaptive_as_pool, fmt_shape, show
-from .base import Layer, arg, boolean, one_of, padding, positive_pair, register
-from .conv import need_image, resolve_pads, window_shape
+from cnndsl.errors import RuleError
+from cnndsl.layers.base import Layer, arg, boolean, one_of, padding, positive_pair, register
+from cnndsl.layers.conv import need_image, resolve_pads, window_shape
+from cnndsl.model.shapes import adaptive_as_pool, fmt_shape, show
 
 _NO_STRIDE = None
 

@@ -1,0 +1,139 @@
+"""Reports from an ir.Graph: totals, the per-layer summary, the comparison table, JSON."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+from cnndsl.model.ir import BUFFER, CONSTANT, TRAINABLE, Graph
+from cnndsl.model.shapes import fmt_shape
+
+FLOAT32 = 4
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Whole-network counts. ``params`` are trainable parameters (PyTorch's convention);
+    buffers are batchnorm running statistics; constants are fixed kernels. MACs count conv
+    and dense multiply-adds for one sample; FLOPs = 2 x MACs."""
+
+    params: int
+    trainable_params: int
+    buffers: int
+    constants: int
+    macs: int
+    flops: int
+    weight_bytes: int
+    activation_bytes: int
+    layers: int
+    depth: int  # weighted (conv and dense) layers on the longest input-to-output path
+
+
+def totals(graph: Graph) -> Totals:
+    trainable = sum(n.count(TRAINABLE) for n in graph.nodes)
+    buffers = sum(n.count(BUFFER) for n in graph.nodes)
+    constants = sum(n.count(CONSTANT) for n in graph.nodes)
+    macs = sum(n.macs for n in graph.nodes)
+    act = sum(n.out_elements for n in graph.nodes) * FLOAT32
+    return Totals(trainable, trainable, buffers, constants, macs, 2 * macs,
+                  (trainable + buffers + constants) * FLOAT32, act, len(graph.nodes), depth(graph))
+
+
+def depth(graph: Graph) -> int:
+    """Weighted layers (those with MACs: conv and dense) on the longest path: ResNet-50 has 50."""
+    longest: list[int] = []
+    for node in graph.nodes:
+        before = max((longest[i] for i in node.inputs if i >= 0), default=0)
+        longest.append(before + (1 if node.macs else 0))
+    return longest[-1] if longest else 0
+
+
+def as_json(path: str, graph: Graph) -> dict:
+    return {"spec": path, "name": graph.name, "title": graph.title, "year": graph.year, "top5_error": graph.top5,
+            "input": list(graph.input_shape), "output": list(graph.output_shape), **asdict(totals(graph))}
+
+
+def human_bytes(n: int) -> str:
+    """Decimal units (1 KB = 1000 B), as in the course's figures."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""  # pragma: no cover
+
+
+def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+
+    def line(cells):
+        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "  ".join(out).rstrip()
+
+    rule = "-" * len(line(header))
+    return [line(header), rule] + [line(r) for r in rows] + [rule]
+
+
+def summary(graph: Graph) -> str:
+    """The per-layer table, like Keras' summary() or torchinfo, with totals.
+
+    'params' are trainable; a 'fixed' column (buffers and constant kernels) appears when any exist.
+    """
+    head = f"{graph.name}" + (f": {graph.title}" if graph.title else "")
+    fixed = any(n.count(BUFFER) or n.count(CONSTANT) for n in graph.nodes)
+    rows = []
+    for node in graph.nodes:
+        row = [node.name, node.kind, node.layer.describe(), fmt_shape(node.out_shape),
+               f"{node.count(TRAINABLE):,}", f"{node.macs:,}"]
+        if fixed:
+            row.insert(5, f"{node.count(BUFFER) + node.count(CONSTANT):,}")
+        rows.append(row)
+    header = ["layer", "kind", "options", "output", "params", "MACs"]
+    if fixed:
+        header.insert(5, "fixed")
+    lines = [head, f"input {fmt_shape(graph.input_shape)}", ""]
+    lines += _table(header, rows, set(range(4, len(header))))
+    lines += totals_lines(graph)
+    return "\n".join(lines)
+
+
+def totals_lines(graph: Graph) -> list[str]:
+    t = totals(graph)
+    return [
+        f"trainable parameters  {t.params:,}",
+        f"buffers               {t.buffers:,}" + ("  (batchnorm running statistics)" if t.buffers else ""),
+        f"constant weights      {t.constants:,}" + ("  (fixed kernels)" if t.constants else ""),
+        f"weight bytes          {t.weight_bytes:,}  ({human_bytes(t.weight_bytes)}, float32)",
+        f"MACs                  {t.macs:,}  (FLOPs = 2 x MACs = {t.flops:,})",
+        f"activations           {t.activation_bytes:,} bytes per sample ({human_bytes(t.activation_bytes)})",
+    ]
+
+
+def one_line(path: str, graph: Graph) -> str:
+    t = totals(graph)
+    extra = f" + {t.buffers:,} buffers" if t.buffers else ""
+    extra += f" + {t.constants:,} constants" if t.constants else ""
+    return (f"{path}: {graph.name}: {t.params:,} parameters{extra}, {t.macs:,} MACs, "
+            f"{human_bytes(t.weight_bytes)} of weights, {fmt_shape(graph.input_shape)} -> "
+            f"{fmt_shape(graph.output_shape)}")
+
+
+def compare(items: list[tuple[str, Graph]]) -> str:
+    """Several specs side by side, in lineage order (by year, then depth; specs without a year
+    first); each count also as a ratio to the smallest."""
+    ts = [(path, g, totals(g)) for path, g in items]
+    ts.sort(key=lambda row: (row[1].year or 0, row[2].depth))
+    min_p = min((t.params for _, _, t in ts if t.params), default=1)
+    min_m = min((t.macs for _, _, t in ts if t.macs), default=1)
+    # the file column only when it says more than the network's name
+    show_path = any(os.path.splitext(os.path.basename(path))[0] != g.name for path, g, _ in ts)
+    rows = []
+    for path, g, t in ts:
+        row = [g.name, str(g.year or ""), f"{g.top5:g}%" if g.top5 is not None else "",
+               str(t.depth), f"{t.params:,}", f"{t.params / min_p:,.1f}x", f"{t.macs:,}",
+               f"{t.macs / min_m:,.1f}x", human_bytes(t.weight_bytes)]
+        rows.append([path] + row if show_path else row)
+    header = ["network", "year", "top-5", "depth", "params", "vs min", "MACs", "vs min", "weights"]
+    if show_path:
+        header.insert(0, "spec")
+    first_number = 2 if show_path else 1
+    return "\n".join(_table(header, rows, set(range(first_number, len(header)))))

@@ -1,0 +1,1 @@
+"""ir.Graph -> ONNX: lowering, graph passes, streamed protobuf writing, guarded compiling, int8."""

@@ -1,0 +1,180 @@
+"""Compiling with guards: refuse what cannot fit before allocating; write outputs atomically."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+
+from cnndsl.errors import CompileError
+from cnndsl.model.ir import Graph
+from cnndsl.model.report import human_bytes, totals
+from cnndsl.onnx.output import open_output
+
+PROTOBUF_LIMIT = 2 ** 31 - 2 ** 26  # keep well under protobuf's 2 GiB: beyond, use external data
+PEAK_FACTOR = 3  # arrays + tensor bytes + serialised buffer, at worst, while compiling in memory
+STREAM_OVERHEAD = 64 << 20  # staging buffers and the model's graph, when compiling to a file
+DISK_MARGIN = 16 << 20  # the graph, protobuf framing and a little room
+ITEMSIZE = {"float32": 4, "float16": 2}
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_fits(graph: Graph, path: str | None = None, dtype: str = "float32") -> None:
+    """Refuse, before allocating or writing anything, a model that cannot be compiled here.
+
+    In memory (``path`` None) a model needs about PEAK_FACTOR times its weights. Streamed to
+    ``path``, it needs only the tensors in flight (large seeded tensors go in chunks) in memory,
+    and its weight bytes on the disk that holds ``path``.
+    """
+    t = totals(graph)
+    size = t.weight_bytes * ITEMSIZE[dtype] // 4
+    kind = f"{t.params + t.buffers + t.constants:,} {dtype} weights take {human_bytes(size)}"
+    free = available_memory()
+    need = _streamed_memory(graph) if path is not None else t.weight_bytes * PEAK_FACTOR
+    if free is not None and need > free:
+        raise CompileError(
+            f"cannot compile {graph.name} here: its {kind}, and compiling needs about {human_bytes(need)} of "
+            f"memory, but this machine has {human_bytes(free)} available", None,
+            "counting and checking need no weights: `cnndsl params` and `cnndsl summary` work on it",
+            _largest_layer_note(graph), path=graph.path)
+    if path is not None:
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            disk = shutil.disk_usage(folder).free
+        except OSError:  # a missing folder: reported when writing
+            return
+        if size + DISK_MARGIN > disk:
+            raise CompileError(
+                f"cannot compile {graph.name} here: its {kind}, but {folder} has {human_bytes(disk)} free",
+                None, "write it to a disk with more room (-o), or use --dtype float16 to halve it; "
+                "`cnndsl params` and `cnndsl summary` need no weights", _largest_layer_note(graph),
+                path=graph.path)
+
+
+def _streamed_memory(graph: Graph) -> int:
+    """Memory for compiling to a file: AHEAD + 1 tensors in flight, each whole (12 bytes a value at
+    worst, when a batchnorm is folded into it in float64) or, for large seeded tensors, as chunks."""
+    from cnndsl.onnx.protowire import AHEAD
+    from cnndsl.weights.seeded import CHUNK
+
+    def held(p) -> int:
+        if p.init in ("he", "glorot") and p.size > CHUNK:
+            return 3 * CHUNK * 4
+        return 12 * p.size
+
+    largest = max((held(p) for p in graph.params()), default=0)
+    return (AHEAD + 1) * largest + STREAM_OVERHEAD
+
+
+def _largest_layer_note(graph: Graph) -> tuple:
+    biggest = max(graph.nodes, key=lambda n: sum(p.size for p in n.params))
+    size = sum(p.size for p in biggest.params)
+    return (((f"the largest layer, '{biggest.name}', alone holds {size:,} parameters "
+              f"({human_bytes(size * 4)})"), biggest.span),)
+
+
+def check_run_fits(graph: Graph, batch: int) -> None:
+    """Refuse, before running, a batch whose largest activations cannot fit in memory here."""
+    free = available_memory()
+    biggest = max(graph.nodes, key=lambda n: n.out_elements)
+    widest = max(sum(graph.nodes[i].out_elements if i >= 0 else math.prod(graph.input_shape) for i in n.inputs)
+                 + n.out_elements for n in graph.nodes)
+    need = (widest * batch + math.prod(graph.input_shape) * batch) * 4 + totals(graph).weight_bytes
+    if free is None or need <= free:
+        return
+    raise CompileError(
+        f"running {graph.name} on a batch of {batch} needs about {human_bytes(need)} of memory, but this machine "
+        f"has {human_bytes(free)} available", None, "use a smaller --batch or a smaller input",
+        ((f"the largest activation, '{biggest.name}', holds {biggest.out_elements:,} values per sample",
+          biggest.span),), path=graph.path)
+
+
+def compile_model(graph: Graph, seed: int = 0, opset: int | None = None, weights: dict | None = None,
+                  fold_bn: bool = False, verify: bool = True, dtype: str = "float32"):
+    """ir.Graph -> onnx.ModelProto in memory, self-checked. Weights come from ``weights`` (name ->
+    float32 array, see weights.match_weights) where given, else from the seeded initialisation.
+    ``dtype`` float16 stores and computes in half precision (inputs and outputs stay float32)."""
+    from cnndsl.onnx import emit
+
+    check_fits(graph, dtype=dtype)
+    model, deferred = _build(graph, seed, opset, weights, fold_bn, verify, dtype)
+    emit.materialize(model, deferred)
+    return model
+
+
+def compile_to_file(graph: Graph, path: str, seed: int = 0, opset: int | None = None,
+                    weights: dict | None = None, fold_bn: bool = False, progress=None,
+                    dtype: str = "float32") -> list[str]:
+    """Compile straight to ``path``, one tensor in memory at a time; returns the paths written.
+    ``progress(done, total)`` reports weight bytes written."""
+    check_fits(graph, path, dtype)
+    model, deferred = _build(graph, seed, opset, weights, fold_bn, verify=True, dtype=dtype)
+    return _write(model, deferred, path, progress)
+
+
+def _build(graph, seed, opset, weights, fold_bn, verify, dtype="float32"):
+    from cnndsl.onnx import emit
+    from cnndsl.weights.seeded import init_array, init_parts
+
+    weights = weights or {}
+
+    def fill(p):
+        return weights[p.name] if p.name in weights else init_array(p, seed)
+
+    def parts(p):
+        return None if p.name in weights else init_parts(p, seed)
+
+    model, deferred = emit.build(graph, seed=seed, opset=opset or emit.DEFAULT_OPSET, fill=fill, fold_bn=fold_bn,
+                                 parts=parts, dtype=dtype)
+    if verify:
+        emit.verify(model, graph, deferred)
+    return model, deferred
+
+
+def _write(model, weights, path: str, progress=None) -> list[str]:
+    """Write into a temporary folder next to ``path``, then rename into place (the external data
+    first, the model last), so a failure or an interrupt leaves any existing file untouched.
+    Returns the paths written: the model, then its external data if any."""
+    from cnndsl.onnx import protowire
+
+    path = os.path.abspath(path)
+    folder, base = os.path.split(path)
+    size = sum(w.nbytes for w in weights)
+    external = size >= PROTOBUF_LIMIT
+    data_name = base + ".data"
+    try:
+        tmp = tempfile.mkdtemp(prefix=f".{base}.", dir=folder)
+    except OSError as exc:
+        raise CompileError(f"cannot write {path}: {exc.strerror}", path=path) from None
+    try:
+        with _open_output(os.path.join(tmp, base), 0 if external else size) as out:
+            if external:
+                with _open_output(os.path.join(tmp, data_name), size) as data:
+                    protowire.write(model, weights, out, data, data_name, progress)
+            else:
+                protowire.write(model, weights, out, progress=progress)
+        names = [data_name] if external else []
+        for name in names + [base]:
+            os.replace(os.path.join(tmp, name), os.path.join(folder, name))
+        return [path] + [os.path.join(folder, n) for n in names]
+    except OSError as exc:
+        raise CompileError(f"cannot write {path}: {exc.strerror}", path=path) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _open_output(path: str, size_hint: int = 0):
+    """Where outputs are opened (a seam for the failure-injection tests)."""
+    return open_output(path, size_hint)

@@ -1,0 +1,71 @@
+"""int8: onnxruntime's static quantization (QDQ, per-channel int8 weights), calibrated on inputs the
+user supplies or on seeded random ones; and how far the outputs move from float32."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from cnndsl.errors import CompileError
+
+
+def calibration_inputs(input_shape: tuple[int, ...], path: str | None, samples: int, seed: int = 0) -> np.ndarray:
+    """N x input: from a .npy/.npz/.txt file (validated against the model), or seeded N(0, 1)."""
+    if path:
+        from cnndsl.runtime.run import load_input
+
+        x = np.asarray(load_input(path, ("N", *input_shape)), dtype=np.float32)
+        if x.shape[1:] != tuple(input_shape):
+            raise CompileError(f"calibration inputs have shape {x.shape[1:]}, the network takes {input_shape}",
+                               path=path)
+        return x
+    return np.random.default_rng(seed).standard_normal((samples, *input_shape), dtype=np.float32)
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol: one sample at a time, then None."""
+
+    def __init__(self, inputs: np.ndarray) -> None:
+        self.samples = iter(inputs[i:i + 1] for i in range(len(inputs)))
+
+    def get_next(self):
+        x = next(self.samples, None)
+        return None if x is None else {"input": x}
+
+
+def quantize_file(float_path: str, out_path: str, inputs: np.ndarray) -> None:
+    """Quantize ``float_path`` into ``out_path`` atomically (temporary folder, then rename)."""
+    import logging
+
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    folder = os.path.dirname(os.path.abspath(out_path))
+    tmp = tempfile.mkdtemp(prefix=".quantize.", dir=folder)
+    level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's quantizer logs warnings at the root
+    try:
+        staged = os.path.join(tmp, os.path.basename(out_path))
+        quantize_static(float_path, staged, _Reader(inputs), quant_format=QuantFormat.QDQ, per_channel=True,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+        os.replace(staged, out_path)
+    except OSError as exc:
+        raise CompileError(f"cannot write {out_path}: {exc.strerror}", path=out_path) from None
+    finally:
+        logging.getLogger().setLevel(level)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def drift(float_model: str, int8_model: str, inputs: np.ndarray) -> dict:
+    """How far int8 outputs move from float32 on ``inputs``: relative L2 error and, for a
+    classifier, top-1 agreement."""
+    from cnndsl.runtime.run import Runner
+
+    a = Runner.from_model(float_model, device="cpu").run(inputs)
+    b = Runner.from_model(int8_model, device="cpu").run(inputs)
+    out = {"samples": len(inputs), "relative_error": float(np.linalg.norm(b - a) / max(np.linalg.norm(a), 1e-30))}
+    if a.ndim == 2 and a.shape[1] > 1:
+        out["top1_agreement"] = float(np.mean(a.argmax(1) == b.argmax(1)))
+    return out

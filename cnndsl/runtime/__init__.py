@@ -1,0 +1,1 @@
+"""Running models with onnxruntime: providers and device choice, inputs, timing."""

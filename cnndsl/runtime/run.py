@@ -1,0 +1,163 @@
+"""Stage 4, run: onnxruntime sessions on CUDA when it really loads, else CPU; inputs; outputs."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+import numpy as np
+
+from cnndsl.errors import RunError
+
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+def cuda_problem() -> str | None:
+    """Why CUDA cannot run here (naming the missing driver or library), or None if it may."""
+    import onnxruntime as ort
+
+    if CUDA not in ort.get_available_providers():
+        return "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return "no NVIDIA driver: libcuda.so.1 cannot be loaded"
+    if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN from pip's nvidia-* packages, if installed
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            try:
+                ort.preload_dlls(directory="")
+            except Exception:  # noqa: BLE001 - optional helper; the checks below say what is missing
+                pass
+    capi = os.path.join(os.path.dirname(ort.__file__), "capi")
+    try:
+        ctypes.CDLL(os.path.join(capi, "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
+        ctypes.CDLL(os.path.join(capi, "libonnxruntime_providers_cuda.so"))
+    except OSError as exc:
+        text = str(exc)
+        if "cannot open shared object" in text:
+            missing = text.split(":")[0].strip()
+            return f"the CUDA provider needs {missing}, which cannot be loaded (CUDA/cuDNN libraries missing)"
+    return None
+
+
+class Runner:
+    """One onnxruntime session and the provider that actually runs it."""
+
+    def __init__(self, session, provider: str, note: str | None) -> None:
+        self.session = session
+        self.provider = provider
+        self.note = note
+        meta = session.get_inputs()[0]
+        self.input_name = meta.name
+        self.input_shape = tuple(meta.shape)
+
+    @classmethod
+    def from_model(cls, model, device: str = "auto", threads: int | None = None) -> Runner:
+        """``model`` is a path or serialised bytes; ``device`` is auto, cpu or cuda."""
+        import onnxruntime as ort
+
+        ort.set_default_logger_severity(4)
+        options = ort.SessionOptions()
+        options.log_severity_level = 4
+        if threads:
+            options.intra_op_num_threads = threads
+        note = None
+        if device in ("auto", "cuda"):
+            problem = cuda_problem()
+            if problem is None:
+                session = _session(ort, model, options, [CUDA, CPU])
+                if session.get_providers()[0] == CUDA:
+                    return cls(session, CUDA, None)
+                problem = "onnxruntime could not enable the CUDA provider"
+            if device == "cuda":
+                raise RunError(f"CUDA is not usable: {problem}",
+                               hint="use --device cpu, or --device auto to fall back to the CPU")
+            note = f"CUDA is not usable ({problem}); running on CPU"
+        elif device != "cpu":
+            raise RunError(f"unknown device '{device}'", hint="use auto, cpu or cuda")
+        return cls(_session(ort, model, options, [CPU]), CPU, note)
+
+    def check_input(self, x: np.ndarray) -> np.ndarray:
+        """The input as float32 NxCxHxW, or a RunError that says exactly what differs."""
+        want = self.input_shape[1:]
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+            raise RunError(f"the input has dtype {x.dtype}; it needs real numbers")
+        if x.shape == tuple(want):
+            x = x[None]
+        if x.ndim != len(self.input_shape):
+            raise RunError(f"the input has {x.ndim} axes {x.shape}; the model needs "
+                           f"{len(self.input_shape)} (batch x {'x'.join(map(str, want))})")
+        for axis, (got, need) in enumerate(zip(x.shape[1:], want, strict=True), 1):
+            if isinstance(need, int) and got != need:
+                what = ["channels", "height", "width"][axis - 1] if len(want) == 3 else "features"
+                raise RunError(f"the input's {what} is {got}; the model needs {need} "
+                               f"(input shape {x.shape}, model batch x {'x'.join(map(str, want))})")
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = self.check_input(np.asarray(x))
+        try:
+            return self.session.run(None, {self.input_name: x})[0]
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+            raise RunError(f"onnxruntime failed: {_first_line(exc)}") from None
+
+
+    def bound(self, x: np.ndarray):
+        """A callable that runs the model once on ``x``, for timing. On CUDA the input is copied to
+        the GPU once and the output stays there (onnxruntime I/O binding), so a benchmark times the
+        model rather than host-device copies; on CPU it is a plain run."""
+        x = self.check_input(np.asarray(x))
+        if self.provider != CUDA:
+            feeds = {self.input_name: x}
+            return lambda: self.session.run(None, feeds)
+        import onnxruntime as ort
+
+        binding = self.session.io_binding()
+        binding.bind_ortvalue_input(self.input_name, ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
+        for output in self.session.get_outputs():
+            binding.bind_output(output.name, "cuda")
+
+        def once():
+            self.session.run_with_iobinding(binding)
+            binding.synchronize_outputs()
+
+        return once
+
+
+def _session(ort, model, options, providers):
+    try:
+        return ort.InferenceSession(model, options, providers=providers)
+    except Exception as exc:  # noqa: BLE001 - a malformed or unsupported model
+        raise RunError(f"onnxruntime cannot load the model: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def load_input(path: str, shape: tuple) -> np.ndarray:
+    """Read an input from .npy, .npz (its first array) or .txt/.csv (numbers, reshaped to ``shape``)."""
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npy":
+            return np.load(path, allow_pickle=False)
+        if ext == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if not z.files:
+                    raise RunError("the .npz file holds no arrays", path=path)
+                return z[z.files[0]]
+        if ext in (".txt", ".csv", ".tsv"):
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read().replace(",", " ")
+            values = np.array(text.split(), dtype=np.float64)
+            per_sample = int(np.prod([d for d in shape[1:]]))
+            if per_sample and values.size % per_sample == 0 and values.size:
+                return values.reshape((-1, *shape[1:]))
+            raise RunError(f"the file holds {values.size} numbers; one input needs {per_sample}", path=path)
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot read the input: {exc}", path=path) from None
+    raise RunError(f"unknown input format '{ext}'", path=path, hint="use .npy, .npz, .txt or .csv")

@@ -1,0 +1,304 @@
+"""Architecture diagrams: ir.Graph -> Graphviz DOT text. Pure; graphcli.py runs `dot` and writes files.
+
+Every layer is a box labelled with its name, kind, key options, output shape and parameters; the
+network input is a node of its own. Hierarchical names make nested clusters (``layer1`` holds
+``layer1.0``, which holds ``layer1.0.downsample``), each labelled with its name and parameter
+count. ``depth=N`` draws each block whose name has N parts as one box, so ResNet-152 at depth 1
+is the stem, ``layer1`` to ``layer4`` and the head.
+
+The branches of a concat read left to right in written order, whatever they are (single boxes,
+clusters, collapsed blocks): invisible ordering statements see to it (``_branch_order``).
+
+All user text goes into HTML-like labels, escaped by ``_html``; node and cluster ids are made up
+here (``n3``, ``b0``, ``a0_1``, ``cluster_2``), so no name can break the DOT syntax. The text
+depends only on the graph: the same spec gives the same DOT.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from cnndsl.model.ir import TRAINABLE, Graph
+from cnndsl.model.shapes import fmt_shape
+
+# Fill colour by layer kind; kinds not listed get DEFAULT_FILL.
+KIND_FILL = {
+    "conv": "#cfe2f3", "fixedconv": "#d0e0e3",
+    "maxpool": "#d9ead3", "avgpool": "#d9ead3", "globalavgpool": "#d9ead3", "globalmaxpool": "#d9ead3",
+    "adaptiveavgpool": "#d9ead3",
+    "dense": "#fce5cd", "batchnorm": "#eeeeee", "lrn": "#eeeeee",
+    "add": "#fff2cc", "concat": "#fff2cc",
+    "flatten": "#f4f4f4", "dropout": "#f4f4f4", "softmax": "#f4cccc",
+}
+DEFAULT_FILL = "#ffffff"  # activations and anything new
+BLOCK_FILL = "#e6e0f8"  # a collapsed block
+INPUT_FILL = "#d0d0d0"
+CLUSTER_FILLS = ("#f6f8fb", "#eef2f7", "#e4eaf2", "#dbe3ee")  # by nesting level, cycling
+NAME_COLOR = "#666666"
+CLUSTER_CHAR_WIDTH = 6.5  # points per character of a 10-point cluster label, bold, generously
+
+# remincross=false: dot's last pass over the whole graph ignores _branch_order's flat edges.
+_HEADER = """\
+  graph [rankdir=TB, newrank=true, remincross=false, nodesep=0.25, ranksep=0.3, fontname="Helvetica",
+         fontsize=12, labelloc=t, labeljust=l, pad=0.2];
+  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, margin="0.12,0.04",
+        color="#555555", penwidth=0.8];
+  edge [color="#555555", arrowsize=0.6, penwidth=0.8];"""
+
+
+@dataclass
+class Unit:
+    """One drawn box: a single layer, or (``collapsed``) every layer of one block."""
+
+    key: str  # the DOT node id
+    name: str
+    collapsed: bool
+    nodes: list[int] = field(default_factory=list)  # indices into graph.nodes, in order
+
+
+@dataclass
+class Scope:
+    """A cluster: the block named ``name``, holding units and nested scopes in order of appearance."""
+
+    name: str
+    items: list[Unit | Scope] = field(default_factory=list)
+    children: dict[str, Scope] = field(default_factory=dict)
+    params: int = 0
+
+
+def to_dot(graph: Graph, depth: int | None = None) -> str:
+    """The DOT text of ``graph``; ``depth`` (1 or more) collapses the blocks below that name depth."""
+    if depth is not None and depth < 1:
+        raise ValueError(f"depth must be 1 or more, not {depth}")
+    units, unit_of = _units(graph, depth)
+    root = _scopes(graph, units)
+    inside, order_edges = _branch_order(graph, unit_of)
+    ident = graph.name if _IDENT.fullmatch(graph.name) else "network"  # SVG viewers show it as the title
+    lines = [f'digraph "{ident}" {{', _HEADER, f"  label={_title(graph)};"]
+    shape = _html(fmt_shape(graph.input_shape))
+    lines.append(f'  input [label=<<B>input</B><BR/>{shape}>, shape=ellipse, fillcolor="{INPUT_FILL}"];')
+    lines += _emit_scope(graph, root, 0, itertools.count(), inside)
+    lines += [f"  {a} -> {b};" for a, b in _edges(graph, unit_of)]
+    lines += order_edges
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _units(graph: Graph, depth: int | None) -> tuple[list[Unit], list[Unit]]:
+    """The boxes to draw, and for each graph node the box that shows it."""
+    units: list[Unit] = []
+    blocks: dict[str, Unit] = {}
+    unit_of: list[Unit] = []
+    for i, node in enumerate(graph.nodes):
+        parts = node.name.split(".")
+        if depth is not None and len(parts) > depth:
+            name = ".".join(parts[:depth])
+            unit = blocks.get(name)
+            if unit is None:
+                unit = blocks[name] = Unit(f"b{len(blocks)}", name, collapsed=True)
+                units.append(unit)
+        else:
+            unit = Unit(f"n{i}", node.name, collapsed=False)
+            units.append(unit)
+        unit.nodes.append(i)
+        unit_of.append(unit)
+    return units, unit_of
+
+
+def _scopes(graph: Graph, units: list[Unit]) -> Scope:
+    """The cluster tree: each unit goes into the scopes named by the prefixes of its name."""
+    root = Scope("")
+    for unit in units:
+        params = sum(graph.nodes[i].count(TRAINABLE) for i in unit.nodes)
+        scope = root
+        parts = unit.name.split(".")
+        for k in range(1, len(parts)):
+            name = ".".join(parts[:k])
+            child = scope.children.get(name)
+            if child is None:
+                child = scope.children[name] = Scope(name)
+                scope.items.append(child)
+            child.params += params
+            scope = child
+        scope.items.append(unit)
+    return root
+
+
+def _emit_scope(graph: Graph, scope: Scope, level: int, ids: Iterator[int], inside: dict[str, list[str]]) -> list[str]:
+    """The DOT lines of a scope's units and nested clusters in written order, then ``inside``'s."""
+    pad = "  " * (level + 1)
+    lines: list[str] = []
+    for item in scope.items:
+        if isinstance(item, Unit):
+            lines.append(pad + _unit_line(graph, item))
+            continue
+        fill = CLUSTER_FILLS[level % len(CLUSTER_FILLS)]
+        local = item.name[len(scope.name) + 1:] if scope.name else item.name
+        lines.append(f"{pad}subgraph cluster_{next(ids)} {{")
+        lines.append(f'{pad}  label={_cluster_label(local, item.params)}; tooltip={_quote(item.name)}; '
+                     f'style="rounded,filled"; fillcolor="{fill}"; color="#9aa5b1"; fontsize=10;')
+        lines += _emit_scope(graph, item, level + 1, ids, inside)
+        lines.append(pad + "}")
+    return lines + [pad + line for line in inside.get(scope.name, [])]
+
+
+def _branch_order(graph: Graph, unit_of: list[Unit]) -> tuple[dict[str, list[str]], list[str]]:
+    """Invisible statements that make dot draw each concat's branches left to right, as written:
+    lines for clusters (by scope name), and edges for the top level.
+
+    dot keeps the boxes of one cluster in the order of flat edges between them (a rank=same
+    chain), but drops flat edges into nested clusters and places clusters by crossing
+    minimisation alone. So where some branch is a cluster, a chained row of invisible anchors
+    beside the fork points one edge at each branch the fork feeds (nested concats' included) in
+    written order: any other order crosses those edges. The row goes in the fork's cluster,
+    which dot lays out before the branches' one, or in the branches' cluster if that holds the
+    fork. Without all this, dot 2.43 draws single boxes right to left, and a mix jumbled.
+    """
+    inside: dict[str, list[str]] = {}
+    fed: dict[int, list[int]] = {}  # fork -> the first nodes of all the branches it feeds
+    rows: dict[int, list[str]] = {}  # fork -> the scope of its anchor row, where some branch is a cluster
+    for fork, heads in _concat_heads(graph):
+        fed.setdefault(fork, []).extend(heads)
+        tail = "input" if fork < 0 else unit_of[fork].key
+        boxes = list({unit_of[h].key: unit_of[h] for h in heads if unit_of[h].key != tail}.values())
+        if len(boxes) < 2:
+            continue  # the branches, or the fork with them, are drawn as one box
+        parents = [box.name.split(".")[:-1] for box in boxes]
+        common = _common(parents)
+        plain = [box.key for box, parent in zip(boxes, parents, strict=True) if len(parent) == len(common)]
+        if len(plain) > 1:
+            inside.setdefault(".".join(common), []).append(f"{{rank=same; {' -> '.join(plain)} [style=invis];}}")
+        if len(plain) < len(boxes):
+            scope = [] if fork < 0 else unit_of[fork].name.split(".")[:-1]
+            if scope[:len(common)] == common:
+                scope = common
+            rows[fork] = _common([rows.get(fork, scope), scope])
+    edges: list[str] = []
+    for n, (fork, scope) in enumerate(rows.items()):
+        tail = "input" if fork < 0 else unit_of[fork].key
+        boxes = sorted({unit_of[h].key: unit_of[h] for h in fed[fork] if unit_of[h].key != tail}.values(),
+                       key=lambda box: box.nodes[0])
+        anchors = [f"a{n}_{k}" for k in range(len(boxes))]
+        inside.setdefault(".".join(scope), []).append(
+            f'{{rank=same; node [shape=point, style=invis, width=0, height=0, label=""]; {tail}; '
+            f"{' -> '.join(anchors)} [style=invis];}}")
+        edges += [f"  {anchor} -> {box.key} [style=invis];" for anchor, box in zip(anchors, boxes, strict=True)]
+    return inside, edges
+
+
+def _common(paths: list[list[str]]) -> list[str]:
+    """The longest common prefix of scope paths."""
+    common = 0
+    while all(len(p) > common and p[common] == paths[0][common] for p in paths):
+        common += 1
+    return paths[0][:common]
+
+
+def _concat_heads(graph: Graph) -> Iterator[tuple[int, list[int]]]:
+    """Each concat's fork (the node its branches read, -1 for the input) and the first node of each
+    non-empty branch, in written order.
+
+    A branch reads nothing older than the fork, and check.py appends the branches between the fork
+    and the concat, so the fork is the last node that no later node up to the concat reads past.
+    """
+    for c, node in enumerate(graph.nodes):
+        if node.kind != "concat":
+            continue
+        fork, low = c - 1, min(node.inputs)
+        while low < fork:
+            low = min(low, *graph.nodes[fork].inputs)
+            fork -= 1
+        yield fork, [_earliest(graph, end, fork) for end in node.inputs if end > fork]  # not the empty ones
+
+
+def _earliest(graph: Graph, end: int, fork: int) -> int:
+    """The earliest node after ``fork`` that ``end`` depends on: the first node of its branch."""
+    seen, todo = {end}, [end]
+    while todo:
+        for j in graph.nodes[todo.pop()].inputs:
+            if j > fork and j not in seen:
+                seen.add(j)
+                todo.append(j)
+    return min(seen)
+
+
+def _cluster_label(name: str, params: int) -> str:
+    """The name (relative to the enclosing cluster's) and parameter count, at the top left.
+
+    An empty cell as wide as the text follows it, so the cluster is at least twice as wide as the
+    text and an edge coming down the middle into the cluster misses the text.
+    """
+    count = f"{params:,} params"
+    width = round(CLUSTER_CHAR_WIDTH * max(len(name), len(count))) + 4
+    text = f'<B>{_html(name)}</B><BR ALIGN="LEFT"/>{count}<BR ALIGN="LEFT"/>'
+    return (f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0"><TR>'
+            f'<TD ALIGN="LEFT" BALIGN="LEFT">{text}</TD><TD WIDTH="{width}"></TD></TR></TABLE>>')
+
+
+def _unit_line(graph: Graph, unit: Unit) -> str:
+    """One node statement: a layer box, or a collapsed block's box."""
+    last = graph.nodes[unit.nodes[-1]]
+    params = sum(graph.nodes[i].count(TRAINABLE) for i in unit.nodes)
+    shape = _html(fmt_shape(last.out_shape))
+    tooltip = _quote(unit.name)
+    if unit.collapsed:
+        count = len(unit.nodes)
+        rows = [f"<B>{_html(unit.name)}</B>", f"{count} layer{'s' if count != 1 else ''}, {params:,} params", shape]
+        return (f'{unit.key} [label=<{"<BR/>".join(rows)}>, tooltip={tooltip}, fillcolor="{BLOCK_FILL}", '
+                'style="rounded,filled,bold"];')
+    local = unit.name.rsplit(".", 1)[-1]
+    options = last.layer.describe()
+    kind = f"<B>{_html(last.kind)}</B>" + (f" {_html(options)}" if options else "")
+    rows = [kind, shape + (f", {params:,} params" if params else "")]
+    if local != last.kind:  # a name that only repeats the kind (`add`, `concat`) is left out
+        rows.insert(0, f'<FONT POINT-SIZE="8" COLOR="{NAME_COLOR}">{_html(local)}</FONT>')
+    fill = KIND_FILL.get(last.kind, DEFAULT_FILL)
+    return f'{unit.key} [label=<{"<BR/>".join(rows)}>, tooltip={tooltip}, fillcolor="{fill}"];'
+
+
+def _edges(graph: Graph, unit_of: list[Unit]) -> list[tuple[str, str]]:
+    """Edges between boxes in node order, each once; edges inside a collapsed block vanish."""
+    seen: dict[tuple[str, str], None] = {}
+    for i, node in enumerate(graph.nodes):
+        head = unit_of[i].key
+        for j in node.inputs:
+            tail = "input" if j < 0 else unit_of[j].key
+            if tail != head:
+                seen.setdefault((tail, head), None)
+    return list(seen)
+
+
+def _title(graph: Graph) -> str:
+    """The graph's label: name, title, and whole-network totals."""
+    params = sum(node.count(TRAINABLE) for node in graph.nodes)
+    macs = sum(node.macs for node in graph.nodes)
+    head = f"<B>{_html(graph.name)}</B>" + (f": {_html(graph.title)}" if graph.title else "")
+    return f'<{head}<BR ALIGN="LEFT"/>{params:,} params, {macs:,} MACs, {len(graph.nodes)} layers<BR ALIGN="LEFT"/> >'
+
+
+def _html(text: str) -> str:
+    """Text for an HTML-like label: markup characters as entities, control characters as spaces."""
+    out = []
+    for ch in text:
+        if ch in _ENTITIES:
+            out.append(_ENTITIES[ch])
+        elif ch < " " or ch == "\x7f":
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Graphviz expands escapes (\G the graph's name, \N, \L, \\ a backslash) in HTML-like text
+# after decoding entities, so a backslash goes in doubled.
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\\": "&#92;&#92;"}
+
+
+def _quote(text: str) -> str:
+    """A DOT double-quoted string (tooltips: names, which hold no backslash); backslashes doubled."""
+    clean = "".join(" " if ch < " " or ch == "\x7f" else ch for ch in text)
+    return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,341 @@
+"""Pictures out of `cnndsl run --save-maps`: each output map as a PNG file, and a labelled grid.
+
+Each output map is min-max normalised to 0..255 grey on its own (over its finite values; +inf is
+white, -inf and NaN black), so it shows the map's pattern, not its scale: a linear filter such as
+`darken` looks like `identity`, and the grid's captions give each map's range to tell them apart.
+The grid shows at most the first 256 maps. Images in are read by image.py; Pillow is imported only
+when needed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnndsl.errors import RunError
+from cnndsl.model.ir import Graph
+from cnndsl.runtime.image import MODES, decode, load_image  # noqa: F401 - re-exported: maps.load_image reads the input
+
+GRID = "grid.png"
+GRID_MAX = 256  # maps shown in grid.png; every map still gets its own file
+PAD, TITLE, CAPTION = 8, 26, 32  # grid spacing, title strip and per-map caption heights, pixels
+MIN_CELL, MAX_CELL, SMALL = 128, 320, 200  # cell width and map sizes in the grid (see grid_layout)
+MARK = "cnndsl run --save-maps"  # PNG text "Software" of the files we write: how we know our own
+MAP_FILE = re.compile(r"(\d+)(_\w+)?\.png")  # a map's file name (see map_names)
+
+
+def channel_labels(graph: Graph) -> list[str | None]:
+    """One label per output channel: the branch label where the output is a concat of labelled
+    branches (``sobel_left: fixedconv ...``), else None. Looks through layers that keep each
+    channel apart (activations, pools) between the concat and the output."""
+    count = graph.output_shape[0] if len(graph.output_shape) == 3 else 0
+    index = len(graph.nodes) - 1
+    while index >= 0 and graph.nodes[index].kind != "concat":
+        node = graph.nodes[index]
+        if len(node.inputs) != 1 or node.params or node.inputs[0] < 0:
+            return [None] * count
+        if graph.nodes[node.inputs[0]].out_shape[:1] != node.out_shape[:1]:
+            return [None] * count
+        index = node.inputs[0]
+    if index < 0:
+        return [None] * count
+    concat = graph.nodes[index]
+    scope = concat.name.split(".")[:-1]
+    labels: list[str | None] = []
+    for i in concat.inputs:
+        shape = graph.input_shape if i < 0 else graph.nodes[i].out_shape
+        labels.extend([None if i < 0 else _branch_label(graph, i, scope)] * shape[0])
+    return labels
+
+
+def _branch_label(graph: Graph, index: int, scope: list[str]) -> str | None:
+    """The label of the concat branch that ends in node ``index``, looking through an activation
+    fused into the labelled statement (``edge: fixedconv ... relu``: the relu has no name of its own)."""
+    node = graph.nodes[index]
+    while True:
+        parts = node.name.split(".")
+        first = parts[len(scope)] if parts[:len(scope)] == scope and len(parts) > len(scope) else ""
+        if first and not first.isdigit():
+            return first
+        source = node.inputs[0] if len(node.inputs) == 1 else -1
+        if source < 0 or node.span is None:
+            return None
+        before = graph.nodes[source]
+        if (before.span, before.trace) != (node.span, node.trace):  # not the same statement: not fused
+            return None
+        node = before
+
+
+def map_names(labels: list[str | None]) -> list[str]:
+    """File names: the channel index, then the branch label where there is one (``2_sobel_left.png``)."""
+    return [f"{i}_{label}.png" if label else f"{i}.png" for i, label in enumerate(labels)]
+
+
+def normalise(values: np.ndarray) -> np.ndarray:
+    """A map min-max scaled to uint8 0..255 over its finite values; a constant map is mid grey
+    (128); +inf is white (255), -inf and NaN black (0)."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    out = np.full(values.shape, 128, dtype=np.uint8)
+    if finite.any():
+        low, high = float(values[finite].min()), float(values[finite].max())
+        if high > low:
+            out[finite] = np.round((values[finite] - low) / (high - low) * 255.0).astype(np.uint8)
+    out[values == np.inf] = 255
+    out[np.isnan(values) | (values == -np.inf)] = 0
+    return out
+
+
+def _caption(index: int, label: str | None, values: np.ndarray) -> tuple[str, str]:
+    """A map's two caption lines: its index and label, then the range of its finite values."""
+    finite = values[np.isfinite(values)]
+    note = f"values {float(finite.min()):.3g} .. {float(finite.max()):.3g}" if finite.size else "no finite values"
+    if finite.size < values.size:
+        note += f", {values.size - finite.size:,} inf/NaN"
+    return (f"{index}: {label}" if label else str(index), note)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the maps go in the grid: ``cols`` x ``rows`` cells, each map drawn at ``map_size``."""
+
+    cols: int
+    rows: int
+    map_size: tuple[int, int]  # width, height of each drawn map
+    cell_width: int
+    size: tuple[int, int]  # the grid's width, height
+
+
+def grid_layout(count: int, height: int, width: int) -> Layout:
+    """Near-square grid. Maps up to 200 px are enlarged by a whole factor (crisp pixels) to near
+    200 px; maps larger than 320 px are shrunk to fit 320."""
+    cols = max(1, math.ceil(math.sqrt(count)))
+    rows = max(1, math.ceil(count / cols))
+    longest = max(height, width)
+    factor = max(1, SMALL // longest) if longest <= SMALL else min(1.0, MAX_CELL / longest)
+    map_size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    cell_width = max(map_size[0], MIN_CELL)
+    size = (cols * cell_width + (cols + 1) * PAD, TITLE + rows * (map_size[1] + CAPTION) + (rows + 1) * PAD)
+    return Layout(cols, rows, map_size, cell_width, size)
+
+
+def make_grid(maps: list[np.ndarray], captions: list[tuple[str, str]], title: str):
+    """One image of all the maps (uint8 HxW each), each captioned with two lines, under a title."""
+    from PIL import Image, ImageDraw
+
+    height, width = maps[0].shape
+    layout = grid_layout(len(maps), height, width)
+    grid = Image.new("L", layout.size, 255)
+    pen = ImageDraw.Draw(grid)
+    font = _font(14)
+    small = _font(12)
+    pen.text((PAD, PAD + 2), _fit(pen, title, font, layout.size[0] - 2 * PAD), fill=0, font=font)
+    for k, (values, (label, note)) in enumerate(zip(maps, captions, strict=True)):
+        row, col = divmod(k, layout.cols)
+        x = PAD + col * (layout.cell_width + PAD)
+        y = TITLE + PAD + row * (layout.map_size[1] + CAPTION + PAD)
+        picture = Image.fromarray(values)
+        resample = Image.Resampling.NEAREST if layout.map_size[0] >= width else Image.Resampling.LANCZOS
+        grid.paste(picture.resize(layout.map_size, resample), (x, y))
+        pen.rectangle((x - 1, y - 1, x + layout.map_size[0], y + layout.map_size[1]), outline=160)
+        pen.text((x, y + layout.map_size[1] + 2), _fit(pen, label, font, layout.cell_width), fill=0, font=font)
+        pen.text((x, y + layout.map_size[1] + 17), _fit(pen, note, small, layout.cell_width), fill=90, font=small)
+    return grid
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _fit(pen, text: str, font, width: int) -> str:
+    """``text``, cut with an ellipsis where it is wider than ``width`` pixels."""
+    if pen.textlength(text, font=font) <= width:
+        return text
+    while text and pen.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def check_maps_shape(shape: tuple) -> None:
+    """A RunError unless an output of ``shape`` (batch first) is maps, batch x CxHxW."""
+    if len(shape) != 4:
+        shown = "x".join(str(d) if isinstance(d, int) else "N" for d in shape)
+        raise RunError(f"--save-maps needs an output of maps (batch x CxHxW); this model's output is {shown}",
+                       hint="save the maps of a network whose output is feature maps, e.g. specs/filters.cnn")
+
+
+def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str) -> tuple[list[str], list[str]]:
+    """Write each channel of the first sample of ``y`` (NxCxHxW) as a PNG, and ``grid.png``, into
+    ``folder``; returns (the file names, notes for stderr). All files are made in a temporary folder
+    first, then moved into place after every target is checked, so a failure leaves nothing
+    half-written. Map files of an earlier run that this one does not rewrite are removed (only
+    ours: they carry a PNG text mark); others named like maps are kept, with a note."""
+    check_maps_shape(y.shape)
+    if len(labels) != y.shape[1]:
+        labels = [None] * y.shape[1]
+    names = map_names(labels)
+    notes = []
+    for name, channel in zip(names, y[0], strict=True):
+        bad = int(channel.size - np.count_nonzero(np.isfinite(channel)))
+        if bad:
+            notes.append(f"map {name} has {bad:,} NaN or infinite values: drawn +inf white, -inf and NaN black")
+    if len(names) > GRID_MAX:
+        notes.append(f"{GRID} shows the first {GRID_MAX} of the {len(names)} maps")
+        title += f" (the first {GRID_MAX} of {len(names)})"
+    target = os.path.normpath(folder)
+    staging = _staging(target)
+    try:
+        maps = _write_maps(staging, names, y[0])
+        shown = zip(labels[:GRID_MAX], y[0][:GRID_MAX], strict=True)
+        captions = [_caption(i, label, c) for i, (label, c) in enumerate(shown)]
+        make_grid(maps[:GRID_MAX], captions, title).save(os.path.join(staging, GRID), format="PNG",
+                                                         pnginfo=_mark())
+        notes += _publish(staging, target, names + [GRID])
+    except OSError as exc:
+        raise RunError(f"cannot write the maps: {exc.strerror or exc}", path=target,
+                       hint="free some space or choose another folder for --save-maps") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return names + [GRID], notes
+
+
+def _mark():
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", MARK)
+    return info
+
+
+def _write_maps(staging: str, names: list[str], channels: np.ndarray) -> list[np.ndarray]:
+    """Each channel normalised (uint8) and saved as a marked PNG in ``staging``."""
+    from PIL import Image
+
+    maps = []
+    for name, channel in zip(names, channels, strict=True):
+        maps.append(normalise(channel))
+        Image.fromarray(maps[-1]).save(os.path.join(staging, name), format="PNG", pnginfo=_mark())
+    return maps
+
+
+def check_folder(folder: str) -> str:
+    """The normalised ``folder`` for --save-maps, or a RunError if it cannot be one: not a folder,
+    no parent, not writable, or a folder where grid.png goes. Done before running the model."""
+    target = os.path.normpath(folder)
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise RunError("exists and is not a folder", path=target, hint="name a folder for --save-maps")
+    parent = os.path.dirname(target) or "."
+    if not os.path.isdir(parent):
+        raise RunError(f"the folder {parent} does not exist", path=target, hint=f"create it first: mkdir -p {parent}")
+    _check_writable(target if os.path.isdir(target) else parent)
+    if os.path.isdir(target):
+        _check_target(os.path.join(target, GRID))
+    return target
+
+
+def _check_writable(folder: str) -> None:
+    """A RunError unless we can make files in ``folder``: permissions, then a real (deleted) file."""
+    problem = None if os.access(folder, os.W_OK | os.X_OK) else "no write permission"
+    if problem is None:
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".cnndsl-probe-"):
+                pass
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+    if problem:
+        raise RunError(f"cannot write into this folder: {problem}", path=folder,
+                       hint="choose a folder you can write to for --save-maps")
+
+
+def _check_target(path: str) -> None:
+    """A RunError if a map file cannot be put at ``path``: a folder or a write-protected file is there."""
+    if os.path.isdir(path):
+        raise RunError("is a folder, where --save-maps writes a map", path=path,
+                       hint="move it away, or choose another folder for --save-maps")
+    if os.path.isfile(path) and not os.access(path, os.W_OK):
+        raise RunError("is write-protected, where --save-maps writes a map", path=path,
+                       hint="move it away, or choose another folder for --save-maps")
+
+
+def _staging(target: str) -> str:
+    """A temporary folder on the same file system as ``target`` (so os.replace can move it)."""
+    check_folder(target)
+    try:
+        staging = tempfile.mkdtemp(prefix=".cnndsl-maps-", dir=target if os.path.isdir(target) else
+                                   os.path.dirname(target) or ".")
+    except OSError as exc:
+        raise RunError(f"cannot write here: {exc.strerror}", path=target) from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would become the new folder's mode
+    return staging
+
+
+def _publish(staging: str, target: str, names: list[str]) -> list[str]:
+    """Move the finished files into place: the whole folder when ``target`` is new, else file by
+    file once every target is checked (each os.replace is atomic); then remove our own map files
+    of an earlier run that were not rewritten. Returns notes."""
+    if not os.path.isdir(target):
+        os.replace(staging, target)
+        return []
+    for name in names:
+        _check_target(os.path.join(target, name))
+    for name in names:
+        os.replace(os.path.join(staging, name), os.path.join(target, name))
+    return _remove_stale(target, set(names))
+
+
+def _remove_stale(target: str, keep: set[str]) -> list[str]:
+    """Remove the map files in ``target`` that we wrote in an earlier run and not now; notes."""
+    ours, others, failed = [], [], []
+    found = [(int(m.group(1)), m.string) for m in map(MAP_FILE.fullmatch, os.listdir(target)) if m]
+    for _, name in sorted(found):
+        if name not in keep:
+            (ours if _is_ours(os.path.join(target, name)) else others).append(name)
+    for name in ours:
+        try:
+            os.remove(os.path.join(target, name))
+        except OSError:
+            failed.append(name)
+    notes = []
+    removed = [name for name in ours if name not in failed]
+    if removed:
+        notes.append(f"removed {_count(removed, 'map file')} of an earlier run from {target}: {_listed(removed)}")
+    if failed:
+        notes.append(f"could not remove {_listed(failed)} (maps of an earlier run) from {target}")
+    if others:
+        what = "a map" if len(others) == 1 else "maps"
+        notes.append(f"left {_listed(others)} in {target}: named like {what}, but not written by cnndsl")
+    return notes
+
+
+def _is_ours(path: str) -> bool:
+    """Whether ``path`` is a PNG with our mark (its text chunk comes before the pixels)."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG") and b"tEXtSoftware\x00" + MARK.encode() in head
+
+
+def _count(items: list, noun: str) -> str:
+    return f"{len(items)} {noun}" + ("" if len(items) == 1 else "s")
+
+
+def _listed(names: list[str], most: int = 3) -> str:
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"

@@ -1,0 +1,1 @@
+"""Weights: seeded initialisation, weight files (untrusted input) and matching them by name."""
