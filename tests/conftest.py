@@ -1,14 +1,15 @@
-"""Shared test helpers: paths, the golden-file flag."""
+"""Shared fixtures: the CLI runner, models compiled once per session, the golden-file flag.
+
+Plain helpers (paths, error-table rows, CPU-time measurement) are in helpers.py.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import shutil
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT / "specs"
-GOLDEN = Path(__file__).resolve().parent / "golden"
+from click.testing import CliRunner
+from helpers import SPECS
 
 
 def pytest_addoption(parser):
@@ -19,3 +20,43 @@ def pytest_addoption(parser):
 @pytest.fixture
 def update_goldens(request) -> bool:
     return request.config.getoption("--update-goldens")
+
+
+@pytest.fixture
+def cli():
+    """Run a cnndsl command in this process: ``cli("compile", path, "-o", out)`` returns click's
+    Result (exit_code, stdout, stderr, output). Arguments may be paths or numbers; ``input`` is
+    standard input. An exception the command does not handle fails the test with its traceback
+    (a command must turn every error into a message and an exit code)."""
+    from cnndsl.cli import main
+
+    runner = CliRunner()
+
+    def invoke(*args, input: str | bytes | None = None):
+        return runner.invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def compiled(tmp_path_factory):
+    """``compiled(spec, **options)``: the path of specs/SPEC.cnn compiled to a file with seed 0 (and
+    ``options`` for compile_to_file, e.g. fold_bn=True), once per session. The VGGs and the large
+    ResNets take seconds each; the files (gigabytes together) are removed when the session ends."""
+    import cnndsl
+    from cnndsl.onnx.compile import compile_to_file
+
+    folder = tmp_path_factory.mktemp("compiled")
+    paths = {}
+
+    def compile_once(spec: str, **options):
+        key = (spec, tuple(sorted(options.items())))
+        if key not in paths:
+            stem = "-".join([spec] + [f"{k}={v}" for k, v in sorted(options.items())])
+            path = folder / f"{stem}.onnx"
+            compile_to_file(cnndsl.load(SPECS / f"{spec}.cnn").graph, str(path), seed=0, **options)
+            paths[key] = path
+        return paths[key]
+
+    yield compile_once
+    shutil.rmtree(folder, ignore_errors=True)

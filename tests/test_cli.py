@@ -8,26 +8,13 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
-from conftest import ROOT, SPECS
+from helpers import ROOT, SPECS
 
 from cnndsl.cli import main
 from cnndsl.runtime.run import cuda_problem
 
 
-def cli(*args, cwd=None):
-    runner = CliRunner()
-    if cwd is None:
-        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
-    finally:
-        os.chdir(old)
-
-
-def test_params_compares_mlp_and_cnn():
+def test_params_compares_mlp_and_cnn(cli):
     r = cli("params", SPECS / "mlp_mnist.cnn", SPECS / "lenet5.cnn", SPECS / "mlp_12mp.cnn")
     assert r.exit_code == 0
     assert "266,610" in r.output and "61,706" in r.output and "125,839,131,000" in r.output
@@ -35,7 +22,7 @@ def test_params_compares_mlp_and_cnn():
     assert "1.0x" in lenet and "1.6x" in lenet  # smallest in params; 1.6x the MLP's MACs
 
 
-def test_params_json_keys_and_values():
+def test_params_json_keys_and_values(cli):
     r = cli("params", "--json", SPECS / "lenet5.cnn", SPECS / "mlp_12mp.cnn")
     rows = json.loads(r.output)
     for key in ("spec", "name", "params", "trainable_params", "buffers", "macs", "flops", "weight_bytes"):
@@ -44,7 +31,7 @@ def test_params_json_keys_and_values():
     assert rows[1]["params"] == 125_839_131_000 and rows[1]["weight_bytes"] == 4 * 125_839_131_000
 
 
-def test_summary_lists_every_layer():
+def test_summary_lists_every_layer(cli):
     r = cli("summary", SPECS / "lenet5.cnn")
     assert r.exit_code == 0
     for name in ("features.0", "features.6", "classifier.2"):
@@ -52,7 +39,7 @@ def test_summary_lists_every_layer():
     assert "416,520" in r.output
 
 
-def test_check_reports_each_spec_and_fails_on_a_bad_one(tmp_path):
+def test_check_reports_each_spec_and_fails_on_a_bad_one(tmp_path, cli):
     bad = tmp_path / "bad.cnn"
     bad.write_text("input 1x8x8\nconv 4 3x3\nmaxpol 2x2\n")
     r = cli("check", SPECS / "lenet5.cnn", bad)
@@ -62,8 +49,9 @@ def test_check_reports_each_spec_and_fails_on_a_bad_one(tmp_path):
     assert "did you mean 'maxpool'?" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_compile_default_name_and_reproducible(tmp_path):
-    r = cli("compile", SPECS / "lenet5.cnn", cwd=tmp_path)
+def test_compile_default_name_and_reproducible(tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    r = cli("compile", SPECS / "lenet5.cnn")
     assert r.exit_code == 0, r.output
     first = (tmp_path / "lenet5.onnx").read_bytes()
     cli("compile", SPECS / "lenet5.cnn", "-o", tmp_path / "again.onnx")
@@ -71,7 +59,7 @@ def test_compile_default_name_and_reproducible(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["again.onnx", "lenet5.onnx"]
 
 
-def test_compile_bad_spec_leaves_existing_output_untouched(tmp_path):
+def test_compile_bad_spec_leaves_existing_output_untouched(tmp_path, cli):
     out = tmp_path / "model.onnx"
     out.write_bytes(b"precious")
     bad = tmp_path / "bad.cnn"
@@ -82,7 +70,7 @@ def test_compile_bad_spec_leaves_existing_output_untouched(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["bad.cnn", "model.onnx"]
 
 
-def test_compile_refuses_the_12mp_mlp_before_allocating(tmp_path):
+def test_compile_refuses_the_12mp_mlp_before_allocating(tmp_path, cli):
     r = cli("compile", SPECS / "mlp_12mp.cnn", "-o", tmp_path / "m.onnx")
     assert r.exit_code == 1
     assert "cannot compile mlp_12mp here" in r.stderr and "503.4 GB" in r.stderr
@@ -90,14 +78,14 @@ def test_compile_refuses_the_12mp_mlp_before_allocating(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_run_worked_example_numbers():
+def test_run_worked_example_numbers(cli):
     r = cli("run", SPECS / "conv_example.cnn", "--input", SPECS / "conv_example_image.txt", "--device", "cpu")
     assert r.exit_code == 0
     assert "provider: CPUExecutionProvider (CPU)" in r.stdout
     assert "[[ 88  67 134]\n [ 55  94 132]\n [107  25 134]]" in r.stdout
 
 
-def test_run_compiled_model_prints_top_classes(tmp_path):
+def test_run_compiled_model_prints_top_classes(tmp_path, cli):
     cli("compile", SPECS / "lenet5.cnn", "-o", tmp_path / "l.onnx")
     r = cli("run", tmp_path / "l.onnx", "--top", "3")
     assert r.exit_code == 0
@@ -106,7 +94,7 @@ def test_run_compiled_model_prints_top_classes(tmp_path):
 
 
 @pytest.mark.skipif(cuda_problem() is None, reason="CUDA is usable here")
-def test_run_cuda_fails_clearly_and_auto_falls_back():
+def test_run_cuda_fails_clearly_and_auto_falls_back(cli):
     r = cli("run", SPECS / "lenet5.cnn", "--device", "cuda")
     assert r.exit_code == 1 and "error: CUDA is not usable" in r.stderr and "Traceback" not in r.stderr
     r = cli("run", SPECS / "lenet5.cnn")
@@ -117,14 +105,14 @@ def test_run_cuda_fails_clearly_and_auto_falls_back():
     (b"not a model", "not a valid ONNX model"),
     (b"", "cannot load the model"),
 ])
-def test_run_rejects_broken_models_in_one_line(tmp_path, content, message):
+def test_run_rejects_broken_models_in_one_line(tmp_path, content, message, cli):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(content)
     r = cli("run", bad)
     assert r.exit_code == 1 and message in r.stderr and "Traceback" not in r.stderr
 
 
-def test_run_wrong_input_shape_says_what_differs(tmp_path):
+def test_run_wrong_input_shape_says_what_differs(tmp_path, cli):
     import numpy as np
 
     np.save(tmp_path / "x.npy", np.zeros((1, 3, 32, 32), np.float32))
@@ -159,7 +147,7 @@ def test_installed_package_finds_its_grammar(tmp_path):
         assert "site-packages" in out.stdout
 
 
-def test_bench_reports_latency_throughput_and_gflops():
+def test_bench_reports_latency_throughput_and_gflops(cli):
     r = cli("bench", SPECS / "lenet5.cnn", "--device", "cpu", "--runs", "5", "--json")
     assert r.exit_code == 0, r.stderr
     figures = json.loads(r.stdout)
@@ -177,18 +165,16 @@ def test_bench_reports_latency_throughput_and_gflops():
     ["bench", "specs/lenet5.cnn", "--threads", "0"],
     ["compile", "specs/lenet5.cnn", "--seed", "-1"],
 ])
-def test_numeric_options_are_range_checked(args, monkeypatch):
+def test_numeric_options_are_range_checked(args, monkeypatch, cli):
     monkeypatch.chdir(ROOT)
-    r = CliRunner().invoke(main, args)
+    r = cli(*args)
     assert r.exit_code == 2 and "is not in the range" in r.output
 
 
-def test_check_json_gives_each_result_and_error_positions(tmp_path):
-    import json
-
+def test_check_json_gives_each_result_and_error_positions(tmp_path, cli):
     bad = tmp_path / "bad.cnn"
     bad.write_text("input 3x4x4\nconv 8 5x5\n")
-    r = CliRunner().invoke(main, ["check", "--json", str(SPECS / "lenet5.cnn"), str(bad)])
+    r = cli("check", "--json", SPECS / "lenet5.cnn", bad)
     assert r.exit_code == 1 and r.stderr == ""
     ok, err = json.loads(r.stdout)
     assert ok == {"path": str(SPECS / "lenet5.cnn"), "ok": True, "name": "lenet5", "layers": 12,
@@ -198,19 +184,11 @@ def test_check_json_gives_each_result_and_error_positions(tmp_path):
     assert err["error"]["hint"]
 
 
-def test_every_command_help_shows_a_real_example():
-    r = CliRunner().invoke(main, ["--help"])
+def test_every_command_help_shows_a_real_example(cli):
+    r = cli("--help")
     assert r.exit_code == 0 and "Example" in r.stdout
     for name in main.commands:
-        r = CliRunner().invoke(main, [name, "--help"])
+        r = cli(name, "--help")
         assert r.exit_code == 0, name
         assert "Example" in r.stdout and f"cnndsl {name} " in r.stdout, f"cnndsl {name} --help shows no example"
 
-
-def test_python_dash_m_works_like_the_console_script():
-    import subprocess
-    import sys
-
-    r = subprocess.run([sys.executable, "-m", "cnndsl", "params", str(SPECS / "lenet5.cnn")],
-                       capture_output=True, text=True, check=False)
-    assert r.returncode == 0 and "61,706" in r.stdout

@@ -5,17 +5,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from click.testing import CliRunner
-from conftest import SPECS
+from helpers import SPECS
 from onnx import TensorProto
 
 import cnndsl
-from cnndsl.cli import main
 from cnndsl.runtime.run import Runner
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.mark.parametrize("spec, fold_bn", [("lenet5", False), ("resnet18", True), ("googlenet", False)])
@@ -35,33 +29,33 @@ def test_float16_model_matches_float32(spec, fold_bn):
     np.testing.assert_array_equal(got.argmax(1), want.argmax(1))
 
 
-def test_compile_float16_from_the_command_line(tmp_path):
+def test_compile_float16_from_the_command_line(tmp_path, cli):
     out = tmp_path / "lenet5.onnx"
-    r = invoke("compile", SPECS / "lenet5.cnn", "--dtype", "float16", "-o", out)
+    r = cli("compile", SPECS / "lenet5.cnn", "--dtype", "float16", "-o", out)
     assert r.exit_code == 0 and "float16" in r.stdout
     model = onnx.load(out)
     assert model.graph.node[0].op_type == "Cast" and model.graph.node[-1].op_type == "Cast"
-    r = invoke("run", out)
+    r = cli("run", out)
     assert r.exit_code == 0 and "output: 1x10" in r.stdout
 
 
-def test_weights_beyond_float16_are_refused_by_name(tmp_path):
+def test_weights_beyond_float16_are_refused_by_name(tmp_path, cli):
     weights = tmp_path / "w.npz"
     net = cnndsl.load(SPECS / "lenet5.cnn")
     arrays = {p.name: np.zeros(p.shape, np.float32) for p in net.graph.params()}
     arrays["classifier.0.weight"][3, 4] = 1e6
     np.savez(weights, **arrays)
     out = tmp_path / "m.onnx"
-    r = invoke("compile", SPECS / "lenet5.cnn", "--weights", weights, "--dtype", "float16", "-o", out)
+    r = cli("compile", SPECS / "lenet5.cnn", "--weights", weights, "--dtype", "float16", "-o", out)
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert "classifier.0.weight holds 1e+06, beyond float16's range (+-65504)" in r.output
     assert not out.exists() and list(tmp_path.iterdir()) == [weights]
-    r = invoke("compile", SPECS / "lenet5.cnn", "--weights", weights, "-o", out)  # fine in float32
+    r = cli("compile", SPECS / "lenet5.cnn", "--weights", weights, "-o", out)  # fine in float32
     assert r.exit_code == 0
 
 
-def test_quantize_needs_float32():
-    r = invoke("compile", SPECS / "lenet5.cnn", "--dtype", "float16", "--quantize", "int8")
+def test_quantize_needs_float32(cli):
+    r = cli("compile", SPECS / "lenet5.cnn", "--dtype", "float16", "--quantize", "int8")
     assert r.exit_code == 2 and "--quantize int8 starts from float32 weights" in r.output
 
 
@@ -80,25 +74,25 @@ def bn_weights(tmp_path, gamma, var):
     return spec, path
 
 
-def test_float16_batchnorm_whose_scale_overflows_is_refused_at_its_line(tmp_path):
+def test_float16_batchnorm_whose_scale_overflows_is_refused_at_its_line(tmp_path, cli):
     spec, weights = bn_weights(tmp_path, gamma=1e4, var=1e-9)  # scale 1e4 / sqrt(1e-5) = 3.16e6
-    r = invoke("compile", spec, "--weights", weights, "--dtype", "float16", "-o", tmp_path / "m.onnx")
+    r = cli("compile", spec, "--weights", weights, "--dtype", "float16", "-o", tmp_path / "m.onnx")
     assert r.exit_code == 1 and f"{spec}:3:1: error: batchnorm '1' scales by up to 3.16" in r.stderr
     assert "beyond float16's range (+-65504)" in r.stderr
     assert not (tmp_path / "m.onnx").exists()
-    r = invoke("compile", spec, "--weights", weights, "--dtype", "float16", "--fold-bn", "-o", tmp_path / "m.onnx")
+    r = cli("compile", spec, "--weights", weights, "--dtype", "float16", "--fold-bn", "-o", tmp_path / "m.onnx")
     assert r.exit_code == 1 and "after folding batchnorm '1' into it" in r.stderr
     assert "compile without --fold-bn, or as float32" in r.stderr
-    r = invoke("compile", spec, "--weights", weights, "-o", tmp_path / "m.onnx")  # float32 is fine
+    r = cli("compile", spec, "--weights", weights, "-o", tmp_path / "m.onnx")  # float32 is fine
     assert r.exit_code == 0
 
 
-def test_run_warns_when_outputs_are_not_finite(tmp_path):
+def test_run_warns_when_outputs_are_not_finite(tmp_path, cli):
     net = cnndsl.parse("input 4\ndense 2\n")
     huge = {"0.weight": np.full((2, 4), 3e38, np.float32), "0.bias": np.zeros(2, np.float32)}
     model = tmp_path / "m.onnx"
     model.write_bytes(net.to_onnx(weights=huge).SerializeToString())
     x = tmp_path / "x.npy"
     np.save(x, np.ones((1, 4), np.float32))
-    r = invoke("run", model, "--input", x)
+    r = cli("run", model, "--input", x)
     assert r.exit_code == 0 and "warning: 2 of 2 output values are NaN or infinite" in r.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import SPECS
 
 import cnndsl
 
@@ -28,8 +29,6 @@ def _run(text, x):
 
 
 def test_worked_example_exact():
-    from conftest import SPECS
-
     net = cnndsl.load(SPECS / "conv_example.cnn")
     out, _ = net.run(IMAGE[None, None], device="cpu")
     assert out[0, 0].tolist() == [[88, 67, 134], [55, 94, 132], [107, 25, 134]]
@@ -54,8 +53,6 @@ def test_max_pool_example():
 
 
 def test_filter_bank_one_map_per_filter():
-    from conftest import SPECS
-
     net = cnndsl.load(SPECS / "filters.cnn")
     assert net.output_shape == (6, 64, 64)
     assert net.totals.params == 0 and net.totals.constants == 6 * 9

@@ -11,20 +11,14 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from click.testing import CliRunner
-from conftest import ROOT, SPECS
+from helpers import ROOT, SPECS
 
 import cnndsl
-from cnndsl.cli import main
 from cnndsl.errors import CnnDslError, WeightsError
 from cnndsl.onnx import compile as compile_mod
 from cnndsl.onnx.output import Output
 from cnndsl.runtime.run import Runner
 from cnndsl.weights.files import read_weights
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture
@@ -63,9 +57,9 @@ def failing_after(budget, exc, only=""):
     (OSError(errno.EACCES, "Permission denied"), 1, "Permission denied"),
     (KeyboardInterrupt(), 130, "interrupted"),
 ])
-def test_failure_while_writing_leaves_existing_output_untouched(existing, monkeypatch, exc, code, message):
+def test_failure_while_writing_leaves_existing_output_untouched(existing, monkeypatch, exc, code, message, cli):
     monkeypatch.setattr(compile_mod, "_open_output", failing_after(100_000, exc))
-    r = invoke("compile", SPECS / "lenet5.cnn", "-o", existing)
+    r = cli("compile", SPECS / "lenet5.cnn", "-o", existing)
     assert r.exit_code == code and message in r.stderr and "Traceback" not in r.stderr
     assert existing.read_bytes() == b"the user's precious model"
     assert os.listdir(existing.parent) == ["model.onnx"]  # no temporary left behind
@@ -75,7 +69,7 @@ def test_failure_while_writing_leaves_existing_output_untouched(existing, monkey
     lambda d: ("bad.cnn", "input 1x8x8\nconv 4 9x9\n"),
     lambda d: ("lenet5.cnn", None),
 ])
-def test_bad_spec_or_bad_weights_leave_existing_output_untouched(existing, tmp_path, make_bad):
+def test_bad_spec_or_bad_weights_leave_existing_output_untouched(existing, tmp_path, make_bad, cli):
     name, text = make_bad(tmp_path)
     spec = tmp_path / name if text else SPECS / name
     if text:
@@ -84,17 +78,17 @@ def test_bad_spec_or_bad_weights_leave_existing_output_untouched(existing, tmp_p
     if not text:
         np.savez(tmp_path / "w.npz", junk=np.zeros(3, np.float32))
         args += ["--weights", tmp_path / "w.npz"]
-    r = invoke(*args)
+    r = cli(*args)
     assert r.exit_code == 1 and "error:" in r.stderr
     assert existing.read_bytes() == b"the user's precious model"
     assert sorted(os.listdir(tmp_path)) == sorted({"model.onnx", name if text else "w.npz"})
 
 
-def test_large_models_use_external_data(tmp_path, monkeypatch):
+def test_large_models_use_external_data(tmp_path, monkeypatch, cli):
     """Above protobuf's limit (lowered here to 100 kB), weights go to OUT.onnx.data, and it says so."""
     monkeypatch.setattr(compile_mod, "PROTOBUF_LIMIT", 100_000)
     out = tmp_path / "lenet5.onnx"
-    r = invoke("compile", SPECS / "lenet5.cnn", "-o", out)
+    r = cli("compile", SPECS / "lenet5.cnn", "-o", out)
     assert r.exit_code == 0, r.stderr
     assert "ONNX external data" in r.stderr and f"{out}.data" in r.stderr
     assert sorted(os.listdir(tmp_path)) == ["lenet5.onnx", "lenet5.onnx.data"]
@@ -103,15 +97,15 @@ def test_large_models_use_external_data(tmp_path, monkeypatch):
     external = Runner.from_model(str(out), device="cpu").run(x)
     inline = Runner.from_model(cnndsl.load(SPECS / "lenet5.cnn").to_onnx().SerializeToString(), device="cpu").run(x)
     np.testing.assert_array_equal(external, inline)
-    r = invoke("run", out)  # and the runner takes it from the path
+    r = cli("run", out)  # and the runner takes it from the path
     assert r.exit_code == 0 and "output: 1x10" in r.stdout
 
 
 @pytest.mark.parametrize("exc, code", [(KeyboardInterrupt(), 130), (OSError(errno.ENOSPC, "No space"), 1)])
-def test_failure_while_writing_external_data(monkeypatch, existing, exc, code):
+def test_failure_while_writing_external_data(monkeypatch, existing, exc, code, cli):
     monkeypatch.setattr(compile_mod, "PROTOBUF_LIMIT", 100_000)
     monkeypatch.setattr(compile_mod, "_open_output", failing_after(50_000, exc, only=".data"))
-    r = invoke("compile", SPECS / "lenet5.cnn", "-o", existing)
+    r = cli("compile", SPECS / "lenet5.cnn", "-o", existing)
     assert r.exit_code == code
     assert existing.read_bytes() == b"the user's precious model"
     assert os.listdir(existing.parent) == ["model.onnx"]
@@ -157,7 +151,7 @@ def test_corrupt_weight_files_name_the_file(tmp_path, fmt, damage, message):
     assert info.value.path == str(path)
 
 
-def test_foreign_model_with_an_unsupported_op_fails_in_one_line(tmp_path):
+def test_foreign_model_with_an_unsupported_op_fails_in_one_line(tmp_path, cli):
     from onnx import TensorProto, helper
 
     node = helper.make_node("NoSuchOp", ["input"], ["output"], domain="example.invalid")
@@ -166,14 +160,14 @@ def test_foreign_model_with_an_unsupported_op_fails_in_one_line(tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
                                                     helper.make_opsetid("example.invalid", 1)], ir_version=10)
     onnx.save_model(model, tmp_path / "foreign.onnx")
-    r = invoke("run", tmp_path / "foreign.onnx")
+    r = cli("run", tmp_path / "foreign.onnx")
     assert r.exit_code == 1 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "cannot load the model" in r.stderr
 
 
-def test_run_refuses_a_batch_that_cannot_fit(monkeypatch):
+def test_run_refuses_a_batch_that_cannot_fit(monkeypatch, cli):
     monkeypatch.setattr(compile_mod, "available_memory", lambda: 50_000_000)
-    r = invoke("run", SPECS / "resnet18.cnn", "--batch", "64")
+    r = cli("run", SPECS / "resnet18.cnn", "--batch", "64")
     assert r.exit_code == 1 and "use a smaller --batch" in r.stderr and "496.4 MB" in r.stderr
 
 
@@ -203,12 +197,12 @@ def test_streamed_compile_needs_only_the_tensors_in_flight(tmp_path, monkeypatch
     assert (tmp_path / "m.onnx").stat().st_size > 246_824
 
 
-def test_a_model_larger_than_the_free_disk_is_refused_before_writing(existing, monkeypatch):
+def test_a_model_larger_than_the_free_disk_is_refused_before_writing(existing, monkeypatch, cli):
     import collections
 
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(compile_mod.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 100_000, 100_000))
-    r = invoke("compile", SPECS / "lenet5.cnn", "-o", existing)
+    r = cli("compile", SPECS / "lenet5.cnn", "-o", existing)
     assert r.exit_code == 1 and "cannot compile lenet5 here: its 61,706 float32 weights take 246.8 KB" in r.stderr
     assert "has 100.0 KB free" in r.stderr and "--dtype float16" in r.stderr
     assert existing.read_bytes() == b"the user's precious model" and os.listdir(existing.parent) == ["model.onnx"]

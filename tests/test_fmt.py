@@ -8,8 +8,7 @@ import random
 
 import click
 import pytest
-from click.testing import CliRunner
-from conftest import SPECS
+from helpers import SPECS
 
 from cnndsl import api
 from cnndsl.errors import CnnDslError, SpecSyntaxError
@@ -236,12 +235,6 @@ def test_fmt_refuses_to_change_the_meaning(monkeypatch):
 
 # -- the command --------------------------------------------------------------------------
 
-def cli(*args, stdin=None):
-    from cnndsl.cli import main
-
-    return CliRunner().invoke(main, ["fmt", *map(str, args)], input=stdin, catch_exceptions=False)
-
-
 MESSY, CANONICAL = "features:{\n conv 6 5x5   # c1\n}\n", "features: {\n  conv 6 5x5  # c1\n}\n"
 
 
@@ -254,9 +247,9 @@ def specs(tmp_path):
     return messy, tidy
 
 
-def test_fmt_rewrites_in_place(specs):
+def test_fmt_rewrites_in_place(specs, cli):
     messy, tidy = specs
-    r = cli(messy, tidy)
+    r = cli("fmt", messy, tidy)
     assert r.exit_code == 0, r.output
     assert messy.read_text(encoding="utf-8") == CANONICAL and tidy.read_text(encoding="utf-8") == CANONICAL
     assert f"reformatted {messy}" in r.output and str(tidy) not in r.output
@@ -264,44 +257,44 @@ def test_fmt_rewrites_in_place(specs):
     assert sorted(p.name for p in messy.parent.iterdir()) == ["messy.cnn", "tidy.cnn"]  # no temp file left
 
 
-def test_fmt_check_lists_what_would_change_and_writes_nothing(specs):
+def test_fmt_check_lists_what_would_change_and_writes_nothing(specs, cli):
     messy, tidy = specs
-    r = cli("--check", messy, tidy)
+    r = cli("fmt", "--check", messy, tidy)
     assert r.exit_code == 1
     lines = r.output.splitlines()
     assert str(messy) in lines and str(tidy) not in lines  # one path a line, for scripts
     assert "1 of 2 specs would be reformatted" in r.output
     assert messy.read_text(encoding="utf-8") == MESSY
-    r = cli("--check", tidy)
+    r = cli("fmt", "--check", tidy)
     assert r.exit_code == 0 and r.output == ""
 
 
-def test_fmt_stdout_and_stdin(specs):
+def test_fmt_stdout_and_stdin(specs, cli):
     messy, _ = specs
-    r = cli("--stdout", messy)
+    r = cli("fmt", "--stdout", messy)
     assert r.exit_code == 0 and r.output == CANONICAL
     assert messy.read_text(encoding="utf-8") == MESSY
-    r = cli("-", stdin=MESSY)
+    r = cli("fmt", "-", input=MESSY)
     assert r.exit_code == 0 and r.output == CANONICAL
-    r = cli("--check", "-", stdin=MESSY)
+    r = cli("fmt", "--check", "-", input=MESSY)
     assert r.exit_code == 1 and "<stdin>" in r.output
 
 
-def test_fmt_refuses_a_bad_spec_and_leaves_it_untouched(tmp_path, specs):
+def test_fmt_refuses_a_bad_spec_and_leaves_it_untouched(tmp_path, specs, cli):
     messy, _ = specs
     bad = tmp_path / "bad.cnn"
     bad.write_text("features: {\n  conv 6 5x5\n", encoding="utf-8")
-    r = cli(bad, messy)
+    r = cli("fmt", bad, messy)
     assert r.exit_code == 1
     assert f"{bad}:" in r.output and "error: unexpected end of file" in r.output
     assert "Traceback" not in r.output
     assert bad.read_text(encoding="utf-8") == "features: {\n  conv 6 5x5\n"
     assert messy.read_text(encoding="utf-8") == CANONICAL  # the good one is still formatted
-    r = cli(tmp_path / "missing.cnn")
+    r = cli("fmt", tmp_path / "missing.cnn")
     assert r.exit_code == 1 and "cannot read the spec" in r.output
 
 
-def test_fmt_goes_on_after_a_spec_it_cannot_format(tmp_path, specs, monkeypatch):
+def test_fmt_goes_on_after_a_spec_it_cannot_format(tmp_path, specs, monkeypatch, cli):
     from cnndsl.lang import fmt
 
     messy, _ = specs
@@ -315,27 +308,27 @@ def test_fmt_goes_on_after_a_spec_it_cannot_format(tmp_path, specs, monkeypatch)
     monkeypatch.setattr(fmt._Printer, "feed", feed)
     boom = tmp_path / "boom.cnn"
     boom.write_text("boom\n", encoding="utf-8")
-    r = cli("--check", boom, messy)
+    r = cli("fmt", "--check", boom, messy)
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert f"{boom}: error: cnndsl fmt would change what this spec means" in r.output
     assert str(messy) in r.output.splitlines()  # the next spec is still checked
 
 
-def test_fmt_formats_a_semicolon_after_a_continuation(tmp_path):
+def test_fmt_formats_a_semicolon_after_a_continuation(tmp_path, cli):
     spec = tmp_path / "s.cnn"
     spec.write_text("input 1x8x8\nrelu \\\n; x: relu\n", encoding="utf-8")
-    r = cli("--check", spec)
+    r = cli("fmt", "--check", spec)
     assert r.exit_code == 1 and r.output.splitlines()[0] == str(spec)
-    r = cli(spec)
+    r = cli("fmt", spec)
     assert r.exit_code == 0, r.output
     assert spec.read_text(encoding="utf-8") == "input 1x8x8\nrelu \\\n    ; x: relu\n"
 
 
-def test_fmt_refuses_a_read_only_spec(specs):
+def test_fmt_refuses_a_read_only_spec(specs, cli):
     messy, tidy = specs
     os.chmod(messy, 0o444)
     os.chmod(tidy, 0o444)
-    r = cli(messy, tidy)  # also as root, who may write anyway
+    r = cli("fmt", messy, tidy)  # also as root, who may write anyway
     assert r.exit_code == 1
     assert f"{messy}: error: cannot write the spec: permission denied" in r.output
     assert "Traceback" not in r.output and str(tidy) not in r.output  # a canonical one needs no write
@@ -343,29 +336,29 @@ def test_fmt_refuses_a_read_only_spec(specs):
     assert oct(messy.stat().st_mode & 0o777) == oct(0o444)
 
 
-def test_fmt_check_and_stdout_together_is_a_usage_error(specs):
+def test_fmt_check_and_stdout_together_is_a_usage_error(specs, cli):
     messy, _ = specs
-    r = cli("--check", "--stdout", messy)
+    r = cli("fmt", "--check", "--stdout", messy)
     assert r.exit_code == 2 and "--check and --stdout" in r.output
     assert messy.read_text(encoding="utf-8") == MESSY
 
 
-def test_fmt_errors_are_coloured_on_a_terminal(tmp_path, monkeypatch):
+def test_fmt_errors_are_coloured_on_a_terminal(tmp_path, monkeypatch, cli):
     from cnndsl.views import term
 
     monkeypatch.setattr(term, "color_enabled", lambda stream=None: True)
     bad = tmp_path / "bad.cnn"
     bad.write_text("conv 3 3 )\n", encoding="utf-8")
-    r = cli(bad)
+    r = cli("fmt", bad)
     assert r.exit_code == 1
     assert click.style("error:", fg="red", bold=True) in r.output, repr(r.output)
 
 
-def test_fmt_keeps_hard_links(specs):
+def test_fmt_keeps_hard_links(specs, cli):
     messy, _ = specs
     other = messy.parent / "other.cnn"
     os.link(messy, other)
-    r = cli(messy)
+    r = cli("fmt", messy)
     assert r.exit_code == 0, r.output
     assert other.read_text(encoding="utf-8") == CANONICAL  # one file, two names: both changed
     assert os.path.samefile(messy, other) and messy.stat().st_nlink == 2
@@ -373,10 +366,10 @@ def test_fmt_keeps_hard_links(specs):
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root can give a file away")
-def test_fmt_keeps_the_owner(specs):
+def test_fmt_keeps_the_owner(specs, cli):
     messy, _ = specs
     os.chown(messy, 1234, 2345)
-    r = cli(messy)
+    r = cli("fmt", messy)
     assert r.exit_code == 0, r.output
     assert messy.read_text(encoding="utf-8") == CANONICAL
     assert (messy.stat().st_uid, messy.stat().st_gid) == (1234, 2345)
@@ -387,11 +380,11 @@ def test_align_false_collapses_code_alignment_but_keeps_comment_columns():
     assert format_text(text, align=False) == "aa: relu; relu        # c\nb: conv 64 3x3        # d\n"
 
 
-def test_fmt_no_align_collapses_alignment(tmp_path):
+def test_fmt_no_align_collapses_alignment(tmp_path, cli):
     spec = tmp_path / "aligned.cnn"
     spec.write_text("a:    relu\nbb:   relu\n", encoding="utf-8")
-    assert cli("--check", spec).exit_code == 0  # alignment is canonical by default
-    r = cli("--no-align", spec)
+    assert cli("fmt", "--check", spec).exit_code == 0  # alignment is canonical by default
+    r = cli("fmt", "--no-align", spec)
     assert r.exit_code == 0 and spec.read_text(encoding="utf-8") == "a: relu\nbb: relu\n"
 
 

@@ -40,6 +40,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -53,7 +54,6 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     resource = None
 
-ROOT = Path(__file__).resolve().parent.parent
 SPEC_PATHS = sorted((ROOT / "specs").glob("*.cnn"))
 SPEC_TEXTS = {p.name: p.read_text(encoding="utf-8") for p in SPEC_PATHS}
 PATH = "fuzz.cnn"

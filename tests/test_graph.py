@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shutil
 import subprocess
 
 import pytest
-from click.testing import CliRunner
-from conftest import SPECS
+from helpers import SPECS, graph
 
 import cnndsl
-from cnndsl.cli import main
 from cnndsl.model.ir import TRAINABLE
 from cnndsl.views.graph import to_dot
 
@@ -24,15 +21,6 @@ EDGE = re.compile(r"^\s*(\S+) -> (\S+);$", re.M)
 CLUSTER = re.compile(r"^\s*subgraph cluster_\d+ \{\n.*tooltip=\"([^\"]*)\"", re.M)
 PARAMS = re.compile(r"([\d,]+) params")
 MAGIC = {".svg": b"<svg", ".png": b"\x89PNG\r\n\x1a\n", ".pdf": b"%PDF-", ".dot": b"digraph "}
-
-
-@functools.cache
-def graph(name: str):
-    return cnndsl.load(SPECS / f"{name}.cnn").graph
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def run_dot(text: str, fmt: str = "svg") -> subprocess.CompletedProcess:
@@ -111,7 +99,7 @@ def test_depth_two_nests_blocks_in_their_stage():
     assert EDGE.findall(text).count(("b0", "b1")) == 1  # layer1.0 -> layer1.1, once
 
 
-def test_depth_must_be_positive():
+def test_depth_must_be_positive(cli):
     with pytest.raises(ValueError):
         to_dot(graph("lenet5"), 0)
     r = cli("graph", SPECS / "lenet5.cnn", "--depth", "0", "-o", "-")
@@ -210,7 +198,7 @@ def test_parallel_branches_read_left_to_right(spec, depth, concats):
 # --- the command ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("ext", [".dot", ".svg", ".png", ".pdf"])
-def test_command_writes_each_format(tmp_path, ext):
+def test_command_writes_each_format(tmp_path, ext, cli):
     if ext != ".dot" and DOT is None:
         pytest.skip("Graphviz's dot is not installed")
     out = tmp_path / f"net{ext}"
@@ -220,7 +208,7 @@ def test_command_writes_each_format(tmp_path, ext):
     assert f"wrote {out}" in r.stdout and os.listdir(tmp_path) == [out.name]  # no temporary file left
 
 
-def test_summary_says_collapsed_only_when_a_block_was(tmp_path):
+def test_summary_says_collapsed_only_when_a_block_was(tmp_path, cli):
     r = cli("graph", SPECS / "lenet5.cnn", "--depth", "9", "-o", tmp_path / "net.dot")
     assert r.exit_code == 0 and r.stdout == f"wrote {tmp_path / 'net.dot'} (12 layers)\n"
     r = cli("graph", SPECS / "lenet5.cnn", "--depth", "1", "-o", tmp_path / "net.dot")
@@ -228,7 +216,7 @@ def test_summary_says_collapsed_only_when_a_block_was(tmp_path):
 
 
 @needs_dot
-def test_pdf_has_no_creation_date(tmp_path):
+def test_pdf_has_no_creation_date(tmp_path, cli):
     """Cairo stamps the time into the PDF; it is blanked in place so the byte offsets stay right."""
     out = tmp_path / "net.pdf"
     assert cli("graph", SPECS / "lenet5.cnn", "-o", out).exit_code == 0
@@ -238,18 +226,18 @@ def test_pdf_has_no_creation_date(tmp_path):
     assert data[xref:].startswith(b"xref")
 
 
-def test_dash_prints_dot_to_stdout():
+def test_dash_prints_dot_to_stdout(cli):
     r = cli("graph", SPECS / "lenet5.cnn", "-o", "-")
     assert r.exit_code == 0 and r.stdout == to_dot(graph("lenet5"))
 
 
-def test_dot_output_needs_no_graphviz(tmp_path, monkeypatch):
+def test_dot_output_needs_no_graphviz(tmp_path, monkeypatch, cli):
     monkeypatch.setattr("cnndsl.cli.graph.shutil.which", lambda name: None)
     r = cli("graph", SPECS / "lenet5.cnn", "-o", tmp_path / "net.gv")
     assert r.exit_code == 0 and (tmp_path / "net.gv").read_text() == to_dot(graph("lenet5"))
 
 
-def test_missing_graphviz_is_a_clear_error_and_leaves_the_old_file(tmp_path, monkeypatch):
+def test_missing_graphviz_is_a_clear_error_and_leaves_the_old_file(tmp_path, monkeypatch, cli):
     monkeypatch.setattr("cnndsl.cli.graph.shutil.which", lambda name: None)
     out = tmp_path / "net.svg"
     out.write_text("old")
@@ -260,7 +248,7 @@ def test_missing_graphviz_is_a_clear_error_and_leaves_the_old_file(tmp_path, mon
     assert out.read_text() == "old" and os.listdir(tmp_path) == ["net.svg"]
 
 
-def test_failing_graphviz_is_reported_and_writes_nothing(tmp_path, monkeypatch):
+def test_failing_graphviz_is_reported_and_writes_nothing(tmp_path, monkeypatch, cli):
     fake = tmp_path / "dot"
     fake.write_text("#!/bin/sh\necho 'Error: syntax error in line 1' >&2\nexit 1\n")
     fake.chmod(0o755)
@@ -275,14 +263,14 @@ def test_failing_graphviz_is_reported_and_writes_nothing(tmp_path, monkeypatch):
     ("net", "net: error: the output name has no extension to tell the format"),
     ("missing/net.dot", "net.dot: error: cannot write the diagram: No such file or directory"),
 ])
-def test_output_errors(tmp_path, output, message):
+def test_output_errors(tmp_path, output, message, cli):
     r = cli("graph", SPECS / "lenet5.cnn", "-o", tmp_path / output)
     assert r.exit_code == 1 and message in r.stderr and "Traceback" not in r.output
     assert "hint: name the output with one of .dot" in r.stderr or "missing" in output
     assert os.listdir(tmp_path) == []
 
 
-def test_bad_spec_points_at_the_line_and_writes_nothing(tmp_path):
+def test_bad_spec_points_at_the_line_and_writes_nothing(tmp_path, cli):
     bad = tmp_path / "bad.cnn"
     bad.write_text("input 1x8x8\nconv 4 3x3\nmaxpol 2x2\n")
     r = cli("graph", bad, "-o", tmp_path / "bad.svg")

@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from conftest import ROOT, SPECS
+from helpers import ROOT, SPECS
 from pygments.lexers import find_lexer_class_for_filename, get_lexer_by_name
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator, Punctuation, String
 

@@ -32,7 +32,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import SPECS
+from helpers import SPECS
 
 import cnndsl
 from cnndsl.onnx.compile import compile_to_file

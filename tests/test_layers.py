@@ -11,14 +11,11 @@ The arithmetic is written out in the comments so a reviewer can redo it.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from helpers import SPECS
 
 import cnndsl
 from cnndsl.layers import REGISTRY
-
-SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 T, B, C = "trainable", "buffer", "constant"
 

@@ -8,12 +8,10 @@ import warnings
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from conftest import ROOT, SPECS
+from helpers import ROOT, SPECS
 from PIL import Image, ImageOps
 
 import cnndsl
-from cnndsl.cli import main
 from cnndsl.errors import RunError
 from cnndsl.runtime import run as runmod
 from cnndsl.views import maps
@@ -22,10 +20,6 @@ SHAPES = ROOT / "tests" / "fixtures" / "shapes.png"
 FILTERS = SPECS / "filters.cnn"
 BANK = ["identity", "outline", "sobel_left", "sobel_bottom", "darken", "lighten"]
 NAMES = [f"{i}_{label}.png" for i, label in enumerate(BANK)] + ["grid.png"]
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def grey() -> np.ndarray:
@@ -117,7 +111,7 @@ def test_normalise_and_grid_layout():
     assert maps.grid_layout(3, 640, 480).map_size == (240, 320)  # large maps shrink to fit 320
 
 
-def test_filters_maps_of_the_test_image(tmp_path):
+def test_filters_maps_of_the_test_image(tmp_path, cli):
     out = tmp_path / "maps"
     r = cli("run", FILTERS, "--image", SHAPES, "--save-maps", f"{out}/", "--device", "cpu")
     assert r.exit_code == 0, r.output
@@ -131,7 +125,7 @@ def test_filters_maps_of_the_test_image(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["maps"]  # no staging folder left
 
 
-def test_rgb_image_and_resize(tmp_path):
+def test_rgb_image_and_resize(tmp_path, cli):
     spec = tmp_path / "rgb.cnn"
     spec.write_text("input 3x32x32\nconcat { red: fixedconv [[[[1]], [[0]], [[0]]]]; "
                     "blue: fixedconv [[[[0]], [[0]], [[1]]]] }\n")
@@ -148,13 +142,13 @@ def test_rgb_image_and_resize(tmp_path):
     (["--resize"], 2, "--resize applies to --image"),
     (["--image", SHAPES, "--batch", 4], 2, "--batch sets the size of the random input"),
 ])
-def test_option_conflicts(tmp_path, args, code, message):
+def test_option_conflicts(tmp_path, args, code, message, cli):
     r = cli("run", FILTERS, *args, "--save-maps", tmp_path / "out")
     assert r.exit_code == code and message in r.output
     assert list(tmp_path.iterdir()) == []
 
 
-def test_save_maps_of_a_classifier_is_refused_before_running(tmp_path):
+def test_save_maps_of_a_classifier_is_refused_before_running(tmp_path, cli):
     r = cli("run", SPECS / "lenet5.cnn", "--save-maps", tmp_path / "out", "--device", "cpu")
     assert r.exit_code == 1 and "--save-maps needs an output of maps (batch x CxHxW)" in r.stderr
     assert "output is Nx10" in r.stderr and "Traceback" not in r.output
@@ -306,13 +300,13 @@ def one_map_spec(tmp_path):
     return spec
 
 
-def test_one_map_is_singular(tmp_path):
+def test_one_map_is_singular(tmp_path, cli):
     r = cli("run", one_map_spec(tmp_path), "--image", SHAPES, "--save-maps", tmp_path / "out", "--device", "cpu")
     assert r.exit_code == 0, r.output
     assert f"wrote 1 map and grid.png to {tmp_path / 'out'}{os.sep}" in r.stdout
 
 
-def test_a_folder_in_the_way_is_refused_before_running(tmp_path, monkeypatch):
+def test_a_folder_in_the_way_is_refused_before_running(tmp_path, monkeypatch, cli):
     monkeypatch.setattr(runmod.Runner, "from_model", lambda *a, **k: pytest.fail("must not run"))
     (tmp_path / "ex" / "grid.png").mkdir(parents=True)
     r = cli("run", FILTERS, "--image", SHAPES, "--save-maps", tmp_path / "ex")
@@ -335,7 +329,7 @@ def test_a_folder_in_the_way_of_a_map_leaves_the_old_maps(tmp_path):
 
 
 @pytest.mark.parametrize("how", ["access", "probe"])
-def test_an_unwritable_folder_is_refused_before_running(tmp_path, monkeypatch, how):
+def test_an_unwritable_folder_is_refused_before_running(tmp_path, monkeypatch, how, cli):
     monkeypatch.setattr(runmod.Runner, "from_model", lambda *a, **k: pytest.fail("must not run"))
     out = tmp_path / "out"
     out.mkdir()
@@ -352,7 +346,7 @@ def test_an_unwritable_folder_is_refused_before_running(tmp_path, monkeypatch, h
     assert f"{out}: error: cannot write into this folder" in r.stderr and list(out.iterdir()) == []
 
 
-def test_a_disk_full_while_saving_is_a_clean_error(tmp_path, monkeypatch):
+def test_a_disk_full_while_saving_is_a_clean_error(tmp_path, monkeypatch, cli):
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
@@ -363,7 +357,7 @@ def test_a_disk_full_while_saving_is_a_clean_error(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_maps_of_an_earlier_run_are_replaced_not_mixed_in(tmp_path):
+def test_maps_of_an_earlier_run_are_replaced_not_mixed_in(tmp_path, cli):
     out = tmp_path / "out"
     r = cli("run", FILTERS, "--image", SHAPES, "--save-maps", out, "--device", "cpu")
     assert r.exit_code == 0, r.output

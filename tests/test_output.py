@@ -6,7 +6,7 @@ import errno
 import os
 
 import pytest
-from conftest import SPECS
+from helpers import SPECS
 
 import cnndsl
 from cnndsl.errors import CompileError

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from lark import Lark
 
 from cnndsl.lang import parsertables
 from cnndsl.lang.parse import _PostLex
 
-ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.cnn"))
 
 BROKEN = [

@@ -8,11 +8,9 @@ import sys
 import time
 
 import pytest
-from click.testing import CliRunner
-from conftest import ROOT, SPECS
+from helpers import ROOT, SPECS, graph
 
 import cnndsl
-from cnndsl.cli import main
 from cnndsl.errors import CnnDslError
 from cnndsl.model import report
 from cnndsl.model.ir import TRAINABLE
@@ -29,14 +27,6 @@ from cnndsl.views.plot import (
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def graph(name: str):
-    return cnndsl.load(SPECS / f"{name}.cnn").graph
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def test_lineage_data_is_in_the_params_table_order_with_exact_totals():
@@ -161,7 +151,7 @@ def test_the_same_chart_is_the_same_bytes(tmp_path, ext):
 
 
 @pytest.mark.parametrize("target", ["cnndsl.views.plot.tempfile.mkstemp", "matplotlib.figure.Figure.savefig"])
-def test_a_folder_that_cannot_be_written_is_a_clean_error(tmp_path, monkeypatch, target):
+def test_a_folder_that_cannot_be_written_is_a_clean_error(tmp_path, monkeypatch, target, cli):
     def fail(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -192,14 +182,14 @@ def test_errors_write_nothing(tmp_path, graphs, kwargs, message):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_plot_lineage(tmp_path):
+def test_cli_plot_lineage(tmp_path, cli):
     out = tmp_path / "lineage.png"
     r = cli("plot", SPECS / "mlp_mnist.cnn", SPECS / "lenet5.cnn", "-o", out, "--size", "800x500")
     assert r.exit_code == 0, r.output
     assert out.read_bytes()[:8] == PNG_MAGIC and f"wrote {out}" in r.stdout
 
 
-def test_cli_plot_bad_spec_points_at_it_and_writes_nothing(tmp_path):
+def test_cli_plot_bad_spec_points_at_it_and_writes_nothing(tmp_path, cli):
     bad = tmp_path / "bad.cnn"
     bad.write_text("input 1x8x8\nconv 4 3x3\nmaxpol 2\n")
     out = tmp_path / "chart.png"
@@ -208,7 +198,7 @@ def test_cli_plot_bad_spec_points_at_it_and_writes_nothing(tmp_path):
     assert "Traceback" not in r.output and not out.exists()
 
 
-def test_cli_plot_errors(tmp_path):
+def test_cli_plot_errors(tmp_path, cli):
     r = cli("plot", SPECS / "lenet5.cnn", "-o", tmp_path / "chart.gif")
     assert r.exit_code == 1 and "unknown chart format '.gif'" in r.stderr and "hint:" in r.stderr
     r = cli("plot", "-o", tmp_path / "chart.png")

@@ -6,16 +6,14 @@ import os
 
 import numpy as np
 import onnx
-from click.testing import CliRunner
-from conftest import SPECS
+from helpers import SPECS
 
-from cnndsl.cli import main
 from cnndsl.runtime.run import Runner
 
 
-def test_int8_model_runs_and_reports_drift(tmp_path):
+def test_int8_model_runs_and_reports_drift(tmp_path, cli):
     out = tmp_path / "lenet5_int8.onnx"
-    r = CliRunner().invoke(main, ["compile", str(SPECS / "lenet5.cnn"), "--quantize", "int8", "-o", str(out)])
+    r = cli("compile", SPECS / "lenet5.cnn", "--quantize", "int8", "-o", out)
     assert r.exit_code == 0, r.stderr
     assert "int8 QDQ, calibrated on 16 seeded random inputs" in r.stdout
     assert "relative error" in r.stdout and "top-1 agreement" in r.stdout
@@ -29,9 +27,9 @@ def test_int8_model_runs_and_reports_drift(tmp_path):
     assert y.shape == (2, 10)
 
 
-def test_calibration_file_must_fit_the_network(tmp_path):
+def test_calibration_file_must_fit_the_network(tmp_path, cli):
     np.save(tmp_path / "cal.npy", np.zeros((4, 3, 32, 32), np.float32))
-    r = CliRunner().invoke(main, ["compile", str(SPECS / "lenet5.cnn"), "--quantize", "int8",
-                                  "--calibration", str(tmp_path / "cal.npy"), "-o", str(tmp_path / "q.onnx")])
+    r = cli("compile", SPECS / "lenet5.cnn", "--quantize", "int8", "--calibration", tmp_path / "cal.npy",
+            "-o", tmp_path / "q.onnx")
     assert r.exit_code == 1 and "calibration inputs have shape (3, 32, 32)" in r.stderr
     assert not (tmp_path / "q.onnx").exists()

@@ -10,17 +10,15 @@ import re
 import shlex
 
 import pytest
-from click.testing import CliRunner
-from conftest import ROOT
+from helpers import ROOT
 
-from cnndsl.cli import main
 from cnndsl.layers import REGISTRY
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 BLOCKS = [b for b in re.findall(r"```\n(\$ cnndsl .*?)```", README, flags=re.S)]
 
 
-def _run(command: str) -> str:
+def _run(cli, command: str) -> str:
     head = None
     if "| head -" in command:
         command, n = command.split("| head -")
@@ -28,14 +26,14 @@ def _run(command: str) -> str:
     args = []
     for word in shlex.split(command)[1:]:
         args += sorted(glob.glob(word)) if "*" in word else [word]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    result = cli(*args)
     text = result.stdout if result.exit_code == 0 else result.stderr
     lines = text.rstrip("\n").splitlines()
     return "\n".join(lines[:head] if head else lines)
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.splitlines()[0][2:60] for b in BLOCKS])
-def test_readme_output_is_current(block, monkeypatch, tmp_path, update_goldens):
+def test_readme_output_is_current(block, monkeypatch, tmp_path, update_goldens, cli):
     """Standard output (standard error for a failing command); --update-goldens rewrites the block.
     Commands run in an empty folder that sees the repository's specs/ and tests/, so the files
     they write stay out of the checkout."""
@@ -43,7 +41,7 @@ def test_readme_output_is_current(block, monkeypatch, tmp_path, update_goldens):
         (tmp_path / name).symlink_to(ROOT / name)
     monkeypatch.chdir(tmp_path)
     command, *expected = block.rstrip("\n").splitlines()
-    actual = _run(command[2:])
+    actual = _run(cli, command[2:])
     if update_goldens and actual != "\n".join(expected):
         text = (ROOT / "README.md").read_text(encoding="utf-8")
         (ROOT / "README.md").write_text(text.replace(block, f"{command}\n{actual}\n"), encoding="utf-8")

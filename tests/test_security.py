@@ -12,9 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT / "specs"
+from helpers import SPECS
 
 # Runs the CLI in a child with an audit hook: every unpickled global and every file opened under
 # the temp folder is recorded (the child's own mkstemp/mkdtemp files are fine: cnndsl made them).

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import onnx
 import pytest
-from conftest import GOLDEN, SPECS
+from helpers import GOLDEN, SPECS
 
 import cnndsl
 from cnndsl.model.ir import BUFFER, CONSTANT, TRAINABLE

@@ -7,11 +7,9 @@ import re
 import sys
 
 import pytest
-from click.testing import CliRunner
-from conftest import SPECS
+from helpers import SPECS
 
 import cnndsl
-from cnndsl import cli
 from cnndsl.errors import CnnDslError
 from cnndsl.views import term
 
@@ -66,16 +64,16 @@ def test_rendered_errors_in_colour_read_the_same_without_it():
     assert ANSI.sub("", coloured) == plain
 
 
-def test_cli_errors_are_plain_when_not_a_terminal(tmp_path):
+def test_cli_errors_are_plain_when_not_a_terminal(tmp_path, cli):
     bad = tmp_path / "bad.cnn"
     bad.write_text("input 3x4x4\nconv 8 5x5\n")
-    r = CliRunner().invoke(cli.main, ["check", str(bad)])
+    r = cli("check", bad)
     assert r.exit_code == 1 and "error:" in r.stderr and not ANSI.search(r.output)
 
 
-def test_cli_errors_coloured_on_a_terminal(tmp_path, monkeypatch):
+def test_cli_errors_coloured_on_a_terminal(tmp_path, monkeypatch, cli):
     monkeypatch.setattr(sys.modules["cnndsl.cli.main"], "color_enabled", lambda stream=None: True)
-    r = CliRunner().invoke(cli.main, ["compile", str(tmp_path / "missing.cnn")])
+    r = cli("compile", tmp_path / "missing.cnn")
     assert r.exit_code == 1 and ANSI.search(r.stderr) and r.stdout == ""
 
 
@@ -103,6 +101,6 @@ def test_progress_shows_only_on_a_terminal_after_a_delay_and_erases_itself():
     ["summary", str(SPECS / "lenet5.cnn")],
     ["compile", str(SPECS / "lenet5.cnn"), "-o", "{tmp}/m.onnx"],
 ])
-def test_results_go_to_stdout_and_nothing_to_stderr(tmp_path, args):
-    r = CliRunner().invoke(cli.main, [a.replace("{tmp}", str(tmp_path)) for a in args])
+def test_results_go_to_stdout_and_nothing_to_stderr(tmp_path, args, cli):
+    r = cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert r.exit_code == 0 and r.stdout and r.stderr == ""

@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("safetensors")
 
-from conftest import ROOT  # noqa: E402
+from helpers import ROOT  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tools"))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ROOT, SPECS
+from helpers import ROOT, SPECS
 
 import cnndsl
 from cnndsl.model.ir import CONSTANT

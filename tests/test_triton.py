@@ -11,10 +11,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from click.testing import CliRunner
-from conftest import SPECS
+from helpers import SPECS
 
-from cnndsl.cli import main
 from cnndsl.export.triton import ServeOptions, Tensor, config_text
 from cnndsl.onnx.compile import compile_to_file
 
@@ -56,10 +54,6 @@ instance_group [
 """
 
 
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
 def parse_config(text: str):
     """Parse config.pbtxt text with Triton's ModelConfig schema (as tritonserver does)."""
     text_format = pytest.importorskip("google.protobuf.text_format")
@@ -97,7 +91,7 @@ SPECS_TABLE = [
 
 
 @pytest.mark.parametrize("spec, in_dims, out_dims", SPECS_TABLE, ids=[row[0] for row in SPECS_TABLE])
-def test_export_writes_a_triton_model(spec, in_dims, out_dims, tmp_path):
+def test_export_writes_a_triton_model(spec, in_dims, out_dims, tmp_path, cli):
     repo = tmp_path / "models"
     r = cli("export", "--triton", f"{repo}/", spec_file(spec, tmp_path))
     assert r.exit_code == 0, r.output
@@ -120,12 +114,12 @@ def test_export_writes_a_triton_model(spec, in_dims, out_dims, tmp_path):
     assert y.shape == (2, *out_dims) and y.dtype == np.float32
 
 
-def test_lenet5_config_text_is_exact(tmp_path):
+def test_lenet5_config_text_is_exact(tmp_path, cli):
     assert cli("export", "--triton", tmp_path, SPECS / "lenet5.cnn").exit_code == 0
     assert (tmp_path / "lenet5" / "config.pbtxt").read_text() == LENET5_CONFIG
 
 
-def test_float16_keeps_a_float32_interface(tmp_path):
+def test_float16_keeps_a_float32_interface(tmp_path, cli):
     r = cli("export", "--triton", tmp_path, SPECS / "lenet5.cnn", "--dtype", "float16")
     assert r.exit_code == 0, r.output
     config = parse_config((tmp_path / "lenet5" / "config.pbtxt").read_text())
@@ -147,7 +141,7 @@ SAME_AS_COMPILE = [
 
 
 @pytest.mark.parametrize("spec, args, kwargs", SAME_AS_COMPILE)
-def test_model_is_what_compile_writes(spec, args, kwargs, tmp_path):
+def test_model_is_what_compile_writes(spec, args, kwargs, tmp_path, cli):
     from cnndsl.api import load
 
     path = spec_file(spec, tmp_path)
@@ -156,7 +150,7 @@ def test_model_is_what_compile_writes(spec, args, kwargs, tmp_path):
     assert (tmp_path / "repo" / spec / "1" / "model.onnx").read_bytes() == (tmp_path / "ref.onnx").read_bytes()
 
 
-def test_weights_are_loaded_by_name(tmp_path):
+def test_weights_are_loaded_by_name(tmp_path, cli):
     from cnndsl.api import load
 
     compile_to_file(load(SPECS / "lenet5.cnn").graph, str(tmp_path / "trained.onnx"), seed=5)
@@ -196,7 +190,7 @@ def test_serving_options(opts, expected):
     assert [(g.count, kind_name(g.kind)) for g in config.instance_group] == groups
 
 
-def test_serving_options_from_the_command_line(tmp_path):
+def test_serving_options_from_the_command_line(tmp_path, cli):
     r = cli("export", "--triton", tmp_path, SPECS / "lenet5.cnn", "--max-batch", "8", "--preferred-batch", "4,8",
             "--max-queue-delay-us", "500", "--instances", "gpu", "--instance-count", "2", "--name", "digits")
     assert r.exit_code == 0, r.output
@@ -220,7 +214,7 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("args, message", REFUSED)
-def test_refused_before_writing(args, message, tmp_path):
+def test_refused_before_writing(args, message, tmp_path, cli):
     from cnndsl.api import load
 
     if "LENET5_WEIGHTS" in args:  # weights of another network
@@ -231,7 +225,7 @@ def test_refused_before_writing(args, message, tmp_path):
     assert not (tmp_path / "repo").exists()
 
 
-def test_bad_spec_points_at_the_line(tmp_path):
+def test_bad_spec_points_at_the_line(tmp_path, cli):
     bad = tmp_path / "bad.cnn"
     bad.write_text("input 1x28x28\nconv 6 5x5 tanh\nmaxpol 2\n")
     r = cli("export", "--triton", tmp_path / "repo", bad)
@@ -239,7 +233,7 @@ def test_bad_spec_points_at_the_line(tmp_path):
     assert not (tmp_path / "repo").exists()
 
 
-def test_versions_are_kept_and_not_clobbered(tmp_path):
+def test_versions_are_kept_and_not_clobbered(tmp_path, cli):
     spec, model = SPECS / "lenet5.cnn", tmp_path / "lenet5"
     assert cli("export", "--triton", tmp_path, spec).exit_code == 0
     r = cli("export", "--triton", tmp_path, spec, "--version", "2", "--dtype", "float16")
@@ -262,14 +256,14 @@ def test_versions_are_kept_and_not_clobbered(tmp_path):
     assert listing(model) == {"1", "2", "3", "config.pbtxt"} and listing(tmp_path) == {"lenet5"}
 
 
-def test_export_is_deterministic(tmp_path):
+def test_export_is_deterministic(tmp_path, cli):
     for repo in ("a", "b"):
         assert cli("export", "--triton", tmp_path / repo, SPECS / "lenet5.cnn").exit_code == 0
     for name in ("config.pbtxt", "1/model.onnx"):
         assert (tmp_path / "a" / "lenet5" / name).read_bytes() == (tmp_path / "b" / "lenet5" / name).read_bytes()
 
 
-def test_model_folder_is_readable_by_others(tmp_path):
+def test_model_folder_is_readable_by_others(tmp_path, cli):
     assert cli("export", "--triton", tmp_path, SPECS / "lenet5.cnn").exit_code == 0
     mask = os.umask(0)
     os.umask(mask)
@@ -281,7 +275,7 @@ def _no_permission(*args, **kwargs):
 
 
 @pytest.mark.parametrize("case", ["file", "under_file", "read_only", "mkdtemp_denied", "model_is_file"])
-def test_unwritable_repository(case, tmp_path, monkeypatch):
+def test_unwritable_repository(case, tmp_path, monkeypatch, cli):
     repo = tmp_path / "repo"
     messages = {"file": "is a file", "under_file": "cannot make the model repository",
                 "read_only": "permission denied", "mkdtemp_denied": "cannot write here: Permission denied",
@@ -316,7 +310,7 @@ def _fail_midway(error):
 @pytest.mark.parametrize("error, code", [(OSError(errno.ENOSPC, "No space left on device"), 1),
                                          (KeyboardInterrupt(), 130)])
 @pytest.mark.parametrize("existing", [False, True])
-def test_failure_leaves_the_repository_as_it_was(error, code, existing, tmp_path, monkeypatch):
+def test_failure_leaves_the_repository_as_it_was(error, code, existing, tmp_path, monkeypatch, cli):
     repo = tmp_path / "repo"
     if existing:
         assert cli("export", "--triton", repo, SPECS / "lenet5.cnn").exit_code == 0
@@ -336,7 +330,7 @@ def test_failure_leaves_the_repository_as_it_was(error, code, existing, tmp_path
     (["--instance-count", "5000000000"], "5000000000 is not in the range"),
     (["--max-queue-delay-us", "99999999999999999999999"], "is not in the range"),
 ])
-def test_values_beyond_the_config_field_types_are_usage_errors(args, message, tmp_path):
+def test_values_beyond_the_config_field_types_are_usage_errors(args, message, tmp_path, cli):
     r = cli("export", "--triton", tmp_path / "repo", SPECS / "lenet5.cnn", *args)
     assert r.exit_code == 2 and message in r.output and not (tmp_path / "repo").exists()
 
@@ -354,7 +348,7 @@ def test_api_refuses_values_the_config_cannot_hold(opts, message):
         check_options(opts)
 
 
-def test_a_file_where_a_version_folder_goes_is_refused_cleanly(tmp_path):
+def test_a_file_where_a_version_folder_goes_is_refused_cleanly(tmp_path, cli):
     (tmp_path / "repo" / "lenet5").mkdir(parents=True)
     (tmp_path / "repo" / "lenet5" / "1").write_text("not a folder")
     r = cli("export", "--triton", tmp_path / "repo", SPECS / "lenet5.cnn")
@@ -362,7 +356,7 @@ def test_a_file_where_a_version_folder_goes_is_refused_cleanly(tmp_path):
     assert "lenet5/1: error: exists and is not a version folder" in r.output
 
 
-def test_a_full_disk_names_the_model_folder_not_the_staging_one(tmp_path, monkeypatch):
+def test_a_full_disk_names_the_model_folder_not_the_staging_one(tmp_path, monkeypatch, cli):
     from cnndsl.onnx import output
 
     def full(path, size_hint=0):
@@ -375,12 +369,12 @@ def test_a_full_disk_names_the_model_folder_not_the_staging_one(tmp_path, monkey
     assert ".cnndsl-" not in r.output and not (tmp_path / "repo").exists()
 
 
-def test_serve_line_quotes_a_repository_with_spaces(tmp_path):
+def test_serve_line_quotes_a_repository_with_spaces(tmp_path, cli):
     r = cli("export", "--triton", tmp_path / "my models", SPECS / "lenet5.cnn")
     assert r.exit_code == 0 and f"--model-repository='{tmp_path / 'my models'}'" in r.output
 
 
-def test_a_read_only_file_system_is_named_as_such(tmp_path, monkeypatch):
+def test_a_read_only_file_system_is_named_as_such(tmp_path, monkeypatch, cli):
     class ReadOnly:  # what os.statvfs says of a read-only mount with room to spare
         f_flag, f_frsize, f_blocks, f_bfree, f_bavail = os.ST_RDONLY, 4096, 10 ** 9, 10 ** 9, 10 ** 9
 

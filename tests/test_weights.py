@@ -8,12 +8,10 @@ import struct
 import numpy as np
 import onnx
 import pytest
-from click.testing import CliRunner
-from conftest import SPECS
+from helpers import SPECS
 from onnx import numpy_helper
 
 import cnndsl
-from cnndsl.cli import main
 from cnndsl.errors import WeightsError
 from cnndsl.runtime.run import Runner
 from cnndsl.weights.files import read_weights
@@ -66,15 +64,14 @@ def test_load_by_name_from_each_format(tmp_path, fmt):
         np.testing.assert_array_equal(got[name], arr)
 
 
-def test_strict_mismatch_lists_every_name(tmp_path):
+def test_strict_mismatch_lists_every_name(tmp_path, cli):
     state = lenet_state()
     del state["features.3.bias"]
     state["features.3.wieght"] = state.pop("features.3.weight")
     state["classifier.2.weight"] = np.zeros((11, 84), np.float32)
     state["classifier.2.extra"] = np.zeros(3, np.float32)
     write_safetensors(tmp_path / "w.safetensors", state)
-    r = CliRunner().invoke(main, ["compile", str(SPECS / "lenet5.cnn"), "--weights", str(tmp_path / "w.safetensors"),
-                                  "-o", str(tmp_path / "out.onnx")])
+    r = cli("compile", SPECS / "lenet5.cnn", "--weights", tmp_path / "w.safetensors", "-o", tmp_path / "out.onnx")
     assert r.exit_code == 1 and "Traceback" not in r.stderr
     err = r.stderr
     assert "5 weights do not match network 'lenet5'" in err
@@ -86,13 +83,12 @@ def test_strict_mismatch_lists_every_name(tmp_path):
     assert not (tmp_path / "out.onnx").exists()
 
 
-def test_non_strict_keeps_seeded_values_for_missing(tmp_path):
+def test_non_strict_keeps_seeded_values_for_missing(tmp_path, cli):
     state = lenet_state()
     del state["features.0.weight"]
     state["junk"] = np.zeros(2, np.float32)
     np.savez(tmp_path / "w.npz", **state)
-    r = CliRunner().invoke(main, ["compile", str(SPECS / "lenet5.cnn"), "--weights", str(tmp_path / "w.npz"),
-                                  "--no-strict", "-o", str(tmp_path / "o.onnx")])
+    r = cli("compile", SPECS / "lenet5.cnn", "--weights", tmp_path / "w.npz", "--no-strict", "-o", tmp_path / "o.onnx")
     assert r.exit_code == 0, r.stderr
     assert "1 weights not in the file keep their seeded values" in r.stderr and "ignored 1 tensors" in r.stderr
 
@@ -192,11 +188,11 @@ def test_fold_bn_is_numerically_equivalent():
     assert np.abs(a - b).max() / np.abs(a).max() < 1e-5
 
 
-def test_weights_command_lists_names_and_shapes():
-    r = CliRunner().invoke(main, ["weights", str(SPECS / "lenet5.cnn")])
+def test_weights_command_lists_names_and_shapes(cli):
+    r = cli("weights", SPECS / "lenet5.cnn")
     assert r.exit_code == 0
     assert r.output.splitlines()[0].split() == ["features.0.weight", "6x1x5x5", "trainable"]
-    rows = json.loads(CliRunner().invoke(main, ["weights", "--json", str(SPECS / "lenet5.cnn")]).output)
+    rows = json.loads(cli("weights", "--json", SPECS / "lenet5.cnn").output)
     assert len(rows) == 10 and rows[-1] == {"name": "classifier.2.bias", "shape": [10], "role": "trainable"}
 
 

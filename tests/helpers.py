@@ -1,0 +1,86 @@
+"""Plain helpers for the tests: paths, cached specs, error-table rows, and CPU-time measurement.
+
+Fixtures (the CLI runner, models compiled once per session) live in conftest.py; test modules
+import from here (``from helpers import SPECS``), never from conftest.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+TESTS = ROOT / "tests"
+GOLDEN = TESTS / "golden"
+FIXTURES = TESTS / "fixtures"
+
+
+@functools.cache
+def graph(name: str):
+    """The checked ir.Graph of specs/NAME.cnn, loaded once (graphs are not changed by the code
+    under test)."""
+    import cnndsl
+
+    return cnndsl.load(SPECS / f"{name}.cnn").graph
+
+
+# -- error tables -----------------------------------------------------------------------------
+
+def err(id: str, text: str, message: str, line: int, col: int, hint: str | None = None, marks=()):
+    """One row of an error table: a bad spec, a substring of its message, where (1-based), a hint."""
+    return pytest.param(text, message, line, col, hint, id=id, marks=marks)
+
+
+def assert_error(text: str, message: str, line: int, col: int, hint: str | None) -> None:
+    """Parsing and checking ``text`` raises a CnnDslError with that message, position and hint."""
+    import cnndsl
+    from cnndsl.errors import CnnDslError
+
+    with pytest.raises(CnnDslError) as info:
+        cnndsl.parse(text, path="t.cnn")
+    exc = info.value
+    assert message in exc.message
+    assert exc.span is not None, f"no position for: {exc.message}"
+    assert (exc.span.line, exc.span.col) == (line, col), exc.render()
+    if hint is not None:
+        assert exc.hint is not None and hint in exc.hint
+
+
+# -- cost, measured without a clock on the wall ----------------------------------------------
+
+def cpu_seconds(fn, repeat: int = 1) -> float:
+    """The least CPU time (time.process_time: this process, all its threads) of ``repeat`` calls
+    of ``fn()``. Unlike wall time it does not grow when other programs load the machine."""
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()  # garbage left by earlier tests is not this call's cost
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+@functools.cache
+def parse_cost() -> float:
+    """CPU seconds to parse, check and count specs/resnet50.cnn (the best of five): the unit in
+    which tests state what "quick" means, so that a slower machine moves the bound with it."""
+    import cnndsl
+
+    text = (SPECS / "resnet50.cnn").read_text(encoding="utf-8")
+    return cpu_seconds(lambda: cnndsl.parse(text).totals, repeat=5)
+
+
+def assert_grows_linearly(run, small: int, large: int, slack: float = 3.0) -> None:
+    """``run(n)`` costs at most ``slack`` x linear growth from ``small`` to ``large``: CPU time of
+    the large run against the best of two small ones, in this test. Quadratic work gives
+    (large/small)^2, far beyond; load on the machine changes neither figure much."""
+    base = cpu_seconds(lambda: run(small), repeat=2)
+    cost = cpu_seconds(lambda: run(large))
+    bound = slack * (large / small) * base
+    assert cost <= bound, (f"n={large:,} cost {cost:.3f} s of CPU, n={small:,} cost {base:.3f} s: "
+                           f"{cost / base:.0f}x for {large / small:.0f}x the size (bound {bound / base:.0f}x)")
