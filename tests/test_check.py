@@ -1,4 +1,8 @@
-"""Error table: each bad spec, the message it must give (a substring) and where (line:col, 1-based).
+"""The checker (cnndsl/model/check.py): its error table, block call notes, and how networks are
+built from specs: blocks, repeats, groups, concat, residual, hierarchical names, whole-spec totals.
+
+Error table: each spec the checker refuses, the message it must give (a substring) and where
+(line:col, 1-based); syntax errors are in test_parse.py, a layer kind's own rules in test_layers.py.
 
 Positions are counted by hand from the spec text: the column is that of the first character of the
 thing at fault (the argument, the layer kind, the label, the statement), as STYLE.md habit 3 asks.
@@ -9,33 +13,14 @@ branch spans, scope names, positions for missing lines); they pass now and guard
 from __future__ import annotations
 
 import pytest
+from helpers import SPECS, assert_error, err
 
 import cnndsl
-from cnndsl.errors import CheckError, CnnDslError, SpecSyntaxError
-
-
-def err(id, text, message, line, col, hint=None, marks=()):
-    return pytest.param(text, message, line, col, hint, id=id, marks=marks)
-
+from cnndsl.errors import CheckError, CnnDslError
 
 BLOCK_UNIT = "input 3x8x8\nblock unit(c) { conv c 1x1 }\n"
 
 ERRORS = [
-    # ---- syntax -------------------------------------------------------------------------------
-    # "conv 8 3x3 stride=" is 18 characters: the line break is column 19
-    err("missing-value", "input 1x8x8\nconv 8 3x3 stride=\n",
-        "unexpected end of line; expected one of", 2, 19, "incomplete"),
-    # reported where the file ends: after "  conv 8 3x3" (12 characters) on line 3
-    err("unclosed-brace", "input 1x8x8\nfeatures: {\n  conv 8 3x3\n",
-        "unexpected end of file; expected", 3, 13, "a '{' was never closed"),
-    err("stray-character", "input 1x8x8\nconv 8 3x3 $\n", "unexpected character '$'", 2, 12, "expected"),
-    err("stray-character-late", "input 1x8x8\nconv 8 3x3 stride=2 ?\n", "unexpected character '?'", 2, 21),
-    err("brace-on-next-line", "input 1x8x8\nconcat\n{ relu }\n", "unexpected end of line; expected '{'", 2, 7),
-    # a line break inside brackets does not end the statement, so `relu` continues the tuple
-    err("shortcut-on-its-own-line", "input 3x8x8\nresidual { conv 4 3x3 pad=1 }\nshortcut { conv 4 1x1 }\n",
-        "unexpected '{'", 3, 10, "write `} shortcut {` on the line that closes the residual's body"),
-    err("unclosed-paren", "input 1x8x8\nconv 8 3x3 pad=(1, 1\nrelu\n", "unexpected 'relu'; expected", 3, 1),
-
     # ---- unknown names ----------------------------------------------------------------------------
     err("unknown-layer", "input 3x8x8\nmaxpol 2x2\n", "unknown layer 'maxpol'", 2, 1, "did you mean 'maxpool'?"),
     err("unknown-layer-labelled", "input 3x8x8\npool1: maxpol 2x2\n", "unknown layer 'maxpol'", 2, 8,
@@ -184,21 +169,7 @@ ERRORS = [
 
 @pytest.mark.parametrize("text, message, line, col, hint", ERRORS)
 def test_error(text, message, line, col, hint):
-    with pytest.raises(CnnDslError) as info:
-        cnndsl.parse(text, path="t.cnn")
-    exc = info.value
-    assert message in exc.message
-    assert exc.span is not None, f"no position for: {exc.message}"
-    assert (exc.span.line, exc.span.col) == (line, col), exc.render()
-    if hint is not None:
-        assert exc.hint is not None and hint in exc.hint
-
-
-def test_syntax_and_check_errors_have_their_own_classes():
-    with pytest.raises(SpecSyntaxError):
-        cnndsl.parse("input 1x8x8\nconv 8 3x3 $\n")
-    with pytest.raises(CheckError):
-        cnndsl.parse("input 1x8x8\nmaxpol 2x2\n")
+    assert_error(text, message, line, col, hint)
 
 
 def test_error_inside_block_notes_the_call_site():
@@ -234,10 +205,6 @@ def test_error_in_block_default_notes_the_call_site():
     assert [(s.line, s.col) for _, s in info.value.notes] == [(3, 1)]
 
 
-def test_network_line_without_title():
-    assert cnndsl.parse("network tiny\ninput 3x8x8\nrelu\n").name == "tiny"
-
-
 def test_render_has_header_source_caret_and_hint():
     with pytest.raises(CnnDslError) as info:
         cnndsl.parse("input 3x8x8\nconv 8 3x3 strid=2\n", path="t.cnn")
@@ -250,15 +217,6 @@ def test_render_has_header_source_caret_and_hint():
     assert lines[-1] == "hint: did you mean 'stride'?"
 
 
-def test_render_of_a_syntax_error():
-    with pytest.raises(CnnDslError) as info:
-        cnndsl.parse("input 1x8x8\nconv 8 3x3 $\n", path="net.cnn")
-    lines = info.value.render().splitlines()
-    assert lines[0] == "net.cnn:2:12: error: unexpected character '$'"
-    assert lines[2].index("^") == lines[1].index("$")
-    assert lines[-1].startswith("hint: expected")
-
-
 def test_render_shows_block_call_notes():
     with pytest.raises(CnnDslError) as info:
         cnndsl.parse("input 3x8x8\nblock stem(c) {\n  conv c 3x3 groups=2\n}\nstem 4\n", path="t.cnn")
@@ -268,3 +226,219 @@ def test_render_shows_block_call_notes():
     note = lines.index("t.cnn:5:1: note: in block 'stem', called from here")
     assert lines[note + 1].endswith("stem 4")
     assert lines[-1].startswith("hint: ")
+
+
+# ---- whole specs ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec, out, params, macs", [
+    ("lenet5.cnn", (10,), 61_706, 416_520),
+    ("mlp_mnist.cnn", (10,), 266_610, 266_200),
+    # 12,582,912*10,000 + 10,000 + 10,000*1,000 + 1,000; MACs the same less the biases
+    ("mlp_12mp.cnn", (1000,), 125_839_131_000, 125_839_120_000),
+    # six fixed 3x3 maps on 64x64 with same padding: 54 constants, 6*4096*9 MACs
+    ("filters.cnn", (6, 64, 64), 0, 221_184),
+])
+def test_spec_totals(spec, out, params, macs):
+    net = cnndsl.load(SPECS / spec)
+    assert net.output_shape == out
+    assert (net.totals.params, net.totals.macs) == (params, macs)
+
+
+def test_lenet5_names():
+    net = cnndsl.load(SPECS / "lenet5.cnn")
+    nodes = [(n.name, n.kind, n.out_shape) for n in net.graph.nodes if n.kind != "flatten"]
+    assert nodes == [
+        ("features.0", "conv", (6, 28, 28)), ("features.1", "tanh", (6, 28, 28)),
+        ("features.2", "avgpool", (6, 14, 14)), ("features.3", "conv", (16, 10, 10)),
+        ("features.4", "tanh", (16, 10, 10)), ("features.5", "avgpool", (16, 5, 5)),
+        ("features.6", "conv", (120, 1, 1)), ("features.7", "tanh", (120, 1, 1)),
+        ("classifier.0", "dense", (84,)), ("classifier.1", "tanh", (84,)), ("classifier.2", "dense", (10,)),
+    ]
+    params = {p.name: p.shape for p in net.graph.params()}
+    assert params == {
+        "features.0.weight": (6, 1, 5, 5), "features.0.bias": (6,),
+        "features.3.weight": (16, 6, 5, 5), "features.3.bias": (16,),
+        "features.6.weight": (120, 16, 5, 5), "features.6.bias": (120,),
+        "classifier.0.weight": (84, 120), "classifier.0.bias": (84,),
+        "classifier.2.weight": (10, 84), "classifier.2.bias": (10,),
+    }
+
+
+# ---- structure: blocks, repeats, concat, residual, names ----------------------------------------------
+
+def names_shapes(text: str):
+    net = cnndsl.parse(text, path="t.cnn")
+    return net, [(n.name, n.out_shape) for n in net.graph.nodes]
+
+
+def test_block_defaults_and_arithmetic():
+    net, got = names_shapes(
+        "input 3x8x8\n"
+        "block unit(c, k=3, s=1) {\n"
+        "  conv c k stride=s pad=k//2 relu\n"
+        "  conv c*2 1x1\n"
+        "}\n"
+        "unit 4\n"
+        "unit 6 s=2\n"
+    )
+    assert got == [
+        ("0.0", (4, 8, 8)), ("0.1", (4, 8, 8)), ("0.2", (8, 8, 8)),
+        # 3x3 stride 2 pad 1 on 8: floor((8+2-3)/2)+1 = 4
+        ("1.0", (6, 4, 4)), ("1.1", (6, 4, 4)), ("1.2", (12, 4, 4)),
+    ]
+    # 4*3*9+4 = 112, 8*4+8 = 40, 6*8*9+6 = 438, 12*6+12 = 84
+    assert net.totals.params == 112 + 40 + 438 + 84
+
+
+def test_block_default_uses_earlier_parameter():
+    net, got = names_shapes("input 3x4x4\nblock widen(c, d=c*2) { conv d 1x1 }\nwiden 3\nwiden 3 d=5\n")
+    assert got == [("0.0", (6, 4, 4)), ("1.0", (5, 4, 4))]
+
+
+def test_block_keyword_arguments_in_any_order():
+    _, got = names_shapes("input 3x9x9\nblock u(c, s=1, k=3) { conv c k stride=s }\nu k=1 s=3 c=2\n")
+    assert got == [("0.0", (2, 3, 3))]  # 1x1 stride 3 on 9: floor(8/3)+1 = 3
+
+
+def test_unlabelled_repeat_continues_the_enclosing_indices():
+    _, got = names_shapes("input 4x8x8\nrepeat 2 conv 4 3x3 pad=1 relu\nmaxpool 2x2\n")
+    assert [n for n, _ in got] == ["0", "1", "2", "3", "4"]
+    assert got[-1] == ("4", (4, 4, 4))
+
+
+def test_labelled_repeat_opens_a_scope():
+    _, got = names_shapes(
+        "input 4x8x8\n"
+        "block pair(c) { conv c 3x3 pad=1; relu }\n"
+        "stage: repeat 2 pair 4\n"
+        "more: repeat 2 { conv 4 1x1; relu }\n"
+        "relu\n"
+    )
+    assert [n for n, _ in got] == ["stage.0.0", "stage.0.1", "stage.1.0", "stage.1.1",
+                                   "more.0", "more.1", "more.2", "more.3", "2"]
+
+
+def test_repeat_zero_times_adds_nothing():
+    _, got = names_shapes("input 4x8x8\nrepeat 0 conv 8 1x1\nrelu\n")
+    assert got == [("0", (4, 8, 8))]
+
+
+def test_repeat_count_from_block_parameter():
+    _, got = names_shapes("input 2x16x16\nblock down(n) { repeat n maxpool 2x2 }\ndown 3\n")
+    assert got == [("0.0", (2, 8, 8)), ("0.1", (2, 4, 4)), ("0.2", (2, 2, 2))]
+
+
+def test_group_names():
+    _, got = names_shapes("input 1x4x4\nfeatures: { conv 2 1x1; relu }\n{ relu }\nrelu\n")
+    assert [n for n, _ in got] == ["features.0", "features.1", "1.0", "2"]
+
+
+def test_fused_activation_takes_the_next_index():
+    net, got = names_shapes("input 1x8x8\nconv 2 3x3 relu\nconv1: conv 2 3x3 tanh\nconv 2 1x1\n")
+    assert [(n.name, n.kind) for n in net.graph.nodes] == [
+        ("0", "conv"), ("1", "relu"), ("conv1", "conv"), ("3", "tanh"), ("4", "conv")]
+    assert [p.name for p in net.graph.params()] == [
+        "0.weight", "0.bias", "conv1.weight", "conv1.bias", "4.weight", "4.bias"]
+
+
+def test_concat_sums_channels():
+    net, got = names_shapes(
+        "input 3x16x16\n"
+        "mix: concat {\n"
+        "  conv 4 1x1\n"
+        "  { conv 2 1x1; conv 5 3x3 pad=1 }\n"
+        "  maxpool 3x3 stride=1 pad=1\n"
+        "}\n"
+    )
+    assert got[-1][1] == (4 + 5 + 3, 16, 16)
+    assert net.graph.nodes[-1].kind == "concat"
+    assert [n for n, _ in got[:-1]] == ["mix.0", "mix.1.0", "mix.1.1", "mix.2"]
+    # every branch reads the concat's input
+    assert [net.graph.nodes[i].inputs for i in (0, 1, 3)] == [(-1,), (-1,), (-1,)]
+
+
+def test_inception_like_names():
+    net = cnndsl.parse(
+        "input 192x28x28\n"
+        "block basic(c, k=1) {\n"
+        "  conv: conv c k pad=same bias=false\n"
+        "  bn: batchnorm eps=0.001\n"
+        "  relu\n"
+        "}\n"
+        "inception3a: concat {\n"
+        "  branch1: basic 64\n"
+        "  branch2: { basic 96; basic 128 3 }\n"
+        "  branch3: { basic 16; basic 32 3 }\n"
+        "  branch4: { maxpool 3x3 stride=1 pad=1 ceil; basic 32 }\n"
+        "}\n", path="t.cnn")
+    assert net.output_shape == (64 + 128 + 32 + 32, 28, 28)
+    names = {p.name: p.shape for p in net.graph.params()}
+    assert names["inception3a.branch1.conv.weight"] == (64, 192, 1, 1)
+    assert names["inception3a.branch2.0.conv.weight"] == (96, 192, 1, 1)
+    assert names["inception3a.branch2.1.conv.weight"] == (128, 96, 3, 3)
+    assert names["inception3a.branch3.1.bn.running_var"] == (32,)
+    assert names["inception3a.branch4.1.conv.weight"] == (32, 192, 1, 1)
+    assert "inception3a.branch4.0.weight" not in names  # the pool holds nothing
+
+
+RESNET_LIKE = """\
+input 8x8x8
+block basic(c, s=1) {
+  residual {
+    conv1: conv c 3x3 stride=s pad=1 bias=false
+    bn1: batchnorm
+    relu
+    conv2: conv c 3x3 pad=1 bias=false
+    bn2: batchnorm
+  } shortcut downsample {
+    conv c 1x1 stride=s bias=false
+    batchnorm
+  }
+  relu
+}
+layer1: repeat 2 basic 8
+layer2: { basic 16 s=2; basic 16 }
+"""
+
+
+def test_residual_uses_its_shortcut_only_when_shapes_differ():
+    net = cnndsl.parse(RESNET_LIKE, path="t.cnn")
+    assert net.output_shape == (16, 4, 4)
+    params = {p.name: p.shape for p in net.graph.params()}
+    downsample = sorted(n for n in params if "downsample" in n)
+    assert downsample == ["layer2.0.downsample.0.weight", "layer2.0.downsample.1.bias",
+                          "layer2.0.downsample.1.running_mean", "layer2.0.downsample.1.running_var",
+                          "layer2.0.downsample.1.weight"]
+    assert params["layer2.0.downsample.0.weight"] == (16, 8, 1, 1)
+    assert params["layer1.0.conv1.weight"] == (8, 8, 3, 3)
+    assert params["layer1.1.bn2.running_mean"] == (8,)
+    assert params["layer2.0.conv1.weight"] == (16, 8, 3, 3)
+    assert params["layer2.1.conv2.weight"] == (16, 16, 3, 3)
+    adds = [n for n in net.graph.nodes if n.kind == "add"]
+    assert len(adds) == 4
+    # layer1 blocks: 2*576 conv + 2*16 bn = 1,184 each; layer2.0: 1152+2304+128 conv + 3*32 bn = 3,680;
+    # layer2.1: 2*2304 + 2*32 = 4,672
+    assert net.totals.params == 2 * 1_184 + 3_680 + 4_672
+    # batchnorm buffers: layer1 4*16, layer2.0 3*32, layer2.1 2*32
+    assert net.totals.buffers == 64 + 96 + 64
+    # layer1: 4 convs 8*64*8*9 = 36,864; layer2.0: 16*16*8*9 = 18,432, 16*16*16*9 = 36,864, 16*16*8 = 2,048;
+    # layer2.1: 2*36,864
+    assert net.totals.macs == 4 * 36_864 + 18_432 + 36_864 + 2_048 + 2 * 36_864
+
+
+def test_residual_add_reads_body_and_shortcut():
+    net = cnndsl.parse("input 4x8x8\nresidual { conv 4 3x3 pad=1 }\n", path="t.cnn")
+    conv, add = net.graph.nodes
+    assert add.kind == "add" and add.inputs == (0, -1) and add.out_shape == (4, 8, 8)
+    assert conv.name == "0"
+
+
+def test_hierarchical_names_nest():
+    net = cnndsl.parse(
+        "input 3x8x8\n"
+        "block inner(c) { conv1: conv c 1x1 }\n"
+        "block outer(c) { a: inner c; b: inner c*2 }\n"
+        "body: { x: outer 4 }\n", path="t.cnn")
+    assert [p.name for p in net.graph.params()] == [
+        "body.x.a.conv1.weight", "body.x.a.conv1.bias", "body.x.b.conv1.weight", "body.x.b.conv1.bias"]
+    assert net.output_shape == (8, 8, 8)

@@ -1,4 +1,5 @@
-"""The course's worked examples, exactly: convolution, padding, stride, max pooling, filters."""
+"""The course's worked examples, exactly: convolution, padding, stride, max pooling, filters; the
+numbers onnxruntime computes and the sizes cnndsl works out before compiling."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from helpers import SPECS
 
 import cnndsl
+from cnndsl.model.ir import CONSTANT
 
 IMAGE = np.array([[2, 9, 11, 22, 42], [12, 43, 2, 0, 65], [9, 87, 65, 2, 90],
                   [21, 21, 44, 7, 2], [45, 2, 21, 2, 0]], np.float32)
@@ -64,3 +66,31 @@ def test_filter_bank_one_map_per_filter():
     assert np.all(out[0, 3, 1:-1, 1:-1] == 0)  # Sobel bottom does not
     np.testing.assert_allclose(out[0, 4], 0.5 * x[0, 0])  # darken
     np.testing.assert_allclose(out[0, 5], 1.5 * x[0, 0])  # lighten
+
+
+# ---- sizes, worked out statically -------------------------------------------------------------------
+
+@pytest.mark.parametrize("options, hw", [
+    ("", (3, 3)),                   # no padding: 5-3+1
+    ("pad=valid", (3, 3)),
+    ("pad=same", (5, 5)),           # zero padding 1 keeps 5x5
+    ("pad=1", (5, 5)),
+    ("pad=same stride=2", (3, 3)),  # stride 2 on the padded image
+    ("pad=1 stride=2", (3, 3)),
+])
+def test_worked_example_sizes(options, hw):
+    net = cnndsl.parse(f"input 1x5x5\nconv 1 3x3 {options}\n")
+    assert net.output_shape == (1,) + hw
+
+
+def test_worked_example_spec():
+    net = cnndsl.load(SPECS / "conv_example.cnn")
+    assert net.output_shape == (1, 3, 3)
+    (node,) = net.graph.nodes
+    assert node.name == "kernel"
+    assert [(p.name, p.shape, p.role) for p in node.params] == [("kernel.weight", (1, 1, 3, 3), CONSTANT)]
+    assert node.params[0].value == (0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def test_course_maxpool_example_size():
+    assert cnndsl.parse("input 1x4x4\nmaxpool 2x2 stride=2\n").output_shape == (1, 2, 2)
