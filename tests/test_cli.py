@@ -1,4 +1,8 @@
-"""The command line end to end: output, exit codes, files written (or not), no tracebacks."""
+"""The command line end to end: output, exit codes, files written (or not), no tracebacks.
+
+Commands with a module of their own are tested with it (fmt in test_fmt.py, graph in
+test_graph.py, plot in test_plot.py, run --save-maps in test_maps.py, export in
+test_triton.py); run them through the `cli` fixture (conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from helpers import ROOT, SPECS
 
+import cnndsl
 from cnndsl.cli import main
 from cnndsl.runtime.run import cuda_problem
 
@@ -113,11 +119,20 @@ def test_run_rejects_broken_models_in_one_line(tmp_path, content, message, cli):
 
 
 def test_run_wrong_input_shape_says_what_differs(tmp_path, cli):
-    import numpy as np
-
     np.save(tmp_path / "x.npy", np.zeros((1, 3, 32, 32), np.float32))
     r = cli("run", SPECS / "lenet5.cnn", "--input", tmp_path / "x.npy")
     assert r.exit_code == 1 and "channels is 3; the model needs 1" in r.stderr
+
+
+def test_run_warns_when_outputs_are_not_finite(tmp_path, cli):
+    net = cnndsl.parse("input 4\ndense 2\n")
+    huge = {"0.weight": np.full((2, 4), 3e38, np.float32), "0.bias": np.zeros(2, np.float32)}
+    model = tmp_path / "m.onnx"
+    model.write_bytes(net.to_onnx(weights=huge).SerializeToString())
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((1, 4), np.float32))
+    r = cli("run", model, "--input", x)
+    assert r.exit_code == 0 and "warning: 2 of 2 output values are NaN or infinite" in r.stderr
 
 
 def test_analysis_commands_do_not_import_onnx_or_onnxruntime():

@@ -1,4 +1,6 @@
-"""--dtype float16: half the bytes, the same network, float32 at the edges, clear refusals."""
+"""Compiling (cnndsl/onnx/compile.py): reproducible bytes, a file streamed to disk that equals the
+model made in memory, and --dtype float16: half the bytes, the same network, float32 at the
+edges, clear refusals. int8 is in test_quantize.py, the lowering itself in test_emit.py."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from helpers import SPECS
 from onnx import TensorProto
 
 import cnndsl
+from cnndsl.onnx.compile import compile_model
 from cnndsl.runtime.run import Runner
 
 
@@ -87,12 +90,28 @@ def test_float16_batchnorm_whose_scale_overflows_is_refused_at_its_line(tmp_path
     assert r.exit_code == 0
 
 
-def test_run_warns_when_outputs_are_not_finite(tmp_path, cli):
-    net = cnndsl.parse("input 4\ndense 2\n")
-    huge = {"0.weight": np.full((2, 4), 3e38, np.float32), "0.bias": np.zeros(2, np.float32)}
-    model = tmp_path / "m.onnx"
-    model.write_bytes(net.to_onnx(weights=huge).SerializeToString())
-    x = tmp_path / "x.npy"
-    np.save(x, np.ones((1, 4), np.float32))
-    r = cli("run", model, "--input", x)
-    assert r.exit_code == 0 and "warning: 2 of 2 output values are NaN or infinite" in r.stderr
+def test_same_seed_same_bytes_different_seed_different_weights():
+    net = cnndsl.load(SPECS / "lenet5.cnn")
+    a = compile_model(net.graph, seed=3).SerializeToString()
+    b = compile_model(cnndsl.load(SPECS / "lenet5.cnn").graph, seed=3).SerializeToString()
+    c = compile_model(net.graph, seed=4).SerializeToString()
+    assert a == b and a != c
+
+
+@pytest.mark.parametrize("spec, fold_bn, given, dtype", [
+    ("lenet5", False, False, "float32"),
+    ("lenet5", False, True, "float32"),  # given weights are written whole, the rest streamed
+    ("resnet18", True, False, "float32"),  # folded conv weights are made whole
+    ("lenet5", False, True, "float16"),
+    ("resnet18", True, False, "float16"),
+])
+def test_streamed_compile_equals_the_in_memory_model(tmp_path, monkeypatch, spec, fold_bn, given, dtype):
+    from cnndsl.onnx.compile import compile_to_file
+    from cnndsl.weights import seeded as weights
+
+    monkeypatch.setattr(weights, "CHUNK", 4096)  # so most tensors stream in several chunks
+    graph = cnndsl.load(SPECS / f"{spec}.cnn").graph
+    given = {"features.3.weight": np.full((16, 6, 5, 5), 0.5, np.float32)} if given else None
+    compile_to_file(graph, str(tmp_path / "m.onnx"), seed=2, weights=given, fold_bn=fold_bn, dtype=dtype)
+    expected = compile_model(graph, seed=2, weights=given, fold_bn=fold_bn, dtype=dtype).SerializeToString()
+    assert (tmp_path / "m.onnx").read_bytes() == expected

@@ -1,4 +1,5 @@
-"""Weights loaded by name from files (untrusted input), strict matching, and batchnorm folding."""
+"""Weights (cnndsl/weights/): files read by name (untrusted input), strict matching, the seeded
+initialisation (He or Glorot, streamed in chunks), and the `weights` command."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from onnx import numpy_helper
 
 import cnndsl
 from cnndsl.errors import WeightsError
-from cnndsl.runtime.run import Runner
 from cnndsl.weights.files import read_weights
 
 ST_NAMES = {np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(np.float64): "F64",
@@ -156,38 +156,6 @@ def test_nan_weights_error_when_strict_warning_otherwise():
     assert "warning: tensor 'features.0.bias' has 1 NaN or infinite values" in notes
 
 
-BN_NET = """input 3x12x12
-conv1: conv 8 3x3 pad=1 bias=false
-bn1: batchnorm eps=0.001
-relu
-conv2: conv 8 3x3 pad=1
-bn2: batchnorm
-residual { c: conv 8 3x3 pad=1; b: batchnorm }
-globalavgpool
-flatten
-fc: dense 4
-"""
-
-
-def test_fold_bn_is_numerically_equivalent():
-    net = cnndsl.parse(BN_NET)
-    rng = np.random.default_rng(5)
-    state = {}
-    for p in net.graph.params():
-        arr = rng.standard_normal(p.shape).astype(np.float32)
-        if p.name.endswith("running_var"):
-            arr = rng.uniform(0.5, 2.0, p.shape).astype(np.float32)
-        state[p.name] = arr
-    plain = net.to_onnx(weights=state)
-    folded = net.to_onnx(weights=state, fold_bn=True)
-    assert [n.op_type for n in folded.graph.node].count("BatchNormalization") == 0
-    assert "conv1.bias" in initializers(folded) and "bn1.weight" not in initializers(folded)
-    x = rng.standard_normal((3, 3, 12, 12)).astype(np.float32)
-    a = Runner.from_model(plain.SerializeToString(), device="cpu").run(x)
-    b = Runner.from_model(folded.SerializeToString(), device="cpu").run(x)
-    assert np.abs(a - b).max() / np.abs(a).max() < 1e-5
-
-
 def test_weights_command_lists_names_and_shapes(cli):
     r = cli("weights", SPECS / "lenet5.cnn")
     assert r.exit_code == 0
@@ -217,20 +185,16 @@ def test_streamed_chunks_equal_the_whole_tensor(monkeypatch, size, init, streame
         np.testing.assert_array_equal(got, weights.init_array(p, seed=4))
 
 
-@pytest.mark.parametrize("spec, fold_bn, given, dtype", [
-    ("lenet5", False, False, "float32"),
-    ("lenet5", False, True, "float32"),  # given weights are written whole, the rest streamed
-    ("resnet18", True, False, "float32"),  # folded conv weights are made whole
-    ("lenet5", False, True, "float16"),
-    ("resnet18", True, False, "float16"),
-])
-def test_streamed_compile_equals_the_in_memory_model(tmp_path, monkeypatch, spec, fold_bn, given, dtype):
-    from cnndsl.onnx.compile import compile_model, compile_to_file
-    from cnndsl.weights import seeded as weights
+def test_weight_init_schemes():
+    """He for weights feeding relu (through batchnorm too), Glorot otherwise; BN identity statistics."""
+    net = cnndsl.parse("input 3x8x8\nconv 64 3x3 bias=false\nbatchnorm\nrelu\nconv 64 3x3\nflatten\ndense 10\n")
+    inits = {p.name: p.init for p in net.graph.params()}
+    assert inits == {"0.weight": "he", "1.weight": "ones", "1.bias": "zeros", "1.running_mean": "zeros",
+                     "1.running_var": "ones", "3.weight": "glorot", "3.bias": "zeros", "5.weight": "glorot",
+                     "5.bias": "zeros"}
+    from cnndsl.onnx.compile import compile_model
 
-    monkeypatch.setattr(weights, "CHUNK", 4096)  # so most tensors stream in several chunks
-    graph = cnndsl.load(SPECS / f"{spec}.cnn").graph
-    given = {"features.3.weight": np.full((16, 6, 5, 5), 0.5, np.float32)} if given else None
-    compile_to_file(graph, str(tmp_path / "m.onnx"), seed=2, weights=given, fold_bn=fold_bn, dtype=dtype)
-    expected = compile_model(graph, seed=2, weights=given, fold_bn=fold_bn, dtype=dtype).SerializeToString()
-    assert (tmp_path / "m.onnx").read_bytes() == expected
+    model = compile_model(net.graph, seed=0)
+    w = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert abs(w["0.weight"].std() - np.sqrt(2 / 27)) < 0.02
+    assert np.abs(w["3.weight"]).max() <= np.sqrt(6 / (64 * 9 + 64 * 9))
