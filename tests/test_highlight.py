@@ -86,36 +86,30 @@ def _grammar() -> dict:
     return json.loads(TM_PATH.read_text(encoding="utf-8"))
 
 
-def _patterns(node):
-    """Every (name, regex) in the grammar, nested patterns included."""
+def _rules(node):
+    """Every dict in the grammar (its rules and their captures), nested ones included."""
     if isinstance(node, dict):
-        for key in ("match", "begin", "end"):
-            if key in node:
-                yield node.get("name", key), node[key]
-        for value in node.values():
-            yield from _patterns(value)
-    elif isinstance(node, list):
+        yield node
+        node = list(node.values())
+    if isinstance(node, list):
         for value in node:
-            yield from _patterns(value)
+            yield from _rules(value)
+
+
+def _patterns(grammar):
+    """Every (name, regex) in the grammar, nested patterns included."""
+    for rule in _rules(grammar):
+        for key in ("match", "begin", "end"):
+            if key in rule:
+                yield rule.get("name", key), rule[key]
 
 
 def test_textmate_grammar_has_the_required_keys():
     g = _grammar()
     assert g["scopeName"] == "source.cnndsl" and g["fileTypes"] == ["cnn"] and g["name"] == "cnndsl"
     assert g["patterns"] and g["repository"]
-    for include in _includes(g):
+    for include in [rule["include"] for rule in _rules(g) if "include" in rule]:
         assert include.startswith("#") and include[1:] in g["repository"], include
-
-
-def _includes(node):
-    if isinstance(node, dict):
-        if "include" in node:
-            yield node["include"]
-        for value in node.values():
-            yield from _includes(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _includes(value)
 
 
 def test_textmate_regexes_compile():
