@@ -1,4 +1,5 @@
-"""Plain helpers for the tests: paths, cached specs, error-table rows, and CPU-time measurement.
+"""Plain helpers for the tests: paths, cached specs, error-table rows, specs that grow, and CPU
+time. Importable without pytest (benchmarks/limits.py uses it).
 
 Fixtures (the CLI runner, models compiled once per session) live in conftest.py; test modules
 import from here (``from helpers import SPECS``), never from conftest.
@@ -10,8 +11,6 @@ import functools
 import gc
 import time
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -33,11 +32,15 @@ def graph(name: str):
 
 def err(id: str, text: str, message: str, line: int, col: int, hint: str | None = None, marks=()):
     """One row of an error table: a bad spec, a substring of its message, where (1-based), a hint."""
+    import pytest
+
     return pytest.param(text, message, line, col, hint, id=id, marks=marks)
 
 
 def assert_error(text: str, message: str, line: int, col: int, hint: str | None) -> None:
     """Parsing and checking ``text`` raises a CnnDslError with that message, position and hint."""
+    import pytest
+
     import cnndsl
     from cnndsl.errors import CnnDslError
 
@@ -49,6 +52,31 @@ def assert_error(text: str, message: str, line: int, col: int, hint: str | None)
     assert (exc.span.line, exc.span.col) == (line, col), exc.render()
     if hint is not None:
         assert exc.hint is not None and hint in exc.hint
+
+
+# -- specs whose cost grows with their size ------------------------------------------------
+
+def growing_specs() -> list:
+    """Specs whose cost grows with their size: (id, the spec for size n, n), n as the fuzzer found
+    it or as large as cnndsl.lang.limits admits. test_fuzz.py checks that they grow linearly;
+    benchmarks/limits.py prints what they take in seconds."""
+    from cnndsl.lang import limits
+
+    size, layers = limits.MAX_SPEC_BYTES, limits.MAX_LAYERS
+    head = "input 8\nrelu "
+    return [
+        # bombs (many-args, 10,000 of them, was one; the first row is the same spec at the size limit)
+        ("arguments-at-size-limit", lambda n: head + "1 " * n + "\n", (size - len(head) - 1) // 2),
+        ("many-statements", lambda n: "input 8\n" + "relu;" * n + "\n", 10_000),
+        ("long-line-error", lambda n: "input 8\n" + "relu " * n + "@\n", 10_000),
+        # the largest specs the limits admit
+        ("lines-at-size-limit", lambda n: "input 8\n" + "relu\n" * n, (size - 8) // 5),
+        ("convs-at-layer-limit", lambda n: f"input 1x8x8\nrepeat {n} conv 1 1\n", layers),
+        ("batchnorms-at-layer-limit", lambda n: f"input 1x8x8\nconv 1 1\nrepeat {n} batchnorm\nrelu\n", layers - 2),
+        # and a regression: 10,000 joins took ~14 s (check.internal probed add, add_1, ..., add_n
+        # for the n-th join of a scope)
+        ("residuals-at-layer-limit", lambda n: f"input 8\nrepeat {n} {{ residual {{ relu }} }}\n", layers // 2),
+    ]
 
 
 # -- cost, measured without a clock on the wall ----------------------------------------------

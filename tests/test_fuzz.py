@@ -6,8 +6,13 @@ The contract, for ANY input:
   Network, or raises ``CnnDslError`` whose ``render()`` starts ``fuzz.cnn:LINE:COL: error: ``
   (``fuzz.cnn: error: `` for a mistake about the whole file). No other exception, ever.
 * A returned Network's ``totals`` and ``summary()`` work too.
-* Each case takes at most ~2 s (hypothesis' deadline) and bounded memory (a guard lowers
-  RLIMIT_AS around each case, and a timer interrupts a hang).
+* Each case takes at most ~2 s of CPU time and bounded memory (a guard lowers RLIMIT_AS around
+  each case; a CPU-time timer interrupts a hang, and a far longer wall-clock one a case that
+  blocks). CPU time (``time.process_time``), not the clock on the wall: a machine busy with
+  other work must not fail a case (hypothesis' own deadline, which is wall time, is off).
+* An input whose cost grows with its size (the largest specs the limits admit, long lines, many
+  statements) costs at most ~3x linear growth: its CPU time against a tenth of it, measured in
+  the same test. How long they take in seconds is a benchmark (benchmarks/limits.py).
 * ``cnndsl check FILE`` exits 1 with ``path:line:col: error:`` on stderr and no traceback.
 
 Strategies: (a) token soup from the grammar's own vocabulary and grammar-shaped programs,
@@ -40,7 +45,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, assert_grows_linearly, growing_specs
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -63,8 +68,9 @@ PATH = "fuzz.cnn"
 BASE_EXAMPLES = int(os.environ.get("CNNDSL_FUZZ_EXAMPLES") or 100)
 STRICT = os.environ.get("CNNDSL_FUZZ_STRICT", "") not in ("", "0")
 RANDOM = os.environ.get("CNNDSL_FUZZ_RANDOM", "") not in ("", "0")
-DEADLINE_MS = 2000
-HARD_TIMEOUT_S = 10.0  # a case still running after this is interrupted and reported as a hang
+CASE_CPU_S = 2.0  # the contract: CPU seconds a case may take
+HARD_CPU_S = 10.0  # a case still running after this much CPU time is interrupted and reported as a hang
+WALL_BACKSTOP = 10  # x HARD_CPU_S of wall-clock time: a case blocked without using the CPU is a hang too
 MEMORY_BUDGET = 1 << 30  # bytes of address space a case may add before it counts as unbounded
 # Line breaks for str.splitlines() that the lexer does not count (SourceFile once split at them).
 SPLITLINES_ONLY = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
@@ -76,7 +82,7 @@ for _name, _examples in (("cnndsl-fuzz-ci", 100), ("cnndsl-fuzz-long", BASE_EXAM
         _name,
         max_examples=_examples,
         derandomize=not RANDOM,
-        deadline=DEADLINE_MS,
+        deadline=None,  # wall time: a busy machine would fail it; contract() measures CPU time instead
         database=None,  # derandomized runs need no example database; keep the tree clean
         print_blob=True,
     )
@@ -84,10 +90,11 @@ PROFILE = settings.get_profile("cnndsl-fuzz-ci" if BASE_EXAMPLES == 100 else "cn
 
 
 def fuzz(weight: float):
-    """@settings for a property: ``weight`` x the profile's examples, derandomized, 2 s deadline.
-    No health check is suppressed: every strategy draws bounded data in milliseconds."""
+    """@settings for a property: ``weight`` x the profile's examples, derandomized, no deadline
+    (each case's CPU time is checked by contract()). No health check is suppressed: every
+    strategy draws bounded data in milliseconds."""
     return settings(PROFILE, max_examples=max(5, int(PROFILE.max_examples * weight)),
-                    derandomize=not RANDOM, deadline=DEADLINE_MS)
+                    derandomize=not RANDOM, deadline=None)
 
 
 # -- known bugs: tolerated by the properties (unless STRICT), pinned by strict xfail tests -----
@@ -143,7 +150,7 @@ def _module_teardown():
 # -- the contract -----------------------------------------------------------------------------
 
 class Hang(BaseException):
-    """Raised by the timer in a case that runs too long (BaseException: nothing swallows it)."""
+    """Raised by a timer in a case that runs too long (BaseException: nothing swallows it)."""
 
 
 def _address_space() -> int:
@@ -154,31 +161,40 @@ def _address_space() -> int:
         return -1
 
 
-class guarded:
-    """Interrupt the block after ``hard_s`` seconds; let it grow by at most ``memory`` bytes.
+# (timer, its signal, what its expiry means)
+TIMERS = [("ITIMER_PROF", "SIGPROF", "CPU time"), ("ITIMER_REAL", "SIGALRM", "wall-clock time")]
 
-    A timer (SIGALRM, repeating every 50 ms once due, since an exception raised inside a gc
-    callback or a __del__ is swallowed) raises Hang; a lowered RLIMIT_AS turns unbounded memory
-    into MemoryError. ``__exit__`` allocates nothing before the memory limit is back.
+
+class guarded:
+    """Interrupt the block after ``hard_cpu_s`` seconds of CPU time (or WALL_BACKSTOP times as
+    long on the wall clock, for a block that waits without computing); let it grow by at most
+    ``memory`` bytes.
+
+    Timers (SIGPROF counts this process's CPU time, SIGALRM the wall clock; each repeats every
+    50 ms once due, since an exception raised inside a gc callback or a __del__ is swallowed)
+    raise Hang; a lowered RLIMIT_AS turns unbounded memory into MemoryError. ``__exit__``
+    allocates nothing before the memory limit is back.
     """
 
-    def __init__(self, hard_s: float = HARD_TIMEOUT_S, memory: int = MEMORY_BUDGET) -> None:
-        self.hard_s, self.memory = hard_s, memory
+    def __init__(self, hard_cpu_s: float = HARD_CPU_S, memory: int = MEMORY_BUDGET) -> None:
+        self.limits = {"ITIMER_PROF": hard_cpu_s, "ITIMER_REAL": WALL_BACKSTOP * max(hard_cpu_s, HARD_CPU_S)}
+        self.memory = memory
         self.active = False
         self.timer = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
         self.old_limit = None
 
     def _on_alarm(self, signum, frame) -> None:
+        timer, _, what = next(t for t in TIMERS if getattr(signal, t[1]) == signum)
         if not self.active:  # late: the block is over
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(getattr(signal, timer), 0)
             return
         if frame is not None and frame.f_code is _GUARD_EXIT:  # leaving anyway; retried in 50 ms
             return
-        raise Hang(f"still running after {self.hard_s:g} s")
+        raise Hang(f"still running after {self.limits[timer]:g} s of {what}")
 
     def __enter__(self) -> guarded:
         if self.timer:
-            self.old_handler = signal.signal(signal.SIGALRM, self._on_alarm)
+            self.old_handlers = {sig: signal.signal(getattr(signal, sig), self._on_alarm) for _, sig, _ in TIMERS}
             self.callbacks = gc.callbacks[:]  # hypothesis times gc with a callback
             gc.callbacks.clear()
         if resource is not None and self.memory:
@@ -192,7 +208,8 @@ class guarded:
                 resource.setrlimit(resource.RLIMIT_AS, (want, hard))
         self.active = True
         if self.timer:
-            signal.setitimer(signal.ITIMER_REAL, self.hard_s, 0.05)
+            for timer, _, _ in TIMERS:
+                signal.setitimer(getattr(signal, timer), self.limits[timer], 0.05)
         return self
 
     def __exit__(self, *exc_info) -> bool:
@@ -200,8 +217,9 @@ class guarded:
         if self.old_limit is not None:
             resource.setrlimit(resource.RLIMIT_AS, self.old_limit)
         if self.timer:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.old_handler)
+            for timer, sig, _ in TIMERS:
+                signal.setitimer(getattr(signal, timer), 0)
+                signal.signal(getattr(signal, sig), self.old_handlers[sig])
             gc.callbacks[:] = self.callbacks + [cb for cb in gc.callbacks if cb not in self.callbacks]
         return False
 
@@ -226,18 +244,19 @@ def assert_rendered(exc: CnnDslError, path: str, text: str | None) -> str:
     return rendered
 
 
-def contract(run, text: str | None, path: str = PATH, *, soft_s: float | None = None,
-             hard_s: float = HARD_TIMEOUT_S, memory: int = MEMORY_BUDGET, tolerate: bool = True):
+def contract(run, text: str | None, path: str = PATH, *, cpu_s: float | None = CASE_CPU_S,
+             hard_cpu_s: float = HARD_CPU_S, memory: int = MEMORY_BUDGET, tolerate: bool = True):
     """Run ``run()`` (parse or load) under the contract. Returns the Network, the CnnDslError,
-    or None for a tolerated known bug. Any other exception propagates (hypothesis shrinks it)."""
+    or None for a tolerated known bug. Any other exception propagates (hypothesis shrinks it).
+    ``cpu_s``: the CPU seconds the case may take (None: its growth is checked instead)."""
     probe = text or ""
     if tolerate and (bug := _known(probe, None)) is not None:
         _count("skipped", bug)
         return None
     _count()
-    start = time.perf_counter()
+    start = time.process_time()
     try:
-        with guarded(hard_s, memory):
+        with guarded(hard_cpu_s, memory):
             try:
                 net = run()
                 totals = net.totals
@@ -248,7 +267,7 @@ def contract(run, text: str | None, path: str = PATH, *, soft_s: float | None = 
                 assert_rendered(exc, path, text)
                 outcome = exc
     except Hang as exc:
-        raise AssertionError(f"hang: {exc} (contract: ~2 s per case)") from None
+        raise AssertionError(f"hang: {exc} (contract: ~{CASE_CPU_S:g} s of CPU per case)") from None
     except MemoryError:
         raise AssertionError(f"unbounded memory: grew by more than {memory >> 20} MiB") from None
     except Exception as exc:
@@ -256,9 +275,9 @@ def contract(run, text: str | None, path: str = PATH, *, soft_s: float | None = 
             _count("tolerated", bug)
             return None
         raise
-    elapsed = time.perf_counter() - start
-    if soft_s is not None:
-        assert elapsed <= soft_s, f"took {elapsed:.2f} s (contract: ~{soft_s:g} s per case)"
+    used = time.process_time() - start
+    if cpu_s is not None:
+        assert used <= cpu_s, f"took {used:.2f} s of CPU (contract: ~{cpu_s:g} s per case)"
     if isinstance(outcome, cnndsl.Network):
         assert isinstance(summary, str) and totals.layers == len(outcome.graph.nodes) > 0
         assert min(totals.params, totals.macs, totals.buffers, totals.constants) >= 0
@@ -297,7 +316,7 @@ def same_outcome(a, b, *, messages: bool = True) -> None:
         assert a.message == b.message
 
 
-cnndsl.parse("input 1x8x8\nrelu\n")  # build (or load) the parser before any deadline applies
+cnndsl.parse("input 1x8x8\nrelu\n")  # build (or load) the parser before the first case is measured
 
 # -- (a) vocabulary ---------------------------------------------------------------------------
 
@@ -767,11 +786,11 @@ def test_spec_with_invalid_utf8_inserted(name, junk, data):
 @pytest.mark.parametrize("name", sorted(SPEC_TEXTS))
 def test_shipped_spec_layouts(name):
     text = SPEC_TEXTS[name]
-    base = check_text(text, soft_s=2.0)
+    base = check_text(text)
     assert isinstance(base, cnndsl.Network)
-    same_outcome(base, check_text(crlf_tabs(text), soft_s=2.0))
-    same_outcome(base, check_text(text.rstrip("\n"), soft_s=2.0))
-    same_outcome(base, check_text(text.replace("\n", "  \t\n"), soft_s=2.0))  # trailing blanks
+    same_outcome(base, check_text(crlf_tabs(text)))
+    same_outcome(base, check_text(text.rstrip("\n")))
+    same_outcome(base, check_text(text.replace("\n", "  \t\n")))  # trailing blanks
 
 
 def _ten_megabytes() -> bytes:
@@ -813,9 +832,6 @@ BOMBS = {
     "block-chain-300": "input 1x8x8\n" + CHAIN + "b0\n",
     "huge-image": "input 1x1000000x1000000\nconv 8 3\n",
     "huge-flat": "input 1000000000000\ndense 10\n",
-    "many-args": "input 8\nrelu " + "1 " * 10_000 + "\n",
-    "many-statements": "input 8\n" + "relu;" * 10_000 + "\n",
-    "long-line-error": "input 8\n" + "relu " * 10_000 + "@\n",
     "very-long-name": "input 8\n" + "a" * 200_000 + "\n",
     "very-long-string": 'network n "' + "t" * 200_000 + '"\ninput 8\nrelu\n',
 }
@@ -823,19 +839,19 @@ BOMBS = {
 
 @pytest.mark.parametrize("text", list(BOMBS.values()), ids=list(BOMBS))
 def test_bombs(text):
-    check_text(text, soft_s=2.0, tolerate=False)
+    check_text(text, tolerate=False)
 
 
 def test_ten_megabyte_file():
-    result = check_bytes(_ten_megabytes(), soft_s=2.0, tolerate=False)
+    result = check_bytes(_ten_megabytes(), tolerate=False)
     assert isinstance(result, CnnDslError)
 
 
 def test_trillion_parameter_dense_counts_exactly():
-    net = check_text("input 1000000\ndense 1000000\n", soft_s=2.0, tolerate=False)
+    net = check_text("input 1000000\ndense 1000000\n", tolerate=False)
     assert net.totals.params == 10 ** 12 + 10 ** 6
     assert net.totals.macs == 10 ** 12
-    net = check_text("input 1000000\ndense 1000000\ndense 1000000 bias=false\n", soft_s=2.0, tolerate=False)
+    net = check_text("input 1000000\ndense 1000000\ndense 1000000 bias=false\n", tolerate=False)
     assert net.totals.params == 2 * 10 ** 12 + 10 ** 6
 
 
@@ -863,8 +879,6 @@ REGRESSIONS = [
      "built 10**8 windows before seeing the output exceeds the input: ~13 s, ~3 GB"),
     ("batchnorm-chain-recursion", "input 1\ndense 1\nrepeat 1000 batchnorm\n",
      "RecursionError in inits.feeds_relu (one frame per batchnorm after a weighted layer)"),
-    ("quadratic-join-names", "input 8\nrepeat 10000 { residual { relu } }\n",
-     "~14 s: check.internal probed add, add_1, ..., add_n for the n-th join of a scope"),
     ("one-megabyte-spec", "input 8\nrelu " + "1 " * 490_000 + "\n",
      "0.98 MB, then under the 1 MB size limit: ~24 s to parse (lark, ~20 us per token)"),
     ("hundred-thousand-layers", "input 1x8x8\nrepeat 100000 conv 1 1\n",
@@ -874,37 +888,26 @@ REGRESSIONS = [
 
 @pytest.mark.parametrize("text", [t for _, t, _ in REGRESSIONS], ids=[i for i, _, _ in REGRESSIONS])
 def test_regression(text):
-    check_text(text, soft_s=2.0, hard_s=2.5, memory=512 << 20, tolerate=False)
+    check_text(text, hard_cpu_s=2.5, memory=512 << 20, tolerate=False)
 
 
-def _at_limits():
-    """The slowest specs the limits admit, sized from cnndsl.lang.limits: each must still take ~2 s."""
-    from cnndsl.lang import limits
-
-    size, layers = limits.MAX_SPEC_BYTES, limits.MAX_LAYERS
-    head = "input 8\nrelu "
-    return {
-        "arguments-at-size-limit": head + "1 " * ((size - len(head) - 1) // 2) + "\n",
-        "lines-at-size-limit": "input 8\n" + "relu\n" * ((size - 8) // 5),
-        "convs-at-layer-limit": f"input 1x8x8\nrepeat {layers} conv 1 1\n",
-        "residuals-at-layer-limit": f"input 8\nrepeat {layers // 2} {{ residual {{ relu }} }}\n",
-        "batchnorms-at-layer-limit": f"input 1x8x8\nconv 1 1\nrepeat {layers - 2} batchnorm\nrelu\n",
-    }
+GROWING = growing_specs()
 
 
-AT_LIMITS = _at_limits()
+@pytest.mark.parametrize("spec, n", [g[1:] for g in GROWING], ids=[g[0] for g in GROWING])
+def test_cost_grows_linearly(spec, n):
+    """Under the contract at full size, and at most ~3x linear growth in CPU time from a tenth of
+    it (quadratic work would be ~10x that). Load on the machine changes neither figure much."""
+    def case(size):
+        return check_text(spec(size), cpu_s=None, hard_cpu_s=30.0, memory=512 << 20, tolerate=False)
 
-
-@pytest.mark.parametrize("text", list(AT_LIMITS.values()), ids=list(AT_LIMITS))
-def test_largest_specs_the_limits_admit_are_quick(text):
-    # These take 0.5 to 2 s on a 2-core machine: right at the ~2 s budget, so allow 3 s for a loaded CI.
-    check_text(text, soft_s=3.0, hard_s=4.0, memory=512 << 20, tolerate=False)
+    assert_grows_linearly(case, n // 10, n)
 
 
 def test_adaptive_pool_of_any_size_is_instant():
     """Regression: adaptiveavgpool listed every output window: 1x100000000 took ~8 s and >3 GB."""
-    check_text("input 1x1x100000000\nadaptiveavgpool 1x100000000\n", soft_s=2.0, hard_s=2.5,
-               memory=512 << 20, tolerate=False)
+    check_text("input 1x1x100000000\nadaptiveavgpool 1x100000000\n", hard_cpu_s=2.5, memory=512 << 20,
+               tolerate=False)
 
 
 @pytest.mark.parametrize("char", SPLITLINES_ONLY, ids=[f"U+{ord(c):04X}" for c in SPLITLINES_ONLY])

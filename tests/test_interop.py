@@ -147,7 +147,7 @@ def test_netron_serves_the_model(compiled, stem):
         assert status == 200 and reader
     finally:
         netron.stop(address)
-    deadline = time.monotonic() + 5  # the server thread notices the stop within its 0.25 s poll
+    deadline = time.monotonic() + 30  # it notices the stop within its 0.25 s poll; a busy machine may take longer
     while netron.status(address) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not netron.status(address)

@@ -1,10 +1,13 @@
-"""Resource bombs are refused early, with a located error, in well under a second each."""
+"""The limits (cnndsl/lang/limits.py): resource bombs are refused early, with a located error.
+
+"Early" is CPU time against parsing specs/resnet50.cnn (helpers.parse_cost), not seconds on the
+wall clock, which a busy machine stretches; benchmarks/limits.py prints the seconds.
+"""
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from helpers import cpu_seconds, parse_cost
 
 import cnndsl
 from cnndsl.errors import CnnDslError
@@ -32,10 +35,13 @@ BOMBS = [
 
 @pytest.mark.parametrize("text, message, line, col", [b[1:] for b in BOMBS], ids=[b[0] for b in BOMBS])
 def test_bombs_refused_quickly_with_a_location(text, message, line, col):
-    start = time.perf_counter()
-    with pytest.raises(CnnDslError) as info:
-        cnndsl.parse(text, path="bomb.cnn")
-    assert time.perf_counter() - start < 2.0
+    def refuse():
+        with pytest.raises(CnnDslError) as info:
+            cnndsl.parse(text, path="bomb.cnn")
+        return info
+
+    info = refuse()
+    assert cpu_seconds(refuse) < 100 * parse_cost()  # the largest takes ~20
     err = info.value
     assert message in err.message
     assert err.span is not None
@@ -44,19 +50,23 @@ def test_bombs_refused_quickly_with_a_location(text, message, line, col):
     assert err.render().startswith("bomb.cnn:")
 
 
-def test_ten_megabyte_spec_refused_before_parsing():
+def test_ten_megabyte_spec_refused_before_parsing(monkeypatch):
+    from cnndsl.lang import parse
+
     text = "input 1x8x8\n" + "relu\n" * 2_000_000
-    start = time.perf_counter()
-    with pytest.raises(CnnDslError, match="the limit is 64,000"):
-        cnndsl.parse(text, path="big.cnn")
-    assert time.perf_counter() - start < 1.0
+    monkeypatch.setattr(parse, "_parser", lambda: pytest.fail("the spec was handed to the parser"))
+
+    def refuse():
+        with pytest.raises(CnnDslError, match="the limit is 64,000"):
+            cnndsl.parse(text, path="big.cnn")
+
+    assert cpu_seconds(refuse) < 100 * parse_cost()  # ~20: it is measured, and its lines counted
 
 
 def test_counting_a_trillion_parameter_dense_layer_is_instant():
-    start = time.perf_counter()
     net = cnndsl.parse("input 1000000\ndense 1000000\n")
     assert net.totals.params == 1_000_000 * 1_000_000 + 1_000_000
-    assert time.perf_counter() - start < 0.5
+    assert cpu_seconds(lambda: cnndsl.parse("input 1000000\ndense 1000000\n").totals) < parse_cost()
     from cnndsl.errors import CompileError
     from cnndsl.onnx.compile import compile_model
 
