@@ -41,8 +41,9 @@ def cli():
 @pytest.fixture(scope="session")
 def compiled(tmp_path_factory):
     """``compiled(spec, **options)``: the path of specs/SPEC.cnn compiled to a file with seed 0 (and
-    ``options`` for compile_to_file, e.g. fold_bn=True), once per session. The VGGs and the large
-    ResNets take seconds each; the files (gigabytes together) are removed when the session ends."""
+    ``options`` for compile_to_file, e.g. fold_bn=True), once per session, for every test that
+    needs that model as a file (test_interop, test_specs' reference evaluator, ...): ask here
+    rather than compile a shipped spec again. The files are removed when the session ends."""
     import cnndsl
     from cnndsl.onnx.compile import compile_to_file
 
@@ -52,7 +53,7 @@ def compiled(tmp_path_factory):
     def compile_once(spec: str, **options):
         key = (spec, tuple(sorted(options.items())))
         if key not in paths:
-            stem = "-".join([spec] + [f"{k}={v}" for k, v in sorted(options.items())])
+            stem = "-".join([spec] + [f"{k}-{v}" for k, v in sorted(options.items())])
             path = folder / f"{stem}.onnx"
             compile_to_file(cnndsl.load(SPECS / f"{spec}.cnn").graph, str(path), seed=0, **options)
             paths[key] = path

@@ -35,7 +35,6 @@ import pytest
 from helpers import SPECS
 
 import cnndsl
-from cnndsl.onnx.compile import compile_to_file
 
 TOLERANCE = 1e-5
 ONNX2TORCH_OPSET = 19
@@ -54,16 +53,10 @@ FILES = {
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory) -> dict:
-    """stem -> (path of the compiled .onnx, its checked Network)."""
-    out = tmp_path_factory.mktemp("interop")
-    files = {}
-    for stem, (spec, options) in FILES.items():
-        net = cnndsl.load(SPECS / f"{spec}.cnn")
-        path = out / f"{stem}.onnx"
-        compile_to_file(net.graph, str(path), seed=0, **options)
-        files[stem] = (path, net)
-    return files
+def files(compiled) -> dict:
+    """stem -> (path of the compiled .onnx, its checked Network); compiled once per session."""
+    return {stem: (compiled(spec, **options), cnndsl.load(SPECS / f"{spec}.cnn"))
+            for stem, (spec, options) in FILES.items()}
 
 
 # --- plain onnxruntime, cnndsl blocked ---------------------------------------------------------
@@ -94,14 +87,14 @@ print(json.dumps(seen))
 """
 
 
-def test_runs_in_bare_onnxruntime_without_cnndsl(compiled, tmp_path):
+def test_runs_in_bare_onnxruntime_without_cnndsl(files, tmp_path):
     batch = 3
-    jobs = [[str(path), batch] for path, _ in compiled.values()]
+    jobs = [[str(path), batch] for path, _ in files.values()]
     proc = subprocess.run([sys.executable, "-I", "-c", BARE_ORT, json.dumps(jobs)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
-    for stem, (path, net) in compiled.items():
+    for stem, (path, net) in files.items():
         got = seen[str(path)]
         assert got["input"] == ["input", ["N", *net.input_shape]], stem
         assert got["output"] == ["output", [batch, *net.output_shape]], stem
@@ -109,10 +102,10 @@ def test_runs_in_bare_onnxruntime_without_cnndsl(compiled, tmp_path):
         assert got["finite"], stem
 
 
-def test_only_standard_onnx_operators(compiled):
+def test_only_standard_onnx_operators(files):
     import onnx
 
-    for stem, (path, _) in compiled.items():
+    for stem, (path, _) in files.items():
         model = onnx.load(str(path))
         assert {o.domain for o in model.opset_import} <= {"", "ai.onnx"}, stem
         assert {n.domain for n in model.graph.node} <= {"", "ai.onnx"}, stem
@@ -126,9 +119,9 @@ def _get(url: str) -> tuple[int, str, bytes]:
 
 
 @pytest.mark.parametrize("stem", ["lenet5", "googlenet"])
-def test_netron_serves_the_model(compiled, stem):
+def test_netron_serves_the_model(files, stem):
     netron = pytest.importorskip("netron")
-    path, _ = compiled[stem]
+    path, _ = files[stem]
     address = netron.serve(str(path), address=("127.0.0.1", 0), browse=False)
     try:
         base = f"http://{address[0]}:{address[1]}"
