@@ -934,6 +934,30 @@ def test_error_lines_inside_the_file(text):
 
 
 # ============================================================================================
+# the contract's own machinery: it must be able to fail
+# ============================================================================================
+
+def test_a_case_that_spins_is_interrupted_after_its_cpu_time():
+    def spin():
+        while True:
+            pass
+
+    with pytest.raises(AssertionError, match=r"hang: still running after 0.2 s of CPU time"):
+        contract(spin, "", hard_cpu_s=0.2, tolerate=False)
+
+
+def test_a_case_over_its_cpu_budget_fails_the_contract():
+    def slow():
+        end = time.process_time() + 0.05
+        while time.process_time() < end:
+            pass
+        return cnndsl.parse("input 8\nrelu\n")
+
+    with pytest.raises(AssertionError, match=r"took 0\.\d\d s of CPU \(contract: ~0.01 s per case\)"):
+        contract(slow, "", cpu_s=0.01, tolerate=False)
+
+
+# ============================================================================================
 # the CLI edge: exit 1, a located error on stderr, no traceback
 # ============================================================================================
 
