@@ -76,8 +76,8 @@ def test_resnet50_is_shown_per_block():
     assert [r.label for r in chart.rows[:3]] == ["conv1: conv 64 7x7 stride=2 pad=3 bias=false", "bn1: batchnorm",
                                                  "layer1.0 (4 conv, 4 batchnorm)"]
     assert chart.rows[-1].params == {"dense": 2_049_000}
-    assert chart.rows[2].params == {"conv": 73_728, "batchnorm": 1_280}  # 1x1, 3x3, 1x1 and the projection
-    assert list(chart.shares) == ["conv", "dense", "batchnorm"]
+    assert chart.rows[2].params == {"conv": 73_728, "norm": 1_280}  # 1x1, 3x3, 1x1 and the projection
+    assert list(chart.shares) == ["conv", "dense", "norm"]
     assert chart.share_note.startswith("conv layers hold 91.8% of the 25,557,032 parameters; dense 8.0%")
 
 

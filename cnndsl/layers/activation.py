@@ -12,6 +12,13 @@ class Activation(Layer):
     """Base: shape in = shape out; ONNX op named by ``op``."""
 
     op = "?"
+    category = "activation"
+    fusable = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "onnx_ops" not in cls.__dict__ and cls.op != "?":
+            cls.onnx_ops = cls.op
 
     def infer(self, shapes):
         return shapes[0]
@@ -24,6 +31,8 @@ class Activation(Layer):
 @dataclass(frozen=True)
 class Relu(Activation):
     """relu"""
+
+    relu_like = True
 
     op = "Relu"
 
@@ -49,6 +58,9 @@ class Sigmoid(Activation):
 class Relu6(Activation):
     """relu6: min(max(x, 0), 6)"""
 
+    relu_like = True
+    onnx_ops = "Clip(0, 6)"
+
     def emit(self, b, node, xs):
         lo = b.scalar(node.name + ".min", 0.0)
         hi = b.scalar(node.name + ".max", 6.0)
@@ -59,6 +71,9 @@ class Relu6(Activation):
 @dataclass(frozen=True)
 class LeakyRelu(Activation):
     """leakyrelu [SLOPE]: x if x > 0 else SLOPE*x (SLOPE 0.01 by default)"""
+
+    relu_like = True
+    onnx_ops = "LeakyRelu"
 
     slope: float = arg(number, 0.01, pos=True)
 
@@ -71,6 +86,9 @@ class LeakyRelu(Activation):
 class Elu(Activation):
     """elu [ALPHA]: x if x > 0 else ALPHA*(exp(x)-1) (ALPHA 1.0 by default)"""
 
+    relu_like = True
+    onnx_ops = "Elu"
+
     alpha: float = arg(number, 1.0, pos=True)
 
     def emit(self, b, node, xs):
@@ -80,7 +98,10 @@ class Elu(Activation):
 @register("gelu")
 @dataclass(frozen=True)
 class Gelu(Activation):
-    """gelu [approximate=none|tanh] (ONNX Gelu, opset 20 or later)"""
+    """gelu [approximate=none|tanh]: the Gaussian error linear unit (opset 20 or later)"""
+
+    relu_like = True
+    onnx_ops = "Gelu (opset 20 or later)"
 
     approximate: str = arg(one_of("none", "tanh"), "none")
 
@@ -94,6 +115,8 @@ class Gelu(Activation):
 class Identity(Activation):
     """identity: passes its input through (emits no ONNX node)"""
 
+    onnx_ops = "nothing"
+
     def emit(self, b, node, xs):
         return xs[0]
 
@@ -102,6 +125,9 @@ class Identity(Activation):
 @dataclass(frozen=True)
 class Softmax(Activation):
     """softmax [axis=1]: normalise to probabilities along the channel/feature axis"""
+
+    category = "output"
+    onnx_ops = "Softmax"
 
     axis: int = arg(lambda v, f: v if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else
                     _bad_axis(v), 1)
@@ -124,7 +150,3 @@ def _bad_axis(v):
 
     raise RuleError(f"axis must be an integer >= 1 (axis 0 is the batch), not {show(v)}", field="axis")
 
-
-ACTIVATIONS = frozenset({"relu", "relu6", "tanh", "sigmoid", "leakyrelu", "leaky_relu", "elu",
-                         "gelu", "identity", "softmax"})
-RELU_LIKE = frozenset({"relu", "relu6", "leakyrelu", "leaky_relu", "elu", "gelu"})

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from cnndsl.errors import RuleError
-from cnndsl.layers.activation import ACTIVATIONS
-from cnndsl.layers.base import Layer, arg, boolean, one_of, padding, positive_int, positive_pair, register
+from cnndsl.layers.base import (
+    Layer,
+    arg,
+    boolean,
+    fused_activation,
+    padding,
+    positive_int,
+    positive_pair,
+    register,
+)
 from cnndsl.model.ir import CONSTANT, TRAINABLE, Param
 from cnndsl.model.shapes import fmt_shape, same_pads, show, window_out
-
-_act = one_of(*sorted(ACTIVATIONS))
 
 
 def resolve_pads(pad, hw, kernel, stride, dilation) -> tuple[int, int, int, int]:
@@ -56,7 +63,7 @@ class Conv(Layer):
 
     filters: int = arg(positive_int, pos=True)
     kernel: tuple[int, int] = arg(positive_pair, pos=True)
-    act: str | None = arg(_act, None, words=ACTIVATIONS)
+    act: str | None = fused_activation()
     stride: tuple[int, int] = arg(positive_pair, 1)
     pad: object = arg(padding, 0, words=frozenset({"same", "valid"}))
     dilation: tuple[int, int] = arg(positive_pair, 1)
@@ -64,6 +71,14 @@ class Conv(Layer):
     bias: bool = arg(boolean, True)
 
     fused_act = True
+    category = "conv"
+    absorbs_affine = True
+    counts = "FILTERS·(C/G)·kh·kw + FILTERS bias"
+    onnx_ops = "Conv"
+
+    def with_bias(self) -> Conv:
+        """This conv with a bias, to take a folded per-channel shift (weight axis 0 is the output channel)."""
+        return dataclasses.replace(self, bias=True)
 
     def pads(self, shape):
         return resolve_pads(self.pad, shape[1:], self.kernel, self.stride, self.dilation)
@@ -161,13 +176,16 @@ class FixedConv(Layer):
     """
 
     kernel: tuple = arg(_kernels, pos=True)
-    act: str | None = arg(_act, None, words=ACTIVATIONS)
+    act: str | None = fused_activation()
     bias: tuple | None = arg(_bias, None)
     stride: tuple[int, int] = arg(positive_pair, 1)
     pad: object = arg(padding, 0, words=frozenset({"same", "valid"}))
     dilation: tuple[int, int] = arg(positive_pair, 1)
 
     fused_act = True
+    category = "filter"
+    counts = "none: the kernel is a constant"
+    onnx_ops = "Conv"
 
     @property
     def kshape(self) -> tuple[int, int, int, int]:

@@ -21,6 +21,7 @@ class _Pool(Layer):
     """Shared by maxpool and avgpool."""
 
     op = "?"
+    category = "pool"
 
     def stride_hw(self):
         return self.stride if self.stride is not None else self.kernel
@@ -81,7 +82,9 @@ class _Pool(Layer):
 @register("maxpool")
 @dataclass(frozen=True)
 class MaxPool(_Pool):
-    """maxpool KERNEL [stride=S] [pad=P|same] [floor|ceil]  (stride defaults to the kernel)"""
+    """maxpool KERNEL [stride=S] [pad=P|same] [floor|ceil]: stride defaults to the kernel"""
+
+    onnx_ops = "MaxPool"
 
     kernel: tuple[int, int] = arg(positive_pair, pos=True)
     stride: tuple[int, int] | None = arg(_stride, _NO_STRIDE)
@@ -99,6 +102,8 @@ class AvgPool(_Pool):
 
     count_pad=true (PyTorch's default, and ours) counts padded zeros in the average.
     """
+
+    onnx_ops = "AveragePool"
 
     kernel: tuple[int, int] = arg(positive_pair, pos=True)
     stride: tuple[int, int] | None = arg(_stride, _NO_STRIDE)
@@ -118,6 +123,9 @@ class AvgPool(_Pool):
 class GlobalAvgPool(Layer):
     """globalavgpool: one average per channel (CxHxW -> Cx1x1)"""
 
+    category = "pool"
+    onnx_ops = "GlobalAveragePool"
+
     def infer(self, shapes):
         c, _, _ = need_image("globalavgpool", shapes[0])
         return c, 1, 1
@@ -130,6 +138,9 @@ class GlobalAvgPool(Layer):
 @dataclass(frozen=True)
 class GlobalMaxPool(Layer):
     """globalmaxpool: one maximum per channel (CxHxW -> Cx1x1)"""
+
+    category = "pool"
+    onnx_ops = "GlobalMaxPool"
 
     def infer(self, shapes):
         c, _, _ = need_image("globalmaxpool", shapes[0])
@@ -148,6 +159,9 @@ class AdaptiveAvgPool(Layer):
     """
 
     size: tuple[int, int] = arg(positive_pair, pos=True)
+
+    category = "pool"
+    onnx_ops = "AveragePool, or nothing when it is the identity"
 
     def lowered(self, shape):
         """(kernel, stride) per axis, or RuleError when no plain pool equals it."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnndsl.errors import RunError
+from cnndsl.layers import ConcatChannels
 from cnndsl.model.ir import Graph
 from cnndsl.runtime.image import MODES, decode, load_image  # noqa: F401 - re-exported: maps.load_image reads the input
 
@@ -36,7 +37,7 @@ def channel_labels(graph: Graph) -> list[str | None]:
     channel apart (activations, pools) between the concat and the output."""
     count = graph.output_shape[0] if len(graph.output_shape) == 3 else 0
     index = len(graph.nodes) - 1
-    while index >= 0 and graph.nodes[index].kind != "concat":
+    while index >= 0 and not isinstance(graph.nodes[index].layer, ConcatChannels):
         node = graph.nodes[index]
         if len(node.inputs) != 1 or node.params or node.inputs[0] < 0:
             return [None] * count

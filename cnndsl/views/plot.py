@@ -17,8 +17,8 @@ FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 DPI = 100  # --size is in pixels: inches = pixels / DPI
 MAX_ROWS = 60  # more weighted layers than this are shown per block, or per range of layers (see layer_data)
 MAX_PANELS = 6  # --per-layer charts in one file
-CATEGORIES = {"conv": "conv", "dense": "dense", "batchnorm": "batchnorm"}  # node kind -> bar colour group
-COLOURS = {"conv": "#3b75af", "dense": "#ef8636", "batchnorm": "#519e3e", "other": "#8c8c8c",
+GROUPS = ("conv", "dense", "norm")  # layer categories (Layer.category) with a bar colour of their own
+COLOURS = {"conv": "#3b75af", "dense": "#ef8636", "norm": "#519e3e", "other": "#8c8c8c",
            "CNN": "#3b75af", "MLP": "#ef8636"}
 LEGEND = {"CNN": "CNN (convolutions)", "MLP": "MLP (dense only)"}
 UNITS = {"layer": "layer", "block": "block", "range": "range of layers"}  # LayerChart.unit -> the title's words
@@ -44,7 +44,7 @@ def lineage_data(graphs: list[Graph]) -> list[NetworkBar]:
     """The networks in lineage order, as `cnndsl params` lists them: by year (none first), then depth."""
     bars = []
     for g in sorted(graphs, key=lambda g: (g.year or 0, depth(g))):
-        convs = any(n.kind in ("conv", "fixedconv") for n in g.nodes)
+        convs = any(n.layer.category in ("conv", "filter") for n in g.nodes)
         bars.append(NetworkBar(g.name, g.year, sum(n.count(TRAINABLE) for n in g.nodes),
                                sum(n.macs for n in g.nodes), "CNN" if convs else "MLP"))
     return bars
@@ -117,7 +117,7 @@ def layer_data(graph: Graph) -> LayerChart:
         nodes = [n for key in chunk for n in groups[key]]
         params: dict[str, int] = {}
         for n in nodes:
-            kind = CATEGORIES.get(n.kind, "other")
+            kind = n.layer.category if n.layer.category in GROUPS else "other"
             params[kind] = params.get(kind, 0) + n.count(TRAINABLE)
         rows.append(LayerRow(_row_label(chunk, nodes), params))
     total = sum(r.total for r in rows)
