@@ -76,7 +76,7 @@ def _rate(v, field):
 @register("dropout")
 @dataclass(frozen=True)
 class Dropout(Layer):
-    """dropout RATE: listed in summaries; left out of the inference graph"""
+    """dropout [RATE]: listed in summaries; left out of the inference graph (RATE 0.5 by default)"""
 
     category = "regularization"
     onnx_ops = "nothing (left out of the inference graph)"
