@@ -331,6 +331,7 @@ TABLE = [
     row("gelu", "3x4x4", elementwise(ref.gelu), scale=2.0),
     row("gelu approximate=tanh", "3x4x4", elementwise(lambda x: ref.gelu(x, "tanh")), scale=2.0),
     row("identity", "3x4x4", elementwise(ref.identity)),
+    row("silu", "3x4x4", elementwise(ref.silu), scale=4.0),
     row("softmax", "10", elementwise(ref.softmax), scale=3.0),
     row("softmax", "4x3x3", elementwise(ref.softmax), scale=3.0),
     row("softmax axis=2", "4x3x5", elementwise(lambda x: ref.softmax(x, 2)), scale=3.0),

@@ -110,6 +110,19 @@ class Gelu(Activation):
         return b.node("Gelu", xs, node.name, approximate=self.approximate)
 
 
+@register("silu", "swish")
+@dataclass(frozen=True)
+class Silu(Activation):
+    """silu: x * sigmoid(x), also called swish (PyTorch's SiLU; EfficientNet's activation)"""
+
+    relu_like = True
+    onnx_ops = "Sigmoid and Mul"
+
+    def emit(self, b, node, xs):
+        gate = b.node("Sigmoid", xs, node.name + ".sigmoid")
+        return b.node("Mul", [xs[0], gate], node.name)
+
+
 @register("identity")
 @dataclass(frozen=True)
 class Identity(Activation):
