@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnndsl.lang.parse import parse as parse_text
-from cnndsl.model import report
 from cnndsl.model.check import check
 from cnndsl.model.ir import Graph
+from cnndsl.views import report
 
 
 class Network:

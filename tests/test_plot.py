@@ -14,8 +14,8 @@ from conftest import ROOT, SPECS
 import cnndsl
 from cnndsl.cli import main
 from cnndsl.errors import CnnDslError
-from cnndsl.model import report
 from cnndsl.model.ir import TRAINABLE
+from cnndsl.views import report
 from cnndsl.views.plot import (
     MAX_PANELS,
     MAX_ROWS,

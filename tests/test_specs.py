@@ -88,7 +88,7 @@ def test_reference_evaluator_agrees(name):
 @pytest.mark.parametrize("name", ALL)
 def test_golden_summary(name, update_goldens):
     """The whole per-layer summary of each spec, reviewed in diffs (--update-goldens rewrites)."""
-    from cnndsl.model import report
+    from cnndsl.views import report
 
     net = cnndsl.load(SPECS / name)
     text = net.summary() + "\n" + json.dumps(report.as_json(f"specs/{name}", net.graph), indent=2) + "\n"

@@ -49,7 +49,7 @@ def fmt_command(specs: tuple[str, ...], check: bool, to_stdout: bool, align: boo
 def _report(exc: CnnDslError) -> None:
     """An error on stderr, as the other commands render theirs (in colour on a terminal)."""
     on = term.color_enabled(sys.stderr)
-    click.echo(exc.render(color=on), err=True, color=on)
+    click.echo(exc.render(term.Style(on)), err=True, color=on)
 
 
 def _read(path: str) -> str:

@@ -10,13 +10,13 @@ import sys
 import click
 
 from cnndsl.errors import CnnDslError
-from cnndsl.model import report
-from cnndsl.views.term import Progress, color_enabled, echo_err
+from cnndsl.views import report
+from cnndsl.views.term import Progress, Style, color_enabled, echo_err
 
 
 def _fail(exc: CnnDslError) -> None:
     on = color_enabled(sys.stderr)
-    click.echo(exc.render(color=on), err=True, color=on)
+    click.echo(exc.render(Style(on)), err=True, color=on)
 
 
 def edge(fn):
@@ -263,7 +263,7 @@ def weights(spec: str, as_json: bool) -> None:
     Example: cnndsl weights specs/resnet18.cnn
     """
     from cnndsl.api import load
-    from cnndsl.model.shapes import fmt_shape
+    from cnndsl.lang.show import fmt_shape
 
     params = list(load(spec).graph.params())
     if as_json:

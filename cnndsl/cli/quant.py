@@ -11,7 +11,7 @@ import click
 
 def compile_int8(net, path: str, seed: int, opset, weights, fold_bn: bool, calibration: str | None,
                  samples: int) -> None:
-    from cnndsl.model.report import human_bytes
+    from cnndsl.lang.show import human_bytes
     from cnndsl.onnx.compile import compile_to_file
     from cnndsl.onnx.quantize import calibration_inputs, drift, quantize_file
 

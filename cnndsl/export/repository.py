@@ -252,7 +252,7 @@ def export_command(spec: str, repo: str, name: str | None, version: int, force: 
                    serve: ServeOptions) -> None:
     """Export, then say what was written, how Triton will serve it, and what to watch for."""
     from cnndsl.export.triton import INSTANCE_KINDS
-    from cnndsl.model.report import human_bytes
+    from cnndsl.lang.show import human_bytes
     from cnndsl.onnx.emit import DEFAULT_OPSET, ir_version_for
 
     done = export_triton(spec, repo, name, version, force, build, serve)

@@ -9,7 +9,7 @@ from cnndsl.errors import SpecSyntaxError
 from cnndsl.lang import limits
 from cnndsl.lang import syntax as S
 from cnndsl.lang.parsertables import grammar_text, make_parser  # noqa: F401 (grammar_text: public)
-from cnndsl.lang.source import SourceFile, Span, span_of
+from cnndsl.lang.source import SourceFile, Span, normalise, span_of
 
 _READABLE = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "DIMS": "a size such as 3x3",
@@ -69,6 +69,7 @@ def parse(text: str, path: str = "<string>") -> S.Spec:
     """Parse a spec's text into a syntax.Spec, or raise SpecSyntaxError at the offending token."""
     from lark.exceptions import UnexpectedInput
 
+    text = normalise(text)
     source = SourceFile(path, text)
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limits.MAX_SPEC_BYTES:

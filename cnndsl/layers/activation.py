@@ -159,7 +159,7 @@ class Softmax(Activation):
 
 def _bad_axis(v):
     from cnndsl.errors import RuleError
-    from cnndsl.model.shapes import show
+    from cnndsl.lang.show import show
 
     raise RuleError(f"axis must be an integer >= 1 (axis 0 is the batch), not {show(v)}", field="axis")
 

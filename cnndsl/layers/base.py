@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cnndsl.errors import RuleError, did_you_mean
-from cnndsl.model.shapes import show
+from cnndsl.lang.show import show
 
 REGISTRY: dict[str, type[Layer]] = {}
 _MISSING = object()
@@ -239,10 +240,22 @@ def boolean(v, field):
     raise RuleError(f"{field} must be true or false, not {show(v)}", field=field)
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # ONNX stores float attributes and weights as float32
+
+
+def float32(v: float, field: str) -> float:
+    """``v`` as a float, or a RuleError where float32 (what the model stores) cannot hold it."""
+    v = float(v)
+    if not math.isfinite(v) or abs(v) > FLOAT32_MAX:
+        raise RuleError(f"{field} value {show(v)} is beyond float32's range (+-3.4e38)",
+                        "the model stores it as float32, where it would be infinite", field=field)
+    return v
+
+
 def number(v, field):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise RuleError(f"{field} must be a number, not {show(v)}", field=field)
-    return float(v)
+    return float32(v, field)
 
 
 def positive_number(v, field):

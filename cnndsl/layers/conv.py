@@ -6,10 +6,12 @@ import dataclasses
 from dataclasses import dataclass
 
 from cnndsl.errors import RuleError
+from cnndsl.lang.show import fmt_shape, show
 from cnndsl.layers.base import (
     Layer,
     arg,
     boolean,
+    float32,
     fused_activation,
     padding,
     positive_int,
@@ -17,7 +19,7 @@ from cnndsl.layers.base import (
     register,
 )
 from cnndsl.model.ir import CONSTANT, TRAINABLE, Param
-from cnndsl.model.shapes import fmt_shape, same_pads, show, window_out
+from cnndsl.model.shapes import same_pads, window_out
 
 
 def resolve_pads(pad, hw, kernel, stride, dilation) -> tuple[int, int, int, int]:
@@ -126,7 +128,7 @@ def _kernels(v, field):
                         "one matrix [[...],...], a list of matrices, or a list of lists of matrices",
                         field=field)
     flat: list[float] = []
-    _flatten(v, flat)
+    _flatten(v, flat, field)
     if len(shape) == 2:  # one map on one input channel
         shape = (1, 1, *shape)
     elif len(shape) == 3:  # one map per matrix, each on one input channel
@@ -146,12 +148,12 @@ def _nested_shape(v, field) -> tuple[int, ...]:
     return (len(v), *(shapes.pop() if shapes else ()))
 
 
-def _flatten(v, out: list) -> None:
+def _flatten(v, out: list, field: str) -> None:
     for item in v:
         if isinstance(item, list):
-            _flatten(item, out)
+            _flatten(item, out, field)
         else:
-            out.append(float(item))
+            out.append(float32(item, field))
 
 
 def _bias(v, field):
@@ -160,9 +162,9 @@ def _bias(v, field):
     if isinstance(v, bool):
         raise RuleError(f"bias must be a number or a list of numbers, not {show(v)}", field=field)
     if isinstance(v, (int, float)):
-        return (float(v),)
+        return (float32(v, field),)
     if isinstance(v, list) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-        return tuple(float(x) for x in v)
+        return tuple(float32(x, field) for x in v)
     raise RuleError(f"bias must be a number or a list of numbers, not {show(v)}", field=field)
 
 

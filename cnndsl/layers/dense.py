@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 
 from cnndsl.errors import RuleError
+from cnndsl.lang.show import fmt_shape
 from cnndsl.layers.base import Layer, arg, boolean, fused_activation, number, positive_int, register
 from cnndsl.model.ir import TRAINABLE, Param
-from cnndsl.model.shapes import fmt_shape
 
 
 @register("dense")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cnndsl.errors import RuleError
+from cnndsl.lang.show import fmt_shape
 from cnndsl.layers.base import Layer
-from cnndsl.model.shapes import fmt_shape
 
 
 @dataclass(frozen=True)

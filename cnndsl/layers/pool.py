@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cnndsl.errors import RuleError
+from cnndsl.lang.show import fmt_shape, show
 from cnndsl.layers.base import Layer, arg, boolean, one_of, padding, positive_pair, register
 from cnndsl.layers.conv import need_image, resolve_pads, window_shape
-from cnndsl.model.shapes import adaptive_as_pool, fmt_shape, show
+from cnndsl.model.shapes import adaptive_as_pool
 
 _NO_STRIDE = None
 

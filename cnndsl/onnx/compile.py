@@ -8,8 +8,9 @@ import shutil
 import tempfile
 
 from cnndsl.errors import CompileError
+from cnndsl.lang.show import human_bytes
+from cnndsl.model.counts import totals
 from cnndsl.model.ir import Graph
-from cnndsl.model.report import human_bytes, totals
 from cnndsl.onnx.output import open_output
 
 PROTOBUF_LIMIT = 2 ** 31 - 2 ** 26  # keep well under protobuf's 2 GiB: beyond, use external data

@@ -21,9 +21,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from cnndsl.lang.show import fmt_shape
 from cnndsl.layers import ConcatChannels
 from cnndsl.model.ir import TRAINABLE, Graph
-from cnndsl.model.shapes import fmt_shape
 
 # Fill colour by the layer kind's category (Layer.category); others get DEFAULT_FILL.
 CATEGORY_FILL = {

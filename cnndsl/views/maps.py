@@ -21,7 +21,6 @@ import numpy as np
 from cnndsl.errors import RunError
 from cnndsl.layers import ConcatChannels
 from cnndsl.model.ir import Graph
-from cnndsl.runtime.image import MODES, decode, load_image  # noqa: F401 - re-exported: maps.load_image reads the input
 
 GRID = "grid.png"
 GRID_MAX = 256  # maps shown in grid.png; every map still gets its own file

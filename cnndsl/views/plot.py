@@ -10,8 +10,8 @@ import tempfile
 from dataclasses import dataclass, field
 
 from cnndsl.errors import CnnDslError
+from cnndsl.model.counts import depth
 from cnndsl.model.ir import TRAINABLE, Graph
-from cnndsl.model.report import depth
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 DPI = 100  # --size is in pixels: inches = pixels / DPI

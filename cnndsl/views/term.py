@@ -10,6 +10,8 @@ from typing import TextIO
 
 import click
 
+from cnndsl import errors
+
 STYLES = {
     "error": {"fg": "red", "bold": True},
     "warning": {"fg": "magenta", "bold": True},
@@ -50,6 +52,19 @@ def styled(line: str, on: bool) -> str:
             rest = line[at + len(marker):]
             return (paint(location, "location", on) if location else "") + paint(marker, word, on) + rest
     return line
+
+
+class Style(errors.Style):
+    """Rendered errors in terminal colours (where ``on``)."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+    def line(self, text: str) -> str:
+        return styled(text, self.on)
+
+    def caret(self, text: str) -> str:
+        return paint(text, "caret", self.on)
 
 
 def echo_err(line: str) -> None:

@@ -118,8 +118,8 @@ def match_weights(graph, tensors: dict[str, np.ndarray], path: str, strict: bool
     values are an error when strict, a warning otherwise.
     """
     from cnndsl.errors import WeightsError, did_you_mean
+    from cnndsl.lang.show import fmt_shape
     from cnndsl.model.ir import CONSTANT
-    from cnndsl.model.shapes import fmt_shape
 
     expected = {p.name: p for p in graph.params() if p.role != CONSTANT}
     missing = [n for n in expected if n not in tensors]

@@ -1,0 +1,86 @@
+"""Hostile and odd inputs (issue 14): each case failed before its fix. Specs, weights files,
+models, arrays and outputs that a user or an attacker can hand cnndsl."""
+
+from __future__ import annotations
+
+import pytest
+
+import cnndsl
+from cnndsl.errors import CnnDslError
+
+LENET_BODY = "network tiny\ninput 1x8x8\nconv 4 3x3 relu\nflatten\ndense 2\n"
+
+
+# -- text encodings editors write ------------------------------------------------------------
+
+@pytest.mark.parametrize("name, text", [
+    ("utf-8 byte-order mark", "\ufeff" + LENET_BODY),
+    ("CR-only line endings (classic Mac)", LENET_BODY.replace("\n", "\r")),
+    ("CRLF line endings (Windows)", LENET_BODY.replace("\n", "\r\n")),
+    ("BOM and CRLF", "\ufeff" + LENET_BODY.replace("\n", "\r\n")),
+    ("CR-only with a continuation", "network tiny\rinput 1x8x8\rconv 4 \\\r  3x3\rflatten\rdense 2\r"),
+])
+def test_editor_encodings_are_accepted(tmp_path, name, text):
+    path = tmp_path / "t.cnn"
+    path.write_bytes(text.encode("utf-8"))
+    net = cnndsl.load(path)
+    assert net.output_shape == (2,)
+    assert net.totals.params == cnndsl.parse(LENET_BODY).totals.params
+
+
+def test_errors_in_a_cr_only_file_point_at_the_right_line(tmp_path):
+    path = tmp_path / "t.cnn"
+    path.write_bytes(b"input 1x8x8\rconv 4 3x3\rconv 4 9x9\r")
+    with pytest.raises(CnnDslError) as info:
+        cnndsl.load(path)
+    assert info.value.span.line == 3
+    assert "conv 4 9x9" in info.value.render()
+
+
+def test_fmt_accepts_editor_encodings():
+    from cnndsl.lang.fmt import format_text
+
+    assert format_text("\ufeff" + LENET_BODY.replace("\n", "\r")) == format_text(LENET_BODY)
+
+
+# -- numbers beyond float32 ------------------------------------------------------------------
+
+@pytest.mark.parametrize("decl, inp, col, field", [
+    ("fixedconv [[1e39]]", "1x4x4", 11, "kernel"),
+    ("fixedconv [[1, -4e38], [0, 1]]", "1x4x4", 11, "kernel"),
+    ("fixedconv [[1]] bias=1e39", "1x4x4", 17, "bias"),
+    ("batchnorm eps=1e39", "3x4x4", 11, "eps"),
+    ("leakyrelu 1e300", "3x4x4", 11, "slope"),
+    ("elu alpha=-1e40", "3x4x4", 5, "alpha"),
+    ("lrn 3 k=1e39", "3x4x4", 7, "k"),
+])
+def test_values_beyond_float32_are_refused_at_their_argument(decl, inp, col, field):
+    with pytest.raises(CnnDslError) as info:
+        cnndsl.parse(f"input {inp}\n{decl}\n", path="t.cnn")
+    err = info.value
+    assert "float32" in err.message and field in err.message, err.message
+    assert (err.span.line, err.span.col) == (2, col), err.render()
+
+
+def test_values_within_float32_still_compile():
+    net = cnndsl.parse("input 1x4x4\nfixedconv [[3e38, -3e38], [1e-30, 0]]\n")
+    assert net.output_shape == (1, 3, 3)
+
+
+# -- block defaults ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("params, offender", [
+    ("x=y, y=2", "y"),
+    ("x=x+1", "x"),
+    ("c, x=(c, y), y=3", "y"),
+])
+def test_a_default_that_uses_a_later_parameter_is_refused_at_the_default(params, offender):
+    text = f"input 3x8x8\nblock a({params}) {{\n  conv c 3x3\n}}\na 4\n".replace("conv c", "conv 4")
+    with pytest.raises(CnnDslError) as info:
+        cnndsl.parse(text, path="t.cnn")
+    err = info.value
+    assert f"uses '{offender}'" in err.message, err.render()
+    line = text.splitlines()[1]
+    default = line.index("=")
+    assert err.span.line == 2 and err.span.col - 1 > default and line[err.span.col - 1] == offender, err.render()
+    assert "earlier" in err.hint
