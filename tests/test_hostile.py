@@ -3,6 +3,9 @@ models, arrays and outputs that a user or an attacker can hand cnndsl."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
 
 import cnndsl
@@ -84,3 +87,39 @@ def test_a_default_that_uses_a_later_parameter_is_refused_at_the_default(params,
     default = line.index("=")
     assert err.span.line == 2 and err.span.col - 1 > default and line[err.span.col - 1] == offender, err.render()
     assert "earlier" in err.hint
+
+
+# -- diagrams of very wide networks -----------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_a_concat_of_thousands_of_branches_gives_dot_that_graphviz_reads():
+    """dot's parser runs out of stack on an edge chain of ~2,500 nodes (a -> b -> c ...)."""
+    from cnndsl.views.graph import to_dot
+
+    branches = "; ".join(f"b{i}: conv 1 1x1" for i in range(2600))
+    text = to_dot(cnndsl.parse(f"input 3x4x4\nconcat {{ {branches} }}\n").graph)
+    done = subprocess.run(["dot", "-Tcanon"], input=text.encode(), capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-500:]
+    assert b"b2599" in done.stdout
+
+
+# -- untrusted text reaching a terminal -------------------------------------------------------
+
+@pytest.mark.parametrize("title", ["\x1b[2J cleared", "a\x0bfake: ok", "\x1b]8;;http://x\x07link", "\u202eevil",
+                                   "bell\x07", "del\x7f", "c1\x9b31m"])
+def test_a_title_with_control_characters_is_refused_at_the_string(title):
+    text = f'network t "{title}"\ninput 1x4x4\nrelu\n'
+    with pytest.raises(CnnDslError) as info:
+        cnndsl.parse(text, path="t.cnn")
+    err = info.value
+    assert "control character" in err.message and (err.span.line, err.span.col) == (1, 11), err.render()
+
+
+def test_a_carriage_return_inside_a_title_is_a_line_break_there():
+    with pytest.raises(CnnDslError) as info:
+        cnndsl.parse('network t "a\rfake: ok"\ninput 1x4x4\nrelu\n', path="t.cnn")
+    assert info.value.span.line == 1
+
+
+def test_a_title_with_ordinary_unicode_is_kept():
+    assert cnndsl.parse('network t "Réseau — 網絡 \t ok"\ninput 1x4x4\nrelu\n').graph.title == "Réseau — 網絡 \t ok"

@@ -167,7 +167,7 @@ def _branch_order(graph: Graph, unit_of: list[Unit]) -> tuple[dict[str, list[str
         common = _common(parents)
         plain = [box.key for box, parent in zip(boxes, parents, strict=True) if len(parent) == len(common)]
         if len(plain) > 1:
-            inside.setdefault(".".join(common), []).append(f"{{rank=same; {' -> '.join(plain)} [style=invis];}}")
+            inside.setdefault(".".join(common), []).append(f"{{rank=same; {_chain(plain)}}}")
         if len(plain) < len(boxes):
             scope = [] if fork < 0 else unit_of[fork].name.split(".")[:-1]
             if scope[:len(common)] == common:
@@ -181,9 +181,15 @@ def _branch_order(graph: Graph, unit_of: list[Unit]) -> tuple[dict[str, list[str
         anchors = [f"a{n}_{k}" for k in range(len(boxes))]
         inside.setdefault(".".join(scope), []).append(
             f'{{rank=same; node [shape=point, style=invis, width=0, height=0, label=""]; {tail}; '
-            f"{' -> '.join(anchors)} [style=invis];}}")
+            f"{_chain(anchors)}}}")
         edges += [f"  {anchor} -> {box.key} [style=invis];" for anchor, box in zip(anchors, boxes, strict=True)]
     return inside, edges
+
+
+def _chain(keys: list[str]) -> str:
+    """Invisible edges from each key to the next, one statement each: dot's parser rejects an
+    edge chain (a -> b -> c ...) of a few thousand nodes."""
+    return "".join(f"{a} -> {b} [style=invis]; " for a, b in itertools.pairwise(keys))
 
 
 def _common(paths: list[list[str]]) -> list[str]:
