@@ -23,8 +23,12 @@ class Activation(Layer):
     def infer(self, shapes):
         return shapes[0]
 
+    def attrs(self) -> dict:
+        """The ONNX node's attributes."""
+        return {}
+
     def emit(self, b, node, xs):
-        return b.node(self.op, xs, node.name)
+        return b.node(self.op, xs, node.name, **self.attrs())
 
 
 @register("relu")
@@ -72,13 +76,13 @@ class Relu6(Activation):
 class LeakyRelu(Activation):
     """leakyrelu [SLOPE]: x if x > 0 else SLOPE*x (SLOPE 0.01 by default)"""
 
+    op = "LeakyRelu"
     relu_like = True
-    onnx_ops = "LeakyRelu"
 
     slope: float = arg(number, 0.01, pos=True)
 
-    def emit(self, b, node, xs):
-        return b.node("LeakyRelu", xs, node.name, alpha=self.slope)
+    def attrs(self):
+        return {"alpha": self.slope}
 
 
 @register("elu")
@@ -86,13 +90,13 @@ class LeakyRelu(Activation):
 class Elu(Activation):
     """elu [ALPHA]: x if x > 0 else ALPHA*(exp(x)-1) (ALPHA 1.0 by default)"""
 
+    op = "Elu"
     relu_like = True
-    onnx_ops = "Elu"
 
     alpha: float = arg(number, 1.0, pos=True)
 
-    def emit(self, b, node, xs):
-        return b.node("Elu", xs, node.name, alpha=self.alpha)
+    def attrs(self):
+        return {"alpha": self.alpha}
 
 
 @register("gelu")
@@ -105,9 +109,14 @@ class Gelu(Activation):
 
     approximate: str = arg(one_of("none", "tanh"), "none")
 
+    op = "Gelu"
+
+    def attrs(self):
+        return {"approximate": self.approximate}
+
     def emit(self, b, node, xs):
         b.need_opset(20, "gelu")
-        return b.node("Gelu", xs, node.name, approximate=self.approximate)
+        return super().emit(b, node, xs)
 
 
 @register("silu", "swish")

@@ -119,36 +119,38 @@ class AvgPool(_Pool):
         return b.node("AveragePool", xs, node.name, count_include_pad=include, **self.attrs(node))
 
 
-@register("globalavgpool")
 @dataclass(frozen=True)
-class GlobalAvgPool(Layer):
-    """globalavgpool: one average per channel (CxHxW -> Cx1x1)"""
+class _GlobalPool(Layer):
+    """Shared by globalavgpool and globalmaxpool: CxHxW -> Cx1x1."""
 
     category = "pool"
-    onnx_ops = "GlobalAveragePool"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.onnx_ops = cls.op
 
     def infer(self, shapes):
-        c, _, _ = need_image("globalavgpool", shapes[0])
+        c, _, _ = need_image(self.kind, shapes[0])
         return c, 1, 1
 
     def emit(self, b, node, xs):
-        return b.node("GlobalAveragePool", xs, node.name)
+        return b.node(self.op, xs, node.name)
+
+
+@register("globalavgpool")
+@dataclass(frozen=True)
+class GlobalAvgPool(_GlobalPool):
+    """globalavgpool: one average per channel (CxHxW -> Cx1x1)"""
+
+    op = "GlobalAveragePool"
 
 
 @register("globalmaxpool")
 @dataclass(frozen=True)
-class GlobalMaxPool(Layer):
+class GlobalMaxPool(_GlobalPool):
     """globalmaxpool: one maximum per channel (CxHxW -> Cx1x1)"""
 
-    category = "pool"
-    onnx_ops = "GlobalMaxPool"
-
-    def infer(self, shapes):
-        c, _, _ = need_image("globalmaxpool", shapes[0])
-        return c, 1, 1
-
-    def emit(self, b, node, xs):
-        return b.node("GlobalMaxPool", xs, node.name)
+    op = "GlobalMaxPool"
 
 
 @register("adaptiveavgpool")
