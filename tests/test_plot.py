@@ -160,7 +160,7 @@ def test_the_same_chart_is_the_same_bytes(tmp_path, ext):
     assert matplotlib.rcParams["svg.hashsalt"] is None  # set only while saving
 
 
-@pytest.mark.parametrize("target", ["cnndsl.views.plot.tempfile.mkstemp", "matplotlib.figure.Figure.savefig"])
+@pytest.mark.parametrize("target", ["cnndsl.io._make_staging", "matplotlib.figure.Figure.savefig"])
 def test_a_folder_that_cannot_be_written_is_a_clean_error(tmp_path, monkeypatch, target):
     def fail(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

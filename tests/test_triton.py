@@ -16,6 +16,7 @@ from conftest import SPECS
 
 from cnndsl.cli import main
 from cnndsl.export.triton import ServeOptions, Tensor, config_text
+from cnndsl.io import StagingError
 from cnndsl.onnx.compile import compile_to_file
 
 FLAT = 'network tabular "a flat input"\ninput 20\ndense 8 relu\ndense 3\n'
@@ -277,7 +278,7 @@ def test_model_folder_is_readable_by_others(tmp_path):
 
 
 def _no_permission(*args, **kwargs):
-    raise PermissionError(errno.EACCES, "Permission denied")
+    raise StagingError(errno.EACCES, "Permission denied")
 
 
 @pytest.mark.parametrize("case", ["file", "under_file", "read_only", "mkdtemp_denied", "model_is_file"])
@@ -294,7 +295,7 @@ def test_unwritable_repository(case, tmp_path, monkeypatch):
             pytest.skip("root writes to read-only folders")
         repo.mkdir(mode=0o500)
     elif case == "mkdtemp_denied":
-        monkeypatch.setattr("cnndsl.export.repository.tempfile.mkdtemp", _no_permission)
+        monkeypatch.setattr("cnndsl.io._make_staging", _no_permission)
     else:
         (repo / "lenet5").parent.mkdir()
         (repo / "lenet5").write_text("not a folder")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
 from cnndsl.errors import CnnDslError
+from cnndsl.io import write_bytes
 from cnndsl.lang.fmt import format_text
 from cnndsl.views import term
 
@@ -76,7 +75,7 @@ def _write(path: str, text: str) -> None:
         if st.st_nlink > 1:
             _write_in_place(target, text.encode("utf-8"))
         else:
-            _write_atomic(target, text.encode("utf-8"), st)
+            write_bytes(target, text.encode("utf-8"))  # keeps the mode and, where it may, the owner
     except OSError as exc:
         raise CnnDslError(f"cannot write the spec: {exc.strerror}", path=path) from None
 
@@ -87,22 +86,3 @@ def _write_in_place(target: str, data: bytes) -> None:
     with open(target, "r+b") as f:
         f.write(data)
         f.truncate()
-
-
-def _write_atomic(target: str, data: bytes, st: os.stat_result) -> None:
-    """Write beside the target, then rename over it: a failure leaves the spec as it was."""
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".cnndsl-fmt-", suffix=".tmp", dir=os.path.dirname(target))
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        if hasattr(os, "chown"):
-            with contextlib.suppress(OSError):  # only root may give a file away; others keep theirs
-                os.chown(tmp, st.st_uid, st.st_gid)
-        os.chmod(tmp, stat.S_IMODE(st.st_mode))  # after chown, which may clear setuid/setgid bits
-        os.replace(tmp, target)
-    except BaseException:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        raise

@@ -1,4 +1,4 @@
-"""The `cnndsl graph` command's work: DOT from the checked network, rendered by Graphviz, written atomically.
+"""The `cnndsl graph` command's work: DOT from the checked network, rendered by Graphviz, published whole.
 
 The same spec gives the same bytes in every format: Graphviz writes no dates into SVG or PNG, and
 the date that cairo stamps into a PDF is blanked in place (same length, so the offsets hold).
@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 
 import click
 
@@ -26,6 +25,7 @@ INSTALL_HINT = ("install Graphviz (apt install graphviz, brew install graphviz, 
 def graph_command(spec: str, output: str | None, depth: int | None) -> None:
     """Load ``spec``, draw it, and write ``output`` (default NAME.svg; ``-`` prints DOT to stdout)."""
     from cnndsl.api import load
+    from cnndsl.io import write_bytes
     from cnndsl.views.graph import to_dot
 
     if output is not None and output != "-":
@@ -37,7 +37,7 @@ def graph_command(spec: str, output: str | None, depth: int | None) -> None:
         return
     path = output or f"{graph.name}.svg"
     data, warnings = render(text, output_format(path), path)
-    write_atomic(path, data)
+    write_bytes(path, data, lambda exc: GraphError(f"cannot write the diagram: {exc.strerror}", path=path))
     for line in warnings:
         click.echo(f"note: Graphviz: {line}", err=True)
     click.echo(f"wrote {path} ({_layers(graph, depth)})")
@@ -80,26 +80,6 @@ def render(text: str, fmt: str | None, path: str) -> tuple[bytes, list[str]]:
 
 
 _CREATION_DATE = re.compile(rb"/CreationDate\s*\([^)]*\)")
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` into a temporary folder beside ``path``, then rename it into place, so a
-    failure leaves any existing file as it was."""
-    folder, base = os.path.split(os.path.abspath(path))
-    try:
-        tmp = tempfile.mkdtemp(prefix=f".{base}.", dir=folder)
-    except OSError as exc:
-        raise GraphError(f"cannot write the diagram: {exc.strerror}", path=path) from None
-    try:
-        with open(os.path.join(tmp, base), "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(os.path.join(tmp, base), path)
-    except OSError as exc:
-        raise GraphError(f"cannot write the diagram: {exc.strerror}", path=path) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _layers(graph, depth: int | None) -> str:

@@ -1,23 +1,21 @@
 """The `cnndsl export --triton` command's work: compile into a Triton model repository, atomically.
 
-Layout written: ``REPO/NAME/config.pbtxt`` and ``REPO/NAME/VERSION/model.onnx``. Everything is
-built in a temporary folder first (inside REPO for a new model, inside REPO/NAME for a new version
-of an existing one, so the renames never cross file systems) and renamed into place, so a failure
-or an interrupt never leaves a half-written model or version folder behind.
+Layout written: ``REPO/NAME/config.pbtxt`` and ``REPO/NAME/VERSION/model.onnx``. A new model's
+folder, or a new version's folder beside the others, is staged and published whole (cnndsl.io), so
+a failure or an interrupt never leaves a half-written model or version folder behind.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import shutil
-import tempfile
 from dataclasses import dataclass
 
 import click
 
 from cnndsl.errors import CompileError, ExportError
 from cnndsl.export.triton import ServeOptions, Tensor, check_model_name, config_text, triton_type
+from cnndsl.io import StagingError, publish
 from cnndsl.onnx.emit import INPUT, OUTPUT
 from cnndsl.views.term import Progress
 
@@ -74,7 +72,7 @@ def export_triton(spec: str, repo: str, name: str | None = None, version: int = 
     model_dir = os.path.join(repo_dir, name)
     try:
         config = _check_target(model_dir, version, text, force)
-        files = _write_model(graph, model_dir, version, text, build, weights)
+        files = _write_model(graph, model_dir, version, text, config, build, weights)
     except BaseException:
         if made:
             _unmake(repo_dir, made)
@@ -184,68 +182,45 @@ def _versions(model_dir: str) -> list[int]:
                   and os.path.isdir(os.path.join(model_dir, n)))
 
 
-def _write_model(graph, model_dir: str, version: int, text: str, build: CompileOptions, weights) -> list[str]:
-    """Stage the version folder and config in a temporary folder, then rename them into place."""
+def _write_model(graph, model_dir: str, version: int, text: str, config: str, build: CompileOptions,
+                 weights) -> list[str]:
+    """Publish (cnndsl.io) a new model's whole folder at once; beside an existing model's other
+    versions, its version folder, then its config if that changes. Returns the files written."""
     from cnndsl.onnx.compile import compile_to_file
 
     exists = os.path.isdir(model_dir)
     parent = model_dir if exists else os.path.dirname(model_dir)
-    try:
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(model_dir)}.cnndsl-", dir=parent)
-    except OSError as exc:
-        raise ExportError(f"cannot write here: {exc.strerror}", path=_shown(parent)) from None
-    try:
-        os.mkdir(os.path.join(tmp, str(version)))
-        staged = os.path.join(tmp, str(version), MODEL_FILE)
+    with publish(lambda exc: _write_error(exc, model_dir, parent)) as pub:
+        if exists:
+            staged = version_dir = pub.folder(os.path.join(model_dir, str(version)))
+            config_path = None if config == "unchanged" else pub.file(os.path.join(model_dir, CONFIG_FILE))
+        else:
+            staged = pub.folder(model_dir)
+            version_dir, config_path = os.path.join(staged, str(version)), os.path.join(staged, CONFIG_FILE)
+            os.mkdir(version_dir)
         bar = Progress()
         try:
-            written = compile_to_file(graph, staged, seed=build.seed, opset=build.opset, weights=weights,
-                                      fold_bn=build.fold_bn, dtype=build.dtype,
+            written = compile_to_file(graph, os.path.join(version_dir, MODEL_FILE), seed=build.seed,
+                                      opset=build.opset, weights=weights, fold_bn=build.fold_bn, dtype=build.dtype,
                                       progress=lambda done, total: bar.show(f"writing weights {done / total:4.0%}"))
+        except CompileError as exc:
+            if exc.path and exc.path.startswith(staged):  # name the model folder, not the staging path
+                raise ExportError(f"cannot write the model: {exc.message.rsplit(': ', 1)[-1]}",
+                                  path=_shown(model_dir)) from None
+            raise
         finally:
             bar.done()
-        with open(os.path.join(tmp, CONFIG_FILE), "w", encoding="utf-8") as fh:
-            fh.write(text)
-        if exists:
-            _move_version(tmp, model_dir, version)
-        else:
-            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; Triton may run as another user
-            os.rename(tmp, model_dir)
-        version_dir = os.path.join(model_dir, str(version))
-        return [os.path.join(version_dir, os.path.basename(w)) for w in written] + [
-            os.path.join(model_dir, CONFIG_FILE)]
-    except OSError as exc:
-        raise ExportError(f"cannot write the model: {exc.strerror}", path=_shown(model_dir)) from None
-    except CompileError as exc:
-        if exc.path and exc.path.startswith(tmp):  # name the model folder, not the vanished staging path
-            reason = exc.message.rsplit(": ", 1)[-1]
-            raise ExportError(f"cannot write the model: {reason}", path=_shown(model_dir)) from None
-        raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if config_path:
+            with open(config_path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+    return [os.path.join(model_dir, str(version), os.path.basename(w)) for w in written] + [
+        os.path.join(model_dir, CONFIG_FILE)]
 
 
-def _move_version(tmp: str, model_dir: str, version: int) -> None:
-    """Swap the staged version folder in (the old one, if any, goes to ``tmp`` and is removed with
-    it), then the config; each step is one rename, so each folder is always whole."""
-    target = os.path.join(model_dir, str(version))
-    if os.path.exists(target):
-        os.rename(target, os.path.join(tmp, "replaced"))
-    try:
-        os.rename(os.path.join(tmp, str(version)), target)
-    except OSError:
-        if os.path.exists(os.path.join(tmp, "replaced")):
-            os.rename(os.path.join(tmp, "replaced"), target)  # put the old version back
-        raise
-    config = os.path.join(model_dir, CONFIG_FILE)
-    if _read_text(config) != _read_text(os.path.join(tmp, CONFIG_FILE)):
-        os.replace(os.path.join(tmp, CONFIG_FILE), config)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _write_error(exc: OSError, model_dir: str, parent: str) -> ExportError:
+    if isinstance(exc, StagingError):
+        return ExportError(f"cannot write here: {exc.strerror}", path=_shown(parent))
+    return ExportError(f"cannot write the model: {exc.strerror}", path=_shown(model_dir))
 
 
 def export_command(spec: str, repo: str, name: str | None, version: int, force: bool, build: CompileOptions,

@@ -1,11 +1,10 @@
-"""Compiling with guards: refuse what cannot fit before allocating; write outputs atomically."""
+"""Compiling with guards: refuse what cannot fit before allocating; publish outputs whole."""
 
 from __future__ import annotations
 
 import math
 import os
 import shutil
-import tempfile
 
 from cnndsl.errors import CompileError
 from cnndsl.lang.show import human_bytes
@@ -145,35 +144,25 @@ def _build(graph, seed, opset, weights, fold_bn, verify, dtype="float32"):
 
 
 def _write(model, weights, path: str, progress=None) -> list[str]:
-    """Write into a temporary folder next to ``path``, then rename into place (the external data
-    first, the model last), so a failure or an interrupt leaves any existing file untouched.
+    """Publish the model at ``path`` (cnndsl.io), with its external data beside it at ``path``.data
+    when the weights pass protobuf's limit (published first, so the model never names missing data).
     Returns the paths written: the model, then its external data if any."""
+    from cnndsl.io import publish
     from cnndsl.onnx import protowire
 
     path = os.path.abspath(path)
-    folder, base = os.path.split(path)
     size = sum(w.nbytes for w in weights)
     external = size >= PROTOBUF_LIMIT
-    data_name = base + ".data"
-    try:
-        tmp = tempfile.mkdtemp(prefix=f".{base}.", dir=folder)
-    except OSError as exc:
-        raise CompileError(f"cannot write {path}: {exc.strerror}", path=path) from None
-    try:
-        with _open_output(os.path.join(tmp, base), 0 if external else size) as out:
-            if external:
-                with _open_output(os.path.join(tmp, data_name), size) as data:
-                    protowire.write(model, weights, out, data, data_name, progress)
+    data_path = path + ".data"
+    with publish(lambda exc: CompileError(f"cannot write {path}: {exc.strerror}", path=path)) as pub:
+        data_file = pub.file(data_path) if external else None
+        with _open_output(pub.file(path), 0 if external else size) as out:
+            if data_file:
+                with _open_output(data_file, size) as data:
+                    protowire.write(model, weights, out, data, os.path.basename(data_path), progress)
             else:
                 protowire.write(model, weights, out, progress=progress)
-        names = [data_name] if external else []
-        for name in names + [base]:
-            os.replace(os.path.join(tmp, name), os.path.join(folder, name))
-        return [path] + [os.path.join(folder, n) for n in names]
-    except OSError as exc:
-        raise CompileError(f"cannot write {path}: {exc.strerror}", path=path) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return [path, data_path] if external else [path]
 
 
 def _open_output(path: str, size_hint: int = 0):

@@ -3,10 +3,6 @@ user supplies or on seeded random ones; and how far the outputs move from float3
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-
 import numpy as np
 
 from cnndsl.errors import CompileError
@@ -37,25 +33,21 @@ class _Reader:
 
 
 def quantize_file(float_path: str, out_path: str, inputs: np.ndarray) -> None:
-    """Quantize ``float_path`` into ``out_path`` atomically (temporary folder, then rename)."""
+    """Quantize ``float_path`` and publish the result at ``out_path`` (cnndsl.io)."""
     import logging
 
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    folder = os.path.dirname(os.path.abspath(out_path))
-    tmp = tempfile.mkdtemp(prefix=".quantize.", dir=folder)
+    from cnndsl.io import publish
+
     level = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's quantizer logs warnings at the root
     try:
-        staged = os.path.join(tmp, os.path.basename(out_path))
-        quantize_static(float_path, staged, _Reader(inputs), quant_format=QuantFormat.QDQ, per_channel=True,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
-        os.replace(staged, out_path)
-    except OSError as exc:
-        raise CompileError(f"cannot write {out_path}: {exc.strerror}", path=out_path) from None
+        with publish(lambda exc: CompileError(f"cannot write {out_path}: {exc.strerror}", path=out_path)) as pub:
+            quantize_static(float_path, pub.file(out_path), _Reader(inputs), quant_format=QuantFormat.QDQ,
+                            per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
     finally:
         logging.getLogger().setLevel(level)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def drift(float_model: str, int8_model: str, inputs: np.ndarray) -> dict:

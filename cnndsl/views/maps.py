@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from cnndsl.errors import RunError
+from cnndsl.io import StagingError, publish
 from cnndsl.layers import ConcatChannels
 from cnndsl.model.ir import Graph
 
@@ -177,10 +177,10 @@ def check_maps_shape(shape: tuple) -> None:
 
 def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str) -> tuple[list[str], list[str]]:
     """Write each channel of the first sample of ``y`` (NxCxHxW) as a PNG, and ``grid.png``, into
-    ``folder``; returns (the file names, notes for stderr). All files are made in a temporary folder
-    first, then moved into place after every target is checked, so a failure leaves nothing
-    half-written. Map files of an earlier run that this one does not rewrite are removed (only
-    ours: they carry a PNG text mark); others named like maps are kept, with a note."""
+    ``folder``; returns (the file names, notes for stderr). The files are staged and published
+    (cnndsl.io) after every target is checked, so a failure leaves nothing half-written. Map files
+    of an earlier run that this one does not rewrite are removed (only ours: they carry a PNG text
+    mark); others named like maps are kept, with a note."""
     check_maps_shape(y.shape)
     if len(labels) != y.shape[1]:
         labels = [None] * y.shape[1]
@@ -193,21 +193,35 @@ def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str) 
     if len(names) > GRID_MAX:
         notes.append(f"{GRID} shows the first {GRID_MAX} of the {len(names)} maps")
         title += f" (the first {GRID_MAX} of {len(names)})"
-    target = os.path.normpath(folder)
-    staging = _staging(target)
-    try:
-        maps = _write_maps(staging, names, y[0])
+    target = check_folder(folder)
+    existed = os.path.isdir(target)
+    with publish(lambda exc: _write_error(exc, target)) as pub:
+        paths = _stage(pub, target, names + [GRID])
+        maps = _write_maps(paths[:-1], y[0])
         shown = zip(labels[:GRID_MAX], y[0][:GRID_MAX], strict=True)
         captions = [_caption(i, label, c) for i, (label, c) in enumerate(shown)]
-        make_grid(maps[:GRID_MAX], captions, title).save(os.path.join(staging, GRID), format="PNG",
-                                                         pnginfo=_mark())
-        notes += _publish(staging, target, names + [GRID])
-    except OSError as exc:
-        raise RunError(f"cannot write the maps: {exc.strerror or exc}", path=target,
-                       hint="free some space or choose another folder for --save-maps") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        make_grid(maps[:GRID_MAX], captions, title).save(paths[-1], format="PNG", pnginfo=_mark())
+    if existed:
+        notes += _remove_stale(target, set(names + [GRID]))
     return names + [GRID], notes
+
+
+def _stage(pub, target: str, names: list[str]) -> list[str]:
+    """Where each file is written before it is published (cnndsl.io): in a staged folder when
+    ``target`` is new, else beside each file it replaces, once every one of them is checked."""
+    if not os.path.isdir(target):
+        staged = pub.folder(target)
+        return [os.path.join(staged, name) for name in names]
+    for name in names:
+        _check_target(os.path.join(target, name))
+    return [pub.file(os.path.join(target, name)) for name in names]
+
+
+def _write_error(exc: OSError, target: str) -> RunError:
+    if isinstance(exc, StagingError):
+        return RunError(f"cannot write here: {exc.strerror}", path=target)
+    return RunError(f"cannot write the maps: {exc.strerror or exc}", path=target,
+                    hint="free some space or choose another folder for --save-maps")
 
 
 def _mark():
@@ -218,14 +232,14 @@ def _mark():
     return info
 
 
-def _write_maps(staging: str, names: list[str], channels: np.ndarray) -> list[np.ndarray]:
-    """Each channel normalised (uint8) and saved as a marked PNG in ``staging``."""
+def _write_maps(paths: list[str], channels: np.ndarray) -> list[np.ndarray]:
+    """Each channel normalised (uint8) and saved as a marked PNG at its path."""
     from PIL import Image
 
     maps = []
-    for name, channel in zip(names, channels, strict=True):
+    for path, channel in zip(paths, channels, strict=True):
         maps.append(normalise(channel))
-        Image.fromarray(maps[-1]).save(os.path.join(staging, name), format="PNG", pnginfo=_mark())
+        Image.fromarray(maps[-1]).save(path, format="PNG", pnginfo=_mark())
     return maps
 
 
@@ -266,34 +280,6 @@ def _check_target(path: str) -> None:
     if os.path.isfile(path) and not os.access(path, os.W_OK):
         raise RunError("is write-protected, where --save-maps writes a map", path=path,
                        hint="move it away, or choose another folder for --save-maps")
-
-
-def _staging(target: str) -> str:
-    """A temporary folder on the same file system as ``target`` (so os.replace can move it)."""
-    check_folder(target)
-    try:
-        staging = tempfile.mkdtemp(prefix=".cnndsl-maps-", dir=target if os.path.isdir(target) else
-                                   os.path.dirname(target) or ".")
-    except OSError as exc:
-        raise RunError(f"cannot write here: {exc.strerror}", path=target) from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would become the new folder's mode
-    return staging
-
-
-def _publish(staging: str, target: str, names: list[str]) -> list[str]:
-    """Move the finished files into place: the whole folder when ``target`` is new, else file by
-    file once every target is checked (each os.replace is atomic); then remove our own map files
-    of an earlier run that were not rewritten. Returns notes."""
-    if not os.path.isdir(target):
-        os.replace(staging, target)
-        return []
-    for name in names:
-        _check_target(os.path.join(target, name))
-    for name in names:
-        os.replace(os.path.join(staging, name), os.path.join(target, name))
-    return _remove_stale(target, set(names))
 
 
 def _remove_stale(target: str, keep: set[str]) -> list[str]:

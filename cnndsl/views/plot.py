@@ -4,9 +4,7 @@ function; matplotlib (Agg, no screen) is imported only to draw."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 from cnndsl.errors import CnnDslError
@@ -213,29 +211,16 @@ def plot_command(graphs: list[Graph], output: str, per_layer: bool = False, size
 
 
 def save_figure(fig, output: str, fmt: str) -> None:
-    """Save to a temporary file beside ``output``, then rename it into place. The same chart gives
-    the same bytes: no dates in the file, and SVG ids hashed with a fixed salt (set only while saving)."""
+    """Publish the chart at ``output`` (cnndsl.io). The same chart gives the same bytes: no dates in
+    the file, and SVG ids hashed with a fixed salt (set only while saving)."""
     import matplotlib
 
-    folder = os.path.dirname(os.path.abspath(output))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".cnndsl-plot-", suffix=os.path.splitext(output)[1], dir=folder)
-    except OSError as exc:
-        raise _write_error(output, exc) from None
-    try:
-        with os.fdopen(fd, "wb") as fh, matplotlib.rc_context({"svg.hashsalt": SVG_SALT}):
-            metadata = {"Date": None} if fmt == "svg" else {"CreationDate": None} if fmt == "pdf" else None
-            fig.savefig(fh, format=fmt, dpi=DPI, metadata=metadata)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, output)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise _write_error(output, exc) from None
-        raise
+    from cnndsl.io import publish
+
+    metadata = {"Date": None} if fmt == "svg" else {"CreationDate": None} if fmt == "pdf" else None
+    with publish(lambda exc: _write_error(output, exc)) as pub, open(pub.file(output), "wb") as fh, \
+            matplotlib.rc_context({"svg.hashsalt": SVG_SALT}):
+        fig.savefig(fh, format=fmt, dpi=DPI, metadata=metadata)
 
 
 def _write_error(output: str, exc: OSError) -> CnnDslError:
