@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterator
 MARK = ".cnndsl-"  # in every staging name: `.NAME.cnndsl-<pid>-XXXXXXXX`
 _BASE_CHARS = 96  # of NAME kept in a staging name, so that it stays within NAME_MAX (255 bytes)
 _TRIES = 100
+_STAGED = re.compile(r"\..*\.cnndsl-(\d+)-[0-9a-f]{8}", re.DOTALL)  # a staging name; group 1 is the pid
 
 
 class StagingError(OSError):
@@ -62,12 +64,52 @@ def _make_staging(path: str, folder: bool) -> str:
     raise StagingError(f"no free staging name beside {path}")  # pragma: no cover
 
 
+def sweep(folder: str) -> list[str]:
+    """Remove the staging files and folders that cnndsl processes which no longer run (killed by
+    SIGKILL, a crash, a power cut) left in ``folder``; returns their paths. Only names of our own
+    making, owned by this user, whose process is gone: a live writer's staging is never touched."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = _STAGED.fullmatch(name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            if os.lstat(path).st_uid != os.geteuid():
+                continue
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or not a pid at all: leave it
+    return True
+
+
 class Publication:
     """Targets staged so far and how to publish or discard them (see ``publish``)."""
 
     def __init__(self) -> None:
         self._staged: list[tuple[str, str, bool]] = []  # (staging path, target, is a folder), in order
         self._leftovers: list[str] = []  # staging paths to remove: unpublished ones, replaced folders
+        self._swept: set[str] = set()  # folders cleared of dead processes' staging names
 
     def file(self, path: str) -> str:
         """A staging file for the file ``path``, made empty now; write it (reopening it is fine)."""
@@ -79,6 +121,10 @@ class Publication:
         return self._stage(path, folder=True)
 
     def _stage(self, path: str, folder: bool) -> str:
+        parent = os.path.dirname(os.path.abspath(path))
+        if parent not in self._swept:
+            self._swept.add(parent)
+            sweep(parent)
         staged = _make_staging(path, folder)
         self._staged.append((staged, os.path.abspath(path), folder))
         self._leftovers.append(staged)

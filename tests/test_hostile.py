@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 import cnndsl
 from cnndsl.errors import CnnDslError
 
+ROOT = Path(__file__).resolve().parent.parent
 LENET_BODY = "network tiny\ninput 1x8x8\nconv 4 3x3 relu\nflatten\ndense 2\n"
 
 
@@ -123,3 +125,60 @@ def test_a_carriage_return_inside_a_title_is_a_line_break_there():
 
 def test_a_title_with_ordinary_unicode_is_kept():
     assert cnndsl.parse('network t "Réseau — 網絡 \t ok"\ninput 1x4x4\nrelu\n').graph.title == "Réseau — 網絡 \t ok"
+
+
+# -- staging left by killed processes -------------------------------------------------------------
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_the_next_publication_sweeps_staging_of_dead_processes_only(tmp_path):
+    from cnndsl.io import write_bytes
+
+    dead, live = _dead_pid(), subprocess.Popen(["sleep", "30"])
+    try:
+        names = {
+            f".model.onnx.cnndsl-{dead}-0123abcd": "dead-file",
+            f".maps.cnndsl-{dead}-89abcdef": "dead-folder",
+            f".model.onnx.cnndsl-{live.pid}-0123abcd": "live",
+            ".model.onnx.cnndsl-notapid-0123abcd": "not ours",
+            "model.onnx.cnndsl-1-0123abcd": "no dot: not a staging name",
+            "photo.png": "the user's",
+        }
+        for name, what in names.items():
+            if what == "dead-folder":
+                (tmp_path / name).mkdir()
+                (tmp_path / name / "0.png").write_bytes(b"x")
+            else:
+                (tmp_path / name).write_text(what)
+        write_bytes(str(tmp_path / "chart.png"), b"new")
+        left = {p.name for p in tmp_path.iterdir()}
+    finally:
+        live.kill()
+        live.wait()
+    assert left == {n for n, what in names.items() if not what.startswith("dead")} | {"chart.png"}
+
+
+def test_a_killed_compile_leaves_nothing_after_the_next_one(tmp_path):
+    """SIGKILL cannot be handled: its staging is swept by the next write into the same folder."""
+    import signal
+    import sys
+    import time
+
+    out = tmp_path / "vgg.onnx"
+    proc = subprocess.Popen([sys.executable, "-m", "cnndsl", "compile", "specs/vgg11.cnn", "-o", str(out)],
+                            cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".vgg.onnx.cnndsl-") for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "compile ended before it staged"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert any(p.name.startswith(".vgg.onnx.cnndsl-") for p in tmp_path.iterdir())
+    again = [sys.executable, "-m", "cnndsl", "compile", "specs/lenet5.cnn", "-o", str(tmp_path / "l.onnx")]
+    done = subprocess.run(again, cwd=str(ROOT), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.onnx"]
