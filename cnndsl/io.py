@@ -150,18 +150,17 @@ class Publication:
             _sync_folder(folder)
 
     def _swap(self, staged: str, target: str) -> None:
-        """Replace the folder ``target`` by ``staged``: move the old one aside (removed later), move
+        """Replace the folder ``target`` by ``staged``: move the old one aside (removed after), move
         the new one in; put the old one back if that fails or is interrupted."""
         aside = staging_name(target)
-        os.rename(target, aside)
-        self._leftovers.append(aside)
         try:
+            os.rename(target, aside)
             os.rename(staged, target)
         except BaseException:
-            if not os.path.lexists(target):
+            if os.path.lexists(aside) and not os.path.lexists(target):
                 os.rename(aside, target)
-                self._leftovers.remove(aside)
             raise
+        self._leftovers.append(aside)
 
     def discard(self) -> None:
         """Remove what is left staged (everything, unless published) and the replaced folders."""

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from conftest import ROOT, SPECS
 
 import cnndsl
+from cnndsl.api import CompileOptions
 from cnndsl.cli import main
 from cnndsl.errors import CnnDslError, WeightsError
 from cnndsl.onnx import compile as compile_mod
@@ -151,12 +152,11 @@ def test_large_models_use_external_data(tmp_path, monkeypatch):
 
 def test_streamed_file_equals_the_in_memory_model(tmp_path):
     """compile writes one tensor at a time; the bytes are exactly protobuf's own serialisation."""
-    from cnndsl.onnx.compile import compile_model, compile_to_file
-
     for spec in ("lenet5", "googlenet", "filters"):
         net = cnndsl.load(SPECS / f"{spec}.cnn")
-        compile_to_file(net.graph, str(tmp_path / "m.onnx"), seed=3)
-        assert (tmp_path / "m.onnx").read_bytes() == compile_model(net.graph, seed=3).SerializeToString()
+        written = net.compile(CompileOptions(seed=3, output=tmp_path / "m.onnx"))
+        assert written.paths == (str(tmp_path / "m.onnx"),) and written.bytes == (tmp_path / "m.onnx").stat().st_size
+        assert (tmp_path / "m.onnx").read_bytes() == net.to_onnx(seed=3).SerializeToString()
 
 
 def test_reproducible_across_processes(tmp_path):
@@ -210,11 +210,9 @@ def test_run_refuses_a_batch_that_cannot_fit(monkeypatch):
 
 
 def test_compile_reports_progress_in_weight_bytes(tmp_path):
-    from cnndsl.onnx.compile import compile_to_file
-
     seen = []
     net = cnndsl.load(SPECS / "resnet18.cnn")
-    compile_to_file(net.graph, str(tmp_path / "r.onnx"), progress=lambda done, total: seen.append((done, total)))
+    net.compile(CompileOptions(output=tmp_path / "r.onnx", progress=lambda done, total: seen.append((done, total))))
     assert len(seen) == len(list(net.graph.params()))
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert seen[-1] == (net.totals.weight_bytes, net.totals.weight_bytes)
@@ -222,16 +220,15 @@ def test_compile_reports_progress_in_weight_bytes(tmp_path):
 
 def test_streamed_compile_needs_only_the_tensors_in_flight(tmp_path, monkeypatch):
     """Memory: in memory the whole model, streamed to a file only the tensors being made."""
-    from cnndsl.onnx.compile import compile_model, compile_to_file
     from cnndsl.weights import seeded as weights
 
     monkeypatch.setattr(weights, "CHUNK", 4096)
     monkeypatch.setattr(compile_mod, "STREAM_OVERHEAD", 0)
     monkeypatch.setattr(compile_mod, "available_memory", lambda: 200_000)  # < lenet5's 246,824 weight bytes
-    graph = cnndsl.load(SPECS / "lenet5.cnn").graph
+    net = cnndsl.load(SPECS / "lenet5.cnn")
     with pytest.raises(CnnDslError, match="compiling needs about 740.5 KB of memory"):
-        compile_model(graph)
-    compile_to_file(graph, str(tmp_path / "m.onnx"))  # 3 x 49 KB of chunks at most
+        net.compile()
+    net.compile(CompileOptions(output=tmp_path / "m.onnx"))  # 3 x 49 KB of chunks at most
     assert (tmp_path / "m.onnx").stat().st_size > 246_824
 
 
@@ -251,8 +248,8 @@ def test_folded_weights_are_made_when_written_not_when_built():
 
     asked = []
     graph = cnndsl.load(SPECS / "resnet18.cnn").graph
-    model, weights = emit.build(graph, fill=lambda p: asked.append(p.name) or np.zeros(p.shape, np.float32),
-                                fold_bn=True)
+    model, weights = emit.build(graph, seed=0, opset=emit.DEFAULT_OPSET, parts=None, fold_bn=True, dtype="float32",
+                                fill=lambda p: asked.append(p.name) or np.zeros(p.shape, np.float32))
     assert asked == []  # nothing drawn or folded yet
     folded = next(w for w in weights if w.name == "conv1.weight")
     assert folded.make().shape == (64, 3, 7, 7) and "conv1.weight" in asked and "bn1.running_var" in asked
@@ -261,7 +258,6 @@ def test_folded_weights_are_made_when_written_not_when_built():
 def test_a_failed_write_leaves_no_drawing_thread_running(tmp_path, monkeypatch):
     import threading
 
-    from cnndsl.onnx.compile import compile_to_file
     from cnndsl.weights import seeded as weights
 
     monkeypatch.setattr(weights, "CHUNK", 4096)
@@ -271,7 +267,7 @@ def test_a_failed_write_leaves_no_drawing_thread_running(tmp_path, monkeypatch):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt) as info:
-        compile_to_file(cnndsl.load(SPECS / "lenet5.cnn").graph, str(tmp_path / "m.onnx"), progress=interrupt)
+        cnndsl.load(SPECS / "lenet5.cnn").compile(CompileOptions(output=tmp_path / "m.onnx", progress=interrupt))
     assert info.value is not None  # the exception (and its traceback) still alive
     assert not [t for t in threading.enumerate() if t.name.startswith(("cnndsl-draw", "cnndsl-weights"))]
     assert os.listdir(tmp_path) == []

@@ -35,7 +35,7 @@ import pytest
 from conftest import SPECS
 
 import cnndsl
-from cnndsl.onnx.compile import compile_to_file
+from cnndsl.api import CompileOptions
 
 TOLERANCE = 1e-5
 ONNX2TORCH_OPSET = 19
@@ -61,7 +61,7 @@ def compiled(tmp_path_factory) -> dict:
     for stem, (spec, options) in FILES.items():
         net = cnndsl.load(SPECS / f"{spec}.cnn")
         path = out / f"{stem}.onnx"
-        compile_to_file(net.graph, str(path), seed=0, **options)
+        net.compile(CompileOptions(seed=0, output=path, **options))
         files[stem] = (path, net)
     return files
 

@@ -34,6 +34,7 @@ def test_the_import_rules_hold():
     ("views/graph.py", "import onnx", "views never import onnx"),
     ("errors.py", "import click", "errors import nothing that renders"),
     ("onnx/compile.py", "from cnndsl.cli import main", "nothing imports the command line"),
+    ("cli/run.py", "from cnndsl.runtime.run import Runner", "uses only the API"),
 ])
 def test_a_broken_rule_fails_the_lint(tmp_path, module, line, contract):
     shutil.copytree(ROOT / "cnndsl", tmp_path / "cnndsl", ignore=shutil.ignore_patterns("__pycache__"))

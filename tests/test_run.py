@@ -8,10 +8,9 @@ import pytest
 
 import cnndsl
 from cnndsl.errors import RunError
-from cnndsl.onnx.compile import compile_model
 from cnndsl.runtime import run as runmod
 
-MODEL = compile_model(cnndsl.parse("input 1x4x4\nconv 2 3x3\n").graph).SerializeToString()
+MODEL = cnndsl.parse("input 1x4x4\nconv 2 3x3\n").to_onnx().SerializeToString()
 
 
 class FakeSession:

@@ -13,7 +13,6 @@ from conftest import GOLDEN, SPECS
 import cnndsl
 from cnndsl.model.ir import BUFFER, CONSTANT, TRAINABLE
 from cnndsl.onnx import emit
-from cnndsl.onnx.compile import compile_model
 from cnndsl.runtime.run import Runner
 
 ALL = sorted(p.name for p in SPECS.glob("*.cnn"))
@@ -35,9 +34,12 @@ def _inferred_shapes(model):
 def test_compiles_checks_itself_and_runs(name):
     """One compile per spec, then four independent checks of it."""
     net = cnndsl.load(SPECS / name)
-    model = compile_model(net.graph, seed=0)
+    done = net.compile()
+    model = done.model
     assert (model.opset_import[0].version, model.ir_version) == (emit.DEFAULT_OPSET,
                                                                   emit.ir_version_for(emit.DEFAULT_OPSET))
+    assert (done.opset, done.ir_version, done.paths, done.bytes) == (emit.DEFAULT_OPSET, model.ir_version, (),
+                                                                      model.ByteSize())
 
     # 1. ONNX's checker and strict shape inference give exactly our shapes
     checked_model = model if net.totals.weight_bytes < FULL_CHECK_BYTES else emit.skeleton(model)
@@ -78,7 +80,7 @@ def test_reference_evaluator_agrees(name):
     from onnx.reference import ReferenceEvaluator
 
     net = cnndsl.load(SPECS / name)
-    model = compile_model(net.graph, seed=0)
+    model = net.to_onnx(seed=0)
     x = np.random.default_rng(1).standard_normal((2, *net.input_shape), dtype=np.float32)
     ours = Runner.from_model(model.SerializeToString(), device="cpu").run(x)
     ref = ReferenceEvaluator(model).run(None, {"input": x})[0]
@@ -100,15 +102,15 @@ def test_golden_summary(name, update_goldens):
 
 def test_same_seed_same_bytes_different_seed_different_weights():
     net = cnndsl.load(SPECS / "lenet5.cnn")
-    a = compile_model(net.graph, seed=3).SerializeToString()
-    b = compile_model(cnndsl.load(SPECS / "lenet5.cnn").graph, seed=3).SerializeToString()
-    c = compile_model(net.graph, seed=4).SerializeToString()
+    a = net.to_onnx(seed=3).SerializeToString()
+    b = cnndsl.load(SPECS / "lenet5.cnn").to_onnx(seed=3).SerializeToString()
+    c = net.to_onnx(seed=4).SerializeToString()
     assert a == b and a != c
 
 
 def test_metadata_and_dynamic_batch():
     net = cnndsl.load(SPECS / "lenet5.cnn")
-    model = compile_model(net.graph)
+    model = net.to_onnx()
     props = {p.key: p.value for p in model.metadata_props}
     assert props["cnndsl.name"] == "lenet5"
     assert props["cnndsl.spec"] == (SPECS / "lenet5.cnn").read_text()
@@ -120,7 +122,7 @@ def test_metadata_and_dynamic_batch():
 def test_every_supported_opset_loads_in_installed_onnxruntime(opset):
     net = cnndsl.parse("input 3x16x16\nconv 4 3x3 pad=same relu\nmaxpool 2x2 ceil\navgpool 3x3 stride=1 pad=1\n"
                        "batchnorm\nlrn 3\nglobalavgpool\nflatten\ndense 5 relu6\nsoftmax\n")
-    model = compile_model(net.graph, opset=opset)
+    model = net.to_onnx(opset=opset)
     y = Runner.from_model(model.SerializeToString(), device="cpu").run(np.ones((1, 3, 16, 16), np.float32))
     assert y.shape == (1, 5)
 
@@ -132,7 +134,7 @@ def test_weight_init_schemes():
     assert inits == {"0.weight": "he", "1.weight": "ones", "1.bias": "zeros", "1.running_mean": "zeros",
                      "1.running_var": "ones", "3.weight": "glorot", "3.bias": "zeros", "5.weight": "glorot",
                      "5.bias": "zeros"}
-    model = compile_model(net.graph, seed=0)
+    model = net.to_onnx(seed=0)
     w = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     assert abs(w["0.weight"].std() - np.sqrt(2 / 27)) < 0.02
     assert np.abs(w["3.weight"]).max() <= np.sqrt(6 / (64 * 9 + 64 * 9))

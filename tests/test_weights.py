@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -229,12 +230,12 @@ def test_streamed_chunks_equal_the_whole_tensor(monkeypatch, size, init, streame
     ("resnet18", True, False, "float16"),
 ])
 def test_streamed_compile_equals_the_in_memory_model(tmp_path, monkeypatch, spec, fold_bn, given, dtype):
-    from cnndsl.onnx.compile import compile_model, compile_to_file
+    from cnndsl.api import CompileOptions
     from cnndsl.weights import seeded as weights
 
     monkeypatch.setattr(weights, "CHUNK", 4096)  # so most tensors stream in several chunks
-    graph = cnndsl.load(SPECS / f"{spec}.cnn").graph
+    net = cnndsl.load(SPECS / f"{spec}.cnn")
     given = {"features.3.weight": np.full((16, 6, 5, 5), 0.5, np.float32)} if given else None
-    compile_to_file(graph, str(tmp_path / "m.onnx"), seed=2, weights=given, fold_bn=fold_bn, dtype=dtype)
-    expected = compile_model(graph, seed=2, weights=given, fold_bn=fold_bn, dtype=dtype).SerializeToString()
-    assert (tmp_path / "m.onnx").read_bytes() == expected
+    options = CompileOptions(seed=2, weights=given, strict=False, fold_bn=fold_bn, dtype=dtype)
+    net.compile(replace(options, output=tmp_path / "m.onnx"))
+    assert (tmp_path / "m.onnx").read_bytes() == net.compile(options).model.SerializeToString()

@@ -101,46 +101,30 @@ def check_run_fits(graph: Graph, batch: int) -> None:
           biggest.span),), path=graph.path)
 
 
-def compile_model(graph: Graph, seed: int = 0, opset: int | None = None, weights: dict | None = None,
-                  fold_bn: bool = False, verify: bool = True, dtype: str = "float32"):
-    """ir.Graph -> onnx.ModelProto in memory, self-checked. Weights come from ``weights`` (name ->
-    float32 array, see weights.match_weights) where given, else from the seeded initialisation.
-    ``dtype`` float16 stores and computes in half precision (inputs and outputs stay float32)."""
+def compile_graph(graph: Graph, weights: dict, *, seed: int, opset: int | None, fold_bn: bool, dtype: str,
+                  verify: bool, path: str | None, progress=None):
+    """ir.Graph -> ONNX, self-checked (unless not ``verify``); called by api.Network.compile.
+
+    In memory where ``path`` is None: returns (the whole onnx.ModelProto, []). Else streamed to
+    ``path``, one tensor in memory at a time: returns (the model without its initializers, the
+    paths written), with ``progress(done, total)`` called as weight bytes are written. Weights come
+    from ``weights`` (name -> float32 array, see weights.files.load_weights) where given, else from
+    the seeded initialisation; ``opset`` None is emit's default, the one place it is chosen.
+    ``dtype`` float16 stores and computes in half precision (inputs and outputs stay float32).
+    """
     from cnndsl.onnx import emit
+    from cnndsl.weights.seeded import fillers
 
-    check_fits(graph, dtype=dtype)
-    model, deferred = _build(graph, seed, opset, weights, fold_bn, verify, dtype)
-    emit.materialize(model, deferred)
-    return model
-
-
-def compile_to_file(graph: Graph, path: str, seed: int = 0, opset: int | None = None,
-                    weights: dict | None = None, fold_bn: bool = False, progress=None,
-                    dtype: str = "float32") -> list[str]:
-    """Compile straight to ``path``, one tensor in memory at a time; returns the paths written.
-    ``progress(done, total)`` reports weight bytes written."""
     check_fits(graph, path, dtype)
-    model, deferred = _build(graph, seed, opset, weights, fold_bn, verify=True, dtype=dtype)
-    return _write(model, deferred, path, progress)
-
-
-def _build(graph, seed, opset, weights, fold_bn, verify, dtype="float32"):
-    from cnndsl.onnx import emit
-    from cnndsl.weights.seeded import init_array, init_parts
-
-    weights = weights or {}
-
-    def fill(p):
-        return weights[p.name] if p.name in weights else init_array(p, seed)
-
-    def parts(p):
-        return None if p.name in weights else init_parts(p, seed)
-
-    model, deferred = emit.build(graph, seed=seed, opset=opset or emit.DEFAULT_OPSET, fill=fill, fold_bn=fold_bn,
-                                 parts=parts, dtype=dtype)
+    fill, parts = fillers(seed, weights)
+    model, deferred = emit.build(graph, seed=seed, opset=opset or emit.DEFAULT_OPSET, fill=fill, parts=parts,
+                                 fold_bn=fold_bn, dtype=dtype)
     if verify:
         emit.verify(model, graph, deferred)
-    return model, deferred
+    if path is None:
+        emit.materialize(model, deferred)
+        return model, []
+    return model, _write(model, deferred, path, progress)
 
 
 def _write(model, weights, path: str, progress=None) -> list[str]:

@@ -13,7 +13,6 @@ from cnndsl.errors import CompileError
 from cnndsl.model.ir import Graph, Param
 from cnndsl.onnx import fold
 from cnndsl.onnx.protowire import DATA_TYPES, Weight
-from cnndsl.weights.seeded import init_array, init_parts
 
 DEFAULT_OPSET = 21
 MIN_OPSET = 19  # ceil-mode pooling semantics as in PyTorch from opset 19
@@ -61,15 +60,6 @@ class GraphBuilder:
                                hint=f"use --opset {max(version, DEFAULT_OPSET)}")
 
 
-def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
-            fill: Callable[[Param], np.ndarray] | None = None, fold_bn: bool = False,
-            dtype: str = "float32") -> onnx.ModelProto:
-    """Compile a checked graph to an in-memory model (see ``build`` for the arguments)."""
-    model, weights = build(graph, seed, opset, fill, fold_bn, dtype=dtype)
-    materialize(model, weights)
-    return model
-
-
 def materialize(model: onnx.ModelProto, weights: list[Weight]) -> None:
     """Fill the model's initializers from deferred weights."""
     for w in weights:
@@ -82,22 +72,19 @@ def materialize(model: onnx.ModelProto, weights: list[Weight]) -> None:
         tensor.raw_data = arr.tobytes()
 
 
-def build(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
-          fill: Callable[[Param], np.ndarray] | None = None, fold_bn: bool = False,
-          parts: Callable[[Param], Iterator[np.ndarray] | None] | None = None, dtype: str = "float32",
+def build(graph: Graph, *, seed: int, opset: int, fill: Callable[[Param], np.ndarray],
+          parts: Callable[[Param], Iterator[np.ndarray] | None] | None, fold_bn: bool, dtype: str,
           ) -> tuple[onnx.ModelProto, list[Weight]]:
     """The model without its initializers, and the weights to write (nothing is drawn yet).
 
-    ``fill(param)`` supplies weights (default: seeded); ``parts(param)``, where it returns an
-    iterator, the same values in flat chunks for streaming (default: seeded, with the default fill);
-    ``fold_bn`` folds each batchnorm that is the only consumer of a conv into that conv's weights.
+    ``fill(param)`` supplies weights (weights.seeded.fillers); ``parts(param)``, where it returns an
+    iterator, the same values in flat chunks for streaming; ``seed`` is recorded in the metadata;
+    ``fold_bn`` runs the folding pass (onnx/fold.py) on the graph first.
     ``dtype`` float16 stores weights and computes in half precision behind a float32 interface
     (a Cast after the input and before the output).
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise CompileError(f"opset {opset} is not supported", hint=f"use {MIN_OPSET} to {MAX_OPSET}")
-    if fill is None:
-        fill, parts = (lambda p: init_array(p, seed)), parts or (lambda p: init_parts(p, seed))
     if dtype not in DATA_TYPES:
         raise CompileError(f"unknown dtype '{dtype}'", hint="use float32 or float16")
     notes: dict[str, str] = {}

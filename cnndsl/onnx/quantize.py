@@ -3,9 +3,32 @@ user supplies or on seeded random ones; and how far the outputs move from float3
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+
 import numpy as np
 
 from cnndsl.errors import CompileError
+
+HELD_OUT = 32  # seeded inputs (seed + 1) on which int8 and float32 outputs are compared
+
+
+def compile_int8(compile_float: Callable[[str], object], path: str, input_shape: tuple[int, ...],
+                 calibration: str | None, samples: int, seed: int) -> tuple[str, dict]:
+    """Compile float32 (``compile_float(path)``) into a scratch folder, quantize it into ``path``,
+    and measure the drift. Returns (what it was calibrated on, ``drift``'s figures)."""
+    inputs = calibration_inputs(input_shape, calibration, samples, seed)  # a bad file fails before compiling
+    work = tempfile.mkdtemp(prefix="cnndsl-int8-")
+    try:
+        float_path = os.path.join(work, "float.onnx")
+        compile_float(float_path)
+        quantize_file(float_path, path, inputs)
+        moved = drift(float_path, path, calibration_inputs(input_shape, None, HELD_OUT, seed + 1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return calibration or f"{len(inputs)} seeded random inputs", moved
 
 
 def calibration_inputs(input_shape: tuple[int, ...], path: str | None, samples: int, seed: int = 0) -> np.ndarray:

@@ -80,8 +80,13 @@ class Runner:
             raise RunError(f"unknown device '{device}'", hint="use auto, cpu or cuda")
         return cls(_session(ort, model, options, [CPU]), CPU, note)
 
+    @property
+    def on_gpu(self) -> bool:
+        return self.provider != CPU
+
     def check_input(self, x: np.ndarray) -> np.ndarray:
         """The input as float32 NxCxHxW, or a RunError that says exactly what differs."""
+        x = np.asarray(x)
         want = self.input_shape[1:]
         if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
             raise RunError(f"the input has dtype {x.dtype}; it needs real numbers")
@@ -161,3 +166,32 @@ def load_input(path: str, shape: tuple) -> np.ndarray:
     except (OSError, ValueError) as exc:
         raise RunError(f"cannot read the input: {exc}", path=path) from None
     raise RunError(f"unknown input format '{ext}'", path=path, hint="use .npy, .npz, .txt or .csv")
+
+
+def check_model_file(path: str) -> str:
+    """``path``, once it is known to hold an ONNX model (its graph; external data is read later)."""
+    import onnx
+
+    try:
+        onnx.load_model(path, load_external_data=False)
+    except FileNotFoundError:
+        raise RunError("no such file", path=path) from None
+    except Exception as exc:  # noqa: BLE001 - any malformed file
+        raise RunError(f"not a valid ONNX model ({type(exc).__name__})", path=path) from None
+    return path
+
+
+def make_input(input_shape: tuple, input_path: str | None, image: str | None, resize: bool, seed: int,
+               batch: int) -> tuple[np.ndarray, str, list[str]]:
+    """(the input batch, where it came from, notes) for a model taking ``input_shape``: from an
+    image file, an array file, or seeded N(0, 1) values for a batch of ``batch``."""
+    if image:
+        from cnndsl.runtime.image import MODES, load_image
+
+        x, notes = load_image(image, input_shape, resize)
+        return x, f"{image} ({MODES[x.shape[1]][1]}, pixels scaled to 0..1)", notes
+    if input_path:
+        return load_input(input_path, input_shape), input_path, []
+    dims = [d if isinstance(d, int) else batch for d in input_shape]
+    dims[0] = batch
+    return np.random.default_rng(seed).standard_normal(dims, dtype=np.float32), f"seeded random (seed {seed})", []

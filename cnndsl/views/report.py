@@ -92,3 +92,22 @@ def compare(items: list[tuple[str, Graph]]) -> str:
         header.insert(0, "spec")
     first_number = 2 if show_path else 1
     return "\n".join(_table(header, rows, set(range(first_number, len(header)))))
+
+
+def layers_json(graph: Graph) -> list[dict]:
+    """Each layer as data: name, kind, options, output shape, counts by role, MACs."""
+    return [{"name": n.name, "kind": n.kind, "options": n.layer.describe(), "output": list(n.out_shape),
+             "params": n.count(TRAINABLE), "buffers": n.count(BUFFER), "constants": n.count(CONSTANT),
+             "macs": n.macs} for n in graph.nodes]
+
+
+def weights_json(graph: Graph) -> list[dict]:
+    """The weights a weights file may give, by name: shape and role."""
+    return [{"name": p.name, "shape": list(p.shape), "role": p.role} for p in graph.params()]
+
+
+def weight_lines(graph: Graph) -> list[str]:
+    """The weights a weights file may give, one line each: name, shape, role, in columns."""
+    params = list(graph.params())
+    width = max((len(p.name) for p in params), default=4)
+    return [f"{p.name:<{width}}  {fmt_shape(p.shape):<16}  {p.role}" for p in params]

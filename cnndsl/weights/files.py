@@ -1,4 +1,4 @@
-"""Reading weight files (untrusted input): safetensors, npz and ONNX initializers; never pickle."""
+"""Weight files (untrusted input): safetensors, npz and ONNX initializers, never pickle; loading them by name."""
 
 from __future__ import annotations
 
@@ -19,6 +19,23 @@ _ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": "
               "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
 MAX_HEADER = 100 * 2 ** 20
 BF16 = np.dtype(np.uint16, metadata={"name": "bfloat16"})  # raw bfloat16 bits, converted when matched
+
+
+def load_weights(graph, source, strict: bool = True) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The user's weights for ``graph`` (name -> float32 array) and notes to show the user.
+
+    ``source`` is a weights file (.safetensors, .npz or .onnx), a dict name -> array, or None (no
+    weights: every tensor is seeded). Names are matched as ``seeded.match_weights`` says: strictly,
+    like load_state_dict(strict=True), unless ``strict`` is False.
+    """
+    if source is None:
+        return {}, []
+    from cnndsl.weights.seeded import match_weights
+
+    if isinstance(source, dict):
+        return match_weights(graph, source, "<dict>", strict)
+    path = os.fspath(source)
+    return match_weights(graph, read_weights(path), path, strict)
 
 
 def read_weights(path: str) -> dict[str, np.ndarray]:

@@ -10,6 +10,20 @@ import numpy as np
 from cnndsl.model.ir import Param
 
 
+def fillers(seed: int, given: dict[str, np.ndarray] | None = None):
+    """(fill, parts) for onnx.emit.build: each tensor's values are ``given[name]`` where given, else
+    seeded (``init_array``); ``parts`` streams a large seeded tensor in chunks (``init_parts``)."""
+    given = given or {}
+
+    def fill(p: Param) -> np.ndarray:
+        return given[p.name] if p.name in given else init_array(p, seed)
+
+    def parts(p: Param) -> Iterator[np.ndarray] | None:
+        return None if p.name in given else init_parts(p, seed)
+
+    return fill, parts
+
+
 def init_array(p: Param, seed: int) -> np.ndarray:
     """The float32 values of ``p`` for ``seed``.
 
