@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import shutil
 import stat
 from collections.abc import Callable, Iterator
 
@@ -42,7 +40,7 @@ class StagingError(OSError):
 def staging_name(path: str) -> str:
     """A fresh staging path for ``path``, in its folder: ``.NAME.cnndsl-<pid>-XXXXXXXX``."""
     folder, base = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{base[:_BASE_CHARS]}{MARK}{os.getpid()}-{secrets.token_hex(4)}")
+    return os.path.join(folder, f".{base[:_BASE_CHARS]}{MARK}{os.getpid()}-{os.urandom(4).hex()}")
 
 
 def _make_staging(path: str, folder: bool) -> str:
@@ -118,6 +116,8 @@ class Publication:
 
     def discard(self) -> None:
         """Remove what is left staged (everything, unless published) and the replaced folders."""
+        import shutil
+
         for path in reversed(self._leftovers):
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)
