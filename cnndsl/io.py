@@ -84,7 +84,7 @@ class Publication:
 
     def commit(self) -> None:
         """Publish each staged target, in order; then fsync the folders the renames changed."""
-        folders: list[str] = []
+        parents: list[str] = []
         for staged, target, folder in self._staged:
             if folder:
                 _sync_tree(staged)
@@ -96,10 +96,10 @@ class Publication:
             else:
                 os.replace(staged, target)
             self._leftovers.remove(staged)
-            if os.path.dirname(target) not in folders:
-                folders.append(os.path.dirname(target))
-        for folder in folders:
-            _sync_folder(folder)
+            if os.path.dirname(target) not in parents:
+                parents.append(os.path.dirname(target))
+        for parent in parents:
+            _sync_folder(parent)
 
     def _swap(self, staged: str, target: str) -> None:
         """Replace the folder ``target`` by ``staged``: move the old one aside (removed after), move
