@@ -8,9 +8,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnndsl.errors import CompileError
-from cnndsl.export.triton import INSTANCE_KINDS, ServeOptions, parse_preferred  # noqa: F401 - for `export`
 from cnndsl.lang.files import read_spec, write_spec  # noqa: F401 - write_spec: for `fmt`
 from cnndsl.lang.parse import parse as parse_text
 from cnndsl.model.check import check
@@ -25,6 +25,20 @@ from cnndsl.views.report import (  # noqa: F401 - the tables, for `params`, `sum
     weight_lines,
     weights_json,
 )
+
+if TYPE_CHECKING:
+    from cnndsl.export.triton import ServeOptions
+
+EXPORT_NAMES = ("INSTANCE_KINDS", "ServeOptions", "parse_preferred")  # Triton's options, for `export`
+
+
+def __getattr__(name: str):
+    """EXPORT_NAMES, imported from export.triton when first asked for (other commands never need them)."""
+    if name in EXPORT_NAMES:
+        from cnndsl.export import triton
+
+        return getattr(triton, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -148,6 +162,7 @@ class Network:
         """Compile into a Triton model repository: REPO/NAME/VERSION/model.onnx and REPO/NAME/config.pbtxt
         (see export.repository.export_triton); returns what was written, an Exported."""
         from cnndsl.export.repository import export_triton
+        from cnndsl.export.triton import ServeOptions
 
         return export_triton(self, repo, name, version, force, options or CompileOptions(), serve or ServeOptions())
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import shutil
 import stat
 from collections.abc import Callable, Iterator
@@ -44,7 +43,7 @@ class StagingError(OSError):
 def staging_name(path: str) -> str:
     """A fresh staging path for ``path``, in its folder: ``.NAME.cnndsl-<pid>-XXXXXXXX``."""
     folder, base = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{base[:_BASE_CHARS]}{MARK}{os.getpid()}-{secrets.token_hex(4)}")
+    return os.path.join(folder, f".{base[:_BASE_CHARS]}{MARK}{os.getpid()}-{os.urandom(4).hex()}")
 
 
 def _make_staging(path: str, folder: bool) -> str:
@@ -132,7 +131,7 @@ class Publication:
 
     def commit(self) -> None:
         """Publish each staged target, in order; then fsync the folders the renames changed."""
-        folders: list[str] = []
+        parents: list[str] = []
         for staged, target, folder in self._staged:
             if folder:
                 _sync_tree(staged)
@@ -144,10 +143,10 @@ class Publication:
             else:
                 os.replace(staged, target)
             self._leftovers.remove(staged)
-            if os.path.dirname(target) not in folders:
-                folders.append(os.path.dirname(target))
-        for folder in folders:
-            _sync_folder(folder)
+            if os.path.dirname(target) not in parents:
+                parents.append(os.path.dirname(target))
+        for parent in parents:
+            _sync_folder(parent)
 
     def _swap(self, staged: str, target: str) -> None:
         """Replace the folder ``target`` by ``staged``: move the old one aside (removed after), move
@@ -164,6 +163,8 @@ class Publication:
 
     def discard(self) -> None:
         """Remove what is left staged (everything, unless published) and the replaced folders."""
+        import shutil
+
         for path in reversed(self._leftovers):
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)

@@ -1,7 +1,6 @@
 """The command line: one module per command (click options, one API call, printing); main.py holds
-the group and what the commands share. Importing this package registers every command."""
+the group, which imports a command's module when the command is used, and what the commands share."""
 
-from cnndsl.cli import bench, check, compile, export, fmt, graph, params, plot, run  # noqa: F401 - the commands
 from cnndsl.cli.main import main
 
 __all__ = ["main"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 
 import click
 
@@ -47,6 +46,8 @@ def export(spec: str, repo: str, name: str | None, version: int, force: bool, ma
              cnndsl export --triton models/ specs/resnet18.cnn --version 2 --dtype float16
              tritonserver --model-repository=$PWD/models
     """
+    import shlex
+
     serve = ServeOptions(max_batch, parse_preferred(preferred_batch), max_queue_delay_us, instances, instance_count)
     net = load(spec)
     bar = Progress()

@@ -6,8 +6,6 @@ import click
 
 from cnndsl import api
 from cnndsl.cli.main import edge, main
-from cnndsl.views.diagram import output_format, write_diagram
-from cnndsl.views.graph import to_dot
 
 
 @main.command()
@@ -26,6 +24,9 @@ def graph(spec: str, output: str | None, depth: int | None) -> None:
     Example: cnndsl graph specs/resnet18.cnn -o resnet18.svg
              cnndsl graph specs/resnet152.cnn --depth 1 -o resnet152.png
     """
+    from cnndsl.views.diagram import output_format, write_diagram
+    from cnndsl.views.graph import to_dot
+
     if output is not None and output != "-":
         output_format(output)  # an unknown extension fails before the spec is read
     net = api.load(spec)

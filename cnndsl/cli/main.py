@@ -1,9 +1,10 @@
 """The command group and what its commands share: error rendering at the edge, the compile options,
-loading several specs. Each command lives in its own module (cnndsl/cli/NAME.py)."""
+loading several specs. Each command lives in its own module (COMMANDS), imported when it is used."""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 
 import click
@@ -13,6 +14,22 @@ from cnndsl.errors import CnnDslError
 from cnndsl.views.term import Style, color_enabled
 
 DEFAULTS = CompileOptions()  # the option defaults are the API's
+COMMANDS = {"bench": "bench", "check": "check", "compile": "compile", "export": "export", "fmt": "fmt",
+            "graph": "graph", "params": "params", "plot": "plot", "run": "run", "summary": "params",
+            "weights": "params"}  # command -> the module of cnndsl.cli that defines it
+
+
+class Commands(click.Group):
+    """The group, loading each command's module when the command is first asked for (so that
+    `cnndsl params` imports no more than it needs); `cnndsl --help` loads them all."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS and name not in self.commands:
+            importlib.import_module(f"cnndsl.cli.{COMMANDS[name]}")  # registers it on main
+        return super().get_command(ctx, name)
 
 
 def fail(exc: CnnDslError) -> None:
@@ -84,7 +101,7 @@ def load_all(specs):
     return loaded, failed
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
 @click.version_option(package_name="cnndsl")
 def main(debug: bool) -> None:
