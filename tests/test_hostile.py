@@ -182,3 +182,215 @@ def test_a_killed_compile_leaves_nothing_after_the_next_one(tmp_path):
     done = subprocess.run(again, cwd=str(ROOT), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l.onnx"]
+
+
+# -- weights files ------------------------------------------------------------------------------
+
+import json  # noqa: E402
+import struct  # noqa: E402
+import zipfile  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from cnndsl.errors import WeightsError  # noqa: E402
+from cnndsl.weights.files import load_weights, read_weights  # noqa: E402
+
+LENET = ROOT / "specs" / "lenet5.cnn"
+
+
+def _safetensors(path: Path, header, data: bytes = b"", raw_header: bytes | None = None) -> Path:
+    text = raw_header if raw_header is not None else json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
+    return path
+
+
+def _entry(shape, begin, end, dtype="F32"):
+    return {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
+
+
+SAFETENSORS = [  # name, header (or raw header bytes), data, message
+    ("dtype a list", {"w": _entry([1], 0, 4, dtype=["F32"])}, 4, "unsupported dtype"),
+    ("dtype a dict", {"w": _entry([1], 0, 4, dtype={"a": 1})}, 4, "unsupported dtype"),
+    ("offset Infinity", b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, Infinity]}}', 4, "Infinity"),
+    ("offset NaN", b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [NaN, 4]}}', 4, "NaN"),
+    ("offset of 5000 digits", b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, ' + b"9" * 5000 + b"]}}",
+     4, "corrupt safetensors header"),
+    ("offset a float", {"w": _entry([1], 0.0, 4)}, 4, "two integers"),
+    ("offset a bool", {"w": _entry([1], False, 4)}, 4, "two integers"),
+    ("deep nesting", b'{"w": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 0, "corrupt safetensors header"),
+    ("shape wraps in 64 bits", {"w": _entry([2 ** 62, 4], 0, 0)}, 0, "takes"),
+    ("negative dimension", {"w": _entry([-1, 4], 0, 0)}, 0, "integers >= 0"),
+    ("rank 9", {"w": _entry([1] * 9, 0, 4)}, 4, "at most 8"),
+    ("overlapping offsets", {"a": _entry([2], 0, 8), "b": _entry([2], 4, 12)}, 12, "overlaps"),
+    ("a gap", {"a": _entry([1], 0, 4), "b": _entry([1], 8, 12)}, 12, "gap"),
+    ("duplicate names", b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, '
+                        b'"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', 4, "given twice"),
+    ("trailing bytes", {"w": _entry([1], 0, 4)}, 8, "follow the last tensor"),
+    ("truncated", {"w": _entry([4], 0, 16)}, 8, "runs past the end"),
+    ("metadata not strings", {"__metadata__": {"a": 1}, "w": _entry([1], 0, 4)}, 4, "__metadata__"),
+    ("extra keys", {"w": {**_entry([1], 0, 4), "x": 1}}, 4, "exactly dtype"),
+    ("not an object", [1, 2], 0, "not a JSON object"),
+]
+
+
+@pytest.mark.parametrize("name, header, data, message", SAFETENSORS, ids=[c[0] for c in SAFETENSORS])
+def test_hostile_safetensors_headers_are_refused_with_a_reason(tmp_path, name, header, data, message):
+    raw = header if isinstance(header, bytes) else None
+    path = _safetensors(tmp_path / "w.safetensors", None if raw else header, bytes(data), raw)
+    with pytest.raises(WeightsError, match=message) as info:
+        read_weights(str(path))
+    assert info.value.path == str(path)
+
+
+def test_a_huge_safetensors_header_is_refused_before_it_is_parsed(tmp_path):
+    import time
+
+    path = tmp_path / "w.safetensors"
+    with open(path, "wb") as fh:  # a 94 MB header claim; the file is sparse
+        fh.write(struct.pack("<Q", 94 << 20))
+        fh.truncate(8 + (94 << 20))
+    start = time.process_time()
+    with pytest.raises(WeightsError, match="the limit is"):
+        read_weights(str(path))
+    assert time.process_time() - start < 1.0  # CPU time: nothing was read or parsed
+
+
+def _npz_with(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _npy_header(shape, dtype="<f4") -> bytes:
+    head = repr({"descr": dtype, "fortran_order": False, "shape": shape}).encode()
+    head += b" " * (63 - (len(head) + 10) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(head)) + head
+
+
+NPZ = [  # name, members, message
+    ("nested npz", {"conv1.weight.npy": b"PK\x03\x04" + bytes(100)}, "not a readable .npy array"),
+    ("header not a literal", {"w.npy": b"\x93NUMPY\x01\x00" + struct.pack("<H", 54) + b"{'descr': __import__('os'),"
+                                                                                    b" 'shape': (1,)}".ljust(54)},
+     "not a readable .npy array"),
+    ("2e10 elements declared", {"w.npy": _npy_header((20_000_000_000,))}, "archive says"),
+    ("object array", {"w.npy": _npy_header((1,), "|O") + b"\x80\x04N."}, "pickled objects are refused"),
+    ("twice the same name", {"w.npy": _npy_bytes(np.ones(1, np.float32)), "w": _npy_bytes(np.ones(1, np.float32))},
+     "twice"),
+]
+
+
+@pytest.mark.parametrize("name, members, message", NPZ, ids=[c[0] for c in NPZ])
+def test_hostile_npz_files_are_refused_with_a_reason(tmp_path, name, members, message):
+    path = _npz_with(tmp_path / "w.npz", members)
+    with pytest.raises(WeightsError, match=message):
+        read_weights(str(path))
+
+
+def test_an_npy_given_as_npz_is_named(tmp_path):
+    path = tmp_path / "w.npz"
+    path.write_bytes(_npy_bytes(np.ones(3, np.float32)))
+    with pytest.raises(WeightsError, match="an .npy file"):
+        read_weights(str(path))
+
+
+def test_a_truncated_npz_is_not_blamed_on_pickles(tmp_path):
+    path = _npz_with(tmp_path / "w.npz", {"w.npy": _npy_bytes(np.ones(1000, np.float32))})
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(WeightsError) as info:
+        read_weights(str(path))
+    assert "pickle" not in info.value.message
+
+
+def test_a_zip_bomb_member_the_spec_does_not_expect_is_never_decompressed(tmp_path):
+    """512 MB of zeros compress to ~0.5 MB; a member that is not a weight of the spec is never read."""
+    import resource
+
+    net = cnndsl.load(LENET)
+    good = {p.name: np.zeros(p.shape, np.float32) for p in net.graph.params()}
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, arr in good.items():
+            z.writestr(name + ".npy", _npy_bytes(arr))
+        with z.open("bomb.npy", "w", force_zip64=True) as fh:
+            fh.write(_npy_header((128 << 20,)))
+            chunk = bytes(16 << 20)
+            for _ in range(32):
+                fh.write(chunk)
+    assert path.stat().st_size < 4 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(WeightsError, match="unexpected      bomb"):
+        load_weights(net.graph, str(path))
+    loaded, notes = load_weights(net.graph, str(path), strict=False)
+    assert set(loaded) == set(good) and "ignored 1 tensors" in notes[-1]
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+    assert grown < 64 << 20, f"peak memory grew by {grown >> 20} MB"
+
+
+def test_a_member_declaring_more_than_its_header_is_refused_unread(tmp_path):
+    path = tmp_path / "w.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z, z.open("w.npy", "w", force_zip64=True) as fh:
+        fh.write(_npy_header((4,)))
+        fh.write(bytes(1 << 20))  # 1 MB of data behind a header of 16 bytes
+    with pytest.raises(WeightsError, match="archive says"):
+        read_weights(str(path))
+
+
+# -- ONNX models as weights files ----------------------------------------------------------------
+
+def _onnx_with_external(tmp_path: Path, location: str, length: int | None = None) -> Path:
+    from onnx import TensorProto, helper
+
+    tensor = TensorProto(name="conv1.weight", data_type=TensorProto.FLOAT, dims=[6, 1, 5, 5])
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", str(length or 600))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    graph = helper.make_graph([], "g", [], [], initializer=[tensor])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("location, message", [
+    ("../secret.bin", "not a file beside the model"),
+    ("/etc/passwd", "not a file beside the model"),
+    ("sub/../../secret.bin", "not a file beside the model"),
+    ("link.bin", "outside the model's folder"),
+    ("zero.bin", "outside the model's folder"),
+    ("missing.bin", "not a regular file"),
+])
+def test_external_data_outside_the_model_folder_is_refused_and_says_why(tmp_path, location, message):
+    (tmp_path / "link.bin").symlink_to("/etc/passwd")
+    (tmp_path / "zero.bin").symlink_to("/dev/zero")
+    path = _onnx_with_external(tmp_path, location)
+    with pytest.raises(WeightsError, match=message):
+        load_weights(cnndsl.load(LENET).graph, str(path), strict=False)
+
+
+def test_external_data_that_claims_more_than_the_tensor_is_refused_unread(tmp_path):
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as fh:
+        fh.truncate(6 << 30)  # a sparse 6 GiB file
+    path = _onnx_with_external(tmp_path, "big.bin", length=6 << 30)
+    with pytest.raises(WeightsError, match="takes 600 bytes"):
+        load_weights(cnndsl.load(LENET).graph, str(path), strict=False)
+
+
+def test_weight_names_from_a_file_are_printed_escaped(tmp_path):
+    names = {"conv1.weight\x1b[2J": np.ones(1, np.float32), "x\nfake: ok": np.ones(1, np.float32)}
+    path = tmp_path / "w.npz"
+    np.savez(path, **names)
+    with pytest.raises(WeightsError) as info:
+        load_weights(cnndsl.load(LENET).graph, str(path))
+    text = info.value.render()
+    assert "\x1b" not in text and "\\x1b[2J" in text
+    assert "\nfake: ok" not in text and "x\\nfake: ok" in text

@@ -105,7 +105,7 @@ def test_dtypes_converted_with_a_note_and_batches_tracked_ignored(tmp_path):
     state["0.weight"] = state["0.weight"].astype(np.float16)
     state["bn.num_batches_tracked"] = np.array(7, np.int64)
     write_safetensors(tmp_path / "w.safetensors", state, bf16={"fc.weight"})
-    from cnndsl.weights.seeded import match_weights
+    from cnndsl.weights.match import match_weights
 
     loaded, notes = match_weights(net.graph, read_weights(str(tmp_path / "w.safetensors")), "w", True)
     assert all(a.dtype == np.float32 for a in loaded.values())
@@ -152,7 +152,7 @@ def test_npz_with_pickled_objects_refused(tmp_path):
 def test_nan_weights_error_when_strict_warning_otherwise():
     state = lenet_state()
     state["features.0.bias"][2] = np.nan
-    from cnndsl.weights.seeded import match_weights
+    from cnndsl.weights.match import match_weights
 
     graph = cnndsl.load(SPECS / "lenet5.cnn").graph
     with pytest.raises(WeightsError, match="tensor 'features.0.bias' has 1 NaN or infinite values"):

@@ -37,3 +37,13 @@ def human_bytes(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return ""  # pragma: no cover
+
+
+def printable(text: str) -> str:
+    """Untrusted text (a tensor name from a weights file, a name in an ONNX model) made safe to
+    print: every character that is not printable (escape sequences, CR, LF, bidirectional
+    overrides) is shown as its Python escape, so it can neither forge a line nor drive a terminal."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)

@@ -8,6 +8,7 @@ import shutil
 
 from cnndsl.errors import CompileError
 from cnndsl.lang.show import human_bytes
+from cnndsl.memory import available_memory
 from cnndsl.model.counts import totals
 from cnndsl.model.ir import Graph
 from cnndsl.onnx.output import open_output
@@ -17,18 +18,6 @@ PEAK_FACTOR = 3  # arrays + tensor bytes + serialised buffer, at worst, while co
 STREAM_OVERHEAD = 64 << 20  # staging buffers and the model's graph, when compiling to a file
 DISK_MARGIN = 16 << 20  # the graph, protobuf framing and a little room
 ITEMSIZE = {"float32": 4, "float16": 2}
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 def check_fits(graph: Graph, path: str | None = None, dtype: str = "float32") -> None:
