@@ -40,6 +40,33 @@ class StagingError(OSError):
     """A staging file or folder could not be made (a missing or read-only folder, a full disk)."""
 
 
+_INPUTS: dict[tuple[int, int], str] = {}  # (device, inode) -> path, of every file this process reads
+
+
+def reading(path: str | os.PathLike) -> None:
+    """Note that this process reads ``path`` (a spec, weights, an image, a model): no publication
+    may replace it, under any name (a hard link, a symlink, ./x)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    _INPUTS[(st.st_dev, st.st_ino)] = os.fspath(path)
+
+
+def _check_not_input(target: str) -> None:
+    try:
+        st = os.stat(target)
+    except OSError:
+        return
+    source = _INPUTS.get((st.st_dev, st.st_ino))
+    if source is not None:
+        from cnndsl.errors import CnnDslError
+
+        same = "" if os.path.abspath(source) == os.path.abspath(target) else f" (it is {source})"
+        raise CnnDslError(f"the output is an input of this command{same}: refusing to overwrite it", path=target,
+                          hint="write the output to another file (-o); cnndsl never replaces a file it reads")
+
+
 def staging_name(path: str) -> str:
     """A fresh staging path for ``path``, in its folder: ``.NAME.cnndsl-<pid>-XXXXXXXX``."""
     folder, base = os.path.split(os.path.abspath(path))
@@ -120,6 +147,7 @@ class Publication:
         return self._stage(path, folder=True)
 
     def _stage(self, path: str, folder: bool) -> str:
+        _check_not_input(path)
         parent = os.path.dirname(os.path.abspath(path))
         if parent not in self._swept:
             self._swept.add(parent)

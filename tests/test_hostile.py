@@ -3,6 +3,7 @@ models, arrays and outputs that a user or an attacker can hand cnndsl."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -394,3 +395,171 @@ def test_weight_names_from_a_file_are_printed_escaped(tmp_path):
     text = info.value.render()
     assert "\x1b" not in text and "\\x1b[2J" in text
     assert "\nfake: ok" not in text and "x\\nfake: ok" in text
+
+
+# -- the command line: what it reads, what it may overwrite, signals ---------------------------------
+
+import signal  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+
+def _cnndsl(*args, cwd=None, stdin=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "cnndsl", *map(str, args)], cwd=cwd or ROOT, input=stdin,
+                          capture_output=True, timeout=timeout)
+
+
+def _clean(proc) -> str:
+    err = proc.stderr.decode(errors="replace")
+    assert "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("make", ["/dev/zero", "sparse", "stdin"])
+def test_a_spec_larger_than_the_limit_is_refused_after_reading_just_past_it(tmp_path, make):
+    start = resource_children()
+    if make == "sparse":
+        spec = tmp_path / "huge.cnn"
+        with open(spec, "wb") as fh:
+            fh.truncate(3 << 30)
+        proc = _cnndsl("check", spec)
+    elif make == "stdin":
+        proc = _cnndsl("fmt", "-", stdin=b"relu\n" * 200_000)
+    else:
+        proc = _cnndsl("check", "/dev/zero")
+    assert proc.returncode == 1 and "bytes" in _clean(proc)
+    used = resource_children() - start
+    assert used < 10, f"{used:.1f} s of CPU"
+
+
+def resource_children() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@pytest.mark.parametrize("how", ["same path", "./ path", "hard link", "symbolic link"])
+def test_an_output_that_is_the_input_is_refused_and_the_input_kept(tmp_path, how):
+    spec = tmp_path / "net.cnn"
+    spec.write_text(LENET_BODY)
+    out = {"same path": spec, "./ path": tmp_path / "." / "net.cnn", "hard link": tmp_path / "link.cnn",
+           "symbolic link": tmp_path / "sym.cnn"}[how]
+    if how == "hard link":
+        os.link(spec, out)
+    if how == "symbolic link":
+        out.symlink_to(spec)
+    proc = _cnndsl("compile", spec, "-o", out)
+    assert proc.returncode == 1 and "the output is an input" in _clean(proc)
+    assert spec.read_text() == LENET_BODY
+
+
+def test_a_weights_file_cannot_be_the_output(tmp_path):
+    model = tmp_path / "lenet5.onnx"
+    assert _cnndsl("compile", LENET, "-o", model).returncode == 0
+    before = model.read_bytes()
+    proc = _cnndsl("compile", LENET, "--weights", model, "-o", model, "--seed", "3")
+    assert proc.returncode == 1 and "the output is an input" in _clean(proc)
+    assert model.read_bytes() == before
+
+
+def test_an_output_suffix_that_is_not_onnx_is_warned_about(tmp_path):
+    proc = _cnndsl("compile", LENET, "-o", tmp_path / "model.txt")
+    assert proc.returncode == 0 and "does not end in .onnx" in _clean(proc)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+def test_a_signal_during_a_compile_leaves_nothing_behind(tmp_path, sig, code):
+    out = tmp_path / "vgg.onnx"
+    proc = subprocess.Popen([sys.executable, "-m", "cnndsl", "compile", "specs/vgg11.cnn", "-o", str(out)],
+                            cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".vgg.onnx.cnndsl-") for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "compile ended before it staged"
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err.decode()
+    assert b"Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- models handed to run and bench ---------------------------------------------------------------------
+
+def _model(tmp_path: Path, inputs, nodes, outputs, initializers=()) -> Path:
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def _odd_models(tmp_path: Path) -> dict[str, Path]:
+    from onnx import TensorProto, helper
+
+    const = helper.make_tensor("c", TensorProto.FLOAT, [1], [1.0])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    return {
+        "no inputs": _model(tmp_path / "a", [], [helper.make_node("Identity", ["c"], ["y"])], [out], [const]),
+        "a scalar input": _model(tmp_path / "b", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [])],
+                                 [helper.make_node("Identity", ["x"], ["y"])], [out]),
+        "an input of unknown rank": _model(tmp_path / "c", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                                           [helper.make_node("Identity", ["x"], ["y"])], [out]),
+        "an int64 input": _model(tmp_path / "d", [helper.make_tensor_value_info("x", TensorProto.INT64, ["N", 2])],
+                                 [helper.make_node("Identity", ["x"], ["y"])],
+                                 [helper.make_tensor_value_info("y", TensorProto.INT64, None)]),
+        "a huge fixed input": _model(tmp_path / "e", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                   [1, 3, 100000, 100000])],
+                                     [helper.make_node("Identity", ["x"], ["y"])], [out]),
+    }
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no inputs", "no inputs"), ("a scalar input", "scalar or of unknown rank"),
+    ("an input of unknown rank", "scalar or of unknown rank"),
+    ("an int64 input", "feeds float tensors"), ("a huge fixed input", "cannot be made"),
+])
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_odd_models_are_refused_by_run_and_bench(tmp_path, case, message, command):
+    for sub in "abcde":
+        (tmp_path / sub).mkdir()
+    model = _odd_models(tmp_path)[case]
+    proc = _cnndsl(command, model, *(["--runs", "1"] if command == "bench" else []))
+    err = _clean(proc)
+    assert proc.returncode == 1 and message in err, err
+
+
+def test_a_batch_that_cannot_fit_is_refused(tmp_path):
+    model = tmp_path / "lenet5.onnx"
+    assert _cnndsl("compile", LENET, "-o", model).returncode == 0
+    for command in ("run", "bench"):
+        proc = _cnndsl(command, model, "--batch", "1000000000")
+        err = _clean(proc)
+        assert proc.returncode == 1 and "use a smaller --batch" in err, err
+
+
+def test_ctrl_c_stops_a_model_that_never_ends(tmp_path):
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["v_in", "one"], ["v_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("v_in", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None)],
+        initializer=[helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
+    inits = [helper.make_tensor("trips", TensorProto.INT64, [], [10 ** 15]),
+             helper.make_tensor("go", TensorProto.BOOL, [], [True])]
+    model = _model(tmp_path, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                   [helper.make_node("Loop", ["trips", "go", "x"], ["y"], body=body)],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], inits)
+    proc = subprocess.Popen([sys.executable, "-m", "cnndsl", "run", str(model)], cwd=str(ROOT),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(3)
+    assert proc.poll() is None, proc.stderr.read().decode()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and b"Traceback" not in err, err.decode()

@@ -34,6 +34,8 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
         raise click.UsageError("--quantize int8 starts from float32 weights; leave out --dtype")
     net = load(spec)
     path = output or f"{net.name}.onnx"
+    if not path.lower().endswith(".onnx"):
+        echo_err(f"warning: {path} will hold an ONNX model, but its name does not end in .onnx")
     bar = Progress()
 
     def progress(done: int, total: int) -> None:

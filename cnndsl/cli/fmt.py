@@ -34,7 +34,7 @@ def fmt_cmd(specs, check: bool, to_stdout: bool, align: bool) -> None:
     for path in specs:
         name = "<stdin>" if path == "-" else path
         try:
-            text = sys.stdin.read() if path == "-" else api.read_spec(path)
+            text = api.read_spec(path)
             new = api.format_spec(text, name, align)
             if check:
                 if new != text:

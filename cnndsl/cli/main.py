@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import signal
 import sys
+import threading
 
 import click
 
@@ -38,8 +40,31 @@ def fail(exc: CnnDslError) -> None:
     click.echo(exc.render(Style(on)), err=True, color=on)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, docker stop, systemd) or SIGHUP (a closed terminal), handled as Ctrl-C is:
+    whatever was being written is discarded, so nothing half-written stays."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated(signum)
+
+
+def handle_signals() -> None:
+    """SIGTERM and SIGHUP raise Terminated in the main thread, unless the caller ignores them (nohup)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _terminate)
+
+
 def edge(fn):
-    """Render cnndsl errors (no traceback unless --debug); exit 1; Ctrl-C exits 130 quietly."""
+    """Render cnndsl errors (no traceback unless --debug); exit 1; Ctrl-C exits 130 quietly, SIGTERM
+    143 and SIGHUP 129, each after discarding what was being written."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -50,6 +75,9 @@ def edge(fn):
                 raise
             fail(exc)
             sys.exit(1)
+        except Terminated as exc:
+            click.echo(f"terminated ({signal.Signals(exc.signum).name})", err=True)
+            sys.exit(128 + exc.signum)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -112,3 +140,4 @@ def main(debug: bool) -> None:
       cnndsl params specs/mlp_mnist.cnn specs/lenet5.cnn
       cnndsl compile specs/lenet5.cnn -o lenet5.onnx && cnndsl run lenet5.onnx
     """
+    handle_signals()

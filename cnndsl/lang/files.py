@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
+import sys
 
 from cnndsl.errors import CnnDslError
+from cnndsl.lang import limits
 
 
 def read_spec(path: str | os.PathLike) -> str:
-    """The text of a spec file; a CnnDslError naming the file if it cannot be read or is not UTF-8."""
+    """The text of a spec file (``-``: standard input); a CnnDslError naming the file if it cannot be
+    read, is larger than the spec size limit (at most the limit and one byte are read: /dev/zero, a
+    huge sparse file and a pipe cost nothing), or is not UTF-8."""
+    from cnndsl.io import reading
+
     try:
-        data = Path(path).read_bytes()
+        if os.fspath(path) == "-":
+            data = sys.stdin.buffer.read(limits.MAX_SPEC_BYTES + 1)
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read(limits.MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise CnnDslError(f"cannot read the spec: {exc.strerror}", path=str(path)) from None
+    if len(data) > limits.MAX_SPEC_BYTES:
+        raise CnnDslError(f"the spec is over {limits.MAX_SPEC_BYTES:,} bytes", path=str(path),
+                          hint="is this really a spec? set CNNDSL_MAX_SPEC_BYTES to raise the limit")
+    reading(path)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from cnndsl.errors import WeightsError
+from cnndsl.io import reading
 from cnndsl.lang.show import fmt_shape, printable
 from cnndsl.memory import ensure_fits
 from cnndsl.weights import arrays
@@ -58,6 +59,7 @@ def read_weights(path: str) -> dict[str, Stored]:
     if ext not in readers:
         raise WeightsError(f"unknown weights format '{ext}'", path=path,
                            hint="use .safetensors, .npz or .onnx (another model's initializers)")
+    reading(path)
     try:
         return readers[ext](path)
     except ArrayFileError as exc:
