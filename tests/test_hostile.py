@@ -163,19 +163,26 @@ def test_the_next_publication_sweeps_staging_of_dead_processes_only(tmp_path):
     assert left == {n for n, what in names.items() if not what.startswith("dead")} | {"chart.png"}
 
 
+def compile_until_staged(folder: Path) -> subprocess.Popen:
+    """A compile of VGG-11 into ``folder``, once it has started writing its staging file."""
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "cnndsl", "compile", "specs/vgg11.cnn", "-o", str(folder / "vgg.onnx")]
+    proc = subprocess.Popen(command, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".vgg.onnx.cnndsl-") for p in folder.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "compile ended before it staged"
+        time.sleep(0.02)
+    return proc
+
+
 def test_a_killed_compile_leaves_nothing_after_the_next_one(tmp_path):
     """SIGKILL cannot be handled: its staging is swept by the next write into the same folder."""
     import signal
     import sys
-    import time
 
-    out = tmp_path / "vgg.onnx"
-    proc = subprocess.Popen([sys.executable, "-m", "cnndsl", "compile", "specs/vgg11.cnn", "-o", str(out)],
-                            cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not any(p.name.startswith(".vgg.onnx.cnndsl-") for p in tmp_path.iterdir()):
-        assert proc.poll() is None and time.monotonic() < deadline, "compile ended before it staged"
-        time.sleep(0.02)
+    proc = compile_until_staged(tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert any(p.name.startswith(".vgg.onnx.cnndsl-") for p in tmp_path.iterdir())
@@ -470,13 +477,7 @@ def test_an_output_suffix_that_is_not_onnx_is_warned_about(tmp_path):
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
 def test_a_signal_during_a_compile_leaves_nothing_behind(tmp_path, sig, code):
-    out = tmp_path / "vgg.onnx"
-    proc = subprocess.Popen([sys.executable, "-m", "cnndsl", "compile", "specs/vgg11.cnn", "-o", str(out)],
-                            cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not any(p.name.startswith(".vgg.onnx.cnndsl-") for p in tmp_path.iterdir()):
-        assert proc.poll() is None and time.monotonic() < deadline, "compile ended before it staged"
-        time.sleep(0.02)
+    proc = compile_until_staged(tmp_path)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err.decode()
@@ -501,18 +502,18 @@ def _odd_models(tmp_path: Path) -> dict[str, Path]:
 
     const = helper.make_tensor("c", TensorProto.FLOAT, [1], [1.0])
     out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+
+    def identity(folder: str, kind, shape, result=out) -> Path:
+        inputs = [helper.make_tensor_value_info("x", kind, shape)]
+        return _model(tmp_path / folder, inputs, [helper.make_node("Identity", ["x"], ["y"])], [result])
+
     return {
         "no inputs": _model(tmp_path / "a", [], [helper.make_node("Identity", ["c"], ["y"])], [out], [const]),
-        "a scalar input": _model(tmp_path / "b", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [])],
-                                 [helper.make_node("Identity", ["x"], ["y"])], [out]),
-        "an input of unknown rank": _model(tmp_path / "c", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
-                                           [helper.make_node("Identity", ["x"], ["y"])], [out]),
-        "an int64 input": _model(tmp_path / "d", [helper.make_tensor_value_info("x", TensorProto.INT64, ["N", 2])],
-                                 [helper.make_node("Identity", ["x"], ["y"])],
-                                 [helper.make_tensor_value_info("y", TensorProto.INT64, None)]),
-        "a huge fixed input": _model(tmp_path / "e", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                                                   [1, 3, 100000, 100000])],
-                                     [helper.make_node("Identity", ["x"], ["y"])], [out]),
+        "a scalar input": identity("b", TensorProto.FLOAT, []),
+        "an input of unknown rank": identity("c", TensorProto.FLOAT, None),
+        "an int64 input": identity("d", TensorProto.INT64, ["N", 2],
+                                   helper.make_tensor_value_info("y", TensorProto.INT64, None)),
+        "a huge fixed input": identity("e", TensorProto.FLOAT, [1, 3, 100000, 100000]),
     }
 
 
