@@ -564,3 +564,82 @@ def test_ctrl_c_stops_a_model_that_never_ends(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130 and b"Traceback" not in err, err.decode()
+
+
+# -- inputs, outputs and pictures -------------------------------------------------------------------
+
+def test_save_maps_never_replaces_files_it_did_not_write(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "grid.png").write_bytes(b"my own grid")
+    (photos / "0_identity.png").write_bytes(b"my own picture")
+    proc = _cnndsl("run", "specs/filters.cnn", "--image", "tests/fixtures/shapes.png", "--resize",
+                   "--save-maps", photos)
+    err = _clean(proc)
+    assert proc.returncode == 1 and "grid.png" in err and "--force" in err, err
+    assert (photos / "grid.png").read_bytes() == b"my own grid"
+    assert (photos / "0_identity.png").read_bytes() == b"my own picture"
+    proc = _cnndsl("run", "specs/filters.cnn", "--image", "tests/fixtures/shapes.png", "--resize",
+                   "--save-maps", photos, "--force")
+    assert proc.returncode == 0, _clean(proc)
+    assert (photos / "grid.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "not a readable .npy array"),
+    (b"\x93NUMPY\x01\x00", "not a readable .npy array"),
+])
+def test_broken_npy_inputs_are_errors_not_aborts(tmp_path, data, message):
+    path = tmp_path / "x.npy"
+    path.write_bytes(data)
+    proc = _cnndsl("run", LENET, "--input", path)
+    err = _clean(proc)
+    assert proc.returncode == 1 and message in err and "Aborted" not in err, err
+
+
+def test_a_nan_input_is_named_as_such(tmp_path):
+    path = tmp_path / "x.npy"
+    x = np.zeros((1, 1, 32, 32), np.float32)
+    x[0, 0, 3, 4] = np.nan
+    np.save(path, x)
+    proc = _cnndsl("run", LENET, "--input", path)
+    err = _clean(proc)
+    assert "input" in err and "NaN" in err and "float16" not in err, err
+
+
+@pytest.mark.parametrize("name, make, message", [
+    ("NaN", lambda p: np.save(p, np.full((4, 1, 32, 32), np.nan, np.float32)), "NaN"),
+    ("empty batch", lambda p: np.save(p, np.zeros((0, 1, 32, 32), np.float32)), "no samples"),
+    ("strings", lambda p: np.save(p, np.array(["a", "b"])), "real numbers"),
+    ("2e10 elements", lambda p: p.write_bytes(_npy_header((20_000_000_000,))), "truncated"),
+])
+def test_hostile_calibration_data_is_refused(tmp_path, name, make, message):
+    path = tmp_path / "calib.npy"
+    make(path)
+    proc = _cnndsl("compile", LENET, "--quantize", "int8", "--calibration", path, "-o", tmp_path / "q.onnx")
+    err = _clean(proc)
+    assert proc.returncode == 1 and message in err, err
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_plot_of_counts_beyond_64_bits(tmp_path):
+    """A padding of 10^18 gives 8x10^36 MACs: a Python int that numpy and matplotlib cannot take."""
+    spec = tmp_path / "big.cnn"
+    spec.write_text("network big\ninput 1x1x1\nconv 2 1x1 pad=999999999999999999\n")
+    assert _cnndsl("check", spec).returncode == 0
+    for args in ([spec, LENET], [spec]):
+        proc = _cnndsl("plot", *args, "-o", tmp_path / "c.png")
+        assert proc.returncode == 0, _clean(proc)
+    summary = _cnndsl("summary", spec).stdout.decode()
+    assert "EB)" in summary and "TB)" not in summary
+
+
+@pytest.mark.parametrize("args", [["summary", "specs/lenet5.cnn"], ["check", "specs/lenet5.cnn"],
+                                  ["fmt", "--stdout", "specs/lenet5.cnn"], ["graph", "specs/lenet5.cnn", "-o", "-"],
+                                  ["params", "specs/lenet5.cnn"], ["weights", "specs/lenet5.cnn"]])
+def test_output_to_a_full_device_is_an_error_not_a_traceback(args):
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "cnndsl", *args], cwd=ROOT, stdout=full, stderr=subprocess.PIPE,
+                              timeout=120)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "Traceback" not in err and "No space left" in err, err

@@ -186,11 +186,14 @@ def test_nothing_half_written(tmp_path, monkeypatch):
     (kept / "0_a.png").write_bytes(b"old")
     (kept / "mine.txt").write_text("mine")
     with pytest.raises(RunError, match="No space left on device"):
-        maps.save_maps(y, str(kept), ["a", "b", "c"], "t")
+        maps.save_maps(y, str(kept), ["a", "b", "c"], "t", force=True)  # 0_a.png is not ours
     assert sorted(p.name for p in kept.iterdir()) == ["0_a.png", "mine.txt"]
     assert (kept / "0_a.png").read_bytes() == b"old"
     monkeypatch.undo()
-    assert maps.save_maps(y, str(kept), ["a", "b", "c"], "t")[0] == ["0_a.png", "1_b.png", "2_c.png", "grid.png"]
+    with pytest.raises(RunError, match="cnndsl did not write"):
+        maps.save_maps(y, str(kept), ["a", "b", "c"], "t")
+    assert maps.save_maps(y, str(kept), ["a", "b", "c"], "t", force=True)[0] == \
+        ["0_a.png", "1_b.png", "2_c.png", "grid.png"]
     assert sorted(p.name for p in kept.iterdir()) == ["0_a.png", "1_b.png", "2_c.png", "grid.png", "mine.txt"]
 
 

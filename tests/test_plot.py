@@ -222,3 +222,15 @@ def test_params_does_not_import_matplotlib_or_pillow():
             "assert not {'matplotlib', 'PIL'} & set(sys.modules), sorted(sys.modules)\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
+
+
+def test_every_parameter_group_is_drawn_in_the_per_layer_chart():
+    """Each group of the chart's data is a coloured bar segment (normalisation layers were once left out)."""
+    from matplotlib.colors import to_hex
+
+    from cnndsl.views.plot import COLOURS, layers_figure
+
+    chart = layer_data(cnndsl.load(SPECS / "resnet18.cnn").graph)
+    fig = layers_figure([chart], None)
+    drawn = {to_hex(p.get_facecolor()) for ax in fig.axes for p in ax.patches}
+    assert {COLOURS[group] for group in chart.shares} <= drawn

@@ -3,8 +3,10 @@ loading several specs. Each command lives in its own module (COMMANDS), imported
 
 from __future__ import annotations
 
+import errno
 import functools
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -53,6 +55,19 @@ def _terminate(signum, frame) -> None:
     raise Terminated(signum)
 
 
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def _quiet_stdout() -> None:
+    """Point the standard output at /dev/null, so that exiting does not try to flush it again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's runner)
+        pass
+
+
 def handle_signals() -> None:
     """SIGTERM and SIGHUP raise Terminated in the main thread, unless the caller ignores them (nohup)."""
     if threading.current_thread() is not threading.main_thread():
@@ -69,7 +84,20 @@ def edge(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                sys.stdout.flush()  # here, so that a full disk or a closed pipe is reported, not ignored at exit
+        except BrokenPipeError:
+            _quiet_stdout()  # `cnndsl summary x | head`: the reader has what it wanted
+            sys.exit(1)
+        except OSError as exc:
+            if exc.errno not in _OUTPUT_ERRNOS:
+                raise
+            fail(CnnDslError(f"cannot write the output: {exc.strerror or exc}",
+                             hint="the standard output is full or closed (a full disk, /dev/full)"))
+            _quiet_stdout()
+            sys.exit(1)
         except CnnDslError as exc:
             if click.get_current_context().find_root().params.get("debug"):
                 raise

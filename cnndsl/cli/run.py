@@ -29,9 +29,10 @@ from cnndsl.views.term import echo_err
 @click.option("--resize", is_flag=True, help="Resize an --image whose size differs from the model's input.")
 @click.option("--save-maps", type=click.Path(file_okay=False),
               help="Write each output map as a PNG (min-max scaled) and a labelled grid.png into this folder.")
+@click.option("--force", is_flag=True, help="Let --save-maps replace files in its folder that cnndsl did not write.")
 @edge
 def run(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int, image_path: str | None,
-        resize: bool, save_maps: str | None) -> None:
+        resize: bool, save_maps: str | None, force: bool) -> None:
     """Run a compiled .onnx model or a spec with onnxruntime; says which provider ran.
 
     \b
@@ -42,7 +43,7 @@ def run(model: str, input_path: str | None, device: str, top: int, seed: int, ba
     if save_maps:
         from cnndsl.views.maps import check_folder
 
-        check_folder(save_maps)
+        check_folder(save_maps, force)
     runner = api.runner(api.model_source(model, seed, batch)[0], device=device)
     if runner.note:
         echo_err(f"note: {runner.note}")
@@ -54,16 +55,21 @@ def run(model: str, input_path: str | None, device: str, top: int, seed: int, ba
     for note in notes:
         echo_err(f"note: {note}")
     x = runner.check_input(x)
+    bad_in = results.nonfinite(x)
+    if bad_in:
+        echo_err(f"warning: {bad_in:,} of {x.size:,} input values are NaN or infinite")
     y = runner.run(x)
     bad = results.nonfinite(y)
-    if bad:
+    if bad and bad_in:
+        echo_err(f"warning: {bad:,} of {y.size:,} output values are NaN or infinite (from the input's)")
+    elif bad:
         echo_err(f"warning: {bad:,} of {y.size:,} output values are NaN or infinite (an overflow: in a float16 "
                  "model, try compiling as float32)")
     click.echo(f"provider: {runner.provider} ({'GPU' if runner.on_gpu else 'CPU'})")
     click.echo(f"input: {'x'.join(map(str, x.shape))} from {source}")
     click.echo(f"output: {'x'.join(map(str, y.shape))}")
     if save_maps:
-        _save_maps(model, y, save_maps, image_path or input_path)
+        _save_maps(model, y, save_maps, image_path or input_path, force)
     elif y.ndim == 2 and y.shape[1] > 1:
         click.echo("\n".join(results.top_lines(y, top)))
     elif y.size <= 256:
@@ -79,7 +85,7 @@ def _check_input_options(input_path: str | None, image: str | None, resize: bool
         raise click.UsageError("--batch sets the size of the random input; --image gives one image (a batch of 1)")
 
 
-def _save_maps(model: str, y, folder: str, source: str | None) -> None:
+def _save_maps(model: str, y, folder: str, source: str | None, force: bool) -> None:
     """Write the output maps of the first sample as PNGs and a labelled grid (views.maps)."""
     from cnndsl.views.maps import channel_labels, save_maps
 
@@ -91,7 +97,7 @@ def _save_maps(model: str, y, folder: str, source: str | None) -> None:
     if y.ndim == 4 and y.shape[0] > 1:
         echo_err(f"note: saving the maps of the first of {y.shape[0]} samples")
     shown = os.path.basename(source) if source else "a seeded random input"
-    written, notes = save_maps(y, folder, labels, f"{name}: output maps for {shown}")
+    written, notes = save_maps(y, folder, labels, f"{name}: output maps for {shown}", force)
     for note in notes:
         echo_err(f"note: {note}")
     count = len(written) - 1

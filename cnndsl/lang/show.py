@@ -31,12 +31,12 @@ def fmt_shape(shape: tuple[int, ...]) -> str:
 
 
 def human_bytes(n: int) -> str:
-    """Decimal units (1 KB = 1000 B), as in the course's figures."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
+    """Decimal units (1 KB = 1000 B), as in the course's figures; beyond 1000 EB, powers of ten."""
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB", "EB"):
+        if n < 1000:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
-    return ""  # pragma: no cover
+    return f"{n:.1e} EB"
 
 
 def printable(text: str) -> str:

@@ -34,14 +34,32 @@ def compile_int8(compile_float: Callable[[str], object], path: str, input_shape:
 def calibration_inputs(input_shape: tuple[int, ...], path: str | None, samples: int, seed: int = 0) -> np.ndarray:
     """N x input: from a .npy/.npz/.txt file (validated against the model), or seeded N(0, 1)."""
     if path:
+        from cnndsl.errors import RunError
         from cnndsl.runtime.run import load_input
 
-        x = np.asarray(load_input(path, ("N", *input_shape)), dtype=np.float32)
-        if x.shape[1:] != tuple(input_shape):
-            raise CompileError(f"calibration inputs have shape {x.shape[1:]}, the network takes {input_shape}",
-                               path=path)
-        return x
+        try:
+            x = load_input(path, ("N", *input_shape))
+        except RunError as exc:
+            raise CompileError(exc.message, path=path, hint=exc.hint) from None
+        return _checked_calibration(x, input_shape, path)
     return np.random.default_rng(seed).standard_normal((samples, *input_shape), dtype=np.float32)
+
+
+def _checked_calibration(x: np.ndarray, input_shape: tuple[int, ...], path: str) -> np.ndarray:
+    """Calibration inputs as float32, or a CompileError: they must be real, finite numbers, at
+    least one sample, of the network's input shape."""
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise CompileError(f"calibration inputs have dtype {x.dtype}; they must be real numbers", path=path)
+    if x.shape[1:] != tuple(input_shape):
+        raise CompileError(f"calibration inputs have shape {x.shape[1:]}, the network takes {input_shape}",
+                           path=path)
+    if len(x) == 0:
+        raise CompileError("the calibration file holds no samples (a batch of 0)", path=path)
+    bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+    if bad:
+        raise CompileError(f"{bad:,} calibration values are NaN or infinite", path=path,
+                           hint="calibration sets the int8 ranges from the data: give finite inputs")
+    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 class _Reader:

@@ -175,12 +175,14 @@ def check_maps_shape(shape: tuple) -> None:
                        hint="save the maps of a network whose output is feature maps, e.g. specs/filters.cnn")
 
 
-def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str) -> tuple[list[str], list[str]]:
+def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str,
+              force: bool = False) -> tuple[list[str], list[str]]:
     """Write each channel of the first sample of ``y`` (NxCxHxW) as a PNG, and ``grid.png``, into
     ``folder``; returns (the file names, notes for stderr). The files are staged and published
     (cnndsl.io) after every target is checked, so a failure leaves nothing half-written. Map files
     of an earlier run that this one does not rewrite are removed (only ours: they carry a PNG text
-    mark); others named like maps are kept, with a note."""
+    mark); others named like maps are kept, with a note. A file in the way that cnndsl did not
+    write is replaced only with ``force``."""
     check_maps_shape(y.shape)
     if len(labels) != y.shape[1]:
         labels = [None] * y.shape[1]
@@ -193,10 +195,10 @@ def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str) 
     if len(names) > GRID_MAX:
         notes.append(f"{GRID} shows the first {GRID_MAX} of the {len(names)} maps")
         title += f" (the first {GRID_MAX} of {len(names)})"
-    target = check_folder(folder)
+    target = check_folder(folder, force)
     existed = os.path.isdir(target)
     with publish(lambda exc: _write_error(exc, target)) as pub:
-        paths = _stage(pub, target, names + [GRID])
+        paths = _stage(pub, target, names + [GRID], force)
         maps = _write_maps(paths[:-1], y[0])
         shown = zip(labels[:GRID_MAX], y[0][:GRID_MAX], strict=True)
         captions = [_caption(i, label, c) for i, (label, c) in enumerate(shown)]
@@ -206,14 +208,14 @@ def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str) 
     return names + [GRID], notes
 
 
-def _stage(pub, target: str, names: list[str]) -> list[str]:
+def _stage(pub, target: str, names: list[str], force: bool) -> list[str]:
     """Where each file is written before it is published (cnndsl.io): in a staged folder when
     ``target`` is new, else beside each file it replaces, once every one of them is checked."""
     if not os.path.isdir(target):
         staged = pub.folder(target)
         return [os.path.join(staged, name) for name in names]
     for name in names:
-        _check_target(os.path.join(target, name))
+        _check_target(os.path.join(target, name), force)
     return [pub.file(os.path.join(target, name)) for name in names]
 
 
@@ -243,7 +245,7 @@ def _write_maps(paths: list[str], channels: np.ndarray) -> list[np.ndarray]:
     return maps
 
 
-def check_folder(folder: str) -> str:
+def check_folder(folder: str, force: bool = False) -> str:
     """The normalised ``folder`` for --save-maps, or a RunError if it cannot be one: not a folder,
     no parent, not writable, or a folder where grid.png goes. Done before running the model."""
     target = os.path.normpath(folder)
@@ -254,7 +256,7 @@ def check_folder(folder: str) -> str:
         raise RunError(f"the folder {parent} does not exist", path=target, hint=f"create it first: mkdir -p {parent}")
     _check_writable(target if os.path.isdir(target) else parent)
     if os.path.isdir(target):
-        _check_target(os.path.join(target, GRID))
+        _check_target(os.path.join(target, GRID), force)
     return target
 
 
@@ -272,14 +274,18 @@ def _check_writable(folder: str) -> None:
                        hint="choose a folder you can write to for --save-maps")
 
 
-def _check_target(path: str) -> None:
-    """A RunError if a map file cannot be put at ``path``: a folder or a write-protected file is there."""
+def _check_target(path: str, force: bool) -> None:
+    """A RunError if a map file cannot be put at ``path``: a folder or a write-protected file is
+    there, or (unless ``force``) a file that cnndsl did not write."""
     if os.path.isdir(path):
         raise RunError("is a folder, where --save-maps writes a map", path=path,
                        hint="move it away, or choose another folder for --save-maps")
     if os.path.isfile(path) and not os.access(path, os.W_OK):
         raise RunError("is write-protected, where --save-maps writes a map", path=path,
                        hint="move it away, or choose another folder for --save-maps")
+    if os.path.isfile(path) and not force and not _is_ours(path):
+        raise RunError("is a file cnndsl did not write, where --save-maps writes a map: refusing to replace it",
+                       path=path, hint="use --force to replace it, or choose another folder for --save-maps")
 
 
 def _remove_stale(target: str, keep: set[str]) -> list[str]:

@@ -150,7 +150,9 @@ def percent(share: float) -> str:
 
 
 def short(n: float) -> str:
-    """A count in a few characters: 81, 61.7K, 61.0M, 125.8B."""
+    """A count in a few characters: 81, 61.7K, 61.0M, 125.8B; 1.0e+15 and beyond in powers of ten."""
+    if n >= 1e15:
+        return f"{n:.1e}"
     for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= scale:
             return f"{n / scale:.1f}{unit}"
@@ -252,7 +254,7 @@ def lineage_figure(bars: list[NetworkBar], note: str | None, pixels: tuple[int, 
     axes = fig.subplots(1, 2, sharey=True)
     rows = list(range(len(bars)))
     for ax, what, title in zip(axes, ("params", "macs"), ("trainable parameters", "MACs per sample"), strict=True):
-        values = [getattr(b, what) for b in bars]
+        values = [float(getattr(b, what)) for b in bars]  # counts beyond 2^64 are Python ints numpy cannot take
         positive = [v for v in values if v] or [1]
         low, high = min(positive) / 4, max(positive) * 80  # room on the right for the value labels
         ax.set_xscale("log")
@@ -285,7 +287,7 @@ def layers_figure(charts: list[LayerChart], pixels: tuple[int, int] | None):
 def _layer_panel(ax, chart: LayerChart) -> None:
     from matplotlib.ticker import FuncFormatter
 
-    order = [k for k in ("conv", "dense", "batchnorm", "other") if k in chart.shares]
+    order = [k for k in (*GROUPS, "other") if k in chart.shares]
     rows = list(range(len(chart.rows)))
     left = [0] * len(rows)
     for kind in order:
