@@ -4,6 +4,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from cnndsl.api import Network, load, parse  # noqa: E402
+from cnndsl.api import CompileOptions, CompileResult, Network, load, parse  # noqa: E402
 
-__all__ = ["Network", "load", "parse", "__version__"]
+__all__ = ["CompileOptions", "CompileResult", "Network", "load", "parse", "__version__"]

@@ -1,17 +1,82 @@
-"""The Python API: parse or load a spec, get a checked Network with counts, ONNX and a runner."""
+"""The Python API, cnndsl's one public face: load or parse a spec into a checked Network, count it,
+compile it (Network.compile is the one compile path: the CLI, export, int8, run and the tests all
+take it), run and benchmark models. The CLI reaches the rest of cnndsl only through here."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from cnndsl.errors import CompileError
+from cnndsl.lang.files import read_spec, write_spec  # noqa: F401 - write_spec: for `fmt`
 from cnndsl.lang.parse import parse as parse_text
-from cnndsl.model import report
 from cnndsl.model.check import check
 from cnndsl.model.ir import Graph
+from cnndsl.views import report
+from cnndsl.views.report import (  # noqa: F401 - the tables, for `params`, `summary` and `weights`
+    as_json,
+    compare,
+    human_bytes,
+    layers_json,
+    one_line,
+    weight_lines,
+    weights_json,
+)
+
+if TYPE_CHECKING:
+    from cnndsl.export.triton import ServeOptions
+
+EXPORT_NAMES = ("INSTANCE_KINDS", "ServeOptions", "parse_preferred")  # Triton's options, for `export`
+
+
+def __getattr__(name: str):
+    """EXPORT_NAMES, imported from export.triton when first asked for (other commands never need them)."""
+    if name in EXPORT_NAMES:
+        from cnndsl.export import triton
+
+        return getattr(triton, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """What goes into a compiled model and where it goes. The defaults are `cnndsl compile`'s."""
+
+    seed: int = 0  # seeds the initialisation of every weight not given
+    opset: int | None = None  # None: onnx.emit.DEFAULT_OPSET
+    weights: str | os.PathLike | dict | None = None  # .safetensors, .npz or .onnx file, or name -> array
+    strict: bool = True  # every name must match, like load_state_dict(strict=True)
+    fold_bn: bool = False  # fold each batchnorm into the conv before it
+    dtype: str = "float32"  # or float16: weights and arithmetic, behind a float32 input and output
+    output: str | os.PathLike | None = None  # the .onnx file to write; None: in memory (CompileResult.model)
+    quantize: str | None = None  # "int8": onnxruntime's static quantization (QDQ) of the float32 model
+    calibration: str | None = None  # int8 calibration inputs (.npy, .npz, .txt); None: seeded random ones
+    calibration_samples: int = 16  # how many seeded random calibration inputs
+    progress: Callable[[int, int], None] | None = None  # progress(weight bytes written, total), to a file
+    verify: bool = True  # check the model with the ONNX checker and strict shape inference
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """What a compile made: where, in which format, how large, and what to tell the user."""
+
+    paths: tuple[str, ...]  # the files written (the model, then its external data); () in memory
+    opset: int
+    ir_version: int
+    bytes: int  # of the files written, or of the serialised model in memory
+    dtype: str  # float32, float16 or int8
+    params: int  # trainable parameters
+    notes: tuple[str, ...] = ()  # for the user (stderr): weights matched loosely, external data
+    model: object = None  # the onnx.ModelProto, when compiled in memory
+    calibration: str | None = None  # int8: what it was calibrated on
+    drift: dict | None = None  # int8: relative_error (and top1_agreement) against float32, held-out inputs
 
 
 class Network:
-    """A checked network. Cheap to make: nothing is allocated until ``to_onnx`` or ``run``."""
+    """A checked network. Cheap to make: nothing is allocated until it is compiled or run."""
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
@@ -35,32 +100,71 @@ class Network:
     def summary(self) -> str:
         return report.summary(self.graph)
 
-    def to_onnx(self, seed: int = 0, opset: int | None = None, weights=None, strict: bool = True,
-                fold_bn: bool = False, dtype: str = "float32"):
-        """An onnx.ModelProto, checked against our own shapes.
+    def compile(self, options: CompileOptions | None = None) -> CompileResult:
+        """Compile to ONNX, checked against our own shapes, in memory or to ``options.output``.
 
-        ``weights`` is a path (.safetensors, .npz, .onnx) or a dict name -> array, matched by name
-        (strictly, unless ``strict=False``); other weights are seeded. ``dtype="float16"`` stores
-        and computes in half precision behind float32 inputs and outputs.
+        Weights given by file or dict are matched by name; the others are seeded. Raises a
+        CnnDslError (CompileError, WeightsError) for what cannot be compiled or written.
         """
-        from cnndsl.onnx.compile import compile_model
+        options = options or CompileOptions()
+        if options.quantize is not None:
+            return self._compile_int8(options)
+        from cnndsl.onnx.compile import compile_graph
+        from cnndsl.weights.files import load_weights
 
-        loaded = None
-        if weights is not None:
-            from cnndsl.weights.files import read_weights
-            from cnndsl.weights.seeded import match_weights
+        weights, notes = load_weights(self.graph, options.weights, options.strict)
+        path = None if options.output is None else os.fspath(options.output)
+        model, paths = compile_graph(self.graph, weights, seed=options.seed, opset=options.opset,
+                                     fold_bn=options.fold_bn, dtype=options.dtype, verify=options.verify,
+                                     path=path, progress=options.progress)
+        if len(paths) > 1:
+            notes.append(f"note: the weights exceed protobuf's 2 GB limit: they are in {paths[-1]} "
+                         "(ONNX external data; keep it beside the model)")
+        size = sum(os.path.getsize(p) for p in paths) if paths else model.ByteSize()
+        return CompileResult(tuple(paths), model.opset_import[0].version, model.ir_version, size, options.dtype,
+                             self.totals.params, tuple(notes), None if paths else model)
 
-            tensors = weights if isinstance(weights, dict) else read_weights(str(weights))
-            loaded, _ = match_weights(self.graph, tensors, str(weights) if not isinstance(weights, dict)
-                                      else "<dict>", strict)
-        return compile_model(self.graph, seed=seed, opset=opset, weights=loaded, fold_bn=fold_bn, dtype=dtype)
+    def _compile_int8(self, options: CompileOptions) -> CompileResult:
+        """Compile float32 to a scratch file, quantize it into ``options.output``, measure the drift."""
+        from cnndsl.onnx.quantize import compile_int8
 
-    def run(self, x, device: str = "auto", seed: int = 0):
-        """Run on a batch ``x`` (N x input shape, float32); returns (output array, provider)."""
+        if options.quantize != "int8":
+            raise CompileError(f"unknown quantization '{options.quantize}'", hint="use int8")
+        if options.output is None or options.dtype != "float32":
+            raise CompileError("int8 quantization starts from float32 weights and writes a file",
+                               hint="give an output path, and leave the dtype float32")
+        path, floats = os.fspath(options.output), []
+
+        def compile_float(float_path: str) -> None:
+            floats.append(self.compile(replace(options, quantize=None, output=float_path, progress=None)))
+
+        source, moved = compile_int8(compile_float, path, self.input_shape, options.calibration,
+                                     options.calibration_samples, options.seed)
+        done = floats[0]
+        return CompileResult((path,), done.opset, done.ir_version, os.path.getsize(path), "int8", done.params,
+                             done.notes, calibration=source, drift=moved)
+
+    def to_onnx(self, **options):
+        """An onnx.ModelProto compiled in memory; ``options`` are CompileOptions' (seed, opset,
+        weights, strict, fold_bn, dtype)."""
+        return self.compile(CompileOptions(**options)).model
+
+    def run(self, x, device: str = "auto", **options):
+        """Run on a batch ``x`` (N x input shape, float32); returns (output array, provider).
+        ``options`` are CompileOptions' (seed, weights, ...)."""
         from cnndsl.runtime.run import Runner
 
-        runner = Runner.from_model(self.to_onnx(seed=seed).SerializeToString(), device=device)
+        runner = Runner.from_model(self.to_onnx(**options).SerializeToString(), device=device)
         return runner.run(x), runner.provider
+
+    def export_triton(self, repo: str, name: str | None = None, version: int = 1, force: bool = False,
+                      options: CompileOptions | None = None, serve: ServeOptions | None = None):
+        """Compile into a Triton model repository: REPO/NAME/VERSION/model.onnx and REPO/NAME/config.pbtxt
+        (see export.repository.export_triton); returns what was written, an Exported."""
+        from cnndsl.export.repository import export_triton
+        from cnndsl.export.triton import ServeOptions
+
+        return export_triton(self, repo, name, version, force, options or CompileOptions(), serve or ServeOptions())
 
     def __repr__(self) -> str:
         t = self.totals
@@ -74,16 +178,60 @@ def parse(text: str, path: str = "<string>") -> Network:
 
 def load(path: str | Path) -> Network:
     """Read, parse and check a .cnn file."""
-    from cnndsl.errors import CnnDslError
+    return parse(read_spec(path), str(path))
 
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise CnnDslError(f"cannot read the spec: {exc.strerror}", path=str(path)) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CnnDslError(f"the spec is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x})",
-                          path=str(path), hint="save the file as UTF-8") from None
-    return parse(text, str(path))
+
+def format_spec(text: str, path: str = "<string>", align: bool = True) -> str:
+    """Spec text in the canonical layout (`cnndsl fmt`); see lang.fmt.format_text."""
+    from cnndsl.lang.fmt import format_text
+
+    return format_text(text, path, align)
+
+
+def model_source(path: str, seed: int = 0, batch: int = 1) -> tuple[str | bytes, int | None]:
+    """What onnxruntime loads for ``path``, and its MACs per sample: a compiled .onnx file (checked to
+    be one; MACs None), or a spec compiled with seeded weights, in memory or, past protobuf's 2 GB
+    limit, through a temporary file. A spec whose batch of ``batch`` cannot fit is refused first."""
+    from cnndsl.runtime.run import check_model_file
+
+    if path.lower().endswith(".onnx"):
+        return check_model_file(path), None
+    from cnndsl.onnx.compile import PROTOBUF_LIMIT, check_run_fits
+
+    net = load(path)
+    check_run_fits(net.graph, batch)
+    if net.totals.weight_bytes < PROTOBUF_LIMIT:
+        return net.to_onnx(seed=seed).SerializeToString(), net.totals.macs
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="cnndsl-run-")
+    atexit.register(shutil.rmtree, folder, True)
+    written = net.compile(CompileOptions(seed=seed, output=os.path.join(folder, net.name + ".onnx")))
+    return written.paths[0], net.totals.macs
+
+
+def runner(source: str | bytes, device: str = "auto"):
+    """An onnxruntime Runner (runtime.run) for a model path or serialised model (see model_source)."""
+    from cnndsl.runtime.run import Runner
+
+    return Runner.from_model(source, device=device)
+
+
+def model_input(input_shape: tuple, input_path: str | None = None, image: str | None = None,
+                resize: bool = False, seed: int = 0, batch: int = 1):
+    """(input batch, where it came from, notes): see runtime.run.make_input."""
+    from cnndsl.runtime.run import make_input
+
+    return make_input(input_shape, input_path, image, resize, seed, batch)
+
+
+def benchmark(model: str, device: str, batch: int, threads: int | None, runs: int, progress=None):
+    """Time inference of a compiled .onnx or a spec (compiled in memory, seeded): a runtime.bench.BenchResult."""
+    from cnndsl.runtime.bench import macs_from_model, measure
+
+    source, macs = model_source(model, seed=0, batch=batch)
+    if macs is None:
+        macs = macs_from_model(source)
+    return measure(source, device=device, batch=batch, threads=threads, runs=runs, macs=macs, progress=progress)

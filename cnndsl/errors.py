@@ -5,6 +5,18 @@ from __future__ import annotations
 from cnndsl.lang.source import Span
 
 
+class Style:
+    """How rendered errors look: plain text. views.term.Style adds terminal colour."""
+
+    def line(self, text: str) -> str:
+        """A line that may start with a location and ``error:``/``note:``/``hint:``."""
+        return text
+
+    def caret(self, text: str) -> str:
+        """The carets under an excerpt."""
+        return text
+
+
 class CnnDslError(Exception):
     """A mistake a user can act on: a message, where it happened, and a hint.
 
@@ -23,30 +35,31 @@ class CnnDslError(Exception):
         self.notes = tuple(notes)
         self.path = path
 
-    def render(self, color: bool = False) -> str:
-        """``path:line:col: error: message``, the source line, a caret, notes and a hint; with
-        ``color``, the prefixes and carets in terminal colours."""
-        from cnndsl.views.term import paint, styled
+    def render(self, style: Style | None = None) -> str:
+        """``path:line:col: error: message``, the source line, a caret, notes and a hint. A
+        ``style`` (views.term.Style, for a terminal) colours the prefixes and carets; errors
+        themselves know nothing about terminals."""
+        style = style or Style()
 
         def excerpt(span) -> str:
             line, caret = span.excerpt().split("\n")
             gutter = caret.index("|") + 2
-            return f"{line}\n{caret[:gutter]}{paint(caret[gutter:], 'caret', color)}"
+            return f"{line}\n{caret[:gutter]}{style.caret(caret[gutter:])}"
 
         if self.span is not None:
-            out = [styled(f"{self.span.location}: error: {self.message}", color), excerpt(self.span)]
+            out = [style.line(f"{self.span.location}: error: {self.message}"), excerpt(self.span)]
         elif self.path:
-            out = [styled(f"{self.path}: error: {self.message}", color)]
+            out = [style.line(f"{self.path}: error: {self.message}")]
         else:
-            out = [styled(f"error: {self.message}", color)]
+            out = [style.line(f"error: {self.message}")]
         for message, span in self.notes:
             if span is None:
-                out.append(styled(f"note: {message}", color))
+                out.append(style.line(f"note: {message}"))
             else:
-                out.append(styled(f"{span.location}: note: {message}", color))
+                out.append(style.line(f"{span.location}: note: {message}"))
                 out.append(excerpt(span))
         if self.hint:
-            out.append(styled(f"hint: {self.hint}", color))
+            out.append(style.line(f"hint: {self.hint}"))
         return "\n".join(out)
 
     def to_dict(self) -> dict:

@@ -41,11 +41,11 @@ def cli():
 @pytest.fixture(scope="session")
 def compiled(tmp_path_factory):
     """``compiled(spec, **options)``: the path of specs/SPEC.cnn compiled to a file with seed 0 (and
-    ``options`` for compile_to_file, e.g. fold_bn=True), once per session, for every test that
+    ``options`` for CompileOptions, e.g. fold_bn=True), once per session, for every test that
     needs that model as a file (test_interop, test_specs' reference evaluator, ...): ask here
     rather than compile a shipped spec again. The files are removed when the session ends."""
     import cnndsl
-    from cnndsl.onnx.compile import compile_to_file
+    from cnndsl.api import CompileOptions
 
     folder = tmp_path_factory.mktemp("compiled")
     paths = {}
@@ -55,7 +55,7 @@ def compiled(tmp_path_factory):
         if key not in paths:
             stem = "-".join([spec] + [f"{k}-{v}" for k, v in sorted(options.items())])
             path = folder / f"{stem}.onnx"
-            compile_to_file(cnndsl.load(SPECS / f"{spec}.cnn").graph, str(path), seed=0, **options)
+            cnndsl.load(SPECS / f"{spec}.cnn").compile(CompileOptions(seed=0, output=path, **options))
             paths[key] = path
         return paths[key]
 

@@ -236,6 +236,11 @@ def gelu(x, approximate="none"):
     return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
 
 
+def silu(x):
+    x = _f64(x)
+    return x / (1.0 + np.exp(-x))
+
+
 def identity(x):
     return _f64(x)
 

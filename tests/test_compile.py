@@ -4,6 +4,8 @@ edges, clear refusals. int8 is in test_quantize.py, the lowering itself in test_
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import onnx
 import pytest
@@ -11,7 +13,6 @@ from helpers import SPECS
 from onnx import TensorProto
 
 import cnndsl
-from cnndsl.onnx.compile import compile_model
 from cnndsl.runtime.run import Runner
 
 
@@ -92,9 +93,9 @@ def test_float16_batchnorm_whose_scale_overflows_is_refused_at_its_line(tmp_path
 
 def test_same_seed_same_bytes_different_seed_different_weights():
     net = cnndsl.load(SPECS / "lenet5.cnn")
-    a = compile_model(net.graph, seed=3).SerializeToString()
-    b = compile_model(cnndsl.load(SPECS / "lenet5.cnn").graph, seed=3).SerializeToString()
-    c = compile_model(net.graph, seed=4).SerializeToString()
+    a = net.to_onnx(seed=3).SerializeToString()
+    b = cnndsl.load(SPECS / "lenet5.cnn").to_onnx(seed=3).SerializeToString()
+    c = net.to_onnx(seed=4).SerializeToString()
     assert a == b and a != c
 
 
@@ -106,12 +107,12 @@ def test_same_seed_same_bytes_different_seed_different_weights():
     ("resnet18", True, False, "float16"),
 ])
 def test_streamed_compile_equals_the_in_memory_model(tmp_path, monkeypatch, spec, fold_bn, given, dtype):
-    from cnndsl.onnx.compile import compile_to_file
+    from cnndsl.api import CompileOptions
     from cnndsl.weights import seeded as weights
 
     monkeypatch.setattr(weights, "CHUNK", 4096)  # so most tensors stream in several chunks
-    graph = cnndsl.load(SPECS / f"{spec}.cnn").graph
+    net = cnndsl.load(SPECS / f"{spec}.cnn")
     given = {"features.3.weight": np.full((16, 6, 5, 5), 0.5, np.float32)} if given else None
-    compile_to_file(graph, str(tmp_path / "m.onnx"), seed=2, weights=given, fold_bn=fold_bn, dtype=dtype)
-    expected = compile_model(graph, seed=2, weights=given, fold_bn=fold_bn, dtype=dtype).SerializeToString()
-    assert (tmp_path / "m.onnx").read_bytes() == expected
+    options = CompileOptions(seed=2, weights=given, strict=False, fold_bn=fold_bn, dtype=dtype)
+    net.compile(replace(options, output=tmp_path / "m.onnx"))
+    assert (tmp_path / "m.onnx").read_bytes() == net.compile(options).model.SerializeToString()

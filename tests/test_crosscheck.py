@@ -54,14 +54,7 @@ def compile_spec(text: str, seed: int = 0, random: bool = False, self_check: boo
     """
     net = cnndsl.parse(text)
     given_w = random_weights(net, seed) if random else None
-    if self_check:
-        model = net.to_onnx(weights=given_w) if random else net.to_onnx(seed=seed)
-    else:
-        from cnndsl.onnx.compile import compile_model
-        from cnndsl.weights.seeded import match_weights
-
-        loaded = match_weights(net.graph, given_w, "<dict>", True)[0] if random else None
-        model = compile_model(net.graph, seed=seed, weights=loaded, verify=False)
+    model = net.to_onnx(seed=seed, weights=given_w, verify=self_check)
     weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     if given_w is not None:  # what we passed is what was compiled in
         for name, a in given_w.items():
@@ -331,6 +324,7 @@ TABLE = [
     row("gelu", "3x4x4", elementwise(ref.gelu), scale=2.0),
     row("gelu approximate=tanh", "3x4x4", elementwise(lambda x: ref.gelu(x, "tanh")), scale=2.0),
     row("identity", "3x4x4", elementwise(ref.identity)),
+    row("silu", "3x4x4", elementwise(ref.silu), scale=4.0),
     row("softmax", "10", elementwise(ref.softmax), scale=3.0),
     row("softmax", "4x3x3", elementwise(ref.softmax), scale=3.0),
     row("softmax axis=2", "4x3x5", elementwise(lambda x: ref.softmax(x, 2)), scale=3.0),

@@ -9,13 +9,12 @@ from helpers import SPECS
 
 import cnndsl
 from cnndsl.onnx import emit
-from cnndsl.onnx.compile import compile_model
 from cnndsl.runtime.run import Runner
 
 
 def test_metadata_and_dynamic_batch():
     net = cnndsl.load(SPECS / "lenet5.cnn")
-    model = compile_model(net.graph)
+    model = net.to_onnx()
     props = {p.key: p.value for p in model.metadata_props}
     assert props["cnndsl.name"] == "lenet5"
     assert props["cnndsl.spec"] == (SPECS / "lenet5.cnn").read_text()
@@ -27,7 +26,7 @@ def test_metadata_and_dynamic_batch():
 def test_every_supported_opset_loads_in_installed_onnxruntime(opset):
     net = cnndsl.parse("input 3x16x16\nconv 4 3x3 pad=same relu\nmaxpool 2x2 ceil\navgpool 3x3 stride=1 pad=1\n"
                        "batchnorm\nlrn 3\nglobalavgpool\nflatten\ndense 5 relu6\nsoftmax\n")
-    model = compile_model(net.graph, opset=opset)
+    model = net.to_onnx(opset=opset)
     y = Runner.from_model(model.SerializeToString(), device="cpu").run(np.ones((1, 3, 16, 16), np.float32))
     assert y.shape == (1, 5)
 

@@ -14,6 +14,7 @@ import pytest
 from helpers import ROOT, SPECS
 
 import cnndsl
+from cnndsl.api import CompileOptions
 from cnndsl.errors import CnnDslError, WeightsError
 from cnndsl.onnx import compile as compile_mod
 from cnndsl.onnx.output import Output
@@ -43,11 +44,9 @@ class FailingOutput(Output):
         super().write(data)
 
 
-def failing_after(budget, exc, only=""):
-    real = compile_mod._open_output
-
+def failing_after(budget, exc):
     def open_output(path, size_hint=0):
-        return FailingOutput(path, budget, exc) if path.endswith(only) else real(path, size_hint)
+        return FailingOutput(path, budget, exc)
 
     return open_output
 
@@ -57,12 +56,56 @@ def failing_after(budget, exc, only=""):
     (OSError(errno.EACCES, "Permission denied"), 1, "Permission denied"),
     (KeyboardInterrupt(), 130, "interrupted"),
 ])
-def test_failure_while_writing_leaves_existing_output_untouched(existing, monkeypatch, exc, code, message, cli):
+def test_a_failure_while_compiling_is_one_line_and_the_right_exit_code(existing, monkeypatch, exc, code, message, cli):
+    """The publisher's guarantees under failure are tested in test_io.py; here, what compile says."""
     monkeypatch.setattr(compile_mod, "_open_output", failing_after(100_000, exc))
     r = cli("compile", SPECS / "lenet5.cnn", "-o", existing)
     assert r.exit_code == code and message in r.stderr and "Traceback" not in r.stderr
     assert existing.read_bytes() == b"the user's precious model"
     assert os.listdir(existing.parent) == ["model.onnx"]  # no temporary left behind
+
+
+WRITERS = {  # writer -> (its command, with OUT for the folder it writes in; what it says when publishing fails,
+    # ABS/ for that folder's absolute path)
+    "compile": (["compile", SPECS / "lenet5.cnn", "-o", "OUT/m.onnx"], "ABS/m.onnx: error: cannot write ABS/m.onnx: "),
+    "int8": (["compile", SPECS / "lenet5.cnn", "--quantize", "int8", "-o", "OUT/m.onnx"],
+             "OUT/m.onnx: error: cannot write OUT/m.onnx: "),
+    "graph": (["graph", SPECS / "lenet5.cnn", "-o", "OUT/m.dot"], "OUT/m.dot: error: cannot write the diagram: "),
+    "plot": (["plot", SPECS / "lenet5.cnn", "-o", "OUT/m.png"], "OUT/m.png: error: cannot write the chart: "),
+    "fmt": (["fmt", "OUT/m.cnn"], "OUT/m.cnn: error: cannot write the spec: "),
+    "export": (["export", "--triton", "OUT/repo", SPECS / "lenet5.cnn"],
+               "OUT/repo/lenet5: error: cannot write the model: "),
+    "maps": (["run", SPECS / "filters.cnn", "--image", ROOT / "tests" / "fixtures" / "shapes.png", "--save-maps",
+              "OUT/maps", "--device", "cpu"], "OUT/maps: error: cannot write the maps: "),
+}
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_every_writer_publishes_through_cnndsl_io_and_says_so_in_its_words(writer, tmp_path, monkeypatch, cli):
+    """A failure inside the publisher (test_io.py tests it alone) leaves the writer's folder as it
+    was, and the writer names its output in its own message."""
+    from cnndsl import io
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("m.onnx", "m.dot", "m.png"):
+        (out / name).write_bytes(b"old")
+    (out / "m.cnn").write_text("features:{\n conv 6 5x5   # c1\n}\n")  # not canonical: fmt rewrites it
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    sync = io._sync
+
+    def broken(path):
+        if path.startswith(str(out)):
+            raise OSError(errno.EIO, "Input/output error")
+        sync(path)
+
+    monkeypatch.setattr(io, "_sync", broken)
+    monkeypatch.chdir(tmp_path)
+    args, message = WRITERS[writer]
+    r = cli(*[str(a).replace("OUT", "out") for a in args])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert message.replace("ABS", str(out)).replace("OUT", "out") + "Input/output error" in r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 @pytest.mark.parametrize("make_bad", [
@@ -101,24 +144,13 @@ def test_large_models_use_external_data(tmp_path, monkeypatch, cli):
     assert r.exit_code == 0 and "output: 1x10" in r.stdout
 
 
-@pytest.mark.parametrize("exc, code", [(KeyboardInterrupt(), 130), (OSError(errno.ENOSPC, "No space"), 1)])
-def test_failure_while_writing_external_data(monkeypatch, existing, exc, code, cli):
-    monkeypatch.setattr(compile_mod, "PROTOBUF_LIMIT", 100_000)
-    monkeypatch.setattr(compile_mod, "_open_output", failing_after(50_000, exc, only=".data"))
-    r = cli("compile", SPECS / "lenet5.cnn", "-o", existing)
-    assert r.exit_code == code
-    assert existing.read_bytes() == b"the user's precious model"
-    assert os.listdir(existing.parent) == ["model.onnx"]
-
-
 def test_streamed_file_equals_the_in_memory_model(tmp_path):
     """compile writes one tensor at a time; the bytes are exactly protobuf's own serialisation."""
-    from cnndsl.onnx.compile import compile_model, compile_to_file
-
     for spec in ("lenet5", "googlenet", "filters"):
         net = cnndsl.load(SPECS / f"{spec}.cnn")
-        compile_to_file(net.graph, str(tmp_path / "m.onnx"), seed=3)
-        assert (tmp_path / "m.onnx").read_bytes() == compile_model(net.graph, seed=3).SerializeToString()
+        written = net.compile(CompileOptions(seed=3, output=tmp_path / "m.onnx"))
+        assert written.paths == (str(tmp_path / "m.onnx"),) and written.bytes == (tmp_path / "m.onnx").stat().st_size
+        assert (tmp_path / "m.onnx").read_bytes() == net.to_onnx(seed=3).SerializeToString()
 
 
 def test_reproducible_across_processes(tmp_path):
@@ -172,11 +204,9 @@ def test_run_refuses_a_batch_that_cannot_fit(monkeypatch, cli):
 
 
 def test_compile_reports_progress_in_weight_bytes(tmp_path):
-    from cnndsl.onnx.compile import compile_to_file
-
     seen = []
     net = cnndsl.load(SPECS / "resnet18.cnn")
-    compile_to_file(net.graph, str(tmp_path / "r.onnx"), progress=lambda done, total: seen.append((done, total)))
+    net.compile(CompileOptions(output=tmp_path / "r.onnx", progress=lambda done, total: seen.append((done, total))))
     assert len(seen) == len(list(net.graph.params()))
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert seen[-1] == (net.totals.weight_bytes, net.totals.weight_bytes)
@@ -184,16 +214,15 @@ def test_compile_reports_progress_in_weight_bytes(tmp_path):
 
 def test_streamed_compile_needs_only_the_tensors_in_flight(tmp_path, monkeypatch):
     """Memory: in memory the whole model, streamed to a file only the tensors being made."""
-    from cnndsl.onnx.compile import compile_model, compile_to_file
     from cnndsl.weights import seeded as weights
 
     monkeypatch.setattr(weights, "CHUNK", 4096)
     monkeypatch.setattr(compile_mod, "STREAM_OVERHEAD", 0)
     monkeypatch.setattr(compile_mod, "available_memory", lambda: 200_000)  # < lenet5's 246,824 weight bytes
-    graph = cnndsl.load(SPECS / "lenet5.cnn").graph
+    net = cnndsl.load(SPECS / "lenet5.cnn")
     with pytest.raises(CnnDslError, match="compiling needs about 740.5 KB of memory"):
-        compile_model(graph)
-    compile_to_file(graph, str(tmp_path / "m.onnx"))  # 3 x 49 KB of chunks at most
+        net.compile()
+    net.compile(CompileOptions(output=tmp_path / "m.onnx"))  # 3 x 49 KB of chunks at most
     assert (tmp_path / "m.onnx").stat().st_size > 246_824
 
 
@@ -213,8 +242,8 @@ def test_folded_weights_are_made_when_written_not_when_built():
 
     asked = []
     graph = cnndsl.load(SPECS / "resnet18.cnn").graph
-    model, weights = emit.build(graph, fill=lambda p: asked.append(p.name) or np.zeros(p.shape, np.float32),
-                                fold_bn=True)
+    model, weights = emit.build(graph, seed=0, opset=emit.DEFAULT_OPSET, parts=None, fold_bn=True, dtype="float32",
+                                fill=lambda p: asked.append(p.name) or np.zeros(p.shape, np.float32))
     assert asked == []  # nothing drawn or folded yet
     folded = next(w for w in weights if w.name == "conv1.weight")
     assert folded.make().shape == (64, 3, 7, 7) and "conv1.weight" in asked and "bn1.running_var" in asked
@@ -223,7 +252,6 @@ def test_folded_weights_are_made_when_written_not_when_built():
 def test_a_failed_write_leaves_no_drawing_thread_running(tmp_path, monkeypatch):
     import threading
 
-    from cnndsl.onnx.compile import compile_to_file
     from cnndsl.weights import seeded as weights
 
     monkeypatch.setattr(weights, "CHUNK", 4096)
@@ -233,7 +261,7 @@ def test_a_failed_write_leaves_no_drawing_thread_running(tmp_path, monkeypatch):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt) as info:
-        compile_to_file(cnndsl.load(SPECS / "lenet5.cnn").graph, str(tmp_path / "m.onnx"), progress=interrupt)
+        cnndsl.load(SPECS / "lenet5.cnn").compile(CompileOptions(output=tmp_path / "m.onnx", progress=interrupt))
     assert info.value is not None  # the exception (and its traceback) still alive
     assert not [t for t in threading.enumerate() if t.name.startswith(("cnndsl-draw", "cnndsl-weights"))]
     assert os.listdir(tmp_path) == []

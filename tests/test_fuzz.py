@@ -52,6 +52,7 @@ from hypothesis import strategies as st
 
 import cnndsl
 from cnndsl.errors import CnnDslError
+from cnndsl.lang.source import normalise
 from cnndsl.layers import REGISTRY
 from cnndsl.layers.base import _MISSING, schema
 
@@ -245,7 +246,8 @@ def assert_rendered(exc: CnnDslError, path: str, text: str | None) -> str:
         line, col = int(m.group(1)), int(m.group(2))
         assert line >= 1 and col >= 1, rendered
         if text is not None:
-            assert line <= text.count("\n") + 1, f"located past the end of the file:\n{rendered}"
+            lines = normalise(text).count("\n") + 1  # a carriage return alone ends a line too
+            assert line <= lines, f"located past the end of the file:\n{rendered}"
     return rendered
 
 

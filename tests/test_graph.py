@@ -232,13 +232,13 @@ def test_dash_prints_dot_to_stdout(cli):
 
 
 def test_dot_output_needs_no_graphviz(tmp_path, monkeypatch, cli):
-    monkeypatch.setattr("cnndsl.cli.graph.shutil.which", lambda name: None)
+    monkeypatch.setattr("cnndsl.views.diagram.shutil.which", lambda name: None)
     r = cli("graph", SPECS / "lenet5.cnn", "-o", tmp_path / "net.gv")
     assert r.exit_code == 0 and (tmp_path / "net.gv").read_text() == to_dot(graph("lenet5"))
 
 
 def test_missing_graphviz_is_a_clear_error_and_leaves_the_old_file(tmp_path, monkeypatch, cli):
-    monkeypatch.setattr("cnndsl.cli.graph.shutil.which", lambda name: None)
+    monkeypatch.setattr("cnndsl.views.diagram.shutil.which", lambda name: None)
     out = tmp_path / "net.svg"
     out.write_text("old")
     r = cli("graph", SPECS / "lenet5.cnn", "-o", out)
@@ -252,7 +252,7 @@ def test_failing_graphviz_is_reported_and_writes_nothing(tmp_path, monkeypatch, 
     fake = tmp_path / "dot"
     fake.write_text("#!/bin/sh\necho 'Error: syntax error in line 1' >&2\nexit 1\n")
     fake.chmod(0o755)
-    monkeypatch.setattr("cnndsl.cli.graph.shutil.which", lambda name: str(fake))
+    monkeypatch.setattr("cnndsl.views.diagram.shutil.which", lambda name: str(fake))
     r = cli("graph", SPECS / "lenet5.cnn", "-o", tmp_path / "net.png")
     assert r.exit_code == 1 and "dot failed (exit 1): Error: syntax error in line 1" in r.stderr
     assert sorted(os.listdir(tmp_path)) == ["dot"]

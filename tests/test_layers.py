@@ -197,6 +197,9 @@ RULES = [
     row("gelu", "3x4x4", (3, 4, 4)),
     row("gelu approximate=tanh", "8", (8,)),
     row("identity", "3x4x4", (3, 4, 4)),
+    row("silu", "3x4x4", (3, 4, 4)),
+    row("swish", "6", (6,)),
+    row("conv 4 3x3 silu", "3x8x8", (4, 6, 6), 112, 3888),  # fused, like any activation
 ]
 
 

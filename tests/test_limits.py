@@ -68,14 +68,13 @@ def test_counting_a_trillion_parameter_dense_layer_is_instant():
     assert net.totals.params == 1_000_000 * 1_000_000 + 1_000_000
     assert cpu_seconds(lambda: cnndsl.parse("input 1000000\ndense 1000000\n").totals) < parse_cost()
     from cnndsl.errors import CompileError
-    from cnndsl.onnx.compile import compile_model
 
     with pytest.raises(CompileError, match="cannot compile"):
-        compile_model(net.graph)
+        net.compile()
     huge = cnndsl.parse("input 1x8x8\nconv 999999999999999999 3\n")  # 18 digits: counts exactly
     assert huge.totals.params == 999999999999999999 * 10
     with pytest.raises(CompileError, match="cannot compile"):
-        compile_model(huge.graph)
+        huge.compile()
     with pytest.raises(CnnDslError, match="too large") as info:  # 19 digits: refused where written
         cnndsl.parse("input 1x8x8\nconv 9999999999999999999 3\n")
     assert (info.value.span.line, info.value.span.col) == (2, 6)

@@ -13,6 +13,7 @@ from PIL import Image, ImageOps
 
 import cnndsl
 from cnndsl.errors import RunError
+from cnndsl.runtime import image as images
 from cnndsl.runtime import run as runmod
 from cnndsl.views import maps
 
@@ -40,10 +41,10 @@ def test_fixture_is_small_colour_64x64_and_matches_its_script():
 
 
 def test_load_image_grey_and_rgb_scaled_to_0_1():
-    x, notes = maps.load_image(str(SHAPES), ("N", 1, 64, 64), resize=False)
+    x, notes = images.load_image(str(SHAPES), ("N", 1, 64, 64), resize=False)
     assert x.shape == (1, 1, 64, 64) and x.dtype == np.float32 and notes == []
     assert np.array_equal(x[0, 0], grey().astype(np.float32) / 255)
-    x, _ = maps.load_image(str(SHAPES), ("N", 3, 64, 64), resize=False)
+    x, _ = images.load_image(str(SHAPES), ("N", 3, 64, 64), resize=False)
     with Image.open(SHAPES) as image:
         rgb = np.asarray(image).astype(np.float32) / 255
     assert x.shape == (1, 3, 64, 64) and np.array_equal(x[0], rgb.transpose(2, 0, 1))
@@ -51,9 +52,9 @@ def test_load_image_grey_and_rgb_scaled_to_0_1():
 
 def test_a_size_that_differs_is_refused_or_resized():
     with pytest.raises(RunError, match="the image is 64x64 pixels .width x height.; the model's input is 40x32") as err:
-        maps.load_image(str(SHAPES), (1, 1, 32, 40), resize=False)
+        images.load_image(str(SHAPES), (1, 1, 32, 40), resize=False)
     assert "--resize" in err.value.hint and err.value.path == str(SHAPES)
-    x, notes = maps.load_image(str(SHAPES), (1, 1, 32, 40), resize=True)
+    x, notes = images.load_image(str(SHAPES), (1, 1, 32, 40), resize=True)
     assert x.shape == (1, 1, 32, 40)
     assert notes == [f"resized {SHAPES} from 64x64 to 40x32 pixels, not keeping its aspect ratio"]
 
@@ -64,16 +65,16 @@ def test_a_size_that_differs_is_refused_or_resized():
 ])
 def test_inputs_an_image_cannot_feed(shape, message):
     with pytest.raises(RunError, match=message):
-        maps.load_image(str(SHAPES), shape, resize=False)
+        images.load_image(str(SHAPES), shape, resize=False)
 
 
 def test_unreadable_images(tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
     with pytest.raises(RunError, match="cannot read the image"):
-        maps.load_image(str(bad), (1, 1, 64, 64), resize=False)
+        images.load_image(str(bad), (1, 1, 64, 64), resize=False)
     with pytest.raises(RunError, match="no such image file"):
-        maps.load_image(str(tmp_path / "missing.png"), (1, 1, 64, 64), resize=False)
+        images.load_image(str(tmp_path / "missing.png"), (1, 1, 64, 64), resize=False)
 
 
 def test_channel_labels_come_from_branch_names():
@@ -179,11 +180,14 @@ def test_nothing_half_written(tmp_path, monkeypatch):
     (kept / "0_a.png").write_bytes(b"old")
     (kept / "mine.txt").write_text("mine")
     with pytest.raises(RunError, match="No space left on device"):
-        maps.save_maps(y, str(kept), ["a", "b", "c"], "t")
+        maps.save_maps(y, str(kept), ["a", "b", "c"], "t", force=True)  # 0_a.png is not ours
     assert sorted(p.name for p in kept.iterdir()) == ["0_a.png", "mine.txt"]
     assert (kept / "0_a.png").read_bytes() == b"old"
     monkeypatch.undo()
-    assert maps.save_maps(y, str(kept), ["a", "b", "c"], "t")[0] == ["0_a.png", "1_b.png", "2_c.png", "grid.png"]
+    with pytest.raises(RunError, match="cnndsl did not write"):
+        maps.save_maps(y, str(kept), ["a", "b", "c"], "t")
+    assert maps.save_maps(y, str(kept), ["a", "b", "c"], "t", force=True)[0] == \
+        ["0_a.png", "1_b.png", "2_c.png", "grid.png"]
     assert sorted(p.name for p in kept.iterdir()) == ["0_a.png", "1_b.png", "2_c.png", "grid.png", "mine.txt"]
 
 
@@ -233,7 +237,7 @@ def test_images_of_every_depth_are_scaled_by_their_range(tmp_path, name, image, 
     image.save(tmp_path / name)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        x, notes = maps.load_image(str(tmp_path / name), (1, channels, 4, 6), resize=False)
+        x, notes = images.load_image(str(tmp_path / name), (1, channels, 4, 6), resize=False)
     assert x.dtype == np.float32 and x.shape == (1, channels, 4, 6)
     assert np.allclose(x[0], want, atol=1e-6), (x[0], want)
     assert 0 <= x.min() and x.max() <= 1
@@ -243,7 +247,7 @@ def test_images_of_every_depth_are_scaled_by_their_range(tmp_path, name, image, 
 def test_palette_with_alpha_reads_its_colours():
     image = palette_image(None).convert("PA")
     image.putalpha(Image.fromarray(ALPHA))
-    pixels, notes = maps.decode(image, 3, "pa")
+    pixels, notes = images.decode(image, 3, "pa")
     assert np.array_equal(np.asarray(pixels), PALETTE.astype(np.uint8)) and "alpha" in notes[0]
 
 
@@ -256,13 +260,13 @@ def test_images_without_a_known_range_are_refused(tmp_path, array, message):
     path = tmp_path / "deep.tif"
     Image.fromarray(array).save(path)
     with pytest.raises(RunError, match=message) as err:
-        maps.load_image(str(path), (1, 1, 4, 6), resize=False)
+        images.load_image(str(path), (1, 1, 4, 6), resize=False)
     assert err.value.path == str(path) and "--input" in err.value.hint
 
 
 def test_a_deep_image_is_resized_in_float_and_stays_in_0_1(tmp_path):
     Image.fromarray((LEVELS * 13107).astype(np.uint16)).save(tmp_path / "g.png")  # 0 .. 65535
-    x, notes = maps.load_image(str(tmp_path / "g.png"), (1, 1, 8, 12), resize=True)
+    x, notes = images.load_image(str(tmp_path / "g.png"), (1, 1, 8, 12), resize=True)
     assert x.shape == (1, 1, 8, 12) and 0 <= x.min() and x.max() <= 1 and len(np.unique(x)) > 6
     assert notes == [f"resized {tmp_path / 'g.png'} from 6x4 to 12x8 pixels"]
 
@@ -271,7 +275,7 @@ def test_exif_orientation_turns_photos_upright(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # the camera was turned: rotate 90 degrees clockwise to view
     Image.fromarray((LEVELS * 40).astype(np.uint8)).save(tmp_path / "photo.png", exif=exif)
-    x, notes = maps.load_image(str(tmp_path / "photo.png"), (1, 1, 6, 4), resize=False)
+    x, notes = images.load_image(str(tmp_path / "photo.png"), (1, 1, 6, 4), resize=False)
     with Image.open(tmp_path / "photo.png") as photo:
         upright = np.asarray(ImageOps.exif_transpose(photo)).astype(np.float32) / 255
     assert upright.shape == (6, 4) and np.array_equal(x[0, 0], upright)
@@ -283,12 +287,12 @@ def test_large_images_get_a_note_and_too_large_ones_their_pixel_count(monkeypatc
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # 64x64 = 4,096 pixels: a "bomb" warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        x, notes = maps.load_image(str(SHAPES), (1, 1, 32, 32), resize=True)
+        x, notes = images.load_image(str(SHAPES), (1, 1, 32, 32), resize=True)
     assert x.shape == (1, 1, 32, 32)
     assert notes[0] == f"{SHAPES} is a large image: 64x64 = 4,096 pixels; reading it takes time and memory"
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # over twice the limit: Pillow refuses
     with pytest.raises(RunError, match="64x64 = 4,096 pixels, more than Pillow's limit of 2,000") as err:
-        maps.load_image(str(SHAPES), (1, 1, 32, 32), resize=True)
+        images.load_image(str(SHAPES), (1, 1, 32, 32), resize=True)
     assert "scale it down" in err.value.hint
 
 

@@ -10,10 +10,10 @@ import pytest
 from helpers import SPECS
 
 import cnndsl
+from cnndsl.api import CompileOptions
 from cnndsl.errors import CompileError
 from cnndsl.onnx import compile as compile_mod
 from cnndsl.onnx import output
-from cnndsl.onnx.compile import compile_model, compile_to_file
 from cnndsl.onnx.output import _ALIGN, _BLOCK, DirectOutput, Output, open_output
 
 
@@ -81,9 +81,9 @@ def test_compiling_through_direct_io_equals_the_in_memory_model(direct_dir, monk
     real = compile_mod._open_output
     monkeypatch.setattr(compile_mod, "_open_output", lambda p, n=0: used.append(real(p, n)) or used[-1])
     net = cnndsl.load(SPECS / "lenet5.cnn")
-    compile_to_file(net.graph, str(direct_dir / "m.onnx"), seed=5)
+    net.compile(CompileOptions(seed=5, output=direct_dir / "m.onnx"))
     assert [type(o) for o in used] == [DirectOutput]
-    assert (direct_dir / "m.onnx").read_bytes() == compile_model(net.graph, seed=5).SerializeToString()
+    assert (direct_dir / "m.onnx").read_bytes() == net.to_onnx(seed=5).SerializeToString()
 
 
 def test_a_failed_direct_write_leaves_the_existing_model_and_no_temporary(direct_dir, monkeypatch):
@@ -102,6 +102,6 @@ def test_a_failed_direct_write_leaves_the_existing_model_and_no_temporary(direct
     monkeypatch.setattr(output.os, "write", full_disk)
     monkeypatch.setattr(output, "_BLOCK", 64 << 10)  # several blocks for lenet5's 247 KB
     with pytest.raises(CompileError, match="No space left on device"):
-        compile_to_file(cnndsl.load(SPECS / "lenet5.cnn").graph, str(existing))
+        cnndsl.load(SPECS / "lenet5.cnn").compile(CompileOptions(output=existing))
     assert existing.read_bytes() == b"precious"
     assert os.listdir(direct_dir) == ["m.onnx"]

@@ -12,8 +12,8 @@ from helpers import ROOT, SPECS, cpu_seconds, graph
 
 import cnndsl
 from cnndsl.errors import CnnDslError
-from cnndsl.model import report
 from cnndsl.model.ir import TRAINABLE
+from cnndsl.views import report
 from cnndsl.views.plot import (
     MAX_PANELS,
     MAX_ROWS,
@@ -66,8 +66,8 @@ def test_resnet50_is_shown_per_block():
     assert [r.label for r in chart.rows[:3]] == ["conv1: conv 64 7x7 stride=2 pad=3 bias=false", "bn1: batchnorm",
                                                  "layer1.0 (4 conv, 4 batchnorm)"]
     assert chart.rows[-1].params == {"dense": 2_049_000}
-    assert chart.rows[2].params == {"conv": 73_728, "batchnorm": 1_280}  # 1x1, 3x3, 1x1 and the projection
-    assert list(chart.shares) == ["conv", "dense", "batchnorm"]
+    assert chart.rows[2].params == {"conv": 73_728, "norm": 1_280}  # 1x1, 3x3, 1x1 and the projection
+    assert list(chart.shares) == ["conv", "dense", "norm"]
     assert chart.share_note.startswith("conv layers hold 91.8% of the 25,557,032 parameters; dense 8.0%")
 
 
@@ -154,7 +154,7 @@ def test_the_same_chart_is_the_same_bytes(tmp_path):
     assert matplotlib.rcParams["svg.hashsalt"] is None  # set only while saving
 
 
-@pytest.mark.parametrize("target", ["cnndsl.views.plot.tempfile.mkstemp", "matplotlib.figure.Figure.savefig"])
+@pytest.mark.parametrize("target", ["cnndsl.io._make_staging", "matplotlib.figure.Figure.savefig"])
 def test_a_folder_that_cannot_be_written_is_a_clean_error(tmp_path, monkeypatch, target, cli):
     def fail(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -216,3 +216,15 @@ def test_params_does_not_import_matplotlib_or_pillow():
             "assert not {'matplotlib', 'PIL'} & set(sys.modules), sorted(sys.modules)\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
+
+
+def test_every_parameter_group_is_drawn_in_the_per_layer_chart():
+    """Each group of the chart's data is a coloured bar segment (normalisation layers were once left out)."""
+    from matplotlib.colors import to_hex
+
+    from cnndsl.views.plot import COLOURS, layers_figure
+
+    chart = layer_data(cnndsl.load(SPECS / "resnet18.cnn").graph)
+    fig = layers_figure([chart], None)
+    drawn = {to_hex(p.get_facecolor()) for ax in fig.axes for p in ax.patches}
+    assert {COLOURS[group] for group in chart.shares} <= drawn

@@ -8,10 +8,9 @@ import pytest
 
 import cnndsl
 from cnndsl.errors import RunError
-from cnndsl.onnx.compile import compile_model
 from cnndsl.runtime import run as runmod
 
-MODEL = compile_model(cnndsl.parse("input 1x4x4\nconv 2 3x3\n").graph).SerializeToString()
+MODEL = cnndsl.parse("input 1x4x4\nconv 2 3x3\n").to_onnx().SerializeToString()
 
 
 class FakeSession:
@@ -25,7 +24,13 @@ class FakeSession:
 
     def get_inputs(self):
         class Meta:
-            name, shape = "input", ["N", 1, 4, 4]
+            name, shape, type = "input", ["N", 1, 4, 4], "tensor(float)"
+
+        return [Meta()]
+
+    def get_outputs(self):
+        class Meta:
+            name, shape, type = "output", ["N", 2, 2, 2], "tensor(float)"
 
         return [Meta()]
 
@@ -127,12 +132,6 @@ def test_cuda_benchmarks_keep_input_and_output_on_the_gpu(monkeypatch):
     class CudaSession(FakeSession):
         def io_binding(self):
             return FakeBinding(log)
-
-        def get_outputs(self):
-            class Meta:
-                name = "output"
-
-            return [Meta()]
 
         def run_with_iobinding(self, binding):
             log.append("run")

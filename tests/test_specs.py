@@ -13,7 +13,6 @@ from helpers import GOLDEN, SPECS
 import cnndsl
 from cnndsl.model.ir import BUFFER, CONSTANT, TRAINABLE
 from cnndsl.onnx import emit
-from cnndsl.onnx.compile import compile_model
 from cnndsl.runtime.run import Runner
 
 ALL = sorted(p.name for p in SPECS.glob("*.cnn"))
@@ -36,9 +35,12 @@ def test_compiles_checks_itself_and_runs(name):
     """One compile per spec, in memory, then four independent checks of it. (The big ones are
     compiled nowhere else; compiling them to a shared file instead measured no faster.)"""
     net = cnndsl.load(SPECS / name)
-    model = compile_model(net.graph, seed=0)
+    done = net.compile()
+    model = done.model
     assert (model.opset_import[0].version, model.ir_version) == (emit.DEFAULT_OPSET,
                                                                   emit.ir_version_for(emit.DEFAULT_OPSET))
+    assert (done.opset, done.ir_version, done.paths, done.bytes) == (emit.DEFAULT_OPSET, model.ir_version, (),
+                                                                      model.ByteSize())
 
     # 1. ONNX's checker and strict shape inference give exactly our shapes
     checked_model = model if net.totals.weight_bytes < FULL_CHECK_BYTES else emit.skeleton(model)
@@ -89,7 +91,7 @@ def test_reference_evaluator_agrees(name, compiled):
 @pytest.mark.parametrize("name", ALL)
 def test_golden_summary(name, update_goldens):
     """The whole per-layer summary of each spec, reviewed in diffs (--update-goldens rewrites)."""
-    from cnndsl.model import report
+    from cnndsl.views import report
 
     net = cnndsl.load(SPECS / name)
     text = net.summary() + "\n" + json.dumps(report.as_json(f"specs/{name}", net.graph), indent=2) + "\n"

@@ -59,7 +59,7 @@ def bad_spec_error() -> CnnDslError:
 
 def test_rendered_errors_in_colour_read_the_same_without_it():
     exc = bad_spec_error()
-    plain, coloured = exc.render(), exc.render(color=True)
+    plain, coloured = exc.render(), exc.render(term.Style(True))
     assert ANSI.search(coloured) and not ANSI.search(plain)
     assert ANSI.sub("", coloured) == plain
 

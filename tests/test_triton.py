@@ -13,8 +13,9 @@ import onnxruntime as ort
 import pytest
 from helpers import SPECS
 
+from cnndsl.api import CompileOptions, load
 from cnndsl.export.triton import ServeOptions, Tensor, config_text
-from cnndsl.onnx.compile import compile_to_file
+from cnndsl.io import StagingError
 
 FLAT = 'network tabular "a flat input"\ninput 20\ndense 8 relu\ndense 3\n'
 BATCHNORM = "network bnnet\ninput 3x8x8\nconv 4 3x3 bias=false\nbatchnorm\nrelu\nglobalavgpool\nflatten\ndense 2\n"
@@ -64,6 +65,10 @@ def parse_config(text: str):
 def kind_name(value: int) -> str:
     pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
     return pb2.ModelInstanceGroup.Kind.Name(value)
+
+
+def compile_to(spec, out, **options):
+    load(spec).compile(CompileOptions(output=out, **options))
 
 
 def spec_file(spec: str, tmp_path) -> str:
@@ -131,7 +136,7 @@ def test_float16_keeps_a_float32_interface(tmp_path, cli):
     assert {t.data_type for t in model.graph.initializer} == {onnx.TensorProto.FLOAT16}
 
 
-# export options, and the same options given to compile_to_file: the model must be byte-identical
+# export options, and the same options given to Network.compile: the model must be byte-identical
 SAME_AS_COMPILE = [
     ("lenet5", [], {}),
     ("lenet5", ["--seed", "3"], {"seed": 3}),
@@ -142,18 +147,14 @@ SAME_AS_COMPILE = [
 
 @pytest.mark.parametrize("spec, args, kwargs", SAME_AS_COMPILE)
 def test_model_is_what_compile_writes(spec, args, kwargs, tmp_path, cli):
-    from cnndsl.api import load
-
     path = spec_file(spec, tmp_path)
     assert cli("export", "--triton", tmp_path / "repo", path, *args).exit_code == 0
-    compile_to_file(load(path).graph, str(tmp_path / "ref.onnx"), **kwargs)
+    compile_to(path, tmp_path / "ref.onnx", **kwargs)
     assert (tmp_path / "repo" / spec / "1" / "model.onnx").read_bytes() == (tmp_path / "ref.onnx").read_bytes()
 
 
 def test_weights_are_loaded_by_name(tmp_path, cli):
-    from cnndsl.api import load
-
-    compile_to_file(load(SPECS / "lenet5.cnn").graph, str(tmp_path / "trained.onnx"), seed=5)
+    compile_to(SPECS / "lenet5.cnn", tmp_path / "trained.onnx", seed=5)
     r = cli("export", "--triton", tmp_path / "repo", SPECS / "lenet5.cnn", "--weights", tmp_path / "trained.onnx")
     assert r.exit_code == 0, r.output
     x = np.random.default_rng(0).standard_normal((3, 1, 32, 32), dtype=np.float32)
@@ -215,10 +216,8 @@ REFUSED = [
 
 @pytest.mark.parametrize("args, message", REFUSED)
 def test_refused_before_writing(args, message, tmp_path, cli):
-    from cnndsl.api import load
-
     if "LENET5_WEIGHTS" in args:  # weights of another network
-        compile_to_file(load(SPECS / "lenet5.cnn").graph, str(tmp_path / "lenet5.onnx"))
+        compile_to(SPECS / "lenet5.cnn", tmp_path / "lenet5.onnx")
         args = [tmp_path / "lenet5.onnx" if a == "LENET5_WEIGHTS" else a for a in args]
     r = cli("export", "--triton", tmp_path / "repo", *args)
     assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
@@ -271,7 +270,7 @@ def test_model_folder_is_readable_by_others(tmp_path, cli):
 
 
 def _no_permission(*args, **kwargs):
-    raise PermissionError(errno.EACCES, "Permission denied")
+    raise StagingError(errno.EACCES, "Permission denied")
 
 
 @pytest.mark.parametrize("case", ["file", "under_file", "read_only", "mkdtemp_denied", "model_is_file"])
@@ -288,7 +287,7 @@ def test_unwritable_repository(case, tmp_path, monkeypatch, cli):
             pytest.skip("root writes to read-only folders")
         repo.mkdir(mode=0o500)
     elif case == "mkdtemp_denied":
-        monkeypatch.setattr("cnndsl.export.repository.tempfile.mkdtemp", _no_permission)
+        monkeypatch.setattr("cnndsl.io._make_staging", _no_permission)
     else:
         (repo / "lenet5").parent.mkdir()
         (repo / "lenet5").write_text("not a folder")
@@ -299,12 +298,12 @@ def test_unwritable_repository(case, tmp_path, monkeypatch, cli):
 
 
 def _fail_midway(error):
-    def compile_to_file(graph, path, **kwargs):
+    def compile_graph(graph, weights, *, path, **kwargs):
         with open(path, "wb") as fh:
             fh.write(b"half a model")
         raise error
 
-    return compile_to_file
+    return compile_graph
 
 
 @pytest.mark.parametrize("error, code", [(OSError(errno.ENOSPC, "No space left on device"), 1),
@@ -315,7 +314,7 @@ def test_failure_leaves_the_repository_as_it_was(error, code, existing, tmp_path
     if existing:
         assert cli("export", "--triton", repo, SPECS / "lenet5.cnn").exit_code == 0
         before = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()}
-    monkeypatch.setattr("cnndsl.onnx.compile.compile_to_file", _fail_midway(error))
+    monkeypatch.setattr("cnndsl.onnx.compile.compile_graph", _fail_midway(error))
     r = cli("export", "--triton", repo, SPECS / "lenet5.cnn", "--version", "1", "--force")
     assert r.exit_code == code and "Traceback" not in r.output
     if existing:

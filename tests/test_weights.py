@@ -100,7 +100,7 @@ def test_dtypes_converted_with_a_note_and_batches_tracked_ignored(tmp_path):
     state["0.weight"] = state["0.weight"].astype(np.float16)
     state["bn.num_batches_tracked"] = np.array(7, np.int64)
     write_safetensors(tmp_path / "w.safetensors", state, bf16={"fc.weight"})
-    from cnndsl.weights.seeded import match_weights
+    from cnndsl.weights.match import match_weights
 
     loaded, notes = match_weights(net.graph, read_weights(str(tmp_path / "w.safetensors")), "w", True)
     assert all(a.dtype == np.float32 for a in loaded.values())
@@ -147,7 +147,7 @@ def test_npz_with_pickled_objects_refused(tmp_path):
 def test_nan_weights_error_when_strict_warning_otherwise():
     state = lenet_state()
     state["features.0.bias"][2] = np.nan
-    from cnndsl.weights.seeded import match_weights
+    from cnndsl.weights.match import match_weights
 
     graph = cnndsl.load(SPECS / "lenet5.cnn").graph
     with pytest.raises(WeightsError, match="tensor 'features.0.bias' has 1 NaN or infinite values"):
@@ -192,9 +192,7 @@ def test_weight_init_schemes():
     assert inits == {"0.weight": "he", "1.weight": "ones", "1.bias": "zeros", "1.running_mean": "zeros",
                      "1.running_var": "ones", "3.weight": "glorot", "3.bias": "zeros", "5.weight": "glorot",
                      "5.bias": "zeros"}
-    from cnndsl.onnx.compile import compile_model
-
-    model = compile_model(net.graph, seed=0)
+    model = net.to_onnx(seed=0)
     w = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     assert abs(w["0.weight"].std() - np.sqrt(2 / 27)) < 0.02
     assert np.abs(w["3.weight"]).max() <= np.sqrt(6 / (64 * 9 + 64 * 9))

@@ -36,11 +36,11 @@ def compile_spec(spec: Path, workdir: Path) -> Path:
     if spec.suffix == ".onnx":
         return spec
     import cnndsl
-    from cnndsl.onnx.compile import compile_to_file
+    from cnndsl.api import CompileOptions
 
     net = cnndsl.load(spec)
     out = workdir / f"{net.name}.onnx"
-    compile_to_file(net.graph, str(out), seed=0)
+    net.compile(CompileOptions(seed=0, output=out))
     return out
 
 

@@ -1,4 +1,5 @@
-"""The command line: one module per command; each parses options, makes one API call, prints."""
+"""The command line: one module per command (click options, one API call, printing); main.py holds
+the group, which imports a command's module when the command is used, and what the commands share."""
 
 from cnndsl.cli.main import main
 

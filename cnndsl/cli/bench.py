@@ -1,4 +1,4 @@
-"""The `cnndsl bench` command's work: get the model, measure, print."""
+"""`cnndsl bench`: inference timed on a model or a spec; latency percentiles, throughput, GFLOP/s."""
 
 from __future__ import annotations
 
@@ -6,23 +6,35 @@ import json
 
 import click
 
+from cnndsl import api
+from cnndsl.cli.main import edge, main
 from cnndsl.views.term import Progress
 
 
-def bench_command(model: str, device: str, batch: int, threads: int | None, runs: int, as_json: bool) -> None:
-    from cnndsl.cli.run import model_source
-    from cnndsl.runtime.bench import macs_from_model, measure
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1), help="Batch size.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="onnxruntime intra-op threads (default: all cores).")
+@click.option("--runs", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Timed runs (after 3 warm-up runs).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@edge
+def bench(model: str, device: str, batch: int, threads: int | None, runs: int, as_json: bool) -> None:
+    """Measure inference: latency percentiles, throughput, effective GFLOP/s, provider.
 
-    source, macs = model_source(model, seed=0, batch=batch)
-    if macs is None:
-        macs = macs_from_model(source)
+    MODEL is a compiled .onnx or a spec (compiled in memory with seeded weights).
+
+    Example: cnndsl bench specs/resnet50.cnn --batch 8 --threads 2
+    """
     bar = Progress()
 
     def progress(i, n):
         bar.show(f"timed run {i}/{n}")
 
     try:
-        r = measure(source, device=device, batch=batch, threads=threads, runs=runs, macs=macs, progress=progress)
+        r = api.benchmark(model, device, batch, threads, runs, progress)
     finally:
         bar.done()
     figures = {"model": model, "provider": r.provider, "batch": batch, "threads": threads, "runs": r.runs,
@@ -41,4 +53,4 @@ def bench_command(model: str, device: str, batch: int, threads: int | None, runs
                f"min {min(r.latencies_ms):.2f}")
     click.echo(f"throughput: {r.throughput:,.1f} samples/s")
     if r.gflops:
-        click.echo(f"effective: {r.gflops:,.1f} GFLOP/s (2 x {macs:,} MACs x {batch} per run)")
+        click.echo(f"effective: {r.gflops:,.1f} GFLOP/s (2 x {r.macs_per_sample:,} MACs x {batch} per run)")

@@ -1,24 +1,32 @@
-"""The `cnndsl fmt` command's work: format specs in place, to stdout, or check them (for CI)."""
+"""`cnndsl fmt`: specs in the canonical layout, rewritten in place, printed, or checked (for CI)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import stat
 import sys
-import tempfile
-from pathlib import Path
 
 import click
 
+from cnndsl import api
+from cnndsl.cli.main import edge, fail, main
 from cnndsl.errors import CnnDslError
-from cnndsl.lang.fmt import format_text
-from cnndsl.views import term
+from cnndsl.views.term import echo_err
 
 
-def fmt_command(specs: tuple[str, ...], check: bool, to_stdout: bool, align: bool = True) -> int:
-    """`cnndsl fmt`: rewrite each spec in place, print it (`-`, --stdout), or with --check list those
-    that would change. A spec that fails is reported and the rest go on. Returns the exit status."""
+@main.command(name="fmt")
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--check", is_flag=True, help="Write nothing; list the specs that would change and exit 1 (for CI).")
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print the formatted specs instead of rewriting them.")
+@click.option("--align/--no-align", default=True, show_default=True,
+              help="Keep the author's alignment (two or more spaces) in code, or collapse it.")
+@edge
+def fmt_cmd(specs, check: bool, to_stdout: bool, align: bool) -> None:
+    """Rewrite specs in the canonical layout, in place; comments and alignment are kept.
+
+    \b
+    Example: cnndsl fmt specs/*.cnn
+             cnndsl fmt --check specs/*.cnn     (CI: exit 1 listing specs that would change)
+             cnndsl fmt - < messy.cnn           (stdin to stdout)
+    """
     if check and to_stdout:
         raise click.UsageError("--check and --stdout cannot be used together: --check prints only the names "
                                "of the specs that would change; use one or the other")
@@ -26,8 +34,8 @@ def fmt_command(specs: tuple[str, ...], check: bool, to_stdout: bool, align: boo
     for path in specs:
         name = "<stdin>" if path == "-" else path
         try:
-            text = sys.stdin.read() if path == "-" else _read(path)
-            new = format_text(text, name, align)
+            text = api.read_spec(path)
+            new = api.format_spec(text, name, align)
             if check:
                 if new != text:
                     changed += 1
@@ -35,74 +43,12 @@ def fmt_command(specs: tuple[str, ...], check: bool, to_stdout: bool, align: boo
             elif to_stdout or path == "-":
                 click.echo(new, nl=False)
             elif new != text:
-                _write(path, new)
-                term.echo_err(f"reformatted {path}")
+                api.write_spec(path, new)
+                echo_err(f"reformatted {path}")
         except CnnDslError as exc:
-            _report(exc)
+            fail(exc)
             failed += 1
     if check and changed:
-        term.echo_err(f"{changed} of {len(specs)} spec{'s' if len(specs) != 1 else ''} would be reformatted; "
-                      "run `cnndsl fmt` on them")
-    return 1 if changed or failed else 0
-
-
-def _report(exc: CnnDslError) -> None:
-    """An error on stderr, as the other commands render theirs (in colour on a terminal)."""
-    on = term.color_enabled(sys.stderr)
-    click.echo(exc.render(color=on), err=True, color=on)
-
-
-def _read(path: str) -> str:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise CnnDslError(f"cannot read the spec: {exc.strerror}", path=path) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CnnDslError(f"the spec is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x})",
-                          path=path, hint="save the file as UTF-8") from None
-
-
-def _write(path: str, text: str) -> None:
-    """Give the spec (through a symlink, the file it names) its new text, keeping its mode, owner and
-    hard links; a spec that is read-only (even to root) is refused, as `gofmt -w` and black do."""
-    target = os.path.realpath(path)
-    try:
-        st = os.stat(target)
-        if not os.access(target, os.W_OK) or not st.st_mode & stat.S_IWUSR:
-            raise CnnDslError("cannot write the spec: permission denied (the file is read-only)", path=path,
-                              hint="make it writable (chmod u+w) to format it, or print the result with --stdout")
-        if st.st_nlink > 1:
-            _write_in_place(target, text.encode("utf-8"))
-        else:
-            _write_atomic(target, text.encode("utf-8"), st)
-    except OSError as exc:
-        raise CnnDslError(f"cannot write the spec: {exc.strerror}", path=path) from None
-
-
-def _write_in_place(target: str, data: bytes) -> None:
-    """Overwrite the file itself, for one with other hard links (a rename would split them); the
-    text is complete before the file is touched."""
-    with open(target, "r+b") as f:
-        f.write(data)
-        f.truncate()
-
-
-def _write_atomic(target: str, data: bytes, st: os.stat_result) -> None:
-    """Write beside the target, then rename over it: a failure leaves the spec as it was."""
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".cnndsl-fmt-", suffix=".tmp", dir=os.path.dirname(target))
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        if hasattr(os, "chown"):
-            with contextlib.suppress(OSError):  # only root may give a file away; others keep theirs
-                os.chown(tmp, st.st_uid, st.st_gid)
-        os.chmod(tmp, stat.S_IMODE(st.st_mode))  # after chown, which may clear setuid/setgid bits
-        os.replace(tmp, target)
-    except BaseException:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        raise
+        echo_err(f"{changed} of {len(specs)} spec{'s' if len(specs) != 1 else ''} would be reformatted; "
+                 "run `cnndsl fmt` on them")
+    sys.exit(1 if changed or failed else 0)

@@ -1,105 +1,43 @@
-"""The `cnndsl graph` command's work: DOT from the checked network, rendered by Graphviz, written atomically.
-
-The same spec gives the same bytes in every format: Graphviz writes no dates into SVG or PNG, and
-the date that cairo stamps into a PDF is blanked in place (same length, so the offsets hold).
-"""
+"""`cnndsl graph`: the architecture as a diagram (DOT, or SVG, PNG and PDF through Graphviz)."""
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import subprocess
-import tempfile
-
 import click
 
-from cnndsl.errors import GraphError
-
-# Output extension -> Graphviz output format (None: the DOT text itself, no Graphviz needed).
-FORMATS = {".dot": None, ".gv": None, ".svg": "svg", ".png": "png", ".pdf": "pdf"}
-DOT_TIMEOUT_S = 300
-INSTALL_HINT = ("install Graphviz (apt install graphviz, brew install graphviz, or graphviz.org/download), "
-                "or write DOT text with -o NAME.dot and render it elsewhere")
+from cnndsl import api
+from cnndsl.cli.main import edge, main
 
 
-def graph_command(spec: str, output: str | None, depth: int | None) -> None:
-    """Load ``spec``, draw it, and write ``output`` (default NAME.svg; ``-`` prints DOT to stdout)."""
-    from cnndsl.api import load
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Output .svg, .png, .pdf or .dot (default: NAME.svg); - prints the DOT text.")
+@click.option("--depth", type=click.IntRange(min=1), default=None,
+              help="Draw each block deeper than N name parts as one box (1: stem, stages, head).")
+@edge
+def graph(spec: str, output: str | None, depth: int | None) -> None:
+    """Draw the architecture: layers as boxes, blocks as nested clusters, with shapes and parameters.
+
+    .dot needs nothing installed; .svg, .png and .pdf run Graphviz's `dot`.
+
+    \b
+    Example: cnndsl graph specs/resnet18.cnn -o resnet18.svg
+             cnndsl graph specs/resnet152.cnn --depth 1 -o resnet152.png
+    """
+    from cnndsl.views.diagram import output_format, write_diagram
     from cnndsl.views.graph import to_dot
 
     if output is not None and output != "-":
         output_format(output)  # an unknown extension fails before the spec is read
-    graph = load(spec).graph
-    text = to_dot(graph, depth)
+    net = api.load(spec)
+    text = to_dot(net.graph, depth)
     if output == "-":
         click.echo(text, nl=False)
         return
-    path = output or f"{graph.name}.svg"
-    data, warnings = render(text, output_format(path), path)
-    write_atomic(path, data)
-    for line in warnings:
+    path = output or f"{net.name}.svg"
+    for line in write_diagram(text, path):
         click.echo(f"note: Graphviz: {line}", err=True)
-    click.echo(f"wrote {path} ({_layers(graph, depth)})")
-
-
-def output_format(path: str) -> str | None:
-    """The Graphviz format for ``path``'s extension, or None for DOT text; unknown extensions fail."""
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in FORMATS:
-        known = ", ".join(FORMATS)
-        what = f"unknown diagram format '{ext}'" if ext else "the output name has no extension to tell the format"
-        raise GraphError(what, path=path, hint=f"name the output with one of {known} (or -o - for DOT on stdout)")
-    return FORMATS[ext]
-
-
-def render(text: str, fmt: str | None, path: str) -> tuple[bytes, list[str]]:
-    """The bytes to write (the DOT text itself, or `dot -T<fmt>`'s output) and Graphviz's warnings."""
-    if fmt is None:
-        return text.encode("utf-8"), []
-    program = shutil.which("dot")
-    if program is None:
-        raise GraphError(f"drawing {fmt.upper()} needs Graphviz's `dot` program, which is not on PATH",
-                         path=path, hint=INSTALL_HINT)
-    try:
-        done = subprocess.run([program, f"-T{fmt}"], input=text.encode("utf-8"), capture_output=True,
-                              timeout=DOT_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired:
-        raise GraphError(f"Graphviz took more than {DOT_TIMEOUT_S} s to lay out the diagram", path=path,
-                         hint="draw fewer boxes with --depth 1 or --depth 2") from None
-    except OSError as exc:
-        raise GraphError(f"cannot run {program}: {exc.strerror}", path=path, hint=INSTALL_HINT) from None
-    detail = [line.strip() for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    if done.returncode != 0 or not done.stdout:
-        raise GraphError(f"Graphviz's dot failed (exit {done.returncode}): {detail[-1] if detail else 'no output'}",
-                         path=path, hint="write the DOT text with -o NAME.dot to see what dot was given")
-    data = done.stdout
-    if fmt == "pdf":  # `/CreationDate (D:20250101120000Z)` -> as many spaces: the xref offsets stay right
-        data = _CREATION_DATE.sub(lambda m: b" " * len(m.group()), data, count=1)
-    return data, detail
-
-
-_CREATION_DATE = re.compile(rb"/CreationDate\s*\([^)]*\)")
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` into a temporary folder beside ``path``, then rename it into place, so a
-    failure leaves any existing file as it was."""
-    folder, base = os.path.split(os.path.abspath(path))
-    try:
-        tmp = tempfile.mkdtemp(prefix=f".{base}.", dir=folder)
-    except OSError as exc:
-        raise GraphError(f"cannot write the diagram: {exc.strerror}", path=path) from None
-    try:
-        with open(os.path.join(tmp, base), "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(os.path.join(tmp, base), path)
-    except OSError as exc:
-        raise GraphError(f"cannot write the diagram: {exc.strerror}", path=path) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    click.echo(f"wrote {path} ({_layers(net.graph, depth)})")
 
 
 def _layers(graph, depth: int | None) -> str:

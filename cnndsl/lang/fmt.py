@@ -30,7 +30,7 @@ from functools import lru_cache
 from cnndsl.errors import CnnDslError
 from cnndsl.lang.parse import _PostLex, parse
 from cnndsl.lang.parsertables import make_parser
-from cnndsl.lang.source import SourceFile, Span
+from cnndsl.lang.source import SourceFile, Span, normalise
 
 INDENT, CONTINUATION, COMMENT_GAP, TAB = 2, 4, 2, 8
 MAX_PASSES = 8  # each pass only narrows gaps, so the layout settles; in practice within two
@@ -288,6 +288,7 @@ def format_text(text: str, path: str = "<string>", align: bool = True) -> str:
 
     ``align=False`` also collapses the author's alignment in code to single spaces (comments keep
     their columns)."""
+    text = normalise(text)
     before = parse(text, path)  # the author's syntax errors, with their positions
     cause = None
     try:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 
 from cnndsl.errors import SpecSyntaxError
 from cnndsl.lang import limits
 from cnndsl.lang import syntax as S
 from cnndsl.lang.parsertables import grammar_text, make_parser  # noqa: F401 (grammar_text: public)
-from cnndsl.lang.source import SourceFile, Span, span_of
+from cnndsl.lang.source import SourceFile, Span, normalise, span_of
 
 _READABLE = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "DIMS": "a size such as 3x3",
@@ -27,6 +28,8 @@ class _TooMuch(Exception):
 
 MAX_DIGITS = 18  # integer literals stay below 10^18 (arithmetic results are capped near 2^62)
 _OPERATORS = frozenset({"+", "-", "*", "/", "//", "%"})
+# C0 and C1 controls (\r, escape sequences), DEL, and the bidirectional overrides ("Trojan Source")
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 class _PostLex:
@@ -50,6 +53,11 @@ class _PostLex:
                 inline = max(0, inline - (kind != "RBRACE"))
             elif kind == "_NL" and inline:
                 continue
+            elif kind == "STRING" and _UNSHOWABLE.search(tok):
+                char = _UNSHOWABLE.search(tok).group()
+                raise _TooMuch(tok, f"the string holds the control character U+{ord(char):04X}",
+                               "strings are printed to terminals, where control characters can forge or "
+                               "hide output: remove it")
             elif kind in ("_NL", "SEMICOLON"):
                 operators = 0
             elif str(tok) in _OPERATORS:
@@ -69,6 +77,7 @@ def parse(text: str, path: str = "<string>") -> S.Spec:
     """Parse a spec's text into a syntax.Spec, or raise SpecSyntaxError at the offending token."""
     from lark.exceptions import UnexpectedInput
 
+    text = normalise(text)
     source = SourceFile(path, text)
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limits.MAX_SPEC_BYTES:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 EXCERPT_WIDTH = 100  # characters of a long source line shown around the caret
+_LONE_CR = re.compile(r"\r(?!\n)")
+
+
+def normalise(text: str) -> str:
+    """Text as editors write it, made plain: a UTF-8 byte-order mark (Windows editors) dropped,
+    and a carriage return alone (classic Mac line endings) read as a line break. CRLF stays: the
+    grammar reads it, and fmt keeps it."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return _LONE_CR.sub("\n", text) if "\r" in text else text
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from cnndsl.errors import RuleError, did_you_mean
 from cnndsl.lang import syntax as S
-from cnndsl.model.shapes import Quoted
+from cnndsl.lang.show import Quoted
 
 _WORDS = {"true": True, "false": False, "none": None}
 MAX_INT = 2 ** 62
@@ -24,6 +24,20 @@ class ExprError(RuleError):
     def __init__(self, message: str, span, hint: str | None = None) -> None:
         super().__init__(message, hint)
         self.span = span
+
+
+def names(expr: S.Expr):
+    """Every bare word (S.Name) in an expression, in written order."""
+    if isinstance(expr, S.Name):
+        yield expr
+    elif isinstance(expr, (S.TupleExpr, S.ListExpr)):
+        for item in expr.items:
+            yield from names(item)
+    elif isinstance(expr, S.BinOp):
+        yield from names(expr.left)
+        yield from names(expr.right)
+    elif isinstance(expr, S.Neg):
+        yield from names(expr.operand)
 
 
 def evaluate(expr: S.Expr, env: Env):

@@ -12,18 +12,31 @@ class Activation(Layer):
     """Base: shape in = shape out; ONNX op named by ``op``."""
 
     op = "?"
+    category = "activation"
+    fusable = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "onnx_ops" not in cls.__dict__ and cls.op != "?":
+            cls.onnx_ops = cls.op
 
     def infer(self, shapes):
         return shapes[0]
 
+    def attrs(self) -> dict:
+        """The ONNX node's attributes."""
+        return {}
+
     def emit(self, b, node, xs):
-        return b.node(self.op, xs, node.name)
+        return b.node(self.op, xs, node.name, **self.attrs())
 
 
 @register("relu")
 @dataclass(frozen=True)
 class Relu(Activation):
     """relu"""
+
+    relu_like = True
 
     op = "Relu"
 
@@ -49,6 +62,9 @@ class Sigmoid(Activation):
 class Relu6(Activation):
     """relu6: min(max(x, 0), 6)"""
 
+    relu_like = True
+    onnx_ops = "Clip(0, 6)"
+
     def emit(self, b, node, xs):
         lo = b.scalar(node.name + ".min", 0.0)
         hi = b.scalar(node.name + ".max", 6.0)
@@ -60,10 +76,13 @@ class Relu6(Activation):
 class LeakyRelu(Activation):
     """leakyrelu [SLOPE]: x if x > 0 else SLOPE*x (SLOPE 0.01 by default)"""
 
+    op = "LeakyRelu"
+    relu_like = True
+
     slope: float = arg(number, 0.01, pos=True)
 
-    def emit(self, b, node, xs):
-        return b.node("LeakyRelu", xs, node.name, alpha=self.slope)
+    def attrs(self):
+        return {"alpha": self.slope}
 
 
 @register("elu")
@@ -71,28 +90,54 @@ class LeakyRelu(Activation):
 class Elu(Activation):
     """elu [ALPHA]: x if x > 0 else ALPHA*(exp(x)-1) (ALPHA 1.0 by default)"""
 
+    op = "Elu"
+    relu_like = True
+
     alpha: float = arg(number, 1.0, pos=True)
 
-    def emit(self, b, node, xs):
-        return b.node("Elu", xs, node.name, alpha=self.alpha)
+    def attrs(self):
+        return {"alpha": self.alpha}
 
 
 @register("gelu")
 @dataclass(frozen=True)
 class Gelu(Activation):
-    """gelu [approximate=none|tanh] (ONNX Gelu, opset 20 or later)"""
+    """gelu [approximate=none|tanh]: the Gaussian error linear unit (opset 20 or later)"""
+
+    relu_like = True
+    onnx_ops = "Gelu (opset 20 or later)"
 
     approximate: str = arg(one_of("none", "tanh"), "none")
 
+    op = "Gelu"
+
+    def attrs(self):
+        return {"approximate": self.approximate}
+
     def emit(self, b, node, xs):
         b.need_opset(20, "gelu")
-        return b.node("Gelu", xs, node.name, approximate=self.approximate)
+        return super().emit(b, node, xs)
+
+
+@register("silu", "swish")
+@dataclass(frozen=True)
+class Silu(Activation):
+    """silu: x * sigmoid(x), also called swish (PyTorch's SiLU; EfficientNet's activation)"""
+
+    relu_like = True
+    onnx_ops = "Sigmoid and Mul"
+
+    def emit(self, b, node, xs):
+        gate = b.node("Sigmoid", xs, node.name + ".sigmoid")
+        return b.node("Mul", [xs[0], gate], node.name)
 
 
 @register("identity")
 @dataclass(frozen=True)
 class Identity(Activation):
     """identity: passes its input through (emits no ONNX node)"""
+
+    onnx_ops = "nothing"
 
     def emit(self, b, node, xs):
         return xs[0]
@@ -102,6 +147,9 @@ class Identity(Activation):
 @dataclass(frozen=True)
 class Softmax(Activation):
     """softmax [axis=1]: normalise to probabilities along the channel/feature axis"""
+
+    category = "output"
+    onnx_ops = "Softmax"
 
     axis: int = arg(lambda v, f: v if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else
                     _bad_axis(v), 1)
@@ -120,11 +168,7 @@ class Softmax(Activation):
 
 def _bad_axis(v):
     from cnndsl.errors import RuleError
-    from cnndsl.model.shapes import show
+    from cnndsl.lang.show import show
 
     raise RuleError(f"axis must be an integer >= 1 (axis 0 is the batch), not {show(v)}", field="axis")
 
-
-ACTIVATIONS = frozenset({"relu", "relu6", "tanh", "sigmoid", "leakyrelu", "leaky_relu", "elu",
-                         "gelu", "identity", "softmax"})
-RELU_LIKE = frozenset({"relu", "relu6", "leakyrelu", "leaky_relu", "elu", "gelu"})

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cnndsl.errors import RuleError, did_you_mean
-from cnndsl.model.shapes import show
+from cnndsl.lang.show import show
 
 REGISTRY: dict[str, type[Layer]] = {}
 _MISSING = object()
 
+# What a kind is, for the views: diagrams colour boxes and charts group parameters by category.
+CATEGORIES = frozenset({"conv", "filter", "pool", "dense", "norm", "activation", "output", "reshape",
+                        "regularization", "merge"})
+
 
 def register(*names: str):
-    """Class decorator: make a layer kind available in specs under ``names``. Rejects duplicates."""
+    """Class decorator: make a layer kind available in specs under ``names``. Rejects duplicates,
+    an unknown category and a kind without its syntax line."""
 
     def deco(cls):
+        if cls.category not in CATEGORIES:
+            raise ValueError(f"{cls.__name__}.category {cls.category!r} is not one of {sorted(CATEGORIES)}")
+        if not (cls.__doc__ or "").strip():
+            raise ValueError(f"{cls.__name__} needs a docstring whose first line is its syntax")
         for name in names:
             if name in REGISTRY:
                 raise ValueError(f"layer kind {name!r} registered twice ({REGISTRY[name].__name__}, {cls.__name__})")
@@ -28,6 +38,29 @@ def register(*names: str):
     return deco
 
 
+def aliases(cls) -> list[str]:
+    """Every name ``cls`` is registered under, its kind first."""
+    return [cls.kind] + [name for name, c in REGISTRY.items() if c is cls and name != cls.kind]
+
+
+class KindsWith:
+    """The registered names whose class has ``trait`` set, read when asked, so that a kind
+    registered later, in a file of its own, is included (e.g. the activations a conv can fuse)."""
+
+    def __init__(self, trait: str) -> None:
+        self.trait = trait
+
+    def names(self) -> list[str]:
+        return sorted(name for name, cls in REGISTRY.items() if getattr(cls, self.trait))
+
+    def __contains__(self, name) -> bool:
+        cls = REGISTRY.get(name) if isinstance(name, str) else None
+        return cls is not None and bool(getattr(cls, self.trait))
+
+    def __iter__(self):
+        return iter(self.names())
+
+
 def arg(convert: Callable[[Any, str], Any], default: Any = _MISSING, *, pos: bool = False,
         words: frozenset[str] = frozenset(), doc: str = "") -> Any:
     """Declare one argument of a layer kind.
@@ -36,8 +69,9 @@ def arg(convert: Callable[[Any, str], Any], default: Any = _MISSING, *, pos: boo
     ``pos`` lets numbers and sizes fill it positionally, in field order; ``words`` are bare words
     (``relu``, ``same``, ``ceil``) that, written positionally, go to this field.
     """
+    words = words if isinstance(words, KindsWith) else frozenset(words)
     return dataclasses.field(metadata={"convert": convert, "default": default, "pos": pos,
-                                       "words": frozenset(words), "doc": doc})
+                                       "words": words, "doc": doc})
 
 
 @dataclass(frozen=True)
@@ -47,6 +81,16 @@ class Layer:
     kind: ClassVar[str] = "?"
     fused_act: ClassVar[bool] = False  # has an ``act`` field that becomes its own node
     n_inputs: ClassVar[int] = 1
+
+    # Every per-kind fact lives here, on the class; nothing elsewhere matches kind names.
+    category: ClassVar[str] = "other"  # one of CATEGORIES (diagram colours, chart groups)
+    fusable: ClassVar[bool] = False  # may be written as another layer's ACT: `conv 64 3x3 relu`
+    relu_like: ClassVar[bool] = False  # weights that feed it get He initialisation (else Glorot)
+    init_transparent: ClassVar[bool] = False  # the init rule looks through it to the next layer
+    folds_into_previous: ClassVar[bool] = False  # --fold-bn merges it into the layer before (see affine)
+    absorbs_affine: ClassVar[bool] = False  # can take a folded per-output-channel affine (see with_bias)
+    counts: ClassVar[str] = "none"  # its parameters, in words (the README's layer table)
+    onnx_ops: ClassVar[str] = ""  # the ONNX operators it becomes (the README's layer table)
 
     def infer(self, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         """Output shape for the input shapes (per sample, no batch), or RuleError."""
@@ -75,6 +119,11 @@ class Layer:
                 continue
             parts.append(show(value) if f.metadata["pos"] else f"{f.name}={show_option(value)}")
         return " ".join(parts)
+
+
+def fused_activation() -> Any:
+    """The optional ACT argument of conv, fixedconv and dense: any fusable kind, as a bare word."""
+    return arg(kind_with("fusable"), None, words=KindsWith("fusable"))
 
 
 def show_option(value) -> str:
@@ -191,10 +240,22 @@ def boolean(v, field):
     raise RuleError(f"{field} must be true or false, not {show(v)}", field=field)
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # ONNX stores float attributes and weights as float32
+
+
+def float32(v: float, field: str) -> float:
+    """``v`` as a float, or a RuleError where float32 (what the model stores) cannot hold it."""
+    v = float(v)
+    if not math.isfinite(v) or abs(v) > FLOAT32_MAX:
+        raise RuleError(f"{field} value {show(v)} is beyond float32's range (+-3.4e38)",
+                        "the model stores it as float32, where it would be infinite", field=field)
+    return v
+
+
 def number(v, field):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise RuleError(f"{field} must be a number, not {show(v)}", field=field)
-    return float(v)
+    return float32(v, field)
 
 
 def positive_number(v, field):
@@ -219,12 +280,21 @@ def padding(v, field):
                     field=field)
 
 
+def kind_with(trait: str):
+    """A converter accepting the registered kinds whose class has ``trait``, or None."""
+    return _member_of(KindsWith(trait))
+
+
 def one_of(*choices: str):
+    """A converter accepting one of ``choices``, or None."""
+    return _member_of(choices)
+
+
+def _member_of(choices):
     def convert(v, field):
         if v is None or v in choices:
             return v
         hint = did_you_mean(str(v), choices) if isinstance(v, str) else None
-        raise RuleError(f"{field} must be one of {', '.join(choices)}, not {show(v)}",
-                        hint, field=field)
+        raise RuleError(f"{field} must be one of {', '.join(choices)}, not {show(v)}", hint, field=field)
 
     return convert

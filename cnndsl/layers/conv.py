@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from cnndsl.errors import RuleError
-from cnndsl.layers.activation import ACTIVATIONS
-from cnndsl.layers.base import Layer, arg, boolean, one_of, padding, positive_int, positive_pair, register
+from cnndsl.lang.show import fmt_shape, show
+from cnndsl.layers.base import (
+    Layer,
+    arg,
+    boolean,
+    float32,
+    fused_activation,
+    padding,
+    positive_int,
+    positive_pair,
+    register,
+)
 from cnndsl.model.ir import CONSTANT, TRAINABLE, Param
-from cnndsl.model.shapes import fmt_shape, same_pads, show, window_out
-
-_act = one_of(*sorted(ACTIVATIONS))
+from cnndsl.model.shapes import same_pads, window_out
 
 
 def resolve_pads(pad, hw, kernel, stride, dilation) -> tuple[int, int, int, int]:
@@ -56,7 +65,7 @@ class Conv(Layer):
 
     filters: int = arg(positive_int, pos=True)
     kernel: tuple[int, int] = arg(positive_pair, pos=True)
-    act: str | None = arg(_act, None, words=ACTIVATIONS)
+    act: str | None = fused_activation()
     stride: tuple[int, int] = arg(positive_pair, 1)
     pad: object = arg(padding, 0, words=frozenset({"same", "valid"}))
     dilation: tuple[int, int] = arg(positive_pair, 1)
@@ -64,6 +73,14 @@ class Conv(Layer):
     bias: bool = arg(boolean, True)
 
     fused_act = True
+    category = "conv"
+    absorbs_affine = True
+    counts = "FILTERS·(C/G)·kh·kw + FILTERS bias"
+    onnx_ops = "Conv"
+
+    def with_bias(self) -> Conv:
+        """This conv with a bias, to take a folded per-channel shift (weight axis 0 is the output channel)."""
+        return dataclasses.replace(self, bias=True)
 
     def pads(self, shape):
         return resolve_pads(self.pad, shape[1:], self.kernel, self.stride, self.dilation)
@@ -111,7 +128,7 @@ def _kernels(v, field):
                         "one matrix [[...],...], a list of matrices, or a list of lists of matrices",
                         field=field)
     flat: list[float] = []
-    _flatten(v, flat)
+    _flatten(v, flat, field)
     if len(shape) == 2:  # one map on one input channel
         shape = (1, 1, *shape)
     elif len(shape) == 3:  # one map per matrix, each on one input channel
@@ -131,12 +148,12 @@ def _nested_shape(v, field) -> tuple[int, ...]:
     return (len(v), *(shapes.pop() if shapes else ()))
 
 
-def _flatten(v, out: list) -> None:
+def _flatten(v, out: list, field: str) -> None:
     for item in v:
         if isinstance(item, list):
-            _flatten(item, out)
+            _flatten(item, out, field)
         else:
-            out.append(float(item))
+            out.append(float32(item, field))
 
 
 def _bias(v, field):
@@ -145,9 +162,9 @@ def _bias(v, field):
     if isinstance(v, bool):
         raise RuleError(f"bias must be a number or a list of numbers, not {show(v)}", field=field)
     if isinstance(v, (int, float)):
-        return (float(v),)
+        return (float32(v, field),)
     if isinstance(v, list) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-        return tuple(float(x) for x in v)
+        return tuple(float32(x, field) for x in v)
     raise RuleError(f"bias must be a number or a list of numbers, not {show(v)}", field=field)
 
 
@@ -161,13 +178,16 @@ class FixedConv(Layer):
     """
 
     kernel: tuple = arg(_kernels, pos=True)
-    act: str | None = arg(_act, None, words=ACTIVATIONS)
+    act: str | None = fused_activation()
     bias: tuple | None = arg(_bias, None)
     stride: tuple[int, int] = arg(positive_pair, 1)
     pad: object = arg(padding, 0, words=frozenset({"same", "valid"}))
     dilation: tuple[int, int] = arg(positive_pair, 1)
 
     fused_act = True
+    category = "filter"
+    counts = "none: the kernel is a constant"
+    onnx_ops = "Conv"
 
     @property
     def kshape(self) -> tuple[int, int, int, int]:

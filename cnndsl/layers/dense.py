@@ -6,12 +6,9 @@ import math
 from dataclasses import dataclass
 
 from cnndsl.errors import RuleError
-from cnndsl.layers.activation import ACTIVATIONS
-from cnndsl.layers.base import Layer, arg, boolean, number, one_of, positive_int, register
+from cnndsl.lang.show import fmt_shape
+from cnndsl.layers.base import Layer, arg, boolean, fused_activation, number, positive_int, register
 from cnndsl.model.ir import TRAINABLE, Param
-from cnndsl.model.shapes import fmt_shape
-
-_act = one_of(*sorted(ACTIVATIONS))
 
 
 @register("dense")
@@ -23,10 +20,13 @@ class Dense(Layer):
     """
 
     units: int = arg(positive_int, pos=True)
-    act: str | None = arg(_act, None, words=ACTIVATIONS)
+    act: str | None = fused_activation()
     bias: bool = arg(boolean, True)
 
     fused_act = True
+    category = "dense"
+    counts = "UNITS·inputs + UNITS"
+    onnx_ops = "Gemm"
 
     def infer(self, shapes):
         if len(shapes[0]) != 1:
@@ -54,6 +54,9 @@ class Dense(Layer):
 class Flatten(Layer):
     """flatten: CxHxW -> C*H*W features"""
 
+    category = "reshape"
+    onnx_ops = "Flatten"
+
     def infer(self, shapes):
         return (math.prod(shapes[0]),)
 
@@ -73,7 +76,10 @@ def _rate(v, field):
 @register("dropout")
 @dataclass(frozen=True)
 class Dropout(Layer):
-    """dropout RATE: listed in summaries; left out of the inference graph"""
+    """dropout [RATE]: listed in summaries; left out of the inference graph (RATE 0.5 by default)"""
+
+    category = "regularization"
+    onnx_ops = "nothing (left out of the inference graph)"
 
     rate: float = arg(_rate, 0.5, pos=True)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cnndsl.errors import RuleError
+from cnndsl.lang.show import fmt_shape
 from cnndsl.layers.base import Layer
-from cnndsl.model.shapes import fmt_shape
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,8 @@ class ConcatChannels(Layer):
     """The join of a `concat { ... }`: stacks branch outputs along channels."""
 
     kind = "concat"
+    category = "merge"
+    onnx_ops = "Concat"
 
     def infer(self, shapes):
         first = shapes[0]
@@ -34,6 +36,8 @@ class AddResidual(Layer):
     """The join of a `residual { ... }`: element-wise sum of the body and the shortcut."""
 
     kind = "add"
+    category = "merge"
+    onnx_ops = "Add"
 
     def infer(self, shapes):
         if shapes[0] != shapes[1]:

@@ -19,6 +19,17 @@ class BatchNorm(Layer):
 
     eps: float = arg(positive_number, 1e-5)
 
+    category = "norm"
+    init_transparent = True  # per-channel scale and shift: what follows decides the init
+    folds_into_previous = True
+    counts = "2C trained (`weight`, `bias`) + 2C buffers (`running_mean`, `running_var`)"
+    onnx_ops = "BatchNormalization"
+
+    def affine(self, weight, bias, running_mean, running_var):
+        """Its per-channel arithmetic as y = (x - center) * scale + shift: returns (scale, center,
+        shift). Works on arrays of any library; nothing is imported here."""
+        return weight / (running_var + self.eps) ** 0.5, running_mean, bias
+
     def infer(self, shapes):
         if len(shapes[0]) not in (1, 3):
             raise RuleError("batchnorm needs a CxHxW or a flat input")
@@ -44,6 +55,9 @@ class LRN(Layer):
     alpha: float = arg(positive_number, 1e-4)
     beta: float = arg(positive_number, 0.75)
     k: float = arg(positive_number, 1.0)
+
+    category = "norm"
+    onnx_ops = "LRN"
 
     def infer(self, shapes):
         if len(shapes[0]) != 3:

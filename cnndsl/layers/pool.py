@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cnndsl.errors import RuleError
+from cnndsl.lang.show import fmt_shape, show
 from cnndsl.layers.base import Layer, arg, boolean, one_of, padding, positive_pair, register
 from cnndsl.layers.conv import need_image, resolve_pads, window_shape
-from cnndsl.model.shapes import adaptive_as_pool, fmt_shape, show
+from cnndsl.model.shapes import adaptive_as_pool
 
 _NO_STRIDE = None
 
@@ -21,6 +22,7 @@ class _Pool(Layer):
     """Shared by maxpool and avgpool."""
 
     op = "?"
+    category = "pool"
 
     def stride_hw(self):
         return self.stride if self.stride is not None else self.kernel
@@ -81,7 +83,9 @@ class _Pool(Layer):
 @register("maxpool")
 @dataclass(frozen=True)
 class MaxPool(_Pool):
-    """maxpool KERNEL [stride=S] [pad=P|same] [floor|ceil]  (stride defaults to the kernel)"""
+    """maxpool KERNEL [stride=S] [pad=P|same] [floor|ceil]: stride defaults to the kernel"""
+
+    onnx_ops = "MaxPool"
 
     kernel: tuple[int, int] = arg(positive_pair, pos=True)
     stride: tuple[int, int] | None = arg(_stride, _NO_STRIDE)
@@ -100,6 +104,8 @@ class AvgPool(_Pool):
     count_pad=true (PyTorch's default, and ours) counts padded zeros in the average.
     """
 
+    onnx_ops = "AveragePool"
+
     kernel: tuple[int, int] = arg(positive_pair, pos=True)
     stride: tuple[int, int] | None = arg(_stride, _NO_STRIDE)
     pad: object = arg(padding, 0, words=frozenset({"same", "valid"}))
@@ -113,30 +119,38 @@ class AvgPool(_Pool):
         return b.node("AveragePool", xs, node.name, count_include_pad=include, **self.attrs(node))
 
 
-@register("globalavgpool")
 @dataclass(frozen=True)
-class GlobalAvgPool(Layer):
-    """globalavgpool: one average per channel (CxHxW -> Cx1x1)"""
+class _GlobalPool(Layer):
+    """Shared by globalavgpool and globalmaxpool: CxHxW -> Cx1x1."""
+
+    category = "pool"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.onnx_ops = cls.op
 
     def infer(self, shapes):
-        c, _, _ = need_image("globalavgpool", shapes[0])
+        c, _, _ = need_image(self.kind, shapes[0])
         return c, 1, 1
 
     def emit(self, b, node, xs):
-        return b.node("GlobalAveragePool", xs, node.name)
+        return b.node(self.op, xs, node.name)
+
+
+@register("globalavgpool")
+@dataclass(frozen=True)
+class GlobalAvgPool(_GlobalPool):
+    """globalavgpool: one average per channel (CxHxW -> Cx1x1)"""
+
+    op = "GlobalAveragePool"
 
 
 @register("globalmaxpool")
 @dataclass(frozen=True)
-class GlobalMaxPool(Layer):
+class GlobalMaxPool(_GlobalPool):
     """globalmaxpool: one maximum per channel (CxHxW -> Cx1x1)"""
 
-    def infer(self, shapes):
-        c, _, _ = need_image("globalmaxpool", shapes[0])
-        return c, 1, 1
-
-    def emit(self, b, node, xs):
-        return b.node("GlobalMaxPool", xs, node.name)
+    op = "GlobalMaxPool"
 
 
 @register("adaptiveavgpool")
@@ -148,6 +162,9 @@ class AdaptiveAvgPool(Layer):
     """
 
     size: tuple[int, int] = arg(positive_pair, pos=True)
+
+    category = "pool"
+    onnx_ops = "AveragePool, or nothing when it is the identity"
 
     def lowered(self, shape):
         """(kernel, stride) per axis, or RuleError when no plain pool equals it."""

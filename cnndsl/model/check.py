@@ -7,12 +7,12 @@ import os
 from cnndsl.errors import CheckError, RuleError, did_you_mean
 from cnndsl.lang import limits
 from cnndsl.lang import syntax as S
+from cnndsl.lang.show import fmt_shape
 from cnndsl.lang.source import Span
-from cnndsl.lang.values import Env, evaluate
+from cnndsl.lang.values import Env, evaluate, names
 from cnndsl.layers import REGISTRY, AddResidual, ConcatChannels, bind
 from cnndsl.model.inits import choose_inits
 from cnndsl.model.ir import Graph, Node
-from cnndsl.model.shapes import fmt_shape
 
 INPUT = -1
 MAX_NOTES = 5  # call sites shown for an error deep inside blocks
@@ -115,7 +115,20 @@ class _Checker:
                                      p.span, "put parameters with defaults last")
                 defaults = defaults or p.default is not None
                 seen.add(p.name)
+            self.check_defaults(block)
             self.blocks[block.name] = block
+
+    def check_defaults(self, block: S.BlockDef) -> None:
+        """A default may use only the parameters declared before it (they are bound in order)."""
+        order = [p.name for p in block.params]
+        for k, p in enumerate(block.params):
+            for word in names(p.default) if p.default is not None else ():
+                if word.id in order[k:]:
+                    where = "itself" if word.id == p.name else "a parameter declared after it"
+                    raise self.error(f"the default of '{p.name}' uses '{word.id}', {where}", word.span,
+                                     f"a default may use only earlier parameters: declare '{word.id}' "
+                                     f"before '{p.name}'" if word.id != p.name else
+                                     "a default may use only earlier parameters")
 
     def input_shape(self) -> tuple[int, ...]:
         spec = self.spec

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cnndsl.layers.activation import RELU_LIKE
 from cnndsl.model.ir import Graph
 
 
 def choose_inits(graph: Graph) -> None:
-    """He init for weights that feed a relu-like activation (maybe through batchnorm), Glorot otherwise."""
+    """He init for weights that feed a relu-like activation (through any layers the init rule
+    looks through, such as batchnorm), Glorot otherwise. Both facts are traits of the layer kinds."""
     consumers = graph.consumers()
 
     def feeds_relu(i: int) -> bool:
-        while True:  # through any number of batchnorms (a loop: chains may be long)
+        while True:  # a loop, not recursion: chains may be long
             after = consumers.get(i, [])
             if len(after) != 1:
                 return False
             i = after[0]
-            if graph.nodes[i].kind != "batchnorm":
-                return graph.nodes[i].kind in RELU_LIKE
+            layer = graph.nodes[i].layer
+            if not layer.init_transparent:
+                return layer.relu_like
 
     for i, node in enumerate(graph.nodes):
         if any(p.init == "auto" for p in node.params):

@@ -54,30 +54,3 @@ def adaptive_as_pool(size: int, out: int) -> tuple[int, int] | None:
     if r == 1:
         return s + 1, s
     return None
-
-
-class Quoted(str):
-    """A value written as a "quoted string" (not a bare word), so messages can show it as written."""
-
-
-def show(value) -> str:
-    """A value as the user would write it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Quoted):
-        return f'"{value}"'
-    if isinstance(value, tuple) and len(value) == 4:
-        return "(" + ", ".join(show(v) for v in value) + ")"
-    if isinstance(value, tuple) and value and all(isinstance(v, int) for v in value):
-        return "x".join(str(v) for v in value)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "[...]"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return repr(value)
-
-
-def fmt_shape(shape: tuple[int, ...]) -> str:
-    return "x".join(str(d) for d in shape)

@@ -1,15 +1,16 @@
-"""Compiling with guards: refuse what cannot fit before allocating; write outputs atomically."""
+"""Compiling with guards: refuse what cannot fit before allocating; publish outputs whole."""
 
 from __future__ import annotations
 
 import math
 import os
 import shutil
-import tempfile
 
 from cnndsl.errors import CompileError
+from cnndsl.lang.show import human_bytes
+from cnndsl.memory import available_memory
+from cnndsl.model.counts import totals
 from cnndsl.model.ir import Graph
-from cnndsl.model.report import human_bytes, totals
 from cnndsl.onnx.output import open_output
 
 PROTOBUF_LIMIT = 2 ** 31 - 2 ** 26  # keep well under protobuf's 2 GiB: beyond, use external data
@@ -17,18 +18,6 @@ PEAK_FACTOR = 3  # arrays + tensor bytes + serialised buffer, at worst, while co
 STREAM_OVERHEAD = 64 << 20  # staging buffers and the model's graph, when compiling to a file
 DISK_MARGIN = 16 << 20  # the graph, protobuf framing and a little room
 ITEMSIZE = {"float32": 4, "float16": 2}
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 def check_fits(graph: Graph, path: str | None = None, dtype: str = "float32") -> None:
@@ -101,78 +90,52 @@ def check_run_fits(graph: Graph, batch: int) -> None:
           biggest.span),), path=graph.path)
 
 
-def compile_model(graph: Graph, seed: int = 0, opset: int | None = None, weights: dict | None = None,
-                  fold_bn: bool = False, verify: bool = True, dtype: str = "float32"):
-    """ir.Graph -> onnx.ModelProto in memory, self-checked. Weights come from ``weights`` (name ->
-    float32 array, see weights.match_weights) where given, else from the seeded initialisation.
-    ``dtype`` float16 stores and computes in half precision (inputs and outputs stay float32)."""
+def compile_graph(graph: Graph, weights: dict, *, seed: int, opset: int | None, fold_bn: bool, dtype: str,
+                  verify: bool, path: str | None, progress=None):
+    """ir.Graph -> ONNX, self-checked (unless not ``verify``); called by api.Network.compile.
+
+    In memory where ``path`` is None: returns (the whole onnx.ModelProto, []). Else streamed to
+    ``path``, one tensor in memory at a time: returns (the model without its initializers, the
+    paths written), with ``progress(done, total)`` called as weight bytes are written. Weights come
+    from ``weights`` (name -> float32 array, see weights.files.load_weights) where given, else from
+    the seeded initialisation; ``opset`` None is emit's default, the one place it is chosen.
+    ``dtype`` float16 stores and computes in half precision (inputs and outputs stay float32).
+    """
     from cnndsl.onnx import emit
+    from cnndsl.weights.seeded import fillers
 
-    check_fits(graph, dtype=dtype)
-    model, deferred = _build(graph, seed, opset, weights, fold_bn, verify, dtype)
-    emit.materialize(model, deferred)
-    return model
-
-
-def compile_to_file(graph: Graph, path: str, seed: int = 0, opset: int | None = None,
-                    weights: dict | None = None, fold_bn: bool = False, progress=None,
-                    dtype: str = "float32") -> list[str]:
-    """Compile straight to ``path``, one tensor in memory at a time; returns the paths written.
-    ``progress(done, total)`` reports weight bytes written."""
     check_fits(graph, path, dtype)
-    model, deferred = _build(graph, seed, opset, weights, fold_bn, verify=True, dtype=dtype)
-    return _write(model, deferred, path, progress)
-
-
-def _build(graph, seed, opset, weights, fold_bn, verify, dtype="float32"):
-    from cnndsl.onnx import emit
-    from cnndsl.weights.seeded import init_array, init_parts
-
-    weights = weights or {}
-
-    def fill(p):
-        return weights[p.name] if p.name in weights else init_array(p, seed)
-
-    def parts(p):
-        return None if p.name in weights else init_parts(p, seed)
-
-    model, deferred = emit.build(graph, seed=seed, opset=opset or emit.DEFAULT_OPSET, fill=fill, fold_bn=fold_bn,
-                                 parts=parts, dtype=dtype)
+    fill, parts = fillers(seed, weights)
+    model, deferred = emit.build(graph, seed=seed, opset=opset or emit.DEFAULT_OPSET, fill=fill, parts=parts,
+                                 fold_bn=fold_bn, dtype=dtype)
     if verify:
         emit.verify(model, graph, deferred)
-    return model, deferred
+    if path is None:
+        emit.materialize(model, deferred)
+        return model, []
+    return model, _write(model, deferred, path, progress)
 
 
 def _write(model, weights, path: str, progress=None) -> list[str]:
-    """Write into a temporary folder next to ``path``, then rename into place (the external data
-    first, the model last), so a failure or an interrupt leaves any existing file untouched.
+    """Publish the model at ``path`` (cnndsl.io), with its external data beside it at ``path``.data
+    when the weights pass protobuf's limit (published first, so the model never names missing data).
     Returns the paths written: the model, then its external data if any."""
+    from cnndsl.io import publish
     from cnndsl.onnx import protowire
 
     path = os.path.abspath(path)
-    folder, base = os.path.split(path)
     size = sum(w.nbytes for w in weights)
     external = size >= PROTOBUF_LIMIT
-    data_name = base + ".data"
-    try:
-        tmp = tempfile.mkdtemp(prefix=f".{base}.", dir=folder)
-    except OSError as exc:
-        raise CompileError(f"cannot write {path}: {exc.strerror}", path=path) from None
-    try:
-        with _open_output(os.path.join(tmp, base), 0 if external else size) as out:
-            if external:
-                with _open_output(os.path.join(tmp, data_name), size) as data:
-                    protowire.write(model, weights, out, data, data_name, progress)
+    data_path = path + ".data"
+    with publish(lambda exc: CompileError(f"cannot write {path}: {exc.strerror}", path=path)) as pub:
+        data_file = pub.file(data_path) if external else None
+        with _open_output(pub.file(path), 0 if external else size) as out:
+            if data_file:
+                with _open_output(data_file, size) as data:
+                    protowire.write(model, weights, out, data, os.path.basename(data_path), progress)
             else:
                 protowire.write(model, weights, out, progress=progress)
-        names = [data_name] if external else []
-        for name in names + [base]:
-            os.replace(os.path.join(tmp, name), os.path.join(folder, name))
-        return [path] + [os.path.join(folder, n) for n in names]
-    except OSError as exc:
-        raise CompileError(f"cannot write {path}: {exc.strerror}", path=path) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return [path, data_path] if external else [path]
 
 
 def _open_output(path: str, size_hint: int = 0):

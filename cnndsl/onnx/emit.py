@@ -11,8 +11,8 @@ from onnx import TensorProto, helper
 from cnndsl import __version__
 from cnndsl.errors import CompileError
 from cnndsl.model.ir import Graph, Param
+from cnndsl.onnx import fold
 from cnndsl.onnx.protowire import DATA_TYPES, Weight
-from cnndsl.weights.seeded import init_array, init_parts
 
 DEFAULT_OPSET = 21
 MIN_OPSET = 19  # ceil-mode pooling semantics as in PyTorch from opset 19
@@ -30,12 +30,12 @@ class GraphBuilder:
 
     def __init__(self, opset: int, fill: Callable[[Param], np.ndarray],
                  parts: Callable[[Param], Iterator[np.ndarray] | None] | None = None,
-                 dtype: str = "float32") -> None:
+                 dtype: str = "float32", notes: dict[str, str] | None = None) -> None:
         self.opset = opset
         self.fill = fill
         self.parts = parts
         self.dtype = dtype
-        self.note = ""  # how the next weights were made, for error messages (folding)
+        self.notes = notes or {}  # weight name -> how it was made, for error messages (folding)
         self.nodes: list = []
         self.weights: list[Weight] = []
 
@@ -46,7 +46,7 @@ class GraphBuilder:
     def param(self, p: Param) -> str:
         fill, parts = self.fill, self.parts
         self.weights.append(Weight(p.name, p.shape, lambda: fill(p), (lambda: parts(p)) if parts else None,
-                                   self.dtype, self.note))
+                                   self.dtype, self.notes.get(p.name, "")))
         return p.name
 
     def scalar(self, name: str, value: float) -> str:
@@ -58,15 +58,6 @@ class GraphBuilder:
         if self.opset < version:
             raise CompileError(f"{what} needs opset {version} or later; compiling for opset {self.opset}",
                                hint=f"use --opset {max(version, DEFAULT_OPSET)}")
-
-
-def to_onnx(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
-            fill: Callable[[Param], np.ndarray] | None = None, fold_bn: bool = False,
-            dtype: str = "float32") -> onnx.ModelProto:
-    """Compile a checked graph to an in-memory model (see ``build`` for the arguments)."""
-    model, weights = build(graph, seed, opset, fill, fold_bn, dtype=dtype)
-    materialize(model, weights)
-    return model
 
 
 def materialize(model: onnx.ModelProto, weights: list[Weight]) -> None:
@@ -81,43 +72,33 @@ def materialize(model: onnx.ModelProto, weights: list[Weight]) -> None:
         tensor.raw_data = arr.tobytes()
 
 
-def build(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
-          fill: Callable[[Param], np.ndarray] | None = None, fold_bn: bool = False,
-          parts: Callable[[Param], Iterator[np.ndarray] | None] | None = None, dtype: str = "float32",
+def build(graph: Graph, *, seed: int, opset: int, fill: Callable[[Param], np.ndarray],
+          parts: Callable[[Param], Iterator[np.ndarray] | None] | None, fold_bn: bool, dtype: str,
           ) -> tuple[onnx.ModelProto, list[Weight]]:
     """The model without its initializers, and the weights to write (nothing is drawn yet).
 
-    ``fill(param)`` supplies weights (default: seeded); ``parts(param)``, where it returns an
-    iterator, the same values in flat chunks for streaming (default: seeded, with the default fill);
-    ``fold_bn`` folds each batchnorm that is the only consumer of a conv into that conv's weights.
+    ``fill(param)`` supplies weights (weights.seeded.fillers); ``parts(param)``, where it returns an
+    iterator, the same values in flat chunks for streaming; ``seed`` is recorded in the metadata;
+    ``fold_bn`` runs the folding pass (onnx/fold.py) on the graph first.
     ``dtype`` float16 stores weights and computes in half precision behind a float32 interface
     (a Cast after the input and before the output).
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise CompileError(f"opset {opset} is not supported", hint=f"use {MIN_OPSET} to {MAX_OPSET}")
-    if fill is None:
-        fill, parts = (lambda p: init_array(p, seed)), parts or (lambda p: init_parts(p, seed))
-    folds = bn_folds(graph) if fold_bn else {}
     if dtype not in DATA_TYPES:
         raise CompileError(f"unknown dtype '{dtype}'", hint="use float32 or float16")
-    b = GraphBuilder(opset, fill, parts, dtype)
+    notes: dict[str, str] = {}
+    if fold_bn:
+        folded = fold.fold(graph, fill, parts)
+        graph, fill, parts, notes = folded.graph, folded.fill, folded.parts, folded.notes
+    b = GraphBuilder(opset, fill, parts, dtype, notes)
     first = INPUT if dtype == "float32" else b.node("Cast", [INPUT], INPUT + ".half", to=DATA_TYPES[dtype])
     values: list[str] = []
-    for i, node in enumerate(graph.nodes):
+    for node in graph.nodes:
         xs = [first if j < 0 else values[j] for j in node.inputs]
-        if node.kind == "batchnorm" and folds.get(node.inputs[0]) == i:
-            values.append(xs[0])  # folded into the conv before it
-            continue
-        if node.kind == "batchnorm" and dtype == "float16":
-            _check_half_batchnorm(node, fill)
-        if i in folds:
-            bn = graph.nodes[folds[i]]
-            node, folded = _folded(node, bn, fill)
-            b.fill = lambda p, folded=folded: folded[p.name]() if p.name in folded else fill(p)
-            b.parts = parts and (lambda p, folded=folded: None if p.name in folded else parts(p))
-            b.note = f"after folding batchnorm '{bn.name}' into it"
+        if node.layer.folds_into_previous and dtype == "float16":
+            fold.check_half_range(node, fill)
         values.append(node.layer.emit(b, node, xs))
-        b.fill, b.parts, b.note = fill, parts, ""
     last = values[-1] if values else first
     if dtype != "float32":
         b.node("Cast", [last], OUTPUT, to=TensorProto.FLOAT)
@@ -137,60 +118,6 @@ def build(graph: Graph, seed: int = 0, opset: int = DEFAULT_OPSET,
                                    "cnndsl.seed": str(seed), "cnndsl.dtype": dtype,
                                    "cnndsl.spec": graph.source_text})
     return model, b.weights
-
-
-def bn_folds(graph: Graph) -> dict[int, int]:
-    """conv index -> index of the batchnorm that alone consumes it (foldable pairs)."""
-    consumers = graph.consumers()
-    folds = {}
-    for i, node in enumerate(graph.nodes):
-        after = consumers.get(i, [])
-        if node.kind == "conv" and len(after) == 1 and graph.nodes[after[0]].kind == "batchnorm":
-            folds[i] = after[0]
-    return folds
-
-
-def _folded(conv, bn, fill):
-    """A copy of ``conv`` with a bias, and its folded weights by name, each made when asked for
-    (so a streamed compile holds one folded tensor at a time).
-
-    y = gamma * (W x + b - mean) / sqrt(var + eps) + beta  ==  W' x + b', with
-    W' = W * s, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps), per output channel.
-    """
-    from dataclasses import replace
-
-    from cnndsl.model.ir import TRAINABLE
-
-    w = conv.params[0]
-    bias = Param(conv.name + ".bias", (w.shape[0],), TRAINABLE, "zeros")
-
-    def statistics():
-        gamma, beta, mean, var = (np.asarray(fill(p), np.float64) for p in bn.params)
-        return gamma / np.sqrt(var + bn.layer.eps), beta, mean
-
-    def weight():
-        scale, _, _ = statistics()
-        return (np.asarray(fill(w), np.float64) * scale[:, None, None, None]).astype(np.float32)
-
-    def shift():
-        scale, beta, mean = statistics()
-        old_b = np.asarray(fill(conv.params[1]), np.float64) if len(conv.params) > 1 else 0.0
-        return ((old_b - mean) * scale + beta).astype(np.float32)
-
-    node = replace(conv, layer=replace(conv.layer, bias=True), params=(w, bias))
-    return node, {w.name: weight, bias.name: shift}
-
-
-def _check_half_batchnorm(node, fill) -> None:
-    """A batchnorm whose scale gamma / sqrt(var + eps) exceeds float16's range overflows every
-    output in a float16 model: refuse it at compile time rather than let it run to NaN."""
-    gamma, _, _, var = (np.asarray(fill(p), np.float64) for p in node.params)
-    scale = np.abs(gamma) / np.sqrt(var + node.layer.eps)
-    limit = float(np.finfo(np.float16).max)
-    if np.any(scale > limit):
-        raise CompileError(f"batchnorm '{node.name}' scales by up to {float(scale.max()):.6g} "
-                           f"(gamma / sqrt(running_var + eps)), beyond float16's range (+-{limit:g})",
-                           node.span, "compile as float32, or check its running_var")
 
 
 def _rename(nodes: list, old: str, new: str) -> None:

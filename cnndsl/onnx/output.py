@@ -1,4 +1,4 @@
-"""Output files written in full or not at all.
+"""The byte sink for model files (named, synced and published by cnndsl.io).
 
 A large model is written with O_DIRECT where the file system allows it: the bytes go from one
 reused, page-aligned staging buffer straight to the disk, instead of first being copied into
@@ -17,7 +17,7 @@ _BLOCK = 8 << 20
 
 
 class Output:
-    """A buffered file, flushed and synced to disk on a clean close."""
+    """A buffered file, flushed on a clean close (cnndsl.io syncs it to disk before publishing it)."""
 
     direct = False
 
@@ -34,7 +34,6 @@ class Output:
         try:
             if kind is None:
                 self.fh.flush()
-                os.fsync(self.fh.fileno())
         finally:
             self.fh.close()
 
@@ -84,7 +83,6 @@ class DirectOutput(Output):
                 self.view[self.fill:padded] = bytes(padded - self.fill)
                 self._flush(padded)
                 os.ftruncate(self.fd, self.size)
-                os.fsync(self.fd)
         finally:
             os.close(self.fd)
             self.view.release()

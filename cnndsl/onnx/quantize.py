@@ -6,23 +6,60 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 
 import numpy as np
 
 from cnndsl.errors import CompileError
 
+HELD_OUT = 32  # seeded inputs (seed + 1) on which int8 and float32 outputs are compared
+
+
+def compile_int8(compile_float: Callable[[str], object], path: str, input_shape: tuple[int, ...],
+                 calibration: str | None, samples: int, seed: int) -> tuple[str, dict]:
+    """Compile float32 (``compile_float(path)``) into a scratch folder, quantize it into ``path``,
+    and measure the drift. Returns (what it was calibrated on, ``drift``'s figures)."""
+    inputs = calibration_inputs(input_shape, calibration, samples, seed)  # a bad file fails before compiling
+    work = tempfile.mkdtemp(prefix="cnndsl-int8-")
+    try:
+        float_path = os.path.join(work, "float.onnx")
+        compile_float(float_path)
+        quantize_file(float_path, path, inputs)
+        moved = drift(float_path, path, calibration_inputs(input_shape, None, HELD_OUT, seed + 1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return calibration or f"{len(inputs)} seeded random inputs", moved
+
 
 def calibration_inputs(input_shape: tuple[int, ...], path: str | None, samples: int, seed: int = 0) -> np.ndarray:
     """N x input: from a .npy/.npz/.txt file (validated against the model), or seeded N(0, 1)."""
     if path:
+        from cnndsl.errors import RunError
         from cnndsl.runtime.run import load_input
 
-        x = np.asarray(load_input(path, ("N", *input_shape)), dtype=np.float32)
-        if x.shape[1:] != tuple(input_shape):
-            raise CompileError(f"calibration inputs have shape {x.shape[1:]}, the network takes {input_shape}",
-                               path=path)
-        return x
+        try:
+            x = load_input(path, ("N", *input_shape))
+        except RunError as exc:
+            raise CompileError(exc.message, path=path, hint=exc.hint) from None
+        return _checked_calibration(x, input_shape, path)
     return np.random.default_rng(seed).standard_normal((samples, *input_shape), dtype=np.float32)
+
+
+def _checked_calibration(x: np.ndarray, input_shape: tuple[int, ...], path: str) -> np.ndarray:
+    """Calibration inputs as float32, or a CompileError: they must be real, finite numbers, at
+    least one sample, of the network's input shape."""
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise CompileError(f"calibration inputs have dtype {x.dtype}; they must be real numbers", path=path)
+    if x.shape[1:] != tuple(input_shape):
+        raise CompileError(f"calibration inputs have shape {x.shape[1:]}, the network takes {input_shape}",
+                           path=path)
+    if len(x) == 0:
+        raise CompileError("the calibration file holds no samples (a batch of 0)", path=path)
+    bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+    if bad:
+        raise CompileError(f"{bad:,} calibration values are NaN or infinite", path=path,
+                           hint="calibration sets the int8 ranges from the data: give finite inputs")
+    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 class _Reader:
@@ -37,25 +74,21 @@ class _Reader:
 
 
 def quantize_file(float_path: str, out_path: str, inputs: np.ndarray) -> None:
-    """Quantize ``float_path`` into ``out_path`` atomically (temporary folder, then rename)."""
+    """Quantize ``float_path`` and publish the result at ``out_path`` (cnndsl.io)."""
     import logging
 
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    folder = os.path.dirname(os.path.abspath(out_path))
-    tmp = tempfile.mkdtemp(prefix=".quantize.", dir=folder)
+    from cnndsl.io import publish
+
     level = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's quantizer logs warnings at the root
     try:
-        staged = os.path.join(tmp, os.path.basename(out_path))
-        quantize_static(float_path, staged, _Reader(inputs), quant_format=QuantFormat.QDQ, per_channel=True,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
-        os.replace(staged, out_path)
-    except OSError as exc:
-        raise CompileError(f"cannot write {out_path}: {exc.strerror}", path=out_path) from None
+        with publish(lambda exc: CompileError(f"cannot write {out_path}: {exc.strerror}", path=out_path)) as pub:
+            quantize_static(float_path, pub.file(out_path), _Reader(inputs), quant_format=QuantFormat.QDQ,
+                            per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
     finally:
         logging.getLogger().setLevel(level)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def drift(float_model: str, int8_model: str, inputs: np.ndarray) -> dict:

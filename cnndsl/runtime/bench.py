@@ -46,13 +46,12 @@ def measure(model, device: str = "auto", batch: int = 1, threads: int | None = N
     after each timed run.
     """
     from cnndsl.errors import RunError
-    from cnndsl.runtime.run import CUDA, Runner, _first_line
+    from cnndsl.runtime.run import CUDA, Runner, _first_line, make_input
 
     start = time.perf_counter()
     runner = Runner.from_model(model, device=device, threads=threads)
     session_s = time.perf_counter() - start
-    dims = [batch] + [d if isinstance(d, int) else 1 for d in runner.input_shape[1:]]
-    x = np.random.default_rng(0).standard_normal(dims, dtype=np.float32)
+    x, _, _ = make_input(runner.input_shape, None, None, False, 0, batch)  # memory checked first
     latencies = []
     try:
         once = runner.bound(x)

@@ -30,7 +30,10 @@ def load_image(path: str, input_shape: tuple, resize: bool) -> tuple[np.ndarray,
     ``resize``. How each pixel type is scaled is in the module docstring."""
     from PIL import Image, UnidentifiedImageError
 
+    from cnndsl.io import reading
+
     channels, height, width = _image_input(input_shape)
+    reading(path)
     notes: list[str] = []
     try:
         with warnings.catch_warnings(record=True) as caught:

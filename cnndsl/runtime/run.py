@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ctypes
+import math
 import os
+import threading
 
 import numpy as np
 
 from cnndsl.errors import RunError
+from cnndsl.lang.show import printable
+from cnndsl.memory import ensure_fits
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
@@ -43,6 +47,9 @@ def cuda_problem() -> str | None:
     return None
 
 
+STOP_WAIT_S = 30  # how long an interrupted run may take to stop (onnxruntime checks between nodes)
+
+
 class Runner:
     """One onnxruntime session and the provider that actually runs it."""
 
@@ -50,7 +57,7 @@ class Runner:
         self.session = session
         self.provider = provider
         self.note = note
-        meta = session.get_inputs()[0]
+        meta = _one_input(session)
         self.input_name = meta.name
         self.input_shape = tuple(meta.shape)
 
@@ -80,8 +87,13 @@ class Runner:
             raise RunError(f"unknown device '{device}'", hint="use auto, cpu or cuda")
         return cls(_session(ort, model, options, [CPU]), CPU, note)
 
+    @property
+    def on_gpu(self) -> bool:
+        return self.provider != CPU
+
     def check_input(self, x: np.ndarray) -> np.ndarray:
         """The input as float32 NxCxHxW, or a RunError that says exactly what differs."""
+        x = np.asarray(x)
         want = self.input_shape[1:]
         if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
             raise RunError(f"the input has dtype {x.dtype}; it needs real numbers")
@@ -98,11 +110,34 @@ class Runner:
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        """The model's first output for the batch ``x``. onnxruntime runs in a worker thread so that
+        Ctrl-C (or SIGTERM) stops it: the session is told to terminate, then the interrupt goes on."""
+        import onnxruntime as ort
+
         x = self.check_input(np.asarray(x))
+        options = ort.RunOptions()
+        result: list = []
+        done = threading.Event()  # not Thread.join: an interrupted join can leave it unusable
+
+        def work() -> None:
+            try:
+                result.append(self.session.run(None, {self.input_name: x}, options)[0])
+            except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+                result.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="cnndsl-run", daemon=True).start()
         try:
-            return self.session.run(None, {self.input_name: x})[0]
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
-            raise RunError(f"onnxruntime failed: {_first_line(exc)}") from None
+            while not done.wait(0.05):
+                pass
+        except BaseException:
+            options.terminate = True
+            done.wait(STOP_WAIT_S)
+            raise
+        if isinstance(result[0], Exception):
+            raise RunError(f"onnxruntime failed: {_first_line(result[0])}") from None
+        return result[0]
 
 
     def bound(self, x: np.ndarray):
@@ -127,6 +162,25 @@ class Runner:
         return once
 
 
+def _one_input(session):
+    """The model's one input, which cnndsl can feed: a tensor with a batch axis and known rank."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1:
+        raise RunError(f"the model has {len(inputs)} inputs; cnndsl runs models with exactly one (a batch of images "
+                       "or feature vectors)" if inputs else "the model has no inputs: there is nothing to feed it")
+    if not outputs:
+        raise RunError("the model has no outputs")
+    shape = inputs[0].shape
+    if not isinstance(shape, (list, tuple)) or len(shape) < 2:
+        what = "has only a batch axis" if isinstance(shape, (list, tuple)) and shape else \
+            "is a scalar or of unknown rank"
+        raise RunError(f"the model's input '{printable(inputs[0].name)}' {what}; cnndsl feeds a batch axis and at "
+                       "least one more")
+    if not str(inputs[0].type).startswith("tensor(float"):
+        raise RunError(f"the model's input is {printable(str(inputs[0].type))}; cnndsl feeds float tensors")
+    return inputs[0]
+
+
 def _session(ort, model, options, providers):
     try:
         return ort.InferenceSession(model, options, providers=providers)
@@ -140,24 +194,73 @@ def _first_line(exc: Exception) -> str:
 
 
 def load_input(path: str, shape: tuple) -> np.ndarray:
-    """Read an input from .npy, .npz (its first array) or .txt/.csv (numbers, reshaped to ``shape``)."""
+    """Read an input from .npy, .npz (its first array) or .txt/.csv (numbers, reshaped to ``shape``).
+    Untrusted: array headers are checked, and every size against memory, before reading."""
+    from cnndsl.io import reading
+    from cnndsl.weights import arrays
+
     ext = os.path.splitext(path)[1].lower()
+    if ext not in (".npy", ".npz", ".txt", ".csv", ".tsv"):
+        raise RunError(f"unknown input format '{ext}'", path=path, hint="use .npy, .npz, .txt or .csv")
+    reading(path)
     try:
         if ext == ".npy":
-            return np.load(path, allow_pickle=False)
+            return arrays.npy(path).load()
         if ext == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                if not z.files:
-                    raise RunError("the .npz file holds no arrays", path=path)
-                return z[z.files[0]]
-        if ext in (".txt", ".csv", ".tsv"):
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read().replace(",", " ")
-            values = np.array(text.split(), dtype=np.float64)
-            per_sample = int(np.prod([d for d in shape[1:]]))
-            if per_sample and values.size % per_sample == 0 and values.size:
-                return values.reshape((-1, *shape[1:]))
-            raise RunError(f"the file holds {values.size} numbers; one input needs {per_sample}", path=path)
-    except (OSError, ValueError) as exc:
+            stored = arrays.npz(path)
+            if not stored:
+                raise RunError("the .npz file holds no arrays", path=path)
+            return next(iter(stored.values())).load()
+        return _numbers(path, shape)
+    except arrays.ArrayFileError as exc:
         raise RunError(f"cannot read the input: {exc}", path=path) from None
-    raise RunError(f"unknown input format '{ext}'", path=path, hint="use .npy, .npz, .txt or .csv")
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise RunError(f"cannot read the input: {_first_line(exc)}", path=path) from None
+
+
+def _numbers(path: str, shape: tuple) -> np.ndarray:
+    """Numbers separated by blanks, commas or lines, reshaped to batches of ``shape``[1:]."""
+    from cnndsl.memory import ensure_fits
+
+    ensure_fits(os.path.getsize(path) * 16, lambda why: RunError(f"the input cannot be read: {why}", path=path))
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read().replace(",", " ")
+    values = np.array(text.split(), dtype=np.float64)
+    per_sample = math.prod(d for d in shape[1:] if isinstance(d, int))
+    if per_sample and values.size % per_sample == 0 and values.size:
+        return values.reshape((-1, *shape[1:]))
+    raise RunError(f"the file holds {values.size} numbers; one input needs {per_sample}", path=path)
+
+
+def check_model_file(path: str) -> str:
+    """``path``, once it is known to hold an ONNX model (its graph; external data is read later)."""
+    import onnx
+
+    from cnndsl.io import reading
+
+    reading(path)
+    try:
+        onnx.load_model(path, load_external_data=False)
+    except FileNotFoundError:
+        raise RunError("no such file", path=path) from None
+    except Exception as exc:  # noqa: BLE001 - any malformed file
+        raise RunError(f"not a valid ONNX model ({type(exc).__name__})", path=path) from None
+    return path
+
+
+def make_input(input_shape: tuple, input_path: str | None, image: str | None, resize: bool, seed: int,
+               batch: int) -> tuple[np.ndarray, str, list[str]]:
+    """(the input batch, where it came from, notes) for a model taking ``input_shape``: from an
+    image file, an array file, or seeded N(0, 1) values for a batch of ``batch``."""
+    if image:
+        from cnndsl.runtime.image import MODES, load_image
+
+        x, notes = load_image(image, input_shape, resize)
+        return x, f"{image} ({MODES[x.shape[1]][1]}, pixels scaled to 0..1)", notes
+    if input_path:
+        return load_input(input_path, input_shape), input_path, []
+    dims = [d if isinstance(d, int) else batch for d in input_shape]
+    dims[0] = batch
+    ensure_fits(math.prod(dims) * 4, lambda why: RunError(
+        f"a random input of {'x'.join(map(str, dims))} cannot be made: {why}", hint="use a smaller --batch"))
+    return np.random.default_rng(seed).standard_normal(dims, dtype=np.float32), f"seeded random (seed {seed})", []

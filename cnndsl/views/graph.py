@@ -21,19 +21,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from cnndsl.lang.show import fmt_shape
+from cnndsl.layers import ConcatChannels
 from cnndsl.model.ir import TRAINABLE, Graph
-from cnndsl.model.shapes import fmt_shape
 
-# Fill colour by layer kind; kinds not listed get DEFAULT_FILL.
-KIND_FILL = {
-    "conv": "#cfe2f3", "fixedconv": "#d0e0e3",
-    "maxpool": "#d9ead3", "avgpool": "#d9ead3", "globalavgpool": "#d9ead3", "globalmaxpool": "#d9ead3",
-    "adaptiveavgpool": "#d9ead3",
-    "dense": "#fce5cd", "batchnorm": "#eeeeee", "lrn": "#eeeeee",
-    "add": "#fff2cc", "concat": "#fff2cc",
-    "flatten": "#f4f4f4", "dropout": "#f4f4f4", "softmax": "#f4cccc",
+# Fill colour by the layer kind's category (Layer.category); others get DEFAULT_FILL.
+CATEGORY_FILL = {
+    "conv": "#cfe2f3", "filter": "#d0e0e3", "pool": "#d9ead3", "dense": "#fce5cd", "norm": "#eeeeee",
+    "merge": "#fff2cc", "reshape": "#f4f4f4", "regularization": "#f4f4f4", "output": "#f4cccc",
 }
-DEFAULT_FILL = "#ffffff"  # activations and anything new
+DEFAULT_FILL = "#ffffff"  # activations
 BLOCK_FILL = "#e6e0f8"  # a collapsed block
 INPUT_FILL = "#d0d0d0"
 CLUSTER_FILLS = ("#f6f8fb", "#eef2f7", "#e4eaf2", "#dbe3ee")  # by nesting level, cycling
@@ -170,7 +167,7 @@ def _branch_order(graph: Graph, unit_of: list[Unit]) -> tuple[dict[str, list[str
         common = _common(parents)
         plain = [box.key for box, parent in zip(boxes, parents, strict=True) if len(parent) == len(common)]
         if len(plain) > 1:
-            inside.setdefault(".".join(common), []).append(f"{{rank=same; {' -> '.join(plain)} [style=invis];}}")
+            inside.setdefault(".".join(common), []).append(f"{{rank=same; {_chain(plain)}}}")
         if len(plain) < len(boxes):
             scope = [] if fork < 0 else unit_of[fork].name.split(".")[:-1]
             if scope[:len(common)] == common:
@@ -184,9 +181,15 @@ def _branch_order(graph: Graph, unit_of: list[Unit]) -> tuple[dict[str, list[str
         anchors = [f"a{n}_{k}" for k in range(len(boxes))]
         inside.setdefault(".".join(scope), []).append(
             f'{{rank=same; node [shape=point, style=invis, width=0, height=0, label=""]; {tail}; '
-            f"{' -> '.join(anchors)} [style=invis];}}")
+            f"{_chain(anchors)}}}")
         edges += [f"  {anchor} -> {box.key} [style=invis];" for anchor, box in zip(anchors, boxes, strict=True)]
     return inside, edges
+
+
+def _chain(keys: list[str]) -> str:
+    """Invisible edges from each key to the next, one statement each: dot's parser rejects an
+    edge chain (a -> b -> c ...) of a few thousand nodes."""
+    return "".join(f"{a} -> {b} [style=invis]; " for a, b in itertools.pairwise(keys))
 
 
 def _common(paths: list[list[str]]) -> list[str]:
@@ -205,7 +208,7 @@ def _concat_heads(graph: Graph) -> Iterator[tuple[int, list[int]]]:
     and the concat, so the fork is the last node that no later node up to the concat reads past.
     """
     for c, node in enumerate(graph.nodes):
-        if node.kind != "concat":
+        if not isinstance(node.layer, ConcatChannels):
             continue
         fork, low = c - 1, min(node.inputs)
         while low < fork:
@@ -255,7 +258,7 @@ def _unit_line(graph: Graph, unit: Unit) -> str:
     rows = [kind, shape + (f", {params:,} params" if params else "")]
     if local != last.kind:  # a name that only repeats the kind (`add`, `concat`) is left out
         rows.insert(0, f'<FONT POINT-SIZE="8" COLOR="{NAME_COLOR}">{_html(local)}</FONT>')
-    fill = KIND_FILL.get(last.kind, DEFAULT_FILL)
+    fill = CATEGORY_FILL.get(last.layer.category, DEFAULT_FILL)
     return f'{unit.key} [label=<{"<BR/>".join(rows)}>, tooltip={tooltip}, fillcolor="{fill}"];'
 
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 import math
 import os
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from cnndsl.errors import RunError
+from cnndsl.io import StagingError, publish
+from cnndsl.layers import ConcatChannels
 from cnndsl.model.ir import Graph
-from cnndsl.runtime.image import MODES, decode, load_image  # noqa: F401 - re-exported: maps.load_image reads the input
 
 GRID = "grid.png"
 GRID_MAX = 256  # maps shown in grid.png; every map still gets its own file
@@ -36,7 +36,7 @@ def channel_labels(graph: Graph) -> list[str | None]:
     channel apart (activations, pools) between the concat and the output."""
     count = graph.output_shape[0] if len(graph.output_shape) == 3 else 0
     index = len(graph.nodes) - 1
-    while index >= 0 and graph.nodes[index].kind != "concat":
+    while index >= 0 and not isinstance(graph.nodes[index].layer, ConcatChannels):
         node = graph.nodes[index]
         if len(node.inputs) != 1 or node.params or node.inputs[0] < 0:
             return [None] * count
@@ -175,12 +175,14 @@ def check_maps_shape(shape: tuple) -> None:
                        hint="save the maps of a network whose output is feature maps, e.g. specs/filters.cnn")
 
 
-def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str) -> tuple[list[str], list[str]]:
+def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str,
+              force: bool = False) -> tuple[list[str], list[str]]:
     """Write each channel of the first sample of ``y`` (NxCxHxW) as a PNG, and ``grid.png``, into
-    ``folder``; returns (the file names, notes for stderr). All files are made in a temporary folder
-    first, then moved into place after every target is checked, so a failure leaves nothing
-    half-written. Map files of an earlier run that this one does not rewrite are removed (only
-    ours: they carry a PNG text mark); others named like maps are kept, with a note."""
+    ``folder``; returns (the file names, notes for stderr). The files are staged and published
+    (cnndsl.io) after every target is checked, so a failure leaves nothing half-written. Map files
+    of an earlier run that this one does not rewrite are removed (only ours: they carry a PNG text
+    mark); others named like maps are kept, with a note. A file in the way that cnndsl did not
+    write is replaced only with ``force``."""
     check_maps_shape(y.shape)
     if len(labels) != y.shape[1]:
         labels = [None] * y.shape[1]
@@ -193,21 +195,35 @@ def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str) 
     if len(names) > GRID_MAX:
         notes.append(f"{GRID} shows the first {GRID_MAX} of the {len(names)} maps")
         title += f" (the first {GRID_MAX} of {len(names)})"
-    target = os.path.normpath(folder)
-    staging = _staging(target)
-    try:
-        maps = _write_maps(staging, names, y[0])
+    target = check_folder(folder, force)
+    existed = os.path.isdir(target)
+    with publish(lambda exc: _write_error(exc, target)) as pub:
+        paths = _stage(pub, target, names + [GRID], force)
+        maps = _write_maps(paths[:-1], y[0])
         shown = zip(labels[:GRID_MAX], y[0][:GRID_MAX], strict=True)
         captions = [_caption(i, label, c) for i, (label, c) in enumerate(shown)]
-        make_grid(maps[:GRID_MAX], captions, title).save(os.path.join(staging, GRID), format="PNG",
-                                                         pnginfo=_mark())
-        notes += _publish(staging, target, names + [GRID])
-    except OSError as exc:
-        raise RunError(f"cannot write the maps: {exc.strerror or exc}", path=target,
-                       hint="free some space or choose another folder for --save-maps") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        make_grid(maps[:GRID_MAX], captions, title).save(paths[-1], format="PNG", pnginfo=_mark())
+    if existed:
+        notes += _remove_stale(target, set(names + [GRID]))
     return names + [GRID], notes
+
+
+def _stage(pub, target: str, names: list[str], force: bool) -> list[str]:
+    """Where each file is written before it is published (cnndsl.io): in a staged folder when
+    ``target`` is new, else beside each file it replaces, once every one of them is checked."""
+    if not os.path.isdir(target):
+        staged = pub.folder(target)
+        return [os.path.join(staged, name) for name in names]
+    for name in names:
+        _check_target(os.path.join(target, name), force)
+    return [pub.file(os.path.join(target, name)) for name in names]
+
+
+def _write_error(exc: OSError, target: str) -> RunError:
+    if isinstance(exc, StagingError):
+        return RunError(f"cannot write here: {exc.strerror}", path=target)
+    return RunError(f"cannot write the maps: {exc.strerror or exc}", path=target,
+                    hint="free some space or choose another folder for --save-maps")
 
 
 def _mark():
@@ -218,18 +234,18 @@ def _mark():
     return info
 
 
-def _write_maps(staging: str, names: list[str], channels: np.ndarray) -> list[np.ndarray]:
-    """Each channel normalised (uint8) and saved as a marked PNG in ``staging``."""
+def _write_maps(paths: list[str], channels: np.ndarray) -> list[np.ndarray]:
+    """Each channel normalised (uint8) and saved as a marked PNG at its path."""
     from PIL import Image
 
     maps = []
-    for name, channel in zip(names, channels, strict=True):
+    for path, channel in zip(paths, channels, strict=True):
         maps.append(normalise(channel))
-        Image.fromarray(maps[-1]).save(os.path.join(staging, name), format="PNG", pnginfo=_mark())
+        Image.fromarray(maps[-1]).save(path, format="PNG", pnginfo=_mark())
     return maps
 
 
-def check_folder(folder: str) -> str:
+def check_folder(folder: str, force: bool = False) -> str:
     """The normalised ``folder`` for --save-maps, or a RunError if it cannot be one: not a folder,
     no parent, not writable, or a folder where grid.png goes. Done before running the model."""
     target = os.path.normpath(folder)
@@ -240,7 +256,7 @@ def check_folder(folder: str) -> str:
         raise RunError(f"the folder {parent} does not exist", path=target, hint=f"create it first: mkdir -p {parent}")
     _check_writable(target if os.path.isdir(target) else parent)
     if os.path.isdir(target):
-        _check_target(os.path.join(target, GRID))
+        _check_target(os.path.join(target, GRID), force)
     return target
 
 
@@ -258,42 +274,18 @@ def _check_writable(folder: str) -> None:
                        hint="choose a folder you can write to for --save-maps")
 
 
-def _check_target(path: str) -> None:
-    """A RunError if a map file cannot be put at ``path``: a folder or a write-protected file is there."""
+def _check_target(path: str, force: bool) -> None:
+    """A RunError if a map file cannot be put at ``path``: a folder or a write-protected file is
+    there, or (unless ``force``) a file that cnndsl did not write."""
     if os.path.isdir(path):
         raise RunError("is a folder, where --save-maps writes a map", path=path,
                        hint="move it away, or choose another folder for --save-maps")
     if os.path.isfile(path) and not os.access(path, os.W_OK):
         raise RunError("is write-protected, where --save-maps writes a map", path=path,
                        hint="move it away, or choose another folder for --save-maps")
-
-
-def _staging(target: str) -> str:
-    """A temporary folder on the same file system as ``target`` (so os.replace can move it)."""
-    check_folder(target)
-    try:
-        staging = tempfile.mkdtemp(prefix=".cnndsl-maps-", dir=target if os.path.isdir(target) else
-                                   os.path.dirname(target) or ".")
-    except OSError as exc:
-        raise RunError(f"cannot write here: {exc.strerror}", path=target) from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would become the new folder's mode
-    return staging
-
-
-def _publish(staging: str, target: str, names: list[str]) -> list[str]:
-    """Move the finished files into place: the whole folder when ``target`` is new, else file by
-    file once every target is checked (each os.replace is atomic); then remove our own map files
-    of an earlier run that were not rewritten. Returns notes."""
-    if not os.path.isdir(target):
-        os.replace(staging, target)
-        return []
-    for name in names:
-        _check_target(os.path.join(target, name))
-    for name in names:
-        os.replace(os.path.join(staging, name), os.path.join(target, name))
-    return _remove_stale(target, set(names))
+    if os.path.isfile(path) and not force and not _is_ours(path):
+        raise RunError("is a file cnndsl did not write, where --save-maps writes a map: refusing to replace it",
+                       path=path, hint="use --force to replace it, or choose another folder for --save-maps")
 
 
 def _remove_stale(target: str, keep: set[str]) -> list[str]:

@@ -4,21 +4,19 @@ function; matplotlib (Agg, no screen) is imported only to draw."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 from cnndsl.errors import CnnDslError
+from cnndsl.model.counts import depth
 from cnndsl.model.ir import TRAINABLE, Graph
-from cnndsl.model.report import depth
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 DPI = 100  # --size is in pixels: inches = pixels / DPI
 MAX_ROWS = 60  # more weighted layers than this are shown per block, or per range of layers (see layer_data)
 MAX_PANELS = 6  # --per-layer charts in one file
-CATEGORIES = {"conv": "conv", "dense": "dense", "batchnorm": "batchnorm"}  # node kind -> bar colour group
-COLOURS = {"conv": "#3b75af", "dense": "#ef8636", "batchnorm": "#519e3e", "other": "#8c8c8c",
+GROUPS = ("conv", "dense", "norm")  # layer categories (Layer.category) with a bar colour of their own
+COLOURS = {"conv": "#3b75af", "dense": "#ef8636", "norm": "#519e3e", "other": "#8c8c8c",
            "CNN": "#3b75af", "MLP": "#ef8636"}
 LEGEND = {"CNN": "CNN (convolutions)", "MLP": "MLP (dense only)"}
 UNITS = {"layer": "layer", "block": "block", "range": "range of layers"}  # LayerChart.unit -> the title's words
@@ -44,7 +42,7 @@ def lineage_data(graphs: list[Graph]) -> list[NetworkBar]:
     """The networks in lineage order, as `cnndsl params` lists them: by year (none first), then depth."""
     bars = []
     for g in sorted(graphs, key=lambda g: (g.year or 0, depth(g))):
-        convs = any(n.kind in ("conv", "fixedconv") for n in g.nodes)
+        convs = any(n.layer.category in ("conv", "filter") for n in g.nodes)
         bars.append(NetworkBar(g.name, g.year, sum(n.count(TRAINABLE) for n in g.nodes),
                                sum(n.macs for n in g.nodes), "CNN" if convs else "MLP"))
     return bars
@@ -117,7 +115,7 @@ def layer_data(graph: Graph) -> LayerChart:
         nodes = [n for key in chunk for n in groups[key]]
         params: dict[str, int] = {}
         for n in nodes:
-            kind = CATEGORIES.get(n.kind, "other")
+            kind = n.layer.category if n.layer.category in GROUPS else "other"
             params[kind] = params.get(kind, 0) + n.count(TRAINABLE)
         rows.append(LayerRow(_row_label(chunk, nodes), params))
     total = sum(r.total for r in rows)
@@ -152,7 +150,9 @@ def percent(share: float) -> str:
 
 
 def short(n: float) -> str:
-    """A count in a few characters: 81, 61.7K, 61.0M, 125.8B."""
+    """A count in a few characters: 81, 61.7K, 61.0M, 125.8B; 1.0e+15 and beyond in powers of ten."""
+    if n >= 1e15:
+        return f"{n:.1e}"
     for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= scale:
             return f"{n / scale:.1f}{unit}"
@@ -213,29 +213,16 @@ def plot_command(graphs: list[Graph], output: str, per_layer: bool = False, size
 
 
 def save_figure(fig, output: str, fmt: str) -> None:
-    """Save to a temporary file beside ``output``, then rename it into place. The same chart gives
-    the same bytes: no dates in the file, and SVG ids hashed with a fixed salt (set only while saving)."""
+    """Publish the chart at ``output`` (cnndsl.io). The same chart gives the same bytes: no dates in
+    the file, and SVG ids hashed with a fixed salt (set only while saving)."""
     import matplotlib
 
-    folder = os.path.dirname(os.path.abspath(output))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".cnndsl-plot-", suffix=os.path.splitext(output)[1], dir=folder)
-    except OSError as exc:
-        raise _write_error(output, exc) from None
-    try:
-        with os.fdopen(fd, "wb") as fh, matplotlib.rc_context({"svg.hashsalt": SVG_SALT}):
-            metadata = {"Date": None} if fmt == "svg" else {"CreationDate": None} if fmt == "pdf" else None
-            fig.savefig(fh, format=fmt, dpi=DPI, metadata=metadata)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, output)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise _write_error(output, exc) from None
-        raise
+    from cnndsl.io import publish
+
+    metadata = {"Date": None} if fmt == "svg" else {"CreationDate": None} if fmt == "pdf" else None
+    with publish(lambda exc: _write_error(output, exc)) as pub, open(pub.file(output), "wb") as fh, \
+            matplotlib.rc_context({"svg.hashsalt": SVG_SALT}):
+        fig.savefig(fh, format=fmt, dpi=DPI, metadata=metadata)
 
 
 def _write_error(output: str, exc: OSError) -> CnnDslError:
@@ -267,7 +254,7 @@ def lineage_figure(bars: list[NetworkBar], note: str | None, pixels: tuple[int, 
     axes = fig.subplots(1, 2, sharey=True)
     rows = list(range(len(bars)))
     for ax, what, title in zip(axes, ("params", "macs"), ("trainable parameters", "MACs per sample"), strict=True):
-        values = [getattr(b, what) for b in bars]
+        values = [float(getattr(b, what)) for b in bars]  # counts beyond 2^64 are Python ints numpy cannot take
         positive = [v for v in values if v] or [1]
         low, high = min(positive) / 4, max(positive) * 80  # room on the right for the value labels
         ax.set_xscale("log")
@@ -300,7 +287,7 @@ def layers_figure(charts: list[LayerChart], pixels: tuple[int, int] | None):
 def _layer_panel(ax, chart: LayerChart) -> None:
     from matplotlib.ticker import FuncFormatter
 
-    order = [k for k in ("conv", "dense", "batchnorm", "other") if k in chart.shares]
+    order = [k for k in (*GROUPS, "other") if k in chart.shares]
     rows = list(range(len(chart.rows)))
     left = [0] * len(rows)
     for kind in order:

@@ -10,6 +10,8 @@ from typing import TextIO
 
 import click
 
+from cnndsl import errors
+
 STYLES = {
     "error": {"fg": "red", "bold": True},
     "warning": {"fg": "magenta", "bold": True},
@@ -52,6 +54,19 @@ def styled(line: str, on: bool) -> str:
     return line
 
 
+class Style(errors.Style):
+    """Rendered errors in terminal colours (where ``on``)."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+    def line(self, text: str) -> str:
+        return styled(text, self.on)
+
+    def caret(self, text: str) -> str:
+        return paint(text, "caret", self.on)
+
+
 def echo_err(line: str) -> None:
     """One message to stderr, its prefix coloured where colour is on."""
     on = color_enabled(sys.stderr)
@@ -83,3 +98,9 @@ class Progress:
             self.stream.write("\r" + " " * self.width + "\r")
             self.stream.flush()
             self.width = 0
+
+
+def shown_path(path: str) -> str:
+    """A path relative to the working folder when it is below it, else as it is."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel

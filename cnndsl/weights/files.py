@@ -1,116 +1,231 @@
-"""Reading weight files (untrusted input): safetensors, npz and ONNX initializers; never pickle."""
+"""Weight files (untrusted input): safetensors, npz and ONNX initializers, never pickle; loading them by name.
+
+Each reader returns name -> weights.arrays.Stored: headers are parsed and checked (every offset,
+size and shape against the file) up front, and data is read only for the names the spec expects
+(weights.match). Nothing in a file can make cnndsl allocate more than the spec's own weights.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import os
 
 import numpy as np
 
 from cnndsl.errors import WeightsError
+from cnndsl.io import reading
+from cnndsl.lang.show import fmt_shape, printable
+from cnndsl.memory import ensure_fits
+from cnndsl.weights import arrays
+from cnndsl.weights.arrays import ArrayFileError, Stored
+from cnndsl.weights.match import BFLOAT16, match_weights
 
 PICKLE_EXTS = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar"}
 CONVERSION = """cnndsl never unpickles (a .pt file can run arbitrary code). Convert it once, where torch is installed:
     import torch, safetensors.torch
     safetensors.torch.save_file(torch.load("model.pt", weights_only=True), "model.safetensors")"""
 
-_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": "bf16", "I64": np.int64,
+_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": BFLOAT16, "I64": np.int64,
               "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
-MAX_HEADER = 100 * 2 ** 20
-BF16 = np.dtype(np.uint16, metadata={"name": "bfloat16"})  # raw bfloat16 bits, converted when matched
+MAX_HEADER = 16 << 20  # a safetensors header: ~100 bytes a tensor, so room for ~150,000 tensors
+MAX_RANK = 8
 
 
-def read_weights(path: str) -> dict[str, np.ndarray]:
-    """name -> array (any dtype, as stored). Raises WeightsError naming the file and tensor."""
+def load_weights(graph, source, strict: bool = True) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The user's weights for ``graph`` (name -> float32 array) and notes to show the user.
+
+    ``source`` is a weights file (.safetensors, .npz or .onnx), a dict name -> array, or None (no
+    weights: every tensor is seeded). Names are matched as ``weights.match`` says: strictly, like
+    load_state_dict(strict=True), unless ``strict`` is False.
+    """
+    if source is None:
+        return {}, []
+    if isinstance(source, dict):
+        return match_weights(graph, source, "<dict>", strict)
+    path = os.fspath(source)
+    return match_weights(graph, read_weights(path), path, strict)
+
+
+def read_weights(path: str) -> dict[str, Stored]:
+    """name -> Stored (any dtype, as stored), from the headers. Raises WeightsError naming the file."""
     ext = os.path.splitext(path)[1].lower()
     if ext in PICKLE_EXTS:
         raise WeightsError(f"refusing to read a pickle file ({ext})", path=path, hint=CONVERSION)
     if not os.path.isfile(path):
-        raise WeightsError("no such file", path=path)
-    if ext == ".safetensors":
-        return read_safetensors(path)
-    if ext == ".npz":
-        return _read_npz(path)
-    if ext == ".onnx":
-        return _read_onnx(path)
-    raise WeightsError(f"unknown weights format '{ext}'", path=path,
-                       hint="use .safetensors, .npz or .onnx (another model's initializers)")
+        raise WeightsError("no such file" if not os.path.exists(path) else "not a regular file", path=path)
+    readers = {".safetensors": read_safetensors, ".npz": arrays.npz, ".onnx": _read_onnx}
+    if ext not in readers:
+        raise WeightsError(f"unknown weights format '{ext}'", path=path,
+                           hint="use .safetensors, .npz or .onnx (another model's initializers)")
+    reading(path)
+    try:
+        return readers[ext](path)
+    except ArrayFileError as exc:
+        raise WeightsError(str(exc), path=path) from None
+    except OSError as exc:
+        raise WeightsError(f"cannot read the file: {exc.strerror}", path=path) from None
 
 
-def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
-    """bfloat16 bits (uint16) -> float32: the bf16 bits are the top half of a float32."""
-    return (raw.astype(np.uint32) << 16).view(np.float32)
-
-
-def read_safetensors(path: str) -> dict[str, np.ndarray]:
-    """The safetensors format: u64 header size, a JSON header of dtype/shape/offsets, then data."""
+def read_safetensors(path: str) -> dict[str, Stored]:
+    """The safetensors format: u64 header size, a JSON header of dtype/shape/offsets, then data.
+    Checked as the safetensors library checks it: no duplicate names, every offset an integer,
+    the tensors laid end to end without gaps or overlaps and filling the data exactly."""
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size < 8:
-            raise WeightsError("truncated safetensors file: no header", path=path)
-        buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    n = int.from_bytes(buf[:8], "little")
-    if n > min(MAX_HEADER, size - 8):
-        raise WeightsError(f"corrupt safetensors file: header of {n} bytes in a {size}-byte file", path=path)
+            raise ArrayFileError("truncated safetensors file: no header")
+        n = int.from_bytes(fh.read(8), "little")
+        if n > min(MAX_HEADER, size - 8):
+            raise ArrayFileError(f"corrupt safetensors file: a header of {n:,} bytes in a {size:,}-byte file"
+                                 + (f" (the limit is {MAX_HEADER:,})" if n > MAX_HEADER else ""))
+        header = _st_header(fh.read(n))
+        buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size > 8 + n else b""
+    entries = [(name, _st_entry(name, info)) for name, info in header.items() if name != "__metadata__"]
+    end = 0
+    for name, (_, _, begin, stop) in sorted(entries, key=lambda e: (e[1][2], e[1][3])):
+        if begin != end:
+            what = "overlaps the tensor before it" if begin < end else "leaves a gap before it"
+            raise ArrayFileError(f"corrupt safetensors header: tensor '{printable(name)}' at [{begin}, {stop}) {what}")
+        end = stop
+    if 8 + n + end > size:
+        raise ArrayFileError(f"the tensor data runs past the end of the file (truncated?): the tensors take "
+                             f"{end:,} bytes, but {size - 8 - n:,} follow the header")
+    if 8 + n + end < size:
+        raise ArrayFileError(f"corrupt safetensors file: {size - 8 - n - end:,} bytes follow the last tensor")
+    return {name: Stored(name, shape, dtype, _st_reader(buf, dtype, shape, 8 + n + begin))
+            for name, (shape, dtype, begin, _) in entries}
+
+
+def _st_header(raw: bytes) -> dict:
+    def unique(pairs):
+        out = {}
+        for key, value in pairs:
+            if key in out:
+                raise ArrayFileError(f"corrupt safetensors header: '{printable(key)}' is given twice")
+            out[key] = value
+        return out
+
+    def no_constant(word):
+        raise ArrayFileError(f"corrupt safetensors header: {word} is not a number safetensors allows")
+
     try:
-        header = json.loads(bytes(buf[8:8 + n]).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"corrupt safetensors header: {exc}", path=path) from None
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=unique, parse_constant=no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ArrayFileError(f"corrupt safetensors header: {printable(str(exc))[:200]}") from None
     if not isinstance(header, dict):
-        raise WeightsError("corrupt safetensors header: not a JSON object", path=path)
-    data_start, out = 8 + n, {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        out[name] = _st_tensor(buf, data_start, size, name, info, path)
-    return out
+        raise ArrayFileError("corrupt safetensors header: not a JSON object")
+    meta = header.get("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ArrayFileError("corrupt safetensors header: __metadata__ must map names to strings")
+    return header
 
 
-def _st_tensor(buf, data_start, size, name, info, path) -> np.ndarray:
-    try:
-        dtype, shape, (begin, end) = info["dtype"], [int(d) for d in info["shape"]], info["data_offsets"]
-        begin, end = int(begin), int(end)
-    except (KeyError, TypeError, ValueError):
-        raise WeightsError(f"tensor '{name}': corrupt header entry {info!r}", path=path) from None
-    if dtype not in _ST_DTYPES:
-        raise WeightsError(f"tensor '{name}': unsupported dtype {dtype}", path=path)
-    np_dtype = np.uint16 if dtype == "BF16" else np.dtype(_ST_DTYPES[dtype])
-    itemsize = np.dtype(np_dtype).itemsize
-    count = int(np.prod(shape)) if shape else 1
-    if min(shape, default=0) < 0 or not 0 <= begin <= end or end - begin != count * itemsize:
-        raise WeightsError(f"tensor '{name}': {dtype} {shape} does not fit its offsets [{begin}, {end})",
-                           path=path)
-    if data_start + end > size:
-        raise WeightsError(f"tensor '{name}' runs past the end of the file (truncated?)", path=path)
-    arr = np.frombuffer(buf, dtype=np_dtype, count=count, offset=data_start + begin).reshape(shape)
-    return arr.view(BF16) if dtype == "BF16" else arr
+def _st_entry(name: str, info) -> tuple[tuple[int, ...], np.dtype, int, int]:
+    """(shape, dtype, begin, end) of one header entry, each checked."""
+    def bad(why: str) -> ArrayFileError:
+        return ArrayFileError(f"tensor '{printable(name)}': corrupt header entry ({why})")
+
+    if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+        raise bad("it needs exactly dtype, shape and data_offsets")
+    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in _ST_DTYPES:
+        raise bad(f"unsupported dtype {printable(str(dtype))[:40]}")
+    if not isinstance(shape, list) or len(shape) > MAX_RANK or not all(_natural(d) for d in shape):
+        raise bad("shape must be a list of at most 8 integers >= 0")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_natural(o) for o in offsets):
+        raise bad("data_offsets must be two integers >= 0")
+    begin, end = offsets
+    np_dtype = np.dtype(_ST_DTYPES[dtype])
+    need = math.prod(shape) * np_dtype.itemsize  # Python integers: no wrap-around
+    if end - begin != need:
+        raise bad(f"{dtype} {fmt_shape(shape) or 'scalar'} takes {need:,} bytes, its offsets [{begin}, {end}) "
+                  f"{end - begin:,}")
+    return tuple(shape), np_dtype, begin, end
 
 
-def _read_npz(path: str) -> dict[str, np.ndarray]:
-    import zipfile
-
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {name: z[name] for name in z.files}
-    except ValueError as exc:
-        raise WeightsError(f"cannot read the .npz file: {exc} (pickled objects are refused)", path=path) from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise WeightsError(f"corrupt or truncated .npz file: {exc}", path=path) from None
+def _natural(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-def _read_onnx(path: str) -> dict[str, np.ndarray]:
+def _st_reader(buf, dtype: np.dtype, shape: tuple[int, ...], offset: int):
+    def read() -> np.ndarray:
+        return np.frombuffer(buf, dtype=dtype, count=math.prod(shape), offset=offset).reshape(shape)
+
+    return read
+
+
+def _read_onnx(path: str) -> dict[str, Stored]:
+    """Another model's initializers. External data is read only for the names asked for, and only
+    from regular files inside the model's folder, within their size."""
     import onnx
-    from onnx import numpy_helper
+    from onnx import helper, numpy_helper
 
+    ensure_fits(os.path.getsize(path) * 2, lambda why: ArrayFileError(f"the model cannot be read: {why}"))
     try:
-        model = onnx.load_model(path, load_external_data=True)
-    except Exception as exc:  # noqa: BLE001 - any malformed file
-        raise WeightsError(f"not a readable ONNX model ({type(exc).__name__})", path=path) from None
+        model = onnx.load_model(path, load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - any malformed protobuf
+        raise ArrayFileError(f"not a readable ONNX model ({type(exc).__name__})") from None
+    folder = os.path.dirname(os.path.abspath(path))
     out = {}
     for t in model.graph.initializer:
+        name = t.name
         try:
-            out[t.name] = numpy_helper.to_array(t)
-        except Exception as exc:  # noqa: BLE001
-            raise WeightsError(f"tensor '{t.name}': unreadable ({exc})", path=path) from None
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
+        except Exception:  # noqa: BLE001 - an unknown or string data type
+            raise ArrayFileError(f"tensor '{printable(name)}': unsupported data type {t.data_type}") from None
+        shape = tuple(int(d) for d in t.dims)
+        if len(shape) > MAX_RANK or min(shape, default=0) < 0:
+            raise ArrayFileError(f"tensor '{printable(name)}': impossible shape {shape}")
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            reader = _external(folder, t, dtype, shape)
+        else:
+            reader = _inline(t, numpy_helper, dtype, shape)
+        out[name] = Stored(name, shape, dtype, reader)
     return out
+
+
+def _inline(t, numpy_helper, dtype, shape):
+    def read() -> np.ndarray:
+        try:
+            arr = numpy_helper.to_array(t)
+        except Exception as exc:  # noqa: BLE001
+            raise ArrayFileError(f"tensor '{printable(t.name)}': unreadable ({printable(str(exc))[:200]})") from None
+        if arr.shape != shape:
+            raise ArrayFileError(f"tensor '{printable(t.name)}': its data does not fill {fmt_shape(shape)}")
+        return arr
+
+    return read
+
+
+def _external(folder: str, t, dtype: np.dtype, shape: tuple[int, ...]):
+    """A reader of one tensor's external data, after checking where it points and how much it says."""
+    info = {e.key: e.value for e in t.external_data}
+    where = info.get("location", "")
+    name = printable(t.name)
+    parts = where.replace("\\", "/").split("/")
+    if not where or os.path.isabs(where) or ".." in parts:
+        raise ArrayFileError(f"tensor '{name}': its external data '{printable(where)}' is not a file beside the model")
+    target = os.path.realpath(os.path.join(folder, where))
+    if os.path.commonpath([target, os.path.realpath(folder)]) != os.path.realpath(folder):
+        raise ArrayFileError(f"tensor '{name}': its external data '{printable(where)}' leads outside the model's "
+                             "folder (a symbolic link)")
+    if not os.path.isfile(target):
+        raise ArrayFileError(f"tensor '{name}': its external data '{printable(where)}' is not a regular file")
+    need = math.prod(shape) * dtype.itemsize
+    try:
+        offset, length = int(info.get("offset", 0)), int(info.get("length", need))
+    except ValueError:
+        raise ArrayFileError(f"tensor '{name}': unreadable external data offset or length") from None
+    if length != need or offset < 0 or offset + length > os.path.getsize(target):
+        raise ArrayFileError(f"tensor '{name}': {fmt_shape(shape) or 'scalar'} {dtype} takes {need:,} bytes, but its "
+                             f"external data gives {length:,} at offset {offset:,} of a "
+                             f"{os.path.getsize(target):,}-byte file")
+
+    def read() -> np.ndarray:
+        with open(target, "rb") as fh:
+            fh.seek(offset)
+            return np.fromfile(fh, dtype=dtype, count=math.prod(shape)).reshape(shape)
+
+    return read

@@ -10,6 +10,20 @@ import numpy as np
 from cnndsl.model.ir import Param
 
 
+def fillers(seed: int, given: dict[str, np.ndarray] | None = None):
+    """(fill, parts) for onnx.emit.build: each tensor's values are ``given[name]`` where given, else
+    seeded (``init_array``); ``parts`` streams a large seeded tensor in chunks (``init_parts``)."""
+    given = given or {}
+
+    def fill(p: Param) -> np.ndarray:
+        return given[p.name] if p.name in given else init_array(p, seed)
+
+    def parts(p: Param) -> Iterator[np.ndarray] | None:
+        return None if p.name in given else init_parts(p, seed)
+
+    return fill, parts
+
+
 def init_array(p: Param, seed: int) -> np.ndarray:
     """The float32 values of ``p`` for ``seed``.
 
@@ -105,69 +119,3 @@ def _parts(p: Param, seed: int, limit: float) -> Iterator[np.ndarray]:
             if i + 2 < chunks:  # into the buffer of chunk i - 1, which the caller is done with
                 pending.append(submit(i + 2))
             yield part
-
-
-IGNORED_SUFFIXES = (".num_batches_tracked",)  # torch batchnorm bookkeeping, not a weight
-
-
-def match_weights(graph, tensors: dict[str, np.ndarray], path: str, strict: bool = True):
-    """Match file tensors to the spec's weights by name, like load_state_dict(strict=True).
-
-    Returns (name -> float32 array, notes). Every missing, unexpected or wrongly shaped name is
-    reported at once, with expected and found shapes and the closest spec names. NaN or infinite
-    values are an error when strict, a warning otherwise.
-    """
-    from cnndsl.errors import WeightsError, did_you_mean
-    from cnndsl.model.ir import CONSTANT
-    from cnndsl.model.shapes import fmt_shape
-
-    expected = {p.name: p for p in graph.params() if p.role != CONSTANT}
-    missing = [n for n in expected if n not in tensors]
-    unexpected = [n for n in tensors if n not in expected and not n.endswith(IGNORED_SUFFIXES)]
-    wrong = [n for n in expected if n in tensors and tuple(tensors[n].shape) != expected[n].shape]
-    problems = []
-    for n in wrong:
-        problems.append(f"  shape mismatch  {n}: spec {fmt_shape(expected[n].shape)}, "
-                        f"file {fmt_shape(tensors[n].shape) or 'scalar'}")
-    if strict:
-        problems += [f"  missing         {n} ({fmt_shape(expected[n].shape)})" for n in missing]
-        for n in unexpected:
-            near = did_you_mean(n, [m for m in missing] or list(expected))
-            problems.append(f"  unexpected      {n} ({fmt_shape(tensors[n].shape) or 'scalar'})"
-                            + (f": {near}" if near else ""))
-    if problems:
-        raise WeightsError(f"{len(problems)} weight{'s do' if len(problems) > 1 else ' does'} not match "
-                           f"network '{graph.name}':\n" + "\n".join(problems), path=path,
-                           hint="`cnndsl weights SPEC` lists the names and shapes the spec expects"
-                           + ("" if strict else "") + ("; --no-strict loads the names that match"
-                                                       if strict and not wrong else ""))
-    notes, loaded, converted = [], {}, {}
-    for n in expected:
-        if n not in tensors:
-            continue
-        arr = tensors[n]
-        if arr.dtype.metadata and arr.dtype.metadata.get("name") == "bfloat16":
-            from cnndsl.weights.files import bf16_to_f32
-
-            converted["bfloat16"] = converted.get("bfloat16", 0) + 1
-            arr = bf16_to_f32(arr)
-        elif arr.dtype != np.float32:
-            if not np.issubdtype(arr.dtype, np.floating):
-                raise WeightsError(f"tensor '{n}' has dtype {arr.dtype}; weights must be floating point", path=path)
-            converted[str(arr.dtype)] = converted.get(str(arr.dtype), 0) + 1
-            arr = arr.astype(np.float32)
-        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        if bad and strict:
-            raise WeightsError(f"tensor '{n}' has {bad:,} NaN or infinite values", path=path,
-                               hint="--no-strict loads it anyway, with a warning")
-        if bad:
-            notes.append(f"warning: tensor '{n}' has {bad:,} NaN or infinite values")
-        loaded[n] = arr
-    for dtype, count in converted.items():
-        notes.append(f"note: converted {count} tensor{'s' if count > 1 else ''} from {dtype} to float32")
-    if not strict:
-        if missing:
-            notes.append(f"note: {len(missing)} weights not in the file keep their seeded values")
-        if unexpected:
-            notes.append(f"note: ignored {len(unexpected)} tensors the spec does not have")
-    return loaded, notes

@@ -1,65 +1,20 @@
-"""Reports from an ir.Graph: totals, the per-layer summary, the comparison table, JSON."""
+"""Reports from a checked graph: the per-layer summary, totals, the comparison table, JSON."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
+from cnndsl.lang.show import fmt_shape, human_bytes
+from cnndsl.model.counts import Totals, depth, totals
 from cnndsl.model.ir import BUFFER, CONSTANT, TRAINABLE, Graph
-from cnndsl.model.shapes import fmt_shape
 
-FLOAT32 = 4
-
-
-@dataclass(frozen=True)
-class Totals:
-    """Whole-network counts. ``params`` are trainable parameters (PyTorch's convention);
-    buffers are batchnorm running statistics; constants are fixed kernels. MACs count conv
-    and dense multiply-adds for one sample; FLOPs = 2 x MACs."""
-
-    params: int
-    trainable_params: int
-    buffers: int
-    constants: int
-    macs: int
-    flops: int
-    weight_bytes: int
-    activation_bytes: int
-    layers: int
-    depth: int  # weighted (conv and dense) layers on the longest input-to-output path
-
-
-def totals(graph: Graph) -> Totals:
-    trainable = sum(n.count(TRAINABLE) for n in graph.nodes)
-    buffers = sum(n.count(BUFFER) for n in graph.nodes)
-    constants = sum(n.count(CONSTANT) for n in graph.nodes)
-    macs = sum(n.macs for n in graph.nodes)
-    act = sum(n.out_elements for n in graph.nodes) * FLOAT32
-    return Totals(trainable, trainable, buffers, constants, macs, 2 * macs,
-                  (trainable + buffers + constants) * FLOAT32, act, len(graph.nodes), depth(graph))
-
-
-def depth(graph: Graph) -> int:
-    """Weighted layers (those with MACs: conv and dense) on the longest path: ResNet-50 has 50."""
-    longest: list[int] = []
-    for node in graph.nodes:
-        before = max((longest[i] for i in node.inputs if i >= 0), default=0)
-        longest.append(before + (1 if node.macs else 0))
-    return longest[-1] if longest else 0
+__all__ = ["Totals", "totals", "depth", "human_bytes", "as_json", "summary", "totals_lines", "one_line", "compare"]
 
 
 def as_json(path: str, graph: Graph) -> dict:
     return {"spec": path, "name": graph.name, "title": graph.title, "year": graph.year, "top5_error": graph.top5,
             "input": list(graph.input_shape), "output": list(graph.output_shape), **asdict(totals(graph))}
-
-
-def human_bytes(n: int) -> str:
-    """Decimal units (1 KB = 1000 B), as in the course's figures."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return ""  # pragma: no cover
 
 
 def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
@@ -137,3 +92,22 @@ def compare(items: list[tuple[str, Graph]]) -> str:
         header.insert(0, "spec")
     first_number = 2 if show_path else 1
     return "\n".join(_table(header, rows, set(range(first_number, len(header)))))
+
+
+def layers_json(graph: Graph) -> list[dict]:
+    """Each layer as data: name, kind, options, output shape, counts by role, MACs."""
+    return [{"name": n.name, "kind": n.kind, "options": n.layer.describe(), "output": list(n.out_shape),
+             "params": n.count(TRAINABLE), "buffers": n.count(BUFFER), "constants": n.count(CONSTANT),
+             "macs": n.macs} for n in graph.nodes]
+
+
+def weights_json(graph: Graph) -> list[dict]:
+    """The weights a weights file may give, by name: shape and role."""
+    return [{"name": p.name, "shape": list(p.shape), "role": p.role} for p in graph.params()]
+
+
+def weight_lines(graph: Graph) -> list[str]:
+    """The weights a weights file may give, one line each: name, shape, role, in columns."""
+    params = list(graph.params())
+    width = max((len(p.name) for p in params), default=4)
+    return [f"{p.name:<{width}}  {fmt_shape(p.shape):<16}  {p.role}" for p in params]

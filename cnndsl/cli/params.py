@@ -1,0 +1,57 @@
+"""`cnndsl params`, `summary` and `weights`: counts, the per-layer table and the weight names, from the checked spec."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from cnndsl import api
+from cnndsl.cli.main import edge, load_all, main, spec_command
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+@edge
+def params(specs, as_json: bool) -> None:
+    """Count parameters and MACs; several specs give a comparison table.
+
+    Example: cnndsl params specs/mlp_mnist.cnn specs/lenet5.cnn
+    """
+    loaded, failed = load_all(specs)
+    if as_json:
+        click.echo(json.dumps([api.as_json(p, n.graph) for p, n in loaded], indent=2))
+    elif len(loaded) == 1:
+        click.echo(api.one_line(loaded[0][0], loaded[0][1].graph))
+    elif loaded:
+        click.echo(api.compare([(p, n.graph) for p, n in loaded]))
+    sys.exit(1 if failed else 0)
+
+
+@spec_command(json_help="Print the layers and totals as JSON.")
+def summary(spec: str, as_json: bool) -> None:
+    """Per-layer table: name, kind, options, output shape, parameters, MACs.
+
+    Example: cnndsl summary specs/lenet5.cnn
+    """
+    net = api.load(spec)
+    if as_json:
+        click.echo(json.dumps({**api.as_json(spec, net.graph), "layers": api.layers_json(net.graph)}, indent=2))
+    else:
+        click.echo(net.summary())
+
+
+@spec_command(json_help="Print a JSON list of {name, shape, role}.")
+def weights(spec: str, as_json: bool) -> None:
+    """List the weight names and shapes a spec expects in a weights file.
+
+    Example: cnndsl weights specs/resnet18.cnn
+    """
+    graph = api.load(spec).graph
+    if as_json:
+        click.echo(json.dumps(api.weights_json(graph), indent=2))
+        return
+    for line in api.weight_lines(graph):
+        click.echo(line)
