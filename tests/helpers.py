@@ -113,3 +113,15 @@ def assert_grows_linearly(run, small: int, large: int, slack: float = 3.0) -> No
     bound = slack * (large / small) * base
     assert cost <= bound, (f"n={large:,} cost {cost:.3f} s of CPU, n={small:,} cost {base:.3f} s: "
                            f"{cost / base:.0f}x for {large / small:.0f}x the size (bound {bound / base:.0f}x)")
+
+
+def cpu_time_of(pid: int) -> float:
+    """CPU seconds another process has used so far (Linux /proc; 0.0 where it cannot be read)."""
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import SPECS
 
 import cnndsl
 from cnndsl.onnx import fold
@@ -47,7 +48,7 @@ def test_folding_leaves_the_checked_graph_alone():
 
 
 def test_resnet18_folds_every_conv_batchnorm_pair_and_renumbers_inputs():
-    graph = cnndsl.load("specs/resnet18.cnn").graph
+    graph = cnndsl.load(SPECS / "resnet18.cnn").graph
     result = fold.fold(graph, lambda p: init_array(p, 0))
     assert len(fold.pairs(graph)) == 20  # 17 convs in the body and stem, 3 projections
     assert len(result.graph.nodes) == len(graph.nodes) - 20

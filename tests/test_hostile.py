@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, cpu_time_of
 
 import cnndsl
 from cnndsl.errors import CnnDslError
 
-ROOT = Path(__file__).resolve().parent.parent
 LENET_BODY = "network tiny\ninput 1x8x8\nconv 4 3x3 relu\nflatten\ndense 2\n"
 
 
@@ -559,8 +559,12 @@ def test_ctrl_c_stops_a_model_that_never_ends(tmp_path):
                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], inits)
     proc = subprocess.Popen([sys.executable, "-m", "cnndsl", "run", str(model)], cwd=str(ROOT),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(3)
-    assert proc.poll() is None, proc.stderr.read().decode()
+    # Into the loop, not still starting (a SIGINT during the imports is Python's, not cnndsl's): startup
+    # costs ~1.5 s of CPU, so wait for 3 s of it, however long a busy machine takes to give them.
+    deadline = time.monotonic() + 120
+    while cpu_time_of(proc.pid) < 3.0:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130 and b"Traceback" not in err, err.decode()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from cnndsl.layers import REGISTRY
 
-ROOT = Path(__file__).resolve().parent.parent
 SPEC = importlib.util.spec_from_file_location("regen", ROOT / "tools" / "regen.py")
 regen = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(regen)
