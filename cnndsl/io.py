@@ -53,6 +53,15 @@ def reading(path: str | os.PathLike) -> None:
     _INPUTS[(st.st_dev, st.st_ino)] = os.fspath(path)
 
 
+def rewriting(path: str | os.PathLike) -> None:
+    """Note that the command replaces ``path``, an input it read, on purpose (`cnndsl fmt`)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    _INPUTS.pop((st.st_dev, st.st_ino), None)
+
+
 def _check_not_input(target: str) -> None:
     try:
         st = os.stat(target)

@@ -38,9 +38,10 @@ def read_spec(path: str | os.PathLike) -> str:
 def write_spec(path: str, text: str) -> None:
     """Give the spec (through a symlink, the file it names) its new text, keeping its mode, owner and
     hard links; a spec that is read-only (even to root) is refused, as `gofmt -w` and black do."""
-    from cnndsl.io import write_bytes
+    from cnndsl.io import rewriting, write_bytes
 
     target = os.path.realpath(path)
+    rewriting(target)  # fmt replaces the spec it read: that is its job
     try:
         st = os.stat(target)
         if not os.access(target, os.W_OK) or not st.st_mode & stat.S_IWUSR:
