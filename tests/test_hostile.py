@@ -94,16 +94,17 @@ def test_a_default_that_uses_a_later_parameter_is_refused_at_the_default(params,
 
 # -- diagrams of very wide networks -----------------------------------------------------------
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+@pytest.mark.skipif(shutil.which("gc") is None, reason="Graphviz (its gc tool) is not installed")
 def test_a_concat_of_thousands_of_branches_gives_dot_that_graphviz_reads():
-    """dot's parser runs out of stack on an edge chain of ~2,500 nodes (a -> b -> c ...)."""
+    """dot's parser runs out of stack on an edge chain of ~2,500 nodes (a -> b -> c ...). Graphviz's
+    `gc` parses the text as dot does, without laying it out (which takes seconds)."""
     from cnndsl.views.graph import to_dot
 
-    branches = "; ".join(f"b{i}: conv 1 1x1" for i in range(2600))
+    branches = "; ".join("relu" for _ in range(2600))
     text = to_dot(cnndsl.parse(f"input 3x4x4\nconcat {{ {branches} }}\n").graph)
-    done = subprocess.run(["dot", "-Tcanon"], input=text.encode(), capture_output=True, timeout=120)
-    assert done.returncode == 0, done.stderr.decode()[-500:]
-    assert b"b2599" in done.stdout
+    done = subprocess.run(["gc", "-n"], input=text.encode(), capture_output=True, timeout=120)
+    assert done.returncode == 0 and not done.stderr, done.stderr.decode()[-500:]
+    assert int(done.stdout.split()[0]) >= 2600
 
 
 # -- untrusted text reaching a terminal -------------------------------------------------------
@@ -319,7 +320,7 @@ def test_a_truncated_npz_is_not_blamed_on_pickles(tmp_path):
 
 
 def test_a_zip_bomb_member_the_spec_does_not_expect_is_never_decompressed(tmp_path):
-    """512 MB of zeros compress to ~0.5 MB; a member that is not a weight of the spec is never read."""
+    """256 MB of zeros compress to ~0.25 MB; a member that is not a weight of the spec is never read."""
     import resource
 
     net = cnndsl.load(LENET)
@@ -329,9 +330,9 @@ def test_a_zip_bomb_member_the_spec_does_not_expect_is_never_decompressed(tmp_pa
         for name, arr in good.items():
             z.writestr(name + ".npy", _npy_bytes(arr))
         with z.open("bomb.npy", "w", force_zip64=True) as fh:
-            fh.write(_npy_header((128 << 20,)))
+            fh.write(_npy_header((64 << 20,)))
             chunk = bytes(16 << 20)
-            for _ in range(32):
+            for _ in range(16):
                 fh.write(chunk)
     assert path.stat().st_size < 4 << 20
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -631,9 +632,8 @@ def test_plot_of_counts_beyond_64_bits(tmp_path):
     spec = tmp_path / "big.cnn"
     spec.write_text("network big\ninput 1x1x1\nconv 2 1x1 pad=999999999999999999\n")
     assert _cnndsl("check", spec).returncode == 0
-    for args in ([spec, LENET], [spec]):
-        proc = _cnndsl("plot", *args, "-o", tmp_path / "c.png")
-        assert proc.returncode == 0, _clean(proc)
+    proc = _cnndsl("plot", spec, LENET, "-o", tmp_path / "c.png")
+    assert proc.returncode == 0, _clean(proc)
     summary = _cnndsl("summary", spec).stdout.decode()
     assert "EB)" in summary and "TB)" not in summary
 
