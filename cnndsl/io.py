@@ -36,6 +36,12 @@ _TRIES = 100
 _STAGED = re.compile(r"\..*\.cnndsl-(\d+)-[0-9a-f]{8}", re.DOTALL)  # a staging name; group 1 is the pid
 
 
+def _output_error(target, what: str, hint: str):
+    from cnndsl.errors import CnnDslError
+
+    return CnnDslError(f"the output {what}", path=os.fspath(target) or "''", hint=hint)
+
+
 class StagingError(OSError):
     """A staging file or folder could not be made (a missing or read-only folder, a full disk)."""
 
@@ -53,6 +59,24 @@ def reading(path: str | os.PathLike) -> None:
     _INPUTS[(st.st_dev, st.st_ino)] = os.fspath(path)
 
 
+def input_kind(path: str | os.PathLike) -> str | None:
+    """None for a regular file (or one that does not exist: the caller says so); else what it is
+    (a FIFO, a device, a folder), which cnndsl refuses to read: a FIFO would block, a device
+    (/dev/zero, /dev/urandom) never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISDIR, "a folder"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
 def rewriting(path: str | os.PathLike) -> None:
     """Note that the command replaces ``path``, an input it read, on purpose (`cnndsl fmt`)."""
     try:
@@ -63,6 +87,11 @@ def rewriting(path: str | os.PathLike) -> None:
 
 
 def _check_not_input(target: str) -> None:
+    if not os.path.basename(os.path.abspath(target)) or not os.fspath(target):
+        raise _output_error(target, "is not a file name", "name the output file")
+    kind = input_kind(target)
+    if kind is not None and kind != "a folder":
+        raise _output_error(target, f"is {kind}, not a file cnndsl can replace", "write the output to a file")
     try:
         st = os.stat(target)
     except OSError:

@@ -435,7 +435,8 @@ def test_a_spec_larger_than_the_limit_is_refused_after_reading_just_past_it(tmp_
         proc = _cnndsl("fmt", "-", stdin=b"relu\n" * 200_000)
     else:
         proc = _cnndsl("check", "/dev/zero")
-    assert proc.returncode == 1 and "bytes" in _clean(proc)
+    err = _clean(proc)
+    assert proc.returncode == 1 and ("bytes" in err or "character device" in err), err
     used = resource_children() - start
     assert used < 10, f"{used:.1f} s of CPU"
 
@@ -647,3 +648,79 @@ def test_output_to_a_full_device_is_an_error_not_a_traceback(args):
                               timeout=120)
     err = proc.stderr.decode()
     assert proc.returncode == 1 and "Traceback" not in err and "No space left" in err, err
+
+
+# -- found by tools/hostile.py ----------------------------------------------------------------------
+
+def test_a_closed_standard_output_is_not_a_traceback():
+    proc = subprocess.run(f"{sys.executable} -m cnndsl summary specs/lenet5.cnn >&-", shell=True, cwd=ROOT,
+                          capture_output=True, timeout=120)
+    assert b"Traceback" not in proc.stderr, proc.stderr.decode()
+
+
+def test_a_huge_limit_from_the_environment_is_capped():
+    proc = subprocess.run([sys.executable, "-m", "cnndsl", "check", "specs/lenet5.cnn"], cwd=ROOT, capture_output=True,
+                          env={**os.environ, "CNNDSL_MAX_SPEC_BYTES": "9" * 30}, timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr.decode()
+
+
+@pytest.mark.parametrize("role", ["spec", "weights", "input", "model", "calibration"])
+def test_a_fifo_is_refused_instead_of_blocking(tmp_path, role):
+    fifo = tmp_path / {"spec": "x.cnn", "weights": "w.npz", "input": "x.npy", "model": "m.onnx",
+                       "calibration": "c.npy"}[role]
+    os.mkfifo(fifo)
+    args = {"spec": ["check", fifo], "weights": ["compile", LENET, "--weights", fifo, "-o", tmp_path / "o.onnx"],
+            "input": ["run", LENET, "--input", fifo], "model": ["run", fifo],
+            "calibration": ["compile", LENET, "--quantize", "int8", "--calibration", fifo, "-o", tmp_path / "q.onnx"]}
+    proc = _cnndsl(*args[role], timeout=60)
+    err = _clean(proc)
+    assert proc.returncode == 1 and "FIFO" in err, err
+
+
+@pytest.mark.parametrize("target, message", [("fifo", "FIFO"), ("null", "character device"), ("", "needs a file name")])
+def test_an_output_that_is_not_a_file_is_refused(tmp_path, target, message):
+    if target == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+    if target == "null":
+        (tmp_path / "null").symlink_to("/dev/null")
+    out = str(tmp_path / target) if target else ""
+    proc = _cnndsl("compile", LENET, "-o", out, cwd=tmp_path)
+    err = _clean(proc)
+    assert proc.returncode in (1, 2) and message in err, err
+    assert not (tmp_path / "lenet5.onnx").exists()
+
+
+def test_damaged_npz_members_are_errors(tmp_path):
+    net = cnndsl.load(LENET)
+    path = tmp_path / "w.npz"
+    np.savez(path, **{p.name: np.ones(p.shape, np.float32) for p in net.graph.params()})
+    data = bytearray(path.read_bytes())
+    spot = data.index(b"\x01\x00\x80?") + 40 if b"\x01\x00\x80?" in data else len(data) // 3  # inside a member
+    data[spot] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError):
+        load_weights(net.graph, str(path))
+
+
+def test_an_unbalanced_npy_header_is_an_error(tmp_path):
+    header = b"{'descr': '<f4', 'shape': (1,".ljust(54)
+    path = _npz_with(tmp_path / "w.npz", {"w.npy": b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header})
+    with pytest.raises(WeightsError, match="not a readable .npy array"):
+        read_weights(str(path))
+
+
+def test_the_source_excerpt_of_an_error_cannot_drive_the_terminal(tmp_path):
+    spec = tmp_path / "x.cnn"
+    spec.write_bytes('input 1x8x8\nconv 4 3x3 \x1b]52;c;cHduZWQ=\x07 \x9b31m \u202e\n'.encode())
+    proc = _cnndsl("check", spec)
+    err = _clean(proc)
+    assert proc.returncode == 1 and "\x1b" not in err and "\x07" not in err and "\u202e" not in err, repr(err)
+    assert "\ufffd" in err
+
+
+def test_a_huge_tensor_name_is_cut_short(tmp_path):
+    name = "n" * (1 << 20)
+    path = _safetensors(tmp_path / "w.safetensors", {name: _entry([1], 0, 4)}, bytes(4))
+    proc = _cnndsl("compile", LENET, "--weights", path, "-o", tmp_path / "o.onnx")
+    err = _clean(proc)
+    assert proc.returncode == 1 and len(err) < 20_000 and "characters)" in err

@@ -32,8 +32,10 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
     """
     if quantize and dtype != "float32":
         raise click.UsageError("--quantize int8 starts from float32 weights; leave out --dtype")
+    if output == "":
+        raise click.UsageError("-o needs a file name")
     net = load(spec)
-    path = output or f"{net.name}.onnx"
+    path = output if output is not None else f"{net.name}.onnx"
     if not path.lower().endswith(".onnx"):
         echo_err(f"warning: {path} will hold an ONNX model, but its name does not end in .onnx")
     bar = Progress()

@@ -87,7 +87,8 @@ def edge(fn):
             try:
                 return fn(*args, **kwargs)
             finally:
-                sys.stdout.flush()  # here, so that a full disk or a closed pipe is reported, not ignored at exit
+                if sys.stdout is not None:  # None when the caller closed it (`>&-`)
+                    sys.stdout.flush()  # here, so that a full disk or a closed pipe is reported, not at exit
         except BrokenPipeError:
             _quiet_stdout()  # `cnndsl summary x | head`: the reader has what it wanted
             sys.exit(1)

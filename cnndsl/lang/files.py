@@ -14,14 +14,17 @@ def read_spec(path: str | os.PathLike) -> str:
     """The text of a spec file (``-``: standard input); a CnnDslError naming the file if it cannot be
     read, is larger than the spec size limit (at most the limit and one byte are read: /dev/zero, a
     huge sparse file and a pipe cost nothing), or is not UTF-8."""
-    from cnndsl.io import reading
+    from cnndsl.io import input_kind, reading
 
+    kind = input_kind(path) if os.fspath(path) != "-" else None
+    if kind is not None:
+        raise CnnDslError(f"the spec is {kind}, not a file", path=str(path), hint="give the path of a .cnn file")
     try:
         if os.fspath(path) == "-":
-            data = sys.stdin.buffer.read(limits.MAX_SPEC_BYTES + 1)
+            data = _read_at_most(sys.stdin.buffer, limits.MAX_SPEC_BYTES + 1)
         else:
             with open(path, "rb") as fh:
-                data = fh.read(limits.MAX_SPEC_BYTES + 1)
+                data = _read_at_most(fh, limits.MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise CnnDslError(f"cannot read the spec: {exc.strerror}", path=str(path)) from None
     if len(data) > limits.MAX_SPEC_BYTES:
@@ -33,6 +36,18 @@ def read_spec(path: str | os.PathLike) -> str:
     except UnicodeDecodeError as exc:
         raise CnnDslError(f"the spec is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x})",
                           path=str(path), hint="save the file as UTF-8") from None
+
+
+def _read_at_most(fh, n: int) -> bytes:
+    """Up to ``n`` bytes, read in pieces (a raised limit must not allocate ``n`` bytes up front)."""
+    parts, size = [], 0
+    while size < n:
+        part = fh.read(min(n - size, 1 << 20))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
 
 
 def write_spec(path: str, text: str) -> None:

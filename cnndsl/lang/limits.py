@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 
+CEILING = 2 ** 62  # no limit is raised past this, whatever the environment says
+
 
 def _limit(name: str, default: int) -> int:
     value = os.environ.get(name)
     try:
-        return int(value) if value else default
+        return max(1, min(int(value), CEILING)) if value else default
     except ValueError:
         return default
 

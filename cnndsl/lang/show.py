@@ -39,11 +39,17 @@ def human_bytes(n: int) -> str:
     return f"{n:.1e} EB"
 
 
+PRINTED_MAX = 200  # characters of an untrusted name shown in a message
+
+
 def printable(text: str) -> str:
     """Untrusted text (a tensor name from a weights file, a name in an ONNX model) made safe to
     print: every character that is not printable (escape sequences, CR, LF, bidirectional
-    overrides) is shown as its Python escape, so it can neither forge a line nor drive a terminal."""
+    overrides) is shown as its Python escape, so it can neither forge a line nor drive a terminal;
+    beyond PRINTED_MAX characters it is cut short."""
     text = str(text)
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    cut = f"... ({len(text):,} characters)" if len(text) > PRINTED_MAX else ""
+    text = text[:PRINTED_MAX]
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return text + cut

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 EXCERPT_WIDTH = 100  # characters of a long source line shown around the caret
 _LONE_CR = re.compile(r"\r(?!\n)")
+# what a terminal would act on rather than show: C0/C1 controls, DEL, bidirectional controls
+_SHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def normalise(text: str) -> str:
@@ -57,7 +59,7 @@ class Span:
 
     def excerpt(self) -> str:
         """The source line with a caret (or a run of carets) under the span."""
-        text = self.source.line(self.line).replace("\t", " ")
+        text = _SHOWN.sub("\ufffd", self.source.line(self.line).replace("\t", " "))
         width = self.end_col - self.col if self.end_line == self.line else len(text) - self.col + 1
         width = max(1, min(width, EXCERPT_WIDTH // 2))
         start = 0

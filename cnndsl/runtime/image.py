@@ -30,9 +30,12 @@ def load_image(path: str, input_shape: tuple, resize: bool) -> tuple[np.ndarray,
     ``resize``. How each pixel type is scaled is in the module docstring."""
     from PIL import Image, UnidentifiedImageError
 
-    from cnndsl.io import reading
+    from cnndsl.io import input_kind, reading
 
     channels, height, width = _image_input(input_shape)
+    kind = input_kind(path)
+    if kind is not None:
+        raise RunError(f"the image is {kind}, not a file", path=path)
     reading(path)
     notes: list[str] = []
     try:

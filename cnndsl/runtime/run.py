@@ -165,6 +165,8 @@ class Runner:
 def _one_input(session):
     """The model's one input, which cnndsl can feed: a tensor with a batch axis and known rank."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
+    if outputs and not str(outputs[0].type).startswith("tensor("):
+        raise RunError(f"the model's first output is {printable(str(outputs[0].type))}; cnndsl shows tensors")
     if len(inputs) != 1:
         raise RunError(f"the model has {len(inputs)} inputs; cnndsl runs models with exactly one (a batch of images "
                        "or feature vectors)" if inputs else "the model has no inputs: there is nothing to feed it")
@@ -196,12 +198,15 @@ def _first_line(exc: Exception) -> str:
 def load_input(path: str, shape: tuple) -> np.ndarray:
     """Read an input from .npy, .npz (its first array) or .txt/.csv (numbers, reshaped to ``shape``).
     Untrusted: array headers are checked, and every size against memory, before reading."""
-    from cnndsl.io import reading
+    from cnndsl.io import input_kind, reading
     from cnndsl.weights import arrays
 
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".npy", ".npz", ".txt", ".csv", ".tsv"):
         raise RunError(f"unknown input format '{ext}'", path=path, hint="use .npy, .npz, .txt or .csv")
+    kind = input_kind(path)
+    if kind is not None:
+        raise RunError(f"the input is {kind}, not a file", path=path)
     reading(path)
     try:
         if ext == ".npy":
@@ -236,8 +241,11 @@ def check_model_file(path: str) -> str:
     """``path``, once it is known to hold an ONNX model (its graph; external data is read later)."""
     import onnx
 
-    from cnndsl.io import reading
+    from cnndsl.io import input_kind, reading
 
+    kind = input_kind(path)
+    if kind is not None:
+        raise RunError(f"the model is {kind}, not a file", path=path)
     reading(path)
     try:
         onnx.load_model(path, load_external_data=False)

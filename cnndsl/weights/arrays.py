@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import tokenize
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,9 +107,12 @@ def _member(path: str, z: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> 
                              f"({human_bytes(need)}), but the archive says {human_bytes(info.file_size - start)}")
 
     def read() -> np.ndarray:
-        with zipfile.ZipFile(path) as again, again.open(info) as fh:
-            _header(fh, name)
-            data = fh.read(need)
+        try:
+            with zipfile.ZipFile(path) as again, again.open(info) as fh:
+                _header(fh, name)
+                data = fh.read(need)
+        except (zipfile.BadZipFile, EOFError, OSError, RuntimeError) as exc:  # a bad CRC, a truncated member
+            raise ArrayFileError(f"array '{printable(name)}' is damaged: {_first_line(exc)}") from None
         if len(data) != need:
             raise ArrayFileError(f"array '{printable(name)}' is truncated")
         return _shaped(np.frombuffer(data, dtype=dtype), shape, fortran)
@@ -128,7 +132,7 @@ def _header(fh, name: str) -> tuple[tuple[int, ...], np.dtype, bool]:
         else:
             raise ValueError(f"unknown .npy version {version}")
     except (ValueError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError, EOFError,
-            zipfile.BadZipFile) as exc:
+            zipfile.BadZipFile, tokenize.TokenError) as exc:
         raise ArrayFileError(f"'{printable(name)}' is not a readable .npy array: {_first_line(exc)}") from None
     if dtype.hasobject:
         raise ArrayFileError(f"array '{printable(name)}' holds Python objects (pickled objects are refused)")

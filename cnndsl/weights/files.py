@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from cnndsl.errors import WeightsError
-from cnndsl.io import reading
+from cnndsl.io import input_kind, reading
 from cnndsl.lang.show import fmt_shape, printable
 from cnndsl.memory import ensure_fits
 from cnndsl.weights import arrays
@@ -53,8 +53,9 @@ def read_weights(path: str) -> dict[str, Stored]:
     ext = os.path.splitext(path)[1].lower()
     if ext in PICKLE_EXTS:
         raise WeightsError(f"refusing to read a pickle file ({ext})", path=path, hint=CONVERSION)
-    if not os.path.isfile(path):
-        raise WeightsError("no such file" if not os.path.exists(path) else "not a regular file", path=path)
+    kind = input_kind(path)
+    if kind is not None or not os.path.isfile(path):
+        raise WeightsError(f"the weights file is {kind}" if kind else "no such file", path=path)
     readers = {".safetensors": read_safetensors, ".npz": arrays.npz, ".onnx": _read_onnx}
     if ext not in readers:
         raise WeightsError(f"unknown weights format '{ext}'", path=path,
