@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import SPECS
+from helpers import ROOT, SPECS
 
 # Runs the CLI in a child with an audit hook: every unpickled global and every file opened under
 # the temp folder is recorded (the child's own mkstemp/mkdtemp files are fine: cnndsl made them).
@@ -120,3 +120,18 @@ def test_a_planted_lark_cache_is_never_loaded(tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert not marker.exists(), f"cnndsl {args[0]} ran code from a planted lark cache"
         assert seen == []
+
+
+@pytest.mark.parametrize("args", [["run", "specs/lenet5.cnn"], ["bench", "specs/lenet5.cnn", "--runs", "1"],
+                                  ["compile", "specs/lenet5.cnn", "--quantize", "int8", "-o", "{tmp}/q.onnx"]],
+                         ids=["run", "bench", "int8"])
+def test_nothing_is_left_in_the_shared_temp_folder(tmp_path, args):
+    """onnxruntime's native library writes `$TMPDIR/.ses` when it loads: cnndsl loads it with a
+    private temp folder of its own, removed afterwards."""
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    env = {**os.environ, "TMPDIR": str(shared), "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    proc = subprocess.run([sys.executable, "-m", "cnndsl", *argv], cwd=ROOT, env=env, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert sorted(p.name for p in shared.iterdir()) == []

@@ -77,6 +77,9 @@ def quantize_file(float_path: str, out_path: str, inputs: np.ndarray) -> None:
     """Quantize ``float_path`` and publish the result at ``out_path`` (cnndsl.io)."""
     import logging
 
+    from cnndsl.runtime.run import onnxruntime
+
+    onnxruntime()  # loaded with a private temp folder before its quantization package loads it
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     from cnndsl.io import publish

@@ -16,9 +16,35 @@ from cnndsl.memory import ensure_fits
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
 
+def onnxruntime():
+    """The onnxruntime module, imported with TMPDIR pointing at a private folder of our own,
+    removed afterwards: its native library writes a predictably named file (``.ses``) into the
+    temp folder when it loads, and a shared /tmp is no place for that (another user could plant a
+    symbolic link there)."""
+    import sys
+
+    if "onnxruntime" in sys.modules:
+        return sys.modules["onnxruntime"]
+    import shutil
+    import tempfile
+
+    private = tempfile.mkdtemp(prefix="cnndsl-ort-")  # 0700, ours
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = private
+    try:
+        import onnxruntime as ort
+    finally:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
+        shutil.rmtree(private, ignore_errors=True)
+    return ort
+
+
 def cuda_problem() -> str | None:
     """Why CUDA cannot run here (naming the missing driver or library), or None if it may."""
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     if CUDA not in ort.get_available_providers():
         return "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
@@ -64,7 +90,7 @@ class Runner:
     @classmethod
     def from_model(cls, model, device: str = "auto", threads: int | None = None) -> Runner:
         """``model`` is a path or serialised bytes; ``device`` is auto, cpu or cuda."""
-        import onnxruntime as ort
+        ort = onnxruntime()
 
         ort.set_default_logger_severity(4)
         options = ort.SessionOptions()
@@ -112,7 +138,7 @@ class Runner:
     def run(self, x: np.ndarray) -> np.ndarray:
         """The model's first output for the batch ``x``. onnxruntime runs in a worker thread so that
         Ctrl-C (or SIGTERM) stops it: the session is told to terminate, then the interrupt goes on."""
-        import onnxruntime as ort
+        ort = onnxruntime()
 
         x = self.check_input(np.asarray(x))
         options = ort.RunOptions()
@@ -148,7 +174,7 @@ class Runner:
         if self.provider != CUDA:
             feeds = {self.input_name: x}
             return lambda: self.session.run(None, feeds)
-        import onnxruntime as ort
+        ort = onnxruntime()
 
         binding = self.session.io_binding()
         binding.bind_ortvalue_input(self.input_name, ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
