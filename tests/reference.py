@@ -241,6 +241,14 @@ def silu(x):
     return x / (1.0 + np.exp(-x))
 
 
+def hardsigmoid(x):
+    return np.clip(_f64(x) + 3.0, 0.0, 6.0) / 6.0
+
+
+def hardswish(x):
+    return _f64(x) * hardsigmoid(x)
+
+
 def identity(x):
     return _f64(x)
 

@@ -325,6 +325,8 @@ TABLE = [
     row("gelu approximate=tanh", "3x4x4", elementwise(lambda x: ref.gelu(x, "tanh")), scale=2.0),
     row("identity", "3x4x4", elementwise(ref.identity)),
     row("silu", "3x4x4", elementwise(ref.silu), scale=4.0),
+    row("hardswish", "3x4x4", elementwise(ref.hardswish), scale=5.0),
+    row("hardsigmoid", "3x4x4", elementwise(ref.hardsigmoid), scale=5.0),
     row("softmax", "10", elementwise(ref.softmax), scale=3.0),
     row("softmax", "4x3x3", elementwise(ref.softmax), scale=3.0),
     row("softmax axis=2", "4x3x5", elementwise(lambda x: ref.softmax(x, 2)), scale=3.0),

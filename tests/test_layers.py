@@ -200,6 +200,11 @@ RULES = [
     row("silu", "3x4x4", (3, 4, 4)),
     row("swish", "6", (6,)),
     row("conv 4 3x3 silu", "3x8x8", (4, 6, 6), 112, 3888),  # fused, like any activation
+    row("hardswish", "3x4x4", (3, 4, 4)),
+    row("hard_sigmoid", "6", (6,)),
+    row("hardsigmoid", "2x3x3", (2, 3, 3)),
+    row("hard_swish", "6", (6,)),
+    row("conv 4 3x3 hardswish", "3x8x8", (4, 6, 6), 112, 3888),
 ]
 
 

@@ -31,30 +31,25 @@ class Activation(Layer):
         return b.node(self.op, xs, node.name, **self.attrs())
 
 
-@register("relu")
-@dataclass(frozen=True)
-class Relu(Activation):
-    """relu"""
-
-    relu_like = True
-
-    op = "Relu"
-
-
-@register("tanh")
-@dataclass(frozen=True)
-class Tanh(Activation):
-    """tanh"""
-
-    op = "Tanh"
+def _elementwise(names: tuple[str, ...], op: str, doc: str, *, relu_like: bool = False,
+                 attrs: dict | None = None) -> type[Activation]:
+    """One activation that is a single ONNX operator with fixed attributes: a row of the table below."""
+    fixed = dict(attrs or {})
+    cls = type(op, (Activation,), {"__doc__": doc, "__module__": __name__, "__qualname__": op, "op": op,
+                                   "relu_like": relu_like, "attrs": lambda self: dict(fixed)})
+    return register(*names)(dataclass(frozen=True)(cls))
 
 
-@register("sigmoid")
-@dataclass(frozen=True)
-class Sigmoid(Activation):
-    """sigmoid"""
-
-    op = "Sigmoid"
+# names, ONNX operator, syntax line (the README's row), He initialisation before it, attributes.
+Relu = _elementwise(("relu",), "Relu", "relu", relu_like=True)
+Tanh = _elementwise(("tanh",), "Tanh", "tanh")
+Sigmoid = _elementwise(("sigmoid",), "Sigmoid", "sigmoid")
+HardSwish = _elementwise(("hardswish", "hard_swish"), "HardSwish",
+                         "hardswish: x * relu6(x + 3) / 6 (MobileNetV3)", relu_like=True)
+# PyTorch's hardsigmoid is relu6(x + 3) / 6, i.e. ONNX HardSigmoid with alpha 1/6 (ONNX's default is 0.2).
+HardSigmoid = _elementwise(("hardsigmoid", "hard_sigmoid"), "HardSigmoid",
+                           "hardsigmoid: relu6(x + 3) / 6, PyTorch's (the gate of MobileNetV3's squeeze-excite)",
+                           attrs={"alpha": 1.0 / 6.0, "beta": 0.5})
 
 
 @register("relu6")
