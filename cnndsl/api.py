@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cnndsl.errors import CompileError
+from cnndsl.errors import CnnDslError, CompileError, RuleError
 from cnndsl.lang.files import read_spec, write_spec  # noqa: F401 - write_spec: for `fmt`
 from cnndsl.lang.parse import parse as parse_text
 from cnndsl.model.check import check
@@ -171,14 +171,37 @@ class Network:
         return f"<Network {self.name}: {t.params:,} params, {t.macs:,} MACs>"
 
 
-def parse(text: str, path: str = "<string>") -> Network:
-    """Parse and check spec text; raises cnndsl.errors.CnnDslError on a mistake."""
-    return Network(check(parse_text(text, path)))
+def parse(text: str, path: str = "<string>", variant: str | None = None, settings: dict | None = None) -> Network:
+    """Parse and check spec text; raises cnndsl.errors.CnnDslError on a mistake. ``variant`` picks
+    one of the spec's `variant` lines; ``settings`` sets network parameters: {"width": 1.2}."""
+    return Network(check(parse_text(text, path), variant, settings))
 
 
-def load(path: str | Path) -> Network:
-    """Read, parse and check a .cnn file."""
-    return parse(read_spec(path), str(path))
+def load(path: str | Path, variant: str | None = None, settings: dict | None = None) -> Network:
+    """Read, parse and check a .cnn file (``variant`` and ``settings`` as in ``parse``)."""
+    return parse(read_spec(path), str(path), variant, settings)
+
+
+def variants(path: str | Path) -> list[str]:
+    """The names of a spec's `variant` lines, in written order."""
+    return [v.name for v in parse_text(read_spec(path), str(path)).variants]
+
+
+def parse_settings(items) -> dict:
+    """``["width=1.2", "act=relu"]`` (the CLI's --set) as {name: value}; values are expressions."""
+    from cnndsl.lang.values import parse_value
+
+    settings = {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        name = name.strip()
+        if not eq or not name.isidentifier():
+            raise CnnDslError(f"--set {item!r}: expected NAME=VALUE", hint="for example --set width=1.2")
+        try:
+            settings[name] = parse_value(text, f"--set {name}")
+        except RuleError as exc:
+            raise CnnDslError(exc.message, hint=exc.hint) from None
+    return settings
 
 
 def format_spec(text: str, path: str = "<string>", align: bool = True) -> str:
@@ -188,17 +211,19 @@ def format_spec(text: str, path: str = "<string>", align: bool = True) -> str:
     return format_text(text, path, align)
 
 
-def model_source(path: str, seed: int = 0, batch: int = 1) -> tuple[str | bytes, int | None]:
+def model_source(path: str, seed: int = 0, batch: int = 1, variant: str | None = None,
+                 settings: dict | None = None) -> tuple[str | bytes, int | None]:
     """What onnxruntime loads for ``path``, and its MACs per sample: a compiled .onnx file (checked to
     be one; MACs None), or a spec compiled with seeded weights, in memory or, past protobuf's 2 GB
-    limit, through a temporary file. A spec whose batch of ``batch`` cannot fit is refused first."""
+    limit, through a temporary file. A spec whose batch of ``batch`` cannot fit is refused first.
+    ``variant`` and ``settings`` apply to a spec, as in ``load``."""
     from cnndsl.runtime.run import check_model_file
 
     if path.lower().endswith(".onnx"):
         return check_model_file(path), None
     from cnndsl.onnx.compile import PROTOBUF_LIMIT, check_run_fits
 
-    net = load(path)
+    net = load(path, variant, settings)
     check_run_fits(net.graph, batch)
     if net.totals.weight_bytes < PROTOBUF_LIMIT:
         return net.to_onnx(seed=seed).SerializeToString(), net.totals.macs
@@ -227,11 +252,12 @@ def model_input(input_shape: tuple, input_path: str | None = None, image: str | 
     return make_input(input_shape, input_path, image, resize, seed, batch)
 
 
-def benchmark(model: str, device: str, batch: int, threads: int | None, runs: int, progress=None):
+def benchmark(model: str, device: str, batch: int, threads: int | None, runs: int, progress=None,
+              variant: str | None = None, settings: dict | None = None):
     """Time inference of a compiled .onnx or a spec (compiled in memory, seeded): a runtime.bench.BenchResult."""
     from cnndsl.runtime.bench import macs_from_model, measure
 
-    source, macs = model_source(model, seed=0, batch=batch)
+    source, macs = model_source(model, 0, batch, variant, settings)
     if macs is None:
         macs = macs_from_model(source)
     return measure(source, device=device, batch=batch, threads=threads, runs=runs, macs=macs, progress=progress)

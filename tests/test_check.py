@@ -442,3 +442,119 @@ def test_hierarchical_names_nest():
     assert [p.name for p in net.graph.params()] == [
         "body.x.a.conv1.weight", "body.x.a.conv1.bias", "body.x.b.conv1.weight", "body.x.b.conv1.bias"]
     assert net.output_shape == (8, 8, 8)
+
+
+# -- conditions, gates, splits, computed labels, variants (the modern-CNN constructs) -------------
+
+INVERTED = """network t(width=1.0)
+variant t_wide width=2.0
+input 16x8x8
+block inverted(out, stride=1, expand=2, act=relu) {
+  residual if stride == 1 and in_channels == out {
+    if expand != 1 { conv in_channels*expand 1x1 bias=false; batchnorm; act }
+    conv in_channels 3x3 stride=stride pad=1 groups=in_channels bias=false; batchnorm; act
+    conv out 1x1 bias=false; batchnorm
+  }
+}
+"""
+
+
+def test_residual_if_adds_only_when_the_condition_holds():
+    g = cnndsl.parse(INVERTED + "a: inverted 16\nb: inverted 24 stride=2\nc: inverted 24 expand=1\n").graph
+    adds = [n.name for n in g.nodes if n.kind == "add"]
+    assert adds == ["a.add", "c.add"]
+    # expand=1: the `if` leaves the expansion out and uses no index
+    assert [n.name for n in g.nodes if n.name.startswith("c.")] == ["c.0", "c.1", "c.2", "c.3", "c.4", "c.add"]
+
+
+def test_if_else_chain_takes_one_branch():
+    text = "input 3x8x8\nblock b(k) { if k == 1 { relu } else if k == 2 { tanh } else { sigmoid } }\nb 1; b 2; b 3\n"
+    assert [n.kind for n in cnndsl.parse(text).graph.nodes] == ["relu", "tanh", "sigmoid"]
+
+
+def test_a_parameter_can_name_the_layer_kind_or_none():
+    text = "input 3x8x8\nblock b(act=relu) { conv 4 1x1; act }\nb; b act=hardswish; b act=none\n"
+    g = cnndsl.parse(text).graph
+    assert [(n.name, n.kind) for n in g.nodes] == [("0.0", "conv"), ("0.1", "relu"), ("1.0", "conv"),
+                                                   ("1.1", "hardswish"), ("2.0", "conv")]
+
+
+def test_gate_multiplies_its_input_and_is_a_scope():
+    text = ("input 16x8x8\nblock se(s, c=in_channels) {\n  avgpool: globalavgpool\n  fc1: conv s 1x1 relu\n"
+            "  fc2: conv c 1x1\n  hardsigmoid\n}\nblock: { conv 16 1x1; gate { se 4 } }\n")
+    g = cnndsl.parse(text).graph
+    names = {n.name: n for n in g.nodes}
+    assert "block.1.0.fc1" in names and names["block.1.0.fc2"].out_shape == (16, 1, 1)
+    mul = names["block.1.mul"]
+    assert mul.kind == "mul" and mul.out_shape == (16, 8, 8)
+    assert [g.nodes[i].name for i in mul.inputs] == ["block.0", "block.1.0.4"]
+
+
+def test_concat_split_gives_each_branch_a_share():
+    text = "input 8x4x4\nconcat split { identity; b: { conv 4 1x1; relu } }\n"
+    g = cnndsl.parse(text).graph
+    shapes = {n.name: n.out_shape for n in g.nodes}
+    assert shapes["split"] == shapes["split_1"] == (4, 4, 4)
+    assert shapes["concat"] == (8, 4, 4)
+    assert g.nodes[-1].inputs == (2, 4)  # identity (of the first share), then the branch's relu
+
+
+def test_repeat_counter_and_computed_labels():
+    text = ('input 3x8x8\ndenseblock1: repeat 3 as i { "denselayer{i+1}": { conv 4+i 1x1 } }\n'
+            'repeat 2 as j { "block{j}-0": relu }\n')
+    g = cnndsl.parse(text).graph
+    assert [n.name for n in g.nodes] == ["denseblock1.denselayer1.0", "denseblock1.denselayer2.0",
+                                         "denseblock1.denselayer3.0", "block0-0", "block1-0"]
+    assert [n.out_shape[0] for n in g.nodes[:3]] == [4, 5, 6]
+
+
+def test_keywords_are_labels():
+    text = "input 3x8x8\nblock: { repeat: relu; gate: tanh }\nif: relu\n"
+    assert [n.name for n in cnndsl.parse(text).graph.nodes] == ["block.repeat", "block.gate", "if"]
+
+
+def test_variants_and_settings():
+    spec = INVERTED + "conv make_divisible(16*width, 8) 1x1\n"
+    widths = {v: cnndsl.parse(spec, variant=v).graph.nodes[-1].out_shape[0] for v in (None, "t_wide")}
+    assert widths == {None: 16, "t_wide": 32}
+    assert cnndsl.parse(spec, variant="t_wide").graph.name == "t_wide"
+    assert cnndsl.parse(spec, variant="t_wide", settings={"width": 0.5}).graph.nodes[-1].out_shape[0] == 8
+
+
+def test_variant_sets_meta():
+    text = 'network t(w=1) year=2018 top5=9\nvariant big w=2 top5=7.5\ninput 4\ndense w\n'
+    g = cnndsl.parse(text, variant="big").graph
+    assert (g.year, g.top5, g.nodes[0].out_shape) == (2018, 7.5, (2,))
+
+
+LANGUAGE_ERRORS = [
+    err("unknown-variant", "network t(w=1)\nvariant a w=2\ninput 4\ndense w\n", "the spec has no variant 'b'", 1, 9,
+        "its variants: a"),
+    err("variant-unknown-param", "network t(w=1)\nvariant a x=2\ninput 4\ndense w\n",
+        "variant sets 'x', which is not a network parameter", 2, 11),
+    err("variant-twice", "network t(w=1)\nvariant a w=2\nvariant a w=3\ninput 4\ndense w\n",
+        "variant 'a' is defined twice", 3, 9),
+    err("network-param-needs-default", "network t(w)\ninput 4\ndense 2\n", "needs a default", 1, 11),
+    err("label-with-dot", 'input 4\n"a.b": dense 2\n', "the label 'a.b' holds '.'", 2, 1),
+    err("label-hole-float", 'input 4\n"a{1.5}": dense 2\n', "a label's hole gives 1.5", 2, 4, "round it"),
+    err("label-hole-syntax", 'input 4\n"a{1 +}": dense 2\n', "is not an expression", 2, 6),
+    err("label-hole-empty", 'input 4\n"a{}": dense 2\n', "an empty `{}` in a label", 2, 3),
+    err("label-unmatched-brace", 'input 4\n"a}": dense 2\n', "an unmatched brace", 2, 3),
+    err("param-not-a-kind", "input 4\nblock b(act=3) { act }\nb\n", "'act' is a parameter holding 3", 2, 18),
+    err("gate-wrong-width", "input 8x4x4\ngate { globalavgpool; conv 4 1x1 }\n", "gate: the body gives 4x1x1", 2, 1,
+        "8x1x1"),
+    err("split-uneven", "input 7x4x4\nconcat split { relu; relu }\n", "7 channels do not split into 2", 2, 1),
+    err("residual-hint-mentions-if", "input 8x4x4\nresidual { conv 16 1x1 }\n", "residual add", 2, 1,
+        "`residual if COND { ... }` or no residual"),
+]
+
+
+@pytest.mark.parametrize("text, message, line, col, hint", LANGUAGE_ERRORS)
+def test_language_error(text, message, line, col, hint):
+    if "variant 'b'" in message:
+        with pytest.raises(CnnDslError) as info:
+            cnndsl.parse(text, path="t.cnn", variant="b")
+        assert message in info.value.message and hint in info.value.hint
+        assert (info.value.span.line, info.value.span.col) == (line, col)
+        return
+    assert_error(text, message, line, col, hint)

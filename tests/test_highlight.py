@@ -19,7 +19,8 @@ TM_PATH = ROOT / "editors" / "cnndsl.tmLanguage.json"
 
 
 def test_keywords_are_the_grammars_words():
-    assert set(grammar_keywords()) == {"network", "input", "block", "repeat", "concat", "residual", "shortcut"}
+    assert set(grammar_keywords()) == {"network", "variant", "input", "block", "repeat", "as", "concat", "split",
+                                       "residual", "shortcut", "gate", "if", "else", "and", "or", "not"}
     assert set(layer_kinds()) == set(REGISTRY)
 
 

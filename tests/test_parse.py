@@ -18,7 +18,8 @@ SYNTAX_ERRORS = [
         "unexpected end of file; expected", 3, 13, "a '{' was never closed"),
     err("stray-character", "input 1x8x8\nconv 8 3x3 $\n", "unexpected character '$'", 2, 12, "expected"),
     err("stray-character-late", "input 1x8x8\nconv 8 3x3 stride=2 ?\n", "unexpected character '?'", 2, 21),
-    err("brace-on-next-line", "input 1x8x8\nconcat\n{ relu }\n", "unexpected end of line; expected '{'", 2, 7),
+    err("brace-on-next-line", "input 1x8x8\nconcat\n{ relu }\n", "unexpected end of line; expected one of 'split', '{'",
+        2, 7, "a '{' must be on the same line"),
     # a line break inside brackets does not end the statement, so `relu` continues the tuple
     err("shortcut-on-its-own-line", "input 3x8x8\nresidual { conv 4 3x3 pad=1 }\nshortcut { conv 4 1x1 }\n",
         "unexpected '{'", 3, 10, "write `} shortcut {` on the line that closes the residual's body"),

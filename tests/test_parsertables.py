@@ -37,7 +37,7 @@ def _both():
 def test_tables_parse_every_shipped_spec_as_the_grammar_does(spec):
     loaded, built = _both()
     text = spec.read_text()
-    assert loaded.parse(text) == built.parse(text)
+    assert loaded.parse(text, start="start") == built.parse(text, start="start")
 
 
 @pytest.mark.parametrize("text", BROKEN)
@@ -46,7 +46,7 @@ def test_tables_reject_broken_specs_where_the_grammar_does(text):
     errors = []
     for parser in (loaded, built):
         with pytest.raises(Exception) as info:
-            parser.parse(text)
+            parser.parse(text, start="start")
         exc = info.value
         errors.append((type(exc), getattr(exc, "line", None), getattr(exc, "column", None),
                        sorted(getattr(exc, "expected", None) or ())))
@@ -59,7 +59,7 @@ def test_stale_tables_fall_back_to_the_grammar(monkeypatch):
     try:
         assert not parsertables.tables_are_current()
         parser = parsertables.make_parser(propagate_positions=True, postlex=_PostLex())
-        assert parser.parse(SPECS[0].read_text())
+        assert parser.parse(SPECS[0].read_text(), start="start")
     finally:
         parsertables._tables.cache_clear()
 

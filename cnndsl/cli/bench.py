@@ -7,7 +7,7 @@ import json
 import click
 
 from cnndsl import api
-from cnndsl.cli.main import edge, main
+from cnndsl.cli.main import chosen, edge, main, spec_options
 from cnndsl.views.term import Progress
 
 
@@ -20,6 +20,7 @@ from cnndsl.views.term import Progress
 @click.option("--runs", default=30, show_default=True, type=click.IntRange(min=1),
               help="Timed runs (after 3 warm-up runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@spec_options
 @edge
 def bench(model: str, device: str, batch: int, threads: int | None, runs: int, as_json: bool) -> None:
     """Measure inference: latency percentiles, throughput, effective GFLOP/s, provider.
@@ -34,7 +35,7 @@ def bench(model: str, device: str, batch: int, threads: int | None, runs: int, a
         bar.show(f"timed run {i}/{n}")
 
     try:
-        r = api.benchmark(model, device, batch, threads, runs, progress)
+        r = api.benchmark(model, device, batch, threads, runs, progress, *chosen())
     finally:
         bar.done()
     figures = {"model": model, "provider": r.provider, "batch": batch, "threads": threads, "runs": r.runs,

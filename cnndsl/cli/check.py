@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from cnndsl.api import load
-from cnndsl.cli.main import edge, load_all, main
+from cnndsl.cli.main import edge, load, load_all, main, spec_options
 from cnndsl.errors import CnnDslError
 
 
@@ -16,6 +15,7 @@ from cnndsl.errors import CnnDslError
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list: per spec, ok and its shapes, or the error with line and column.")
+@spec_options
 @edge
 def check(specs, as_json: bool) -> None:
     """Check specs: one line per spec; exit 1 if any fails.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from cnndsl.api import CompileOptions, human_bytes, load
-from cnndsl.cli.main import DEFAULTS, compile_options, edge, main
+from cnndsl.api import CompileOptions, human_bytes
+from cnndsl.cli.main import DEFAULTS, compile_options, edge, load, main, spec_options
 from cnndsl.views.term import Progress, echo_err
 
 
@@ -19,6 +19,7 @@ from cnndsl.views.term import Progress, echo_err
               help="Calibration inputs for --quantize (.npy, .npz, .txt); default: seeded random.")
 @click.option("--calibration-samples", default=DEFAULTS.calibration_samples, show_default=True,
               type=click.IntRange(min=1), help="Seeded calibration samples.")
+@spec_options
 @edge
 def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, weights_path: str | None,
                 strict: bool, fold_bn: bool, dtype: str, quantize: str | None, calibration: str | None,

@@ -6,8 +6,8 @@ import os
 
 import click
 
-from cnndsl.api import INSTANCE_KINDS, CompileOptions, ServeOptions, human_bytes, load, parse_preferred
-from cnndsl.cli.main import compile_options, edge, main
+from cnndsl.api import INSTANCE_KINDS, CompileOptions, ServeOptions, human_bytes, parse_preferred
+from cnndsl.cli.main import compile_options, edge, load, main, spec_options
 from cnndsl.views.term import Progress, shown_path
 
 SERVE = ServeOptions()  # the option defaults are the API's
@@ -35,6 +35,7 @@ SERVE = ServeOptions()  # the option defaults are the API's
 @click.option("--instance-count", default=SERVE.count, show_default=True, type=click.IntRange(1, 2 ** 31 - 1),
               help="Instances per GPU (and on the CPU).")
 @compile_options
+@spec_options
 @edge
 def export(spec: str, repo: str, name: str | None, version: int, force: bool, max_batch: int,
            preferred_batch: str | None, max_queue_delay_us: int, instances: str, instance_count: int, seed: int,

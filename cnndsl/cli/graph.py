@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cnndsl import api
-from cnndsl.cli.main import edge, main
+from cnndsl.cli.main import edge, load, main, spec_options
 
 
 @main.command()
@@ -14,6 +13,7 @@ from cnndsl.cli.main import edge, main
               help="Output .svg, .png, .pdf or .dot (default: NAME.svg); - prints the DOT text.")
 @click.option("--depth", type=click.IntRange(min=1), default=None,
               help="Draw each block deeper than N name parts as one box (1: stem, stages, head).")
+@spec_options
 @edge
 def graph(spec: str, output: str | None, depth: int | None) -> None:
     """Draw the architecture: layers as boxes, blocks as nested clusters, with shapes and parameters.
@@ -29,7 +29,7 @@ def graph(spec: str, output: str | None, depth: int | None) -> None:
 
     if output is not None and output != "-":
         output_format(output)  # an unknown extension fails before the spec is read
-    net = api.load(spec)
+    net = load(spec)
     text = to_dot(net.graph, depth)
     if output == "-":
         click.echo(text, nl=False)

@@ -13,7 +13,8 @@ import threading
 
 import click
 
-from cnndsl.api import CompileOptions, load
+from cnndsl import api
+from cnndsl.api import CompileOptions
 from cnndsl.errors import CnnDslError
 from cnndsl.views.term import Style, color_enabled
 
@@ -136,11 +137,35 @@ def compile_options(fn):
     return fn
 
 
+def _remember(ctx, param, value):
+    ctx.meta[f"cnndsl.{param.name}"] = value
+    return value
+
+
+def spec_options(fn):
+    """--variant and --set on a command that reads specs; ``load`` applies them."""
+    fn = click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", expose_value=False,
+                      callback=_remember, help="Set a network parameter (repeatable): --set width=1.2.")(fn)
+    return click.option("--variant", metavar="NAME", expose_value=False, callback=_remember,
+                        help="Use one of the spec's `variant` lines: --variant efficientnet_b3.")(fn)
+
+
+def chosen() -> tuple[str | None, dict]:
+    """The command's --variant and --set."""
+    meta = click.get_current_context().meta
+    return meta.get("cnndsl.variant"), api.parse_settings(meta.get("cnndsl.settings", ()))
+
+
+def load(path):
+    """Load a spec with the command's --variant and --set."""
+    return api.load(path, *chosen())
+
+
 def spec_command(json_help: str):
     """A command on one SPEC with a --json flag (``json_help``), its errors rendered at the edge."""
 
     def make(fn):
-        fn = click.option("--json", "as_json", is_flag=True, help=json_help)(edge(fn))
+        fn = click.option("--json", "as_json", is_flag=True, help=json_help)(spec_options(edge(fn)))
         return main.command()(click.argument("spec", type=click.Path(dir_okay=False))(fn))
 
     return make

@@ -8,12 +8,13 @@ import sys
 import click
 
 from cnndsl import api
-from cnndsl.cli.main import edge, load_all, main, spec_command
+from cnndsl.cli.main import edge, load, load_all, main, spec_command, spec_options
 
 
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+@spec_options
 @edge
 def params(specs, as_json: bool) -> None:
     """Count parameters and MACs; several specs give a comparison table.
@@ -36,7 +37,7 @@ def summary(spec: str, as_json: bool) -> None:
 
     Example: cnndsl summary specs/lenet5.cnn
     """
-    net = api.load(spec)
+    net = load(spec)
     if as_json:
         click.echo(json.dumps({**api.as_json(spec, net.graph), "layers": api.layers_json(net.graph)}, indent=2))
     else:
@@ -49,7 +50,7 @@ def weights(spec: str, as_json: bool) -> None:
 
     Example: cnndsl weights specs/resnet18.cnn
     """
-    graph = api.load(spec).graph
+    graph = load(spec).graph
     if as_json:
         click.echo(json.dumps(api.weights_json(graph), indent=2))
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cnndsl.cli.main import edge, load_all, main
+from cnndsl.cli.main import edge, load_all, main, spec_options
 from cnndsl.errors import CnnDslError
 
 
@@ -14,6 +14,7 @@ from cnndsl.errors import CnnDslError
               help="Chart file; the format follows the extension: .png, .svg or .pdf.")
 @click.option("--per-layer", is_flag=True, help="Parameters per layer, one panel per spec (default for one spec).")
 @click.option("--size", metavar="WxH", help="Image size in pixels, e.g. 1400x800 (default: fits the rows).")
+@spec_options
 @edge
 def plot(specs, output: str, per_layer: bool, size: str | None) -> None:
     """Chart parameters and MACs by year (several specs), or parameters per layer (one spec).

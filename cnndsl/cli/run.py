@@ -7,7 +7,7 @@ import os
 import click
 
 from cnndsl import api
-from cnndsl.cli.main import edge, main
+from cnndsl.cli.main import chosen, edge, load, main, spec_options
 from cnndsl.views import results
 from cnndsl.views.term import echo_err
 
@@ -30,6 +30,7 @@ from cnndsl.views.term import echo_err
 @click.option("--save-maps", type=click.Path(file_okay=False),
               help="Write each output map as a PNG (min-max scaled) and a labelled grid.png into this folder.")
 @click.option("--force", is_flag=True, help="Let --save-maps replace files in its folder that cnndsl did not write.")
+@spec_options
 @edge
 def run(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int, image_path: str | None,
         resize: bool, save_maps: str | None, force: bool) -> None:
@@ -44,7 +45,7 @@ def run(model: str, input_path: str | None, device: str, top: int, seed: int, ba
         from cnndsl.views.maps import check_folder
 
         check_folder(save_maps, force)
-    runner = api.runner(api.model_source(model, seed, batch)[0], device=device)
+    runner = api.runner(api.model_source(model, seed, batch, *chosen())[0], device=device)
     if runner.note:
         echo_err(f"note: {runner.note}")
     if save_maps:
@@ -92,7 +93,7 @@ def _save_maps(model: str, y, folder: str, source: str | None, force: bool) -> N
     labels: list[str | None] = []
     name = os.path.splitext(os.path.basename(model))[0]
     if not model.lower().endswith(".onnx"):
-        graph = api.load(model).graph
+        graph = load(model).graph
         labels, name = channel_labels(graph), graph.name
     if y.ndim == 4 and y.shape[0] > 1:
         echo_err(f"note: saving the maps of the first of {y.shape[0]} samples")

@@ -41,7 +41,8 @@ _OPERATORS = frozenset({"+", "-", "*", "/", "//", "%"})
 _NO_SPACE_BEFORE = frozenset({"COMMA", "SEMICOLON", "COLON", "RPAR", "RSQB", "EQUAL"})
 _NO_SPACE_AFTER = frozenset({"LPAR", "LSQB", "EQUAL"})
 _OPENS, _CLOSES = frozenset({"LPAR", "LSQB"}), frozenset({"RPAR", "RSQB"})
-_KEYWORDS = frozenset({"NETWORK", "INPUT", "BLOCK", "REPEAT", "CONCAT", "RESIDUAL", "SHORTCUT"})
+_KEYWORDS = frozenset({"NETWORK", "VARIANT", "INPUT", "BLOCK", "REPEAT", "_AS", "CONCAT", "SPLIT", "RESIDUAL",
+                       "SHORTCUT", "GATE", "IF", "_IF", "_ELSE", "AND", "OR", "NOT", "COMPARE"})
 _UNALIGNED = frozenset({"LBRACE", "RBRACE", "BACKSLASH"})
 _BACKSLASH = re.compile(r"\\[\t \f]*\r?\n")
 
@@ -96,7 +97,7 @@ def tokens(text: str) -> list[Tok]:
     parser, recorder, lock = _lexing_parser()
     with lock:
         recorder.tokens.clear()
-        parser.parse(text)
+        parser.parse(text, start="start")
         raw = sorted(recorder.tokens, key=lambda t: t.start_pos)
     lines = text.split("\n")
     out, pos = [], 0
@@ -223,8 +224,9 @@ class _Printer:
             return 0
         if tok.text in _OPERATORS and tok.kind != "NEG" and prev.kind in _VALUES:
             return 0  # a binary operator
-        if tok.kind == "LPAR" and prev.kind == "NAME" and self.before_prev == "BLOCK":
-            return 0  # block NAME(params)
+        if tok.kind == "LPAR" and (prev.kind == "CALLNAME" or prev.kind == "NAME" and self.before_prev in (
+                "BLOCK", "NETWORK")):
+            return 0  # max(a, b); block NAME(params); network NAME(params)
         return 1
 
     def track(self, tok: Tok, col: int) -> None:

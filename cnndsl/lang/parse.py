@@ -15,6 +15,7 @@ from cnndsl.lang.source import SourceFile, Span, normalise, span_of
 _READABLE = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "DIMS": "a size such as 3x3",
     "STRING": "a quoted string", "_NL": "end of line", "$END": "end of file", "NEG": "'-'",
+    "CALLNAME": "a function such as max(", "COMPARE": "a comparison (== != < <= > >=)",
 }
 
 
@@ -28,6 +29,7 @@ class _TooMuch(Exception):
 
 MAX_DIGITS = 18  # integer literals stay below 10^18 (arithmetic results are capped near 2^62)
 _OPERATORS = frozenset({"+", "-", "*", "/", "//", "%"})
+_KEYWORDS = frozenset({"concat", "split", "residual", "gate", "shortcut", "else"})
 # C0 and C1 controls (\r, escape sequences), DEL, and the bidirectional overrides ("Trojan Source")
 _UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -88,7 +90,7 @@ def parse(text: str, path: str = "<string>") -> S.Spec:
         raise SpecSyntaxError("the file contains a NUL byte; is it a binary file?",
                               Span(source, line, 1, line, 2), "a spec is plain UTF-8 text")
     try:
-        tree = _parser().parse(text)
+        tree = _parser().parse(text, start="start")
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source) from None
     except _TooMuch as exc:
@@ -126,11 +128,15 @@ def _syntax_error(exc, source: SourceFile) -> SpecSyntaxError:
         return SpecSyntaxError(message, span, hint)
     if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
         tok = exc.token
+        if _previous_word(source, line, col) in _KEYWORDS:  # `concat` is a statement here, not a label
+            expected = [e for e in expected if e != "':'"]
         shown = "end of line" if tok.type == "_NL" else repr(str(tok))
         message = f"unexpected {shown}"
         if expected:
             message += f"; expected {_one_of(expected)}"
-        if tok.type == "_NL":
+        if tok.type == "_NL" and "'{'" in expected:
+            hint = "a '{' must be on the same line as the statement it opens"
+        elif tok.type == "_NL":
             hint = "the statement is incomplete; did you forget an argument or a closing bracket?"
         elif str(tok) == "{" and _previous_word(source, line, col) == "shortcut":
             hint = "write `} shortcut {` on the line that closes the residual's body"
@@ -163,46 +169,61 @@ def _one_of(items: list[str]) -> str:
 
 
 class _Build:
-    """lark tree -> syntax dataclasses. Builds only; validates nothing."""
+    """lark tree -> syntax dataclasses. Builds only; validates nothing. ``at`` shifts positions
+    (line, column) for the expression of a label's hole, parsed apart from its line."""
 
-    def __init__(self, source: SourceFile) -> None:
+    def __init__(self, source: SourceFile, at: tuple[int, int] = (0, 0)) -> None:
         self.source = source
+        self.at = at
 
     def span(self, node) -> Span:
-        return span_of(self.source, getattr(node, "meta", node))
+        span = span_of(self.source, getattr(node, "meta", node))
+        if self.at == (0, 0):
+            return span
+        line, col = self.at
+        return Span(self.source, span.line + line, span.col + col, span.end_line + line, span.end_col + col)
 
     def transform(self, tree) -> S.Spec:
         name = title = name_span = None
         headers = 0
         meta: tuple[S.Arg, ...] = ()
-        inputs, blocks, body = [], [], []
+        params: tuple[S.Param, ...] = ()
+        inputs, blocks, variants, body = [], [], [], []
         for child in tree.children:
             kind = child.data
             if kind == "network":
                 headers += 1
-                tok, text, *args = child.children
+                tok, netparams, text, *args = child.children
                 name, name_span = str(tok), self.span(tok)
+                params = self.params(netparams.children) if netparams is not None else ()
                 title = str(text)[1:-1] if text is not None else None
                 meta = tuple(self.arg(a) for a in args)
+            elif kind == "variant":
+                tok, *args = child.children
+                variants.append(S.Variant(str(tok), tuple(self.arg(a) for a in args), self.span(child),
+                                          self.span(tok)))
             elif kind == "input":
                 inputs.append(S.InputDecl(tuple(self.arg(a) for a in child.children), self.span(child)))
             elif kind == "block":
                 blocks.append(self.block(child))
             else:
                 body.append(self.stmt(child))
-        return S.Spec(self.source, name, title, name_span, meta, tuple(inputs), tuple(blocks), tuple(body), headers)
+        return S.Spec(self.source, name, title, name_span, meta, tuple(inputs), tuple(blocks), tuple(body), headers,
+                      params, tuple(variants))
 
-    def block(self, tree) -> S.BlockDef:
-        name_tok, *rest = tree.children
-        body = rest[-1]
-        params = []
-        for p in rest[:-1]:
+    def params(self, trees) -> tuple[S.Param, ...]:
+        out = []
+        for p in trees:
             if p is None:
                 continue
             ptok, default = p.children
-            params.append(S.Param(str(ptok), self.expr(default) if default is not None else None,
-                                  self.span(ptok)))
-        return S.BlockDef(str(name_tok), tuple(params), self.body(body), self.span(tree), self.span(name_tok))
+            out.append(S.Param(str(ptok), self.expr(default) if default is not None else None, self.span(ptok)))
+        return tuple(out)
+
+    def block(self, tree) -> S.BlockDef:
+        name_tok, *rest = tree.children
+        return S.BlockDef(str(name_tok), self.params(rest[:-1]), self.body(rest[-1]), self.span(tree),
+                          self.span(name_tok))
 
     def body(self, tree) -> tuple[S.Stmt, ...]:
         return tuple(self.stmt(c) for c in tree.children)
@@ -211,7 +232,43 @@ class _Build:
         if tree is None:
             return None
         tok = tree.children[0]
-        return S.Label(str(tok), self.span(tok))
+        span = self.span(tok)
+        if tok.type != "STRING":
+            return S.Label(str(tok), span)
+        return S.Label(str(tok)[1:-1], span, self.holes(str(tok)[1:-1], span))
+
+    def holes(self, text: str, span: Span) -> tuple[str | S.Expr, ...]:
+        """A quoted label split into literal text and the expressions of its `{...}` holes."""
+        from lark.exceptions import UnexpectedInput
+
+        parts: list[str | S.Expr] = []
+        pos = 0
+        for m in _HOLE.finditer(text):
+            if m.start() > pos:
+                parts.append(text[pos:m.start()])
+            inner = m.group(1)
+            at = (span.line - 1, span.col + m.start(1))  # the quote, then the text before the hole
+            if not inner.strip():
+                raise SpecSyntaxError("an empty `{}` in a label", Span(self.source, span.line, span.col + m.start() + 1,
+                                      span.line, span.col + m.end() + 1), "write an expression inside: `{i+1}`")
+            try:
+                tree = _parser().parse(inner, start="expr")
+            except UnexpectedInput as exc:
+                col = at[1] + max(1, getattr(exc, "column", 1) or 1)
+                raise SpecSyntaxError("this `{...}` in the label is not an expression",
+                                      Span(self.source, span.line, col, span.line, col + 1),
+                                      "a hole holds an expression such as `{i+1}`") from None
+            parts.append(_Build(self.source, at).expr(tree))
+            pos = m.end()
+        rest = text[pos:]
+        if "{" in rest or "}" in rest:
+            col = span.col + 1 + pos + max(rest.find("{"), rest.find("}"))
+            raise SpecSyntaxError("an unmatched brace in a label",
+                                  Span(self.source, span.line, col, span.line, col + 1),
+                                  "holes are written `{expression}`")
+        if rest:
+            parts.append(rest)
+        return tuple(parts)
 
     def stmt(self, tree) -> S.Stmt:
         kind = tree.data
@@ -224,19 +281,31 @@ class _Build:
         if kind == "group":
             return S.Group(self.label(c[0]), self.body(c[1]), span)
         if kind == "repeat":
-            label, count, body = c
+            label, count, var, body = c
             stmts = self.body(body) if body.data == "body" else (self.stmt(body),)
-            return S.Repeat(self.label(label), self.expr(count), stmts, span)
+            return S.Repeat(self.label(label), self.expr(count), stmts, span, str(var) if var is not None else None)
         if kind == "concat":
-            return S.Concat(self.label(c[0]), self.body(c[1]), span)
+            return S.Concat(self.label(c[0]), self.body(c[2]), span, c[1] is not None)
         if kind == "residual":
-            label, body, shortcut = c
+            label, when, body, shortcut = c
             sc_name, sc_body = "shortcut", None
             if shortcut is not None:
                 sc_tok, sc_tree = shortcut.children
                 sc_name = str(sc_tok) if sc_tok is not None else "shortcut"
                 sc_body = self.body(sc_tree)
-            return S.Residual(self.label(label), self.body(body), sc_name, sc_body, span)
+            return S.Residual(self.label(label), self.body(body), sc_name, sc_body, span,
+                              self.expr(when) if when is not None else None)
+        if kind == "gate":
+            return S.Gate(self.label(c[0]), self.body(c[1]), span)
+        if kind == "if_stmt":
+            cond, then, otherwise = c
+            if otherwise is None:
+                rest = ()
+            elif otherwise.data == "body":
+                rest = self.body(otherwise)
+            else:
+                rest = (self.stmt(otherwise),)
+            return S.If(self.expr(cond), self.body(then), rest, span)
         raise AssertionError(f"unhandled statement {kind}")  # pragma: no cover
 
     def arg(self, tree) -> S.Arg:
@@ -264,6 +333,16 @@ class _Build:
             return S.TupleExpr(tuple(self.expr(x) for x in c if x is not None), span)
         if kind == "list":
             return S.ListExpr(tuple(self.expr(x) for x in c if x is not None), span)
+        if kind == "compare":
+            return S.Compare(str(c[1]), self.expr(c[0]), self.expr(c[2]), span)
+        if kind in ("and_", "or_"):
+            return S.Logic(kind[:-1], self.expr(c[0]), self.expr(c[1]), span)
+        if kind == "not_":
+            return S.Not(self.expr(c[0]), span)
+        if kind == "choose":
+            return S.Choose(self.expr(c[1]), self.expr(c[0]), self.expr(c[2]), span)
+        if kind == "call":
+            return S.Call(str(c[0]), tuple(self.expr(x) for x in c[1:] if x is not None), span, self.span(c[0]))
         raise AssertionError(f"unhandled expression {kind}")  # pragma: no cover
 
     def expr_token(self, tok) -> S.Expr:
@@ -286,4 +365,5 @@ class _Build:
         return S.Name(text, span)
 
 
+_HOLE = re.compile(r"\{([^{}]*)\}")
 _BINOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%"}

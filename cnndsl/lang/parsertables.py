@@ -17,7 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 
 # Options fixed when the tables are generated; callers pass only the ones lark accepts on loading.
-TABLE_OPTIONS = {"parser": "lalr", "lexer": "contextual", "maybe_placeholders": True}
+# Two start symbols: a whole spec, and one expression (the `{...}` holes of a quoted label).
+TABLE_OPTIONS = {"parser": "lalr", "lexer": "contextual", "maybe_placeholders": True, "start": ["start", "expr"]}
 _RUNTIME_OPTIONS = ("postlex", "lexer_callbacks", "propagate_positions", "transformer", "tree_class")
 
 

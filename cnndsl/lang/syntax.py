@@ -62,7 +62,51 @@ class Neg:
     span: Span
 
 
-Expr = Num | Dims | Name | Str | TupleExpr | ListExpr | BinOp | Neg
+@dataclass(frozen=True)
+class Compare:
+    op: str  # == != < <= > >=
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Logic:
+    """``a and b``, ``a or b`` (Python's: the right side is evaluated only when it decides)."""
+
+    op: str  # and, or
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Choose:
+    """``A if COND else B``."""
+
+    cond: Expr
+    then: Expr
+    otherwise: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call:
+    """``max(a, b)``: a built-in function (cnndsl/lang/values.py lists them)."""
+
+    func: str
+    args: tuple[Expr, ...]
+    span: Span
+    func_span: Span
+
+
+Expr = Num | Dims | Name | Str | TupleExpr | ListExpr | BinOp | Neg | Compare | Logic | Not | Choose | Call
 
 
 @dataclass(frozen=True)
@@ -78,8 +122,12 @@ class Arg:
 
 @dataclass(frozen=True)
 class Label:
+    """``name:``, ``block:`` or ``"denselayer{i+1}":``. ``parts`` is the quoted text split into
+    literal strings and the expressions of its ``{...}`` holes (None for a plain name)."""
+
     name: str
     span: Span
+    parts: tuple[str | Expr, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -104,21 +152,24 @@ class Group:
 
 @dataclass(frozen=True)
 class Repeat:
-    """``[label:] repeat N stmt`` or ``repeat N { ... }``."""
+    """``[label:] repeat N [as VAR] stmt`` or ``repeat N [as VAR] { ... }``."""
 
     label: Label | None
     count: Expr
     body: tuple[Stmt, ...]
     span: Span
+    var: str | None = None  # counts 0 .. N-1 in the copies
 
 
 @dataclass(frozen=True)
 class Concat:
-    """``[label:] concat { branch; branch; ... }``: each statement is a branch."""
+    """``[label:] concat [split] { branch; branch; ... }``: each statement is a branch; with
+    ``split`` each branch gets an equal share of the input's channels instead of all of them."""
 
     label: Label | None
     branches: tuple[Stmt, ...]
     span: Span
+    split: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,9 +181,30 @@ class Residual:
     shortcut_name: str
     shortcut: tuple[Stmt, ...] | None
     span: Span
+    when: Expr | None = None  # `residual if COND { ... }`: without the add when COND is false
 
 
-Stmt = Layer | Group | Repeat | Concat | Residual
+@dataclass(frozen=True)
+class Gate:
+    """``[label:] gate { ... }``: the input times the body's output, broadcast over height and
+    width (squeeze-and-excitation). Always a scope of its own, as its module is in PyTorch."""
+
+    label: Label | None
+    body: tuple[Stmt, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class If:
+    """``if COND { ... } [else { ... }]``: the statements of the branch taken stand in its place."""
+
+    cond: Expr
+    then: tuple[Stmt, ...]
+    otherwise: tuple[Stmt, ...]
+    span: Span
+
+
+Stmt = Layer | Group | Repeat | Concat | Residual | Gate | If
 
 
 @dataclass(frozen=True)
@@ -147,6 +219,16 @@ class BlockDef:
     name: str
     params: tuple[Param, ...]
     body: tuple[Stmt, ...]
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class Variant:
+    """``variant NAME key=value ...``: a named setting of the network's parameters."""
+
+    name: str
+    args: tuple[Arg, ...]
     span: Span
     name_span: Span
 
@@ -170,3 +252,5 @@ class Spec:
     blocks: tuple[BlockDef, ...]
     body: tuple[Stmt, ...]
     headers: int  # how many `network` lines were written
+    params: tuple[Param, ...] = ()  # `network NAME(width=1.0, depth=1.0)`: visible everywhere
+    variants: tuple[Variant, ...] = ()

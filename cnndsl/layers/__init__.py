@@ -26,6 +26,6 @@ from __future__ import annotations
 
 from cnndsl.layers import activation, conv, dense, norm, pool  # noqa: F401  (registers the kinds)
 from cnndsl.layers.base import REGISTRY, Layer, bind, usage
-from cnndsl.layers.merge import AddResidual, ConcatChannels
+from cnndsl.layers.merge import AddResidual, ConcatChannels, MulGate, SplitChannels
 
-__all__ = ["REGISTRY", "Layer", "bind", "usage", "AddResidual", "ConcatChannels"]
+__all__ = ["REGISTRY", "Layer", "bind", "usage", "AddResidual", "ConcatChannels", "MulGate", "SplitChannels"]

@@ -1,4 +1,4 @@
-"""Merges made by structure (not written as layers): concat of branches, residual add."""
+"""Made by structure (not written as layers): concat of branches and its split, residual add, gate."""
 
 from __future__ import annotations
 
@@ -47,3 +47,50 @@ class AddResidual(Layer):
 
     def emit(self, b, node, xs):
         return b.node("Add", xs, node.name)
+
+
+@dataclass(frozen=True)
+class MulGate(Layer):
+    """The join of a `gate { ... }`: the input times the body's output, broadcast over height and width."""
+
+    kind = "mul"
+    category = "merge"
+    onnx_ops = "Mul"
+
+    def infer(self, shapes):
+        x, g = shapes
+        if g[:1] != x[:1] or len(g) != len(x) or any(gd not in (1, xd) for gd, xd in zip(g[1:], x[1:], strict=True)):
+            per_channel = fmt_shape((x[0],) + (1,) * (len(x) - 1))
+            raise RuleError(f"gate: the body gives {fmt_shape(g)} but its input is {fmt_shape(x)}",
+                            f"a gate's body must give one value per channel ({per_channel}) or the input's own "
+                            f"shape: end it with a conv or dense of {x[0]} channels after a global pool")
+        return x
+
+    def emit(self, b, node, xs):
+        return b.node("Mul", xs, node.name)
+
+
+@dataclass(frozen=True)
+class SplitChannels(Layer):
+    """One share of a `concat split { ... }`'s input: channels [i*C/n, (i+1)*C/n), as PyTorch's chunk."""
+
+    parts: int = 2
+    index: int = 0
+
+    kind = "split"
+    category = "reshape"
+    onnx_ops = "Slice"
+
+    def infer(self, shapes):
+        c = shapes[0][0]
+        if c % self.parts:
+            raise RuleError(f"concat split: {c} channels do not split into {self.parts} equal parts",
+                            f"give the input a multiple of {self.parts} channels, or write one branch fewer")
+        return (c // self.parts,) + tuple(shapes[0][1:])
+
+    def emit(self, b, node, xs):
+        share = node.in_shapes[0][0] // self.parts
+        starts = b.ints(node.name + ".starts", [share * self.index])
+        ends = b.ints(node.name + ".ends", [share * (self.index + 1)])
+        axes = b.ints(node.name + ".axes", [1])
+        return b.node("Slice", [xs[0], starts, ends, axes], node.name)

@@ -7,10 +7,10 @@ import os
 from cnndsl.errors import CheckError, RuleError, did_you_mean
 from cnndsl.lang import limits
 from cnndsl.lang import syntax as S
-from cnndsl.lang.show import fmt_shape
+from cnndsl.lang.show import fmt_shape, show
 from cnndsl.lang.source import Span
-from cnndsl.lang.values import Env, evaluate, names
-from cnndsl.layers import REGISTRY, AddResidual, ConcatChannels, bind
+from cnndsl.lang.values import Env, evaluate, names, truth
+from cnndsl.layers import REGISTRY, AddResidual, ConcatChannels, MulGate, SplitChannels, bind
 from cnndsl.model.inits import choose_inits
 from cnndsl.model.ir import Graph, Node
 
@@ -29,21 +29,25 @@ class _Scope:
     def full(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
 
-    def next(self, label: S.Label | None) -> str:
+    def next(self, label: str | None) -> str:
         """The full name of the next statement: its label, or its index (which it uses up either way)."""
-        name = label.name if label is not None else str(self.index)
+        name = label if label is not None else str(self.index)
         self.index += 1
         return self.full(name)
 
 
-def check(spec: S.Spec) -> Graph:
-    """Expand and check a parsed spec; raise CheckError at the first mistake."""
-    return _Checker(spec).run()
+def check(spec: S.Spec, variant: str | None = None, settings: dict | None = None) -> Graph:
+    """Expand and check a parsed spec; raise CheckError at the first mistake. ``variant`` names a
+    `variant` line of the spec; ``settings`` sets network parameters by name (after the variant)."""
+    return _Checker(spec, variant, settings or {}).run()
 
 
 class _Checker:
-    def __init__(self, spec: S.Spec) -> None:
+    def __init__(self, spec: S.Spec, variant: str | None = None, settings: dict | None = None) -> None:
         self.spec = spec
+        self.variant = variant
+        self.settings = settings or {}
+        self.globals = Env({})
         self.blocks: dict[str, S.BlockDef] = {}
         self.names: dict[str, Span | None] = {}
         self.calls: list[tuple[str, Span]] = []  # (block, call site), outermost first
@@ -64,15 +68,16 @@ class _Checker:
         if spec.headers > 1:
             raise self.error("more than one `network` line", spec.name_span, "a spec describes one network")
         self.define_blocks()
+        meta = self.network_params()
         shape = self.input_shape()
-        name = spec.name or _stem(spec.source.path)
+        name = self.variant or spec.name or _stem(spec.source.path)
         self.graph = Graph(name, spec.title, shape, [], spec.source.text, spec.source.path)
-        self.network_meta()
+        self.network_meta(meta)
         scope = _Scope("")
         x = INPUT
         try:
             for stmt in spec.body:
-                x = self.stmt(stmt, x, scope, Env({}))
+                x = self.stmt(stmt, x, scope, self.globals)
         except RecursionError:
             raise self.error("blocks and groups nest too deeply to check", self.current,
                              "flatten the structure (use repeat rather than nesting)") from None
@@ -81,10 +86,56 @@ class _Checker:
         choose_inits(self.graph)
         return self.graph
 
-    def network_meta(self) -> None:
+    def network_params(self) -> list[S.Arg]:
+        """The network's parameters: defaults, then the chosen variant's values, then settings.
+        Returns the meta options (year=, top5=) in force: the network line's, then the variant's."""
+        spec = self.spec
+        declared = {p.name: p for p in spec.params}
+        seen: dict[str, S.Variant] = {}
+        for v in spec.variants:
+            if v.name in seen:
+                raise self.error(f"variant '{v.name}' is defined twice (first on line {seen[v.name].span.line})",
+                                 v.name_span, "rename one of them")
+            seen[v.name] = v
+        for p in spec.params:
+            if p.default is None:
+                raise self.error(f"network parameter '{p.name}' needs a default (the network as written)", p.span,
+                                 f"write `{p.name}=VALUE`; variants and --set change it")
+        meta = list(spec.meta)
+        chosen: dict[str, object] = {}
+        for v in spec.variants:  # every variant line is checked, the chosen one or not
+            for a in v.args:
+                if a.name is None:
+                    raise self.error("a variant sets parameters by name", a.span, "write NAME=VALUE, e.g. width=1.2")
+                if a.name not in declared and a.name not in ("year", "top5"):
+                    raise self.error(f"variant sets '{a.name}', which is not a network parameter", a.span,
+                                     did_you_mean(a.name, declared) or _net_usage(spec))
+                value = self.eval(a.value, Env({}))
+                if v.name == self.variant and a.name in declared:
+                    chosen[a.name] = value
+        if self.variant is not None:
+            if self.variant not in seen:
+                raise self.error(f"the spec has no variant '{self.variant}'", spec.name_span or
+                                 (spec.inputs[0].span if spec.inputs else None),
+                                 did_you_mean(self.variant, seen) or
+                                 (f"its variants: {', '.join(seen)}" if seen else "it defines no `variant` lines"))
+            picked = {a.name: a for a in seen[self.variant].args if a.name in ("year", "top5")}
+            meta = [m for m in meta if m.name not in picked] + list(picked.values())
+        for key, value in self.settings.items():
+            if key not in declared:
+                raise self.error(f"--set {key}: the network has no parameter '{key}'", spec.name_span,
+                                 did_you_mean(key, declared) or _net_usage(spec))
+            chosen[key] = value
+        values: dict[str, object] = {}
+        for p in spec.params:
+            values[p.name] = chosen[p.name] if p.name in chosen else self.eval(p.default, Env(values))
+        self.globals = Env(values)
+        return meta
+
+    def network_meta(self, meta: list[S.Arg]) -> None:
         """`year=` and `top5=` on the network line (for the lineage table)."""
-        for a in self.spec.meta:
-            value = self.eval(a.value, Env({}))
+        for a in meta:
+            value = self.eval(a.value, self.globals)
             if a.name == "year":
                 if not isinstance(value, int) or isinstance(value, bool) or not 1900 <= value <= 2100:
                     raise self.error(f"year must be a year such as 1998, not {value!r}", a.value.span)
@@ -139,7 +190,7 @@ class _Checker:
         if len(spec.inputs) > 1:
             raise self.error("more than one `input` line", spec.inputs[1].span, "a network has one input")
         decl = spec.inputs[0]
-        values = [self.eval(a.value, Env({})) for a in decl.args]
+        values = [self.eval(a.value, self.globals) for a in decl.args]
         if len(values) == 1 and isinstance(values[0], int) and not isinstance(values[0], bool):
             values = [(values[0],)]
         if len(values) != 1 or not isinstance(values[0], tuple) or len(values[0]) not in (1, 3) \
@@ -176,39 +227,87 @@ class _Checker:
 
     def stmt(self, stmt: S.Stmt, x: int, scope: _Scope, env: Env) -> int:
         self.current = stmt.span
+        env = env.at(self.shape(x))
         if isinstance(stmt, S.Layer):
-            if stmt.kind in self.blocks:
-                return self.call(stmt, x, scope, env)
-            return self.layer(stmt, x, scope, env)
+            kind = self.kind_of(stmt, env)
+            if kind is None:  # `act` where the parameter act is none: left out, as PyTorch leaves it
+                return x
+            if kind in self.blocks:
+                return self.call(stmt, kind, x, scope, env)
+            return self.layer(stmt, kind, x, scope, env)
+        if isinstance(stmt, S.If):
+            taken = stmt.then if self.condition(stmt.cond, env) else stmt.otherwise
+            return self.seq(taken, x, scope, env)
         if isinstance(stmt, S.Group):
-            return self.seq(stmt.body, x, _Scope(self.open(scope, stmt)), env)
+            return self.seq(stmt.body, x, _Scope(self.open(scope, stmt, env)), env)
         if isinstance(stmt, S.Repeat):
             return self.repeat(stmt, x, scope, env)
-        inner = _Scope(self.open(scope, stmt)) if stmt.label is not None else scope
+        if isinstance(stmt, S.Gate):
+            return self.gate(stmt, x, _Scope(self.open(scope, stmt, env)), env)
+        if isinstance(stmt, S.Residual) and stmt.when is not None and not self.condition(stmt.when, env):
+            return self.seq(stmt.body, x, _Scope(self.open(scope, stmt, env)) if stmt.label else scope, env)
+        inner = _Scope(self.open(scope, stmt, env)) if stmt.label is not None else scope
         if isinstance(stmt, S.Concat):
             return self.concat(stmt, x, inner, env)
         return self.residual(stmt, x, inner, env)
 
-    def layer(self, stmt: S.Layer, x: int, scope: _Scope, env: Env) -> int:
-        cls = REGISTRY.get(stmt.kind)
+    def condition(self, expr: S.Expr, env: Env) -> bool:
+        try:
+            return truth(expr, env)
+        except RuleError as exc:
+            raise self.error(exc.message, getattr(exc, "span", None) or expr.span, exc.hint) from None
+
+    def kind_of(self, stmt: S.Layer, env: Env) -> str | None:
+        """The kind a layer statement names: itself, or, for a parameter holding a kind (`act` in a
+        block called with act=hardswish), the kind it holds; None for a parameter holding none."""
+        if stmt.kind not in env.values:
+            return stmt.kind
+        value = env.values[stmt.kind]
+        if value is None and not stmt.args:
+            return None
+        if isinstance(value, str) and (value in REGISTRY or value in self.blocks):
+            return value
+        raise self.error(f"'{stmt.kind}' is a parameter holding {show(value)}, not a layer kind", stmt.kind_span,
+                         f"pass a layer kind or block name for '{stmt.kind}' (e.g. {stmt.kind}=relu), or none "
+                         "to leave the statement out")
+
+    def layer(self, stmt: S.Layer, kind: str, x: int, scope: _Scope, env: Env) -> int:
+        cls = REGISTRY.get(kind)
         if cls is None:
-            known = set(REGISTRY) | set(self.blocks)
-            hint = did_you_mean(stmt.kind, known) or "see the README's language reference for the layer kinds"
-            raise self.error(f"unknown layer '{stmt.kind}'", stmt.kind_span, hint)
+            raise self.error(f"unknown layer '{kind}'", stmt.kind_span, self.unknown_kind_hint(stmt, env))
         args = [(a.name, self.eval(a.value, env), i) for i, a in enumerate(stmt.args)]
         try:
             layer, where = bind(cls, args)
         except RuleError as exc:
             raise self.rule_error(exc, stmt, {}) from None
-        y = self.add(scope.next(stmt.label), layer, (x,), stmt, where)
+        y = self.add(scope.next(self.label(stmt.label, env)), layer, (x,), stmt, where)
         act = getattr(layer, "act", None) if cls.fused_act else None
         if act is not None:
             act_layer, _ = bind(REGISTRY[act], [])
             y = self.add(scope.next(None), act_layer, (y,), stmt, where)
         return y
 
-    def call(self, stmt: S.Layer, x: int, scope: _Scope, env: Env) -> int:
-        block = self.blocks[stmt.kind]
+    def unknown_kind_hint(self, stmt: S.Layer, env: Env) -> str:
+        known = set(REGISTRY) | set(self.blocks)
+        return did_you_mean(stmt.kind, known) or "see the README's language reference for the layer kinds"
+
+    def label(self, label: S.Label | None, env: Env) -> str | None:
+        """A statement's label as a name: written, or with its `{...}` holes filled in."""
+        if label is None:
+            return None
+        if label.parts is None:
+            return label.name
+        text = "".join(part if isinstance(part, str) else _label_text(self.eval(part, env), part, self)
+                       for part in label.parts)
+        bad = next((c for c in text if c == "." or not c.isprintable() or c.isspace()), None) if text else ""
+        if bad is not None:
+            what = "is empty" if bad == "" else f"holds {bad!r}"
+            raise self.error(f"the label {text!r} {what}", label.span,
+                             "a label is one part of a dotted name: no dots, blanks or control characters")
+        return text
+
+    def call(self, stmt: S.Layer, kind: str, x: int, scope: _Scope, env: Env) -> int:
+        block = self.blocks[kind]
         chain = [name for name, _ in self.calls]
         if block.name in chain:
             cycle = " -> ".join(chain[chain.index(block.name):] + [block.name])
@@ -217,10 +316,10 @@ class _Checker:
         if len(self.calls) >= limits.MAX_BLOCK_DEPTH:
             raise self.error(f"blocks nest more than {limits.MAX_BLOCK_DEPTH} deep", stmt.kind_span)
         given = self.block_args(block, stmt, env)
-        name = self.open(scope, stmt)
+        name = self.open(scope, stmt, env)
         self.calls.append((block.name, stmt.span))
         try:
-            return self.seq(block.body, x, _Scope(name), self.block_env(block, stmt, given))
+            return self.seq(block.body, x, _Scope(name), self.block_env(block, given, env))
         finally:
             self.calls.pop()
 
@@ -254,12 +353,14 @@ class _Checker:
                 raise self.error(f"block '{block.name}' needs a value for '{p.name}'", stmt.kind_span, usage)
         return given
 
-    def block_env(self, block: S.BlockDef, stmt: S.Layer, given: dict) -> Env:
-        """The block's parameters: written values, then defaults (which may use earlier parameters)."""
-        values = {}
+    def block_env(self, block: S.BlockDef, given: dict, env: Env) -> Env:
+        """The block's names: the network's parameters, then the block's (written values, then
+        defaults, which may use earlier parameters and the call's input), at the call's input."""
+        inner = Env(dict(self.globals.values), env.shape)
         for p in block.params:
-            values[p.name] = given[p.name] if p.name in given else self.eval(p.default, Env(values))
-        return Env(values)
+            value = given[p.name] if p.name in given else self.eval(p.default, inner)
+            inner = inner.with_values({p.name: value})
+        return inner
 
     def repeat(self, stmt: S.Repeat, x: int, scope: _Scope, env: Env) -> int:
         count = self.eval(stmt.count, env)
@@ -268,17 +369,26 @@ class _Checker:
         if count > limits.MAX_LAYERS:
             raise self.error(f"repeat {count:,} exceeds the limit of {limits.MAX_LAYERS:,} layers", stmt.count.span,
                              "set CNNDSL_MAX_LAYERS to raise the limit")
-        target = _Scope(self.open(scope, stmt)) if stmt.label is not None else scope
-        for _ in range(count):
-            x = self.seq(stmt.body, x, target, env)
+        target = _Scope(self.open(scope, stmt, env)) if stmt.label is not None else scope
+        for k in range(count):
+            inner = env.with_values({stmt.var: k}) if stmt.var is not None else env
+            x = self.seq(stmt.body, x, target, inner)
         return x
 
     def concat(self, stmt: S.Concat, x: int, scope: _Scope, env: Env) -> int:
         if not stmt.branches:
             raise self.error("concat has no branches", stmt.span, "write one statement (or { group }) per branch")
-        outs = tuple(self.stmt(branch, x, scope, env) for branch in stmt.branches)
+        inputs = [x] * len(stmt.branches)
+        if stmt.split:
+            inputs = self.split(stmt, x, scope)
+        outs = tuple(self.stmt(branch, xi, scope, env) for branch, xi in zip(stmt.branches, inputs, strict=True))
         spans = {f"#{i}": b.span for i, b in enumerate(stmt.branches)}
         return self.add(self.internal(scope, "concat"), ConcatChannels(), outs, stmt, {}, spans)
+
+    def split(self, stmt: S.Concat, x: int, scope: _Scope) -> list[int]:
+        """`concat split`: one equal share of the input's channels per branch (PyTorch's chunk)."""
+        n = len(stmt.branches)
+        return [self.add(self.internal(scope, "split"), SplitChannels(n, i), (x,), stmt, {}) for i in range(n)]
 
     def residual(self, stmt: S.Residual, x: int, scope: _Scope, env: Env) -> int:
         y = self.seq(stmt.body, x, scope, env)
@@ -288,13 +398,19 @@ class _Checker:
                 raise self.error(
                     f"residual add: the body gives {fmt_shape(self.shape(y))} but its input is "
                     f"{fmt_shape(self.shape(x))}", stmt.span,
-                    "add a projection used when shapes differ: `} shortcut { conv C 1x1 stride=S }`")
+                    "add a projection used when shapes differ (`} shortcut { conv C 1x1 stride=S }`); or, "
+                    "where the architecture adds nothing when the shape changes (MobileNet), "
+                    "`residual if COND { ... }` or no residual")
             shortcut = self.seq(stmt.shortcut, x, _Scope(scope.full(stmt.shortcut_name)), env)
         return self.add(self.internal(scope, "add"), AddResidual(), (y, shortcut), stmt, {})
 
-    def open(self, scope: _Scope, stmt) -> str:
-        """Name a new sub-scope (group, block call, labelled repeat/concat/residual) and claim it."""
-        name = scope.next(stmt.label)
+    def gate(self, stmt: S.Gate, x: int, scope: _Scope, env: Env) -> int:
+        y = self.seq(stmt.body, x, scope, env)
+        return self.add(self.internal(scope, "mul"), MulGate(), (x, y), stmt, {})
+
+    def open(self, scope: _Scope, stmt, env: Env) -> str:
+        """Name a new sub-scope (group, block call, gate, labelled repeat/concat/residual) and claim it."""
+        name = scope.next(self.label(stmt.label, env))
         self.claim(name, stmt)
         return name
 
@@ -352,6 +468,20 @@ class _Checker:
         elif isinstance(stmt, S.Layer):
             span = stmt.kind_span
         return self.error(exc.message, span, exc.hint)
+
+
+def _label_text(value, part: S.Expr, checker: _Checker) -> str:
+    """A hole's value in a label: an integer or a word."""
+    if isinstance(value, str) or isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise checker.error(f"a label's hole gives {show(value)}; it must give an integer or a word", part.span,
+                        "round it: `{i+1}`, `{n//2}`")
+
+
+def _net_usage(spec: S.Spec) -> str:
+    if not spec.params:
+        return "the network line declares no parameters: `network NAME(width=1.0)`"
+    return "its parameters: " + ", ".join(p.name for p in spec.params)
 
 
 def _usage(block: S.BlockDef) -> str:

@@ -54,6 +54,12 @@ class GraphBuilder:
         self.nodes.append(helper.make_node("Constant", [], [name], name=name, value=const))
         return name
 
+    def ints(self, name: str, values: list[int]) -> str:
+        """A constant 1-D int64 tensor (shapes, axes, slice bounds)."""
+        const = helper.make_tensor(name, onnx.TensorProto.INT64, [len(values)], list(values))
+        self.nodes.append(helper.make_node("Constant", [], [name], name=name, value=const))
+        return name
+
     def need_opset(self, version: int, what: str) -> None:
         if self.opset < version:
             raise CompileError(f"{what} needs opset {version} or later; compiling for opset {self.opset}",

@@ -57,17 +57,18 @@ class CnnDslLexer(RegexLexer):
             (r'"[^"\n]*"', String.Double),
             (r'"[^"\n]*', Error),  # an unterminated string
             (rf"(block)([ \t\f]+)({NAME})", bygroups(Keyword.Declaration, Whitespace, Name.Function)),
-            (rf"(network)([ \t\f]+)({NAME})", bygroups(Keyword.Declaration, Whitespace, Name.Namespace)),
+            (rf"(network|variant)([ \t\f]+)({NAME})", bygroups(Keyword.Declaration, Whitespace, Name.Namespace)),
             (rf"(shortcut)([ \t\f]+)({NAME})", bygroups(Keyword, Whitespace, Name.Label)),
             (rf"({NAME})([ \t\f]*)(:)", bygroups(Name.Label, Whitespace, Punctuation)),
-            (rf"({NAME})([ \t\f]*)(=)", bygroups(Name.Attribute, Whitespace, Operator)),
+            (rf"({NAME})([ \t\f]*)(=)(?!=)", bygroups(Name.Attribute, Whitespace, Operator)),
+            (rf"{NAME}(?=\()", Name.Function),  # a built-in function: max(a, b)
             (words(grammar_keywords(), prefix=r"\b", suffix=r"\b"), Keyword),
             (words(layer_kinds(), prefix=r"\b", suffix=r"\b"), Name.Builtin),
             (words(("true", "false"), prefix=r"\b", suffix=r"\b"), Keyword.Constant),
             (r"\d+(?:x\d+)+(?![A-Za-z0-9_])", Number),  # a size: 3x3, 3x224x224
             (r"(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+", Number.Float),
             (r"\d+", Number.Integer),
-            (r"//|[-+*/%]", Operator),
+            (r"==|!=|<=|>=|//|[-+*/%<>]", Operator),
             (r"[{}()\[\],;]", Punctuation),
             (NAME, Name),
         ],
