@@ -197,6 +197,22 @@ def flatten(x):
     return x.reshape(x.shape[0], -1)
 
 
+# -- channel shuffle -----------------------------------------------------------------------
+
+
+def channel_shuffle(x, groups):
+    """Output channel j*groups + i is input channel i*(C/groups) + j, written out as a loop."""
+    x = _f64(x)
+    c = x.shape[1]
+    per = c // groups
+    assert per * groups == c, "channels not divisible by groups"
+    out = np.empty_like(x)
+    for i in range(groups):
+        for j in range(per):
+            out[:, j * groups + i] = x[:, i * per + j]
+    return out
+
+
 # -- activations ---------------------------------------------------------------------------
 
 

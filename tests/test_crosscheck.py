@@ -311,6 +311,11 @@ TABLE = [
     row("flatten", "3x4x5", elementwise(ref.flatten)),
     row("flatten", "7", elementwise(ref.flatten)),  # already flat
     row("dropout 0.3", "3x4x4", elementwise(ref.identity)),
+    # ---- channel shuffle ---------------------------------------------------------------------
+    row("shuffle 2", "6x3x4", elementwise(lambda x: ref.channel_shuffle(x, 2))),
+    row("shuffle 3", "12x2x2", elementwise(lambda x: ref.channel_shuffle(x, 3)), batch=3),
+    row("shuffle 4", "4x1x3", elementwise(lambda x: ref.channel_shuffle(x, 4))),  # C groups of one
+    row("shuffle 1", "3x2x2", elementwise(lambda x: ref.channel_shuffle(x, 1))),
     # ---- activations -------------------------------------------------------------------------
     row("relu", "3x4x4", elementwise(ref.relu)),
     row("relu6", "3x4x4", elementwise(ref.relu6), scale=5.0),
@@ -402,6 +407,10 @@ def test_reference_rules():
     x = np.arange(4.0).reshape(1, 4, 1, 1) + 1
     y = ref.lrn(x, 2, alpha=2.0, beta=1.0, k=0.0)  # channels c .. c+1: sums 1+4, 4+9, 9+16, 16
     np.testing.assert_allclose(y.ravel(), [1 / 5, 2 / 13, 3 / 25, 4 / 16])
+    # ShuffleNetV2, 6 channels in 2 groups (0 1 2 | 3 4 5): one from each group in turn
+    x = np.arange(6.0).reshape(1, 6, 1, 1)
+    assert ref.channel_shuffle(x, 2).ravel().tolist() == [0, 3, 1, 4, 2, 5]
+    assert ref.channel_shuffle(x, 3).ravel().tolist() == [0, 2, 4, 1, 3, 5]  # groups 01 23 45
 
 
 # -- hypothesis ------------------------------------------------------------------------------

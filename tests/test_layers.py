@@ -12,6 +12,7 @@ The arithmetic is written out in the comments so a reviewer can redo it.
 from __future__ import annotations
 
 import pytest
+from helpers import assert_error, err
 
 import cnndsl
 from cnndsl.layers import REGISTRY
@@ -205,7 +206,28 @@ RULES = [
     row("hardsigmoid", "2x3x3", (2, 3, 3)),
     row("hard_swish", "6", (6,)),
     row("conv 4 3x3 hardswish", "3x8x8", (4, 6, 6), 112, 3888),
+
+    # ---- channel shuffle: a permutation, no parameters -------------------------------------------
+    row("shuffle 2", "116x28x28", (116, 28, 28)),                  # ShuffleNetV2 x1.0, stage 2
+    row("shuffle 3", "6x1x5", (6, 1, 5)),
+    row("shuffle 1", "5x2x2", (5, 2, 2)),                          # one group: the identity
+    row("shuffle groups=4", "4x3x3", (4, 3, 3)),                   # C groups of one: the identity too
 ]
+
+
+# The new kinds' own errors (message, line:col, hint), as in test_check.py's table.
+ERRORS = [
+    err("shuffle-not-divisible", "input 6x4x4\nshuffle 4\n", "input has 6 channels, not divisible by shuffle "
+        "groups=4", 2, 9, "GROUPS must divide the channels"),
+    err("shuffle-flat", "input 6\nshuffle 2\n", "shuffle needs a CxHxW input, got 6", 2, 1, "before `flatten`"),
+    err("shuffle-no-groups", "input 6x4x4\nshuffle\n", "shuffle needs GROUPS", 2, 1, "usage: shuffle GROUPS"),
+    err("shuffle-zero", "input 6x4x4\nshuffle 0\n", "groups must be a positive integer, not 0", 2, 9),
+]
+
+
+@pytest.mark.parametrize("text, message, line, col, hint", ERRORS)
+def test_error(text, message, line, col, hint):
+    assert_error(text, message, line, col, hint)
 
 
 def build(inp: str, decl: str):
