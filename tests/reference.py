@@ -184,6 +184,16 @@ def batchnorm(x, gamma, beta, mean, var, eps=1e-5):
     return (x - m) / np.sqrt(v + eps) * g + b
 
 
+def layernorm(x, gamma, beta, eps=1e-5):
+    """Over the channel axis (axis 1) of each sample at each pixel, or over a flat sample's features:
+    (x - mean) / sqrt(var + eps) * weight + bias, with the biased variance (dividing by C)."""
+    x = _f64(x)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mean = x.mean(axis=1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * _f64(gamma).reshape(shape) + _f64(beta).reshape(shape)
+
+
 # -- dense and flatten ---------------------------------------------------------------------
 
 

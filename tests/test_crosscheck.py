@@ -146,6 +146,10 @@ def bn(eps=1e-5):
     return lambda x, w: ref.batchnorm(x, w["0.weight"], w["0.bias"], w["0.running_mean"], w["0.running_var"], eps)
 
 
+def ln(eps=1e-5):
+    return lambda x, w: ref.layernorm(x, w["0.weight"], w["0.bias"], eps)
+
+
 def then(act, f):
     """A fused activation after ``f``."""
     return lambda x, w: act(f(x, w))
@@ -302,6 +306,12 @@ TABLE = [
     row("batchnorm", "3x4x4", bn(), random=True),
     row("batchnorm eps=1e-3", "6", bn(1e-3), random=True),  # flat input
     row("batchnorm", "3x4x4", bn()),  # seeded: identity statistics
+    row("layernorm", "5x3x4", ln(), random=True),
+    row("layernorm eps=1e-6", "8x2x2", ln(1e-6), random=True, scale=3.0, shift=2.0),
+    row("layernorm eps=0.1", "3x2x5", ln(0.1), random=True, scale=0.2),  # eps comparable to the variance
+    row("layernorm", "4x3x3", ln()),  # seeded: weight 1, bias 0
+    row("layernorm eps=1e-6", "12", ln(1e-6), random=True),  # flat input: over the features
+    row("layernorm", "1x2x2", ln()),  # one channel: every output is the bias
     # ---- dense, flatten, dropout -------------------------------------------------------------
     row("dense 5", "12", lambda x, w: ref.dense(x, w[W], w[B]), random=True),
     row("dense 5", "12", lambda x, w: ref.dense(x, w[W], w[B])),  # seeded

@@ -180,6 +180,10 @@ RULES = [
     row("batchnorm eps=0.001", "16", (16,), 32, 0, buffers=32),
     row("lrn 5", "96x55x55", (96, 55, 55)),
     row("lrn 5 alpha=1e-4 beta=0.75 k=2", "96x27x27", (96, 27, 27)),
+    # layernorm: 2C trainable (weight, bias), no buffers, no MACs; over channels at each pixel
+    row("layernorm", "96x56x56", (96, 56, 56), 192, weights={"0.weight": ((96,), T), "0.bias": ((96,), T)}),
+    row("layernorm eps=1e-6", "768", (768,), 1_536, weights={"0.weight": ((768,), T), "0.bias": ((768,), T)}),
+    row("layernorm", "1x3x3", (1, 3, 3), 2),
 
     # ---- softmax and activations -------------------------------------------------------------
     row("softmax", "10", (10,)),
@@ -222,6 +226,9 @@ ERRORS = [
     err("shuffle-flat", "input 6\nshuffle 2\n", "shuffle needs a CxHxW input, got 6", 2, 1, "before `flatten`"),
     err("shuffle-no-groups", "input 6x4x4\nshuffle\n", "shuffle needs GROUPS", 2, 1, "usage: shuffle GROUPS"),
     err("shuffle-zero", "input 6x4x4\nshuffle 0\n", "groups must be a positive integer, not 0", 2, 9),
+    err("layernorm-eps-zero", "input 6x4x4\nlayernorm eps=0\n", "eps must be positive, not 0", 2, 11),
+    err("layernorm-positional", "input 6x4x4\nlayernorm 1e-6\n", "too many arguments for layernorm", 2, 11,
+        "usage: layernorm [eps=1e-5]"),
 ]
 
 
