@@ -194,6 +194,12 @@ def layernorm(x, gamma, beta, eps=1e-5):
     return (x - mean) / np.sqrt(var + eps) * _f64(gamma).reshape(shape) + _f64(beta).reshape(shape)
 
 
+def layerscale(x, gamma):
+    """Each channel (axis 1) times its own scale; gamma is C, Cx1x1 or any shape of C values."""
+    x = _f64(x)
+    return x * _f64(gamma).reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
 # -- dense and flatten ---------------------------------------------------------------------
 
 

@@ -312,6 +312,10 @@ TABLE = [
     row("layernorm", "4x3x3", ln()),  # seeded: weight 1, bias 0
     row("layernorm eps=1e-6", "12", ln(1e-6), random=True),  # flat input: over the features
     row("layernorm", "1x2x2", ln()),  # one channel: every output is the bias
+    row("layerscale", "4x3x3", lambda x, w: ref.layerscale(x, w["0"]), random=True),
+    row("layerscale", "6", lambda x, w: ref.layerscale(x, w["0"]), random=True),  # flat input
+    row("layerscale 0.5", "3x2x2", elementwise(lambda x: 0.5 * x)),  # seeded: INIT everywhere
+    row("layerscale", "3x2x2", elementwise(lambda x: 1e-6 * x)),  # the default INIT, 1e-6
     # ---- dense, flatten, dropout -------------------------------------------------------------
     row("dense 5", "12", lambda x, w: ref.dense(x, w[W], w[B]), random=True),
     row("dense 5", "12", lambda x, w: ref.dense(x, w[W], w[B])),  # seeded

@@ -15,7 +15,7 @@ import pytest
 from helpers import assert_error, err
 
 import cnndsl
-from cnndsl.layers import REGISTRY
+from cnndsl.layers import REGISTRY, bind
 
 T, B, C = "trainable", "buffer", "constant"
 
@@ -184,6 +184,10 @@ RULES = [
     row("layernorm", "96x56x56", (96, 56, 56), 192, weights={"0.weight": ((96,), T), "0.bias": ((96,), T)}),
     row("layernorm eps=1e-6", "768", (768,), 1_536, weights={"0.weight": ((768,), T), "0.bias": ((768,), T)}),
     row("layernorm", "1x3x3", (1, 3, 3), 2),
+    # layerscale: C trainable, named by the layer itself ("0", no ".weight"); Cx1x1 on an image
+    row("layerscale", "96x56x56", (96, 56, 56), 96, weights={"0": ((96, 1, 1), T)}),
+    row("layerscale 0.1", "768", (768,), 768, weights={"0": ((768,), T)}),
+    row("layerscale init=1", "2x1x1", (2, 1, 1), 2),
 
     # ---- softmax and activations -------------------------------------------------------------
     row("softmax", "10", (10,)),
@@ -229,6 +233,9 @@ ERRORS = [
     err("layernorm-eps-zero", "input 6x4x4\nlayernorm eps=0\n", "eps must be positive, not 0", 2, 11),
     err("layernorm-positional", "input 6x4x4\nlayernorm 1e-6\n", "too many arguments for layernorm", 2, 11,
         "usage: layernorm [eps=1e-5]"),
+    err("layerscale-word", "input 6x4x4\nlayerscale small\n", "unexpected word 'small' for layerscale", 2, 12,
+        "usage: layerscale [INIT]"),
+    err("layerscale-too-big", "input 6x4x4\nlayerscale 1e39\n", "beyond float32's range", 2, 12),
 ]
 
 
@@ -253,6 +260,27 @@ def test_layer_rule(decl, inp, out, params, macs, buffers, constants, weights):
     assert first.macs == macs
     if weights is not None:
         assert {p.name: (p.shape, p.role) for p in first.params} == weights
+
+
+def test_layerscale_weight_is_named_by_the_layer_and_starts_at_init():
+    """torchvision's ConvNeXt block owns `<block>.layer_scale` (C x 1 x 1), with no `.weight`."""
+    net = cnndsl.parse("input 8x4x4\nfeatures: { conv 8 1x1; { conv 8 1x1; layer_scale: layerscale 0.25 } }\n")
+    node = net.graph.nodes[-1]
+    assert node.name == "features.1.layer_scale"
+    assert [(p.name, p.shape, p.role) for p in node.params] == [("features.1.layer_scale", (8, 1, 1), T)]
+    assert (node.params[0].init, node.params[0].value) == ("fill", 0.25)
+    assert bind(REGISTRY["layerscale"], [])[0].init == 1e-6
+
+
+def test_per_channel_kinds_need_a_channel_axis():
+    """layernorm and layerscale take CxHxW or flat inputs; a spec cannot make any other shape, so the
+    shared rule is checked directly."""
+    from cnndsl.errors import RuleError
+    from cnndsl.layers.base import need_channels
+
+    assert need_channels("layerscale", (4, 2, 2)) == (4, 2, 2) and need_channels("layernorm", (7,)) == (7,)
+    with pytest.raises(RuleError, match="layernorm needs a CxHxW or a flat input, got 3x4"):
+        need_channels("layernorm", (3, 4))
 
 
 def test_every_kind_has_rows():

@@ -29,6 +29,7 @@ from cnndsl.layers import (  # noqa: F401  (registers the kinds)
     conv,
     dense,
     layernorm,
+    layerscale,
     norm,
     pool,
     shuffle,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnndsl.errors import RuleError
-from cnndsl.lang.show import fmt_shape
-from cnndsl.layers.base import Layer, arg, positive_number, register
+from cnndsl.layers.base import Layer, arg, need_channels, positive_number, register
 from cnndsl.model.ir import TRAINABLE, Param
 
 TO_NHWC, TO_NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
@@ -31,9 +29,7 @@ class LayerNorm(Layer):
     onnx_ops = "LayerNormalization (between two Transposes on CxHxW)"
 
     def infer(self, shapes):
-        if len(shapes[0]) not in (1, 3):
-            raise RuleError(f"layernorm needs a CxHxW or a flat input, got {fmt_shape(shapes[0])}")
-        return shapes[0]
+        return need_channels("layernorm", shapes[0])
 
     def params(self, prefix, shapes, out):
         c = (shapes[0][0],)
