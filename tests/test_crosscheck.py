@@ -325,6 +325,8 @@ TABLE = [
     row("flatten", "3x4x5", elementwise(ref.flatten)),
     row("flatten", "7", elementwise(ref.flatten)),  # already flat
     row("dropout 0.3", "3x4x4", elementwise(ref.identity)),
+    row("droppath 0.3", "3x4x4", elementwise(ref.identity)),
+    row("stochastic_depth", "7", elementwise(ref.identity)),
     # ---- channel shuffle ---------------------------------------------------------------------
     row("shuffle 2", "6x3x4", elementwise(lambda x: ref.channel_shuffle(x, 2))),
     row("shuffle 3", "12x2x2", elementwise(lambda x: ref.channel_shuffle(x, 3)), batch=3),

@@ -171,6 +171,10 @@ RULES = [
     row("dropout 0.5", "4096", (4096,)),
     row("dropout", "3x4x4", (3, 4, 4)),
     row("dropout 0", "3x4x4", (3, 4, 4)),
+    row("droppath 0.2", "96x56x56", (96, 56, 56)),                # stochastic depth: the identity here
+    row("droppath", "10", (10,)),
+    row("droppath 1", "3x4x4", (3, 4, 4)),                         # torchvision allows p = 1
+    row("stochastic_depth 0.5", "3x4x4", (3, 4, 4)),
 
     # ---- normalisation ---------------------------------------------------------------------
     # 2C trainable (weight, bias) + 2C buffers (running mean, var)
@@ -235,6 +239,9 @@ ERRORS = [
         "usage: layernorm [eps=1e-5]"),
     err("layerscale-word", "input 6x4x4\nlayerscale small\n", "unexpected word 'small' for layerscale", 2, 12,
         "usage: layerscale [INIT]"),
+    err("droppath-too-big", "input 10\ndroppath 1.5\n", "droppath rate must be in [0, 1], not 1.5", 2, 10),
+    err("droppath-negative", "input 10\nstochastic_depth rate=-0.1\n", "droppath rate must be in [0, 1], not -0.1",
+        2, 18),
     err("layerscale-too-big", "input 6x4x4\nlayerscale 1e39\n", "beyond float32's range", 2, 12),
 ]
 
@@ -281,6 +288,14 @@ def test_per_channel_kinds_need_a_channel_axis():
     assert need_channels("layerscale", (4, 2, 2)) == (4, 2, 2) and need_channels("layernorm", (7,)) == (7,)
     with pytest.raises(RuleError, match="layernorm needs a CxHxW or a flat input, got 3x4"):
         need_channels("layernorm", (3, 4))
+
+
+def test_droppath_is_left_out_of_the_inference_graph_like_dropout():
+    """Listed in the summary with its rate, but no ONNX node: the output is the input."""
+    net = cnndsl.parse("input 3x4x4\ndroppath 0.3\nrelu\nstochastic_depth\n")
+    assert [(n.kind, n.layer.describe(), n.layer.category) for n in net.graph.nodes] == [
+        ("droppath", "0.3", "regularization"), ("relu", "", "activation"), ("droppath", "", "regularization")]
+    assert [n.op_type for n in net.to_onnx(seed=0).graph.node] == ["Relu"]
 
 
 def test_every_kind_has_rows():

@@ -28,6 +28,7 @@ from cnndsl.layers import (  # noqa: F401  (registers the kinds)
     activation,
     conv,
     dense,
+    droppath,
     layernorm,
     layerscale,
     norm,
