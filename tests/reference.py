@@ -208,6 +208,12 @@ def dense(x, w, b=None):
     return out if b is None else out + _f64(b)
 
 
+def pointwise_linear(x, w, b=None):
+    """out[n, u, i, j] = b[u] + sum over c of w[u, c] * x[n, c, i, j]: a dense layer at each pixel."""
+    out = np.einsum("nchw,uc->nuhw", _f64(x), _f64(w))
+    return out if b is None else out + _f64(b)[None, :, None, None]
+
+
 def flatten(x):
     x = _f64(x)
     return x.reshape(x.shape[0], -1)

@@ -322,6 +322,11 @@ TABLE = [
     row("dense 5 bias=false", "12", lambda x, w: ref.dense(x, w[W]), random=True),
     row("dense 4 relu", "7", then(ref.relu, lambda x, w: ref.dense(x, w[W], w[B])), random=True),
     row("dense 1 sigmoid", "3", then(ref.sigmoid, lambda x, w: ref.dense(x, w[W], w[B])), random=True),
+    row("linear 6", "4x3x5", lambda x, w: ref.pointwise_linear(x, w[W], w[B]), random=True),
+    row("linear 3 bias=false", "8x2x2", lambda x, w: ref.pointwise_linear(x, w[W]), random=True),
+    row("linear 5 gelu", "3x4x4", then(ref.gelu, lambda x, w: ref.pointwise_linear(x, w[W], w[B])), random=True),
+    row("linear 4", "6x1x1", lambda x, w: ref.pointwise_linear(x, w[W], w[B])),  # seeded
+    row("linear 5", "12", lambda x, w: ref.dense(x, w[W], w[B]), random=True),  # flat: dense
     row("flatten", "3x4x5", elementwise(ref.flatten)),
     row("flatten", "7", elementwise(ref.flatten)),  # already flat
     row("dropout 0.3", "3x4x4", elementwise(ref.identity)),

@@ -165,6 +165,15 @@ RULES = [
     row("dense 5 bias=false", "20", (5,), 100, 100, weights={"0.weight": ((5, 20), T)}),
     row("dense 84 tanh", "120", (84,), 10_164, 10_080),            # 84*120 = 10,080
     row("dense units=3 act=sigmoid", "4", (3,), 15, 12),
+    # linear: dense on the channels of each pixel; weight UNITS x C (PyTorch's Linear), not UNITS x C x 1 x 1
+    # ConvNeXt-T stage 1: params 384*96+384 = 37,248; MACs 384*96*56*56 = 115,605,504
+    row("linear 384", "96x56x56", (384, 56, 56), 37_248, 115_605_504,
+        weights={"0.weight": ((384, 96), T), "0.bias": ((384,), T)}),
+    # params 8*32 = 256; MACs 8*32*3*5 = 3,840
+    row("linear 8 bias=false", "32x3x5", (8, 3, 5), 256, 3_840, weights={"0.weight": ((8, 32), T)}),
+    row("linear 16 gelu", "4x2x2", (16, 2, 2), 80, 256),           # 16*4+16; 16*4*4
+    row("linear 10", "100", (10,), 1_010, 1_000,                    # on a flat input it is dense
+        weights={"0.weight": ((10, 100), T), "0.bias": ((10,), T)}),
     row("flatten", "16x5x5", (400,)),
     row("flatten", "1x1x1", (1,)),
     row("flatten", "10", (10,)),
@@ -237,6 +246,10 @@ ERRORS = [
     err("layernorm-eps-zero", "input 6x4x4\nlayernorm eps=0\n", "eps must be positive, not 0", 2, 11),
     err("layernorm-positional", "input 6x4x4\nlayernorm 1e-6\n", "too many arguments for layernorm", 2, 11,
         "usage: layernorm [eps=1e-5]"),
+    err("linear-zero", "input 6x4x4\nlinear 0\n", "units must be a positive integer, not 0", 2, 8),
+    err("linear-act-typo", "input 6x4x4\nlinear 8 gleu\n", "unexpected word 'gleu' for linear", 2, 10,
+        "did you mean 'gelu'?"),
+    err("linear-no-units", "input 6x4x4\nlinear\n", "linear needs UNITS", 2, 1, "usage: linear UNITS"),
     err("layerscale-word", "input 6x4x4\nlayerscale small\n", "unexpected word 'small' for layerscale", 2, 12,
         "usage: layerscale [INIT]"),
     err("droppath-too-big", "input 10\ndroppath 1.5\n", "droppath rate must be in [0, 1], not 1.5", 2, 10),

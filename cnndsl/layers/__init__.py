@@ -31,6 +31,7 @@ from cnndsl.layers import (  # noqa: F401  (registers the kinds)
     droppath,
     layernorm,
     layerscale,
+    linear,
     norm,
     pool,
     shuffle,
