@@ -184,6 +184,22 @@ def batchnorm(x, gamma, beta, mean, var, eps=1e-5):
     return (x - m) / np.sqrt(v + eps) * g + b
 
 
+def layernorm(x, gamma, beta, eps=1e-5):
+    """Over the channel axis (axis 1) of each sample at each pixel, or over a flat sample's features:
+    (x - mean) / sqrt(var + eps) * weight + bias, with the biased variance (dividing by C)."""
+    x = _f64(x)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mean = x.mean(axis=1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * _f64(gamma).reshape(shape) + _f64(beta).reshape(shape)
+
+
+def layerscale(x, gamma):
+    """Each channel (axis 1) times its own scale; gamma is C, Cx1x1 or any shape of C values."""
+    x = _f64(x)
+    return x * _f64(gamma).reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
 # -- dense and flatten ---------------------------------------------------------------------
 
 
@@ -192,9 +208,31 @@ def dense(x, w, b=None):
     return out if b is None else out + _f64(b)
 
 
+def pointwise_linear(x, w, b=None):
+    """out[n, u, i, j] = b[u] + sum over c of w[u, c] * x[n, c, i, j]: a dense layer at each pixel."""
+    out = np.einsum("nchw,uc->nuhw", _f64(x), _f64(w))
+    return out if b is None else out + _f64(b)[None, :, None, None]
+
+
 def flatten(x):
     x = _f64(x)
     return x.reshape(x.shape[0], -1)
+
+
+# -- channel shuffle -----------------------------------------------------------------------
+
+
+def channel_shuffle(x, groups):
+    """Output channel j*groups + i is input channel i*(C/groups) + j, written out as a loop."""
+    x = _f64(x)
+    c = x.shape[1]
+    per = c // groups
+    assert per * groups == c, "channels not divisible by groups"
+    out = np.empty_like(x)
+    for i in range(groups):
+        for j in range(per):
+            out[:, j * groups + i] = x[:, i * per + j]
+    return out
 
 
 # -- activations ---------------------------------------------------------------------------

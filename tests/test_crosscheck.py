@@ -146,6 +146,10 @@ def bn(eps=1e-5):
     return lambda x, w: ref.batchnorm(x, w["0.weight"], w["0.bias"], w["0.running_mean"], w["0.running_var"], eps)
 
 
+def ln(eps=1e-5):
+    return lambda x, w: ref.layernorm(x, w["0.weight"], w["0.bias"], eps)
+
+
 def then(act, f):
     """A fused activation after ``f``."""
     return lambda x, w: act(f(x, w))
@@ -302,15 +306,37 @@ TABLE = [
     row("batchnorm", "3x4x4", bn(), random=True),
     row("batchnorm eps=1e-3", "6", bn(1e-3), random=True),  # flat input
     row("batchnorm", "3x4x4", bn()),  # seeded: identity statistics
+    row("layernorm", "5x3x4", ln(), random=True),
+    row("layernorm eps=1e-6", "8x2x2", ln(1e-6), random=True, scale=3.0, shift=2.0),
+    row("layernorm eps=0.1", "3x2x5", ln(0.1), random=True, scale=0.2),  # eps comparable to the variance
+    row("layernorm", "4x3x3", ln()),  # seeded: weight 1, bias 0
+    row("layernorm eps=1e-6", "12", ln(1e-6), random=True),  # flat input: over the features
+    row("layernorm", "1x2x2", ln()),  # one channel: every output is the bias
+    row("layerscale", "4x3x3", lambda x, w: ref.layerscale(x, w["0"]), random=True),
+    row("layerscale", "6", lambda x, w: ref.layerscale(x, w["0"]), random=True),  # flat input
+    row("layerscale 0.5", "3x2x2", elementwise(lambda x: 0.5 * x)),  # seeded: INIT everywhere
+    row("layerscale", "3x2x2", elementwise(lambda x: 1e-6 * x)),  # the default INIT, 1e-6
     # ---- dense, flatten, dropout -------------------------------------------------------------
     row("dense 5", "12", lambda x, w: ref.dense(x, w[W], w[B]), random=True),
     row("dense 5", "12", lambda x, w: ref.dense(x, w[W], w[B])),  # seeded
     row("dense 5 bias=false", "12", lambda x, w: ref.dense(x, w[W]), random=True),
     row("dense 4 relu", "7", then(ref.relu, lambda x, w: ref.dense(x, w[W], w[B])), random=True),
     row("dense 1 sigmoid", "3", then(ref.sigmoid, lambda x, w: ref.dense(x, w[W], w[B])), random=True),
+    row("linear 6", "4x3x5", lambda x, w: ref.pointwise_linear(x, w[W], w[B]), random=True),
+    row("linear 3 bias=false", "8x2x2", lambda x, w: ref.pointwise_linear(x, w[W]), random=True),
+    row("linear 5 gelu", "3x4x4", then(ref.gelu, lambda x, w: ref.pointwise_linear(x, w[W], w[B])), random=True),
+    row("linear 4", "6x1x1", lambda x, w: ref.pointwise_linear(x, w[W], w[B])),  # seeded
+    row("linear 5", "12", lambda x, w: ref.dense(x, w[W], w[B]), random=True),  # flat: dense
     row("flatten", "3x4x5", elementwise(ref.flatten)),
     row("flatten", "7", elementwise(ref.flatten)),  # already flat
     row("dropout 0.3", "3x4x4", elementwise(ref.identity)),
+    row("droppath 0.3", "3x4x4", elementwise(ref.identity)),
+    row("stochastic_depth", "7", elementwise(ref.identity)),
+    # ---- channel shuffle ---------------------------------------------------------------------
+    row("shuffle 2", "6x3x4", elementwise(lambda x: ref.channel_shuffle(x, 2))),
+    row("shuffle 3", "12x2x2", elementwise(lambda x: ref.channel_shuffle(x, 3)), batch=3),
+    row("shuffle 4", "4x1x3", elementwise(lambda x: ref.channel_shuffle(x, 4))),  # C groups of one
+    row("shuffle 1", "3x2x2", elementwise(lambda x: ref.channel_shuffle(x, 1))),
     # ---- activations -------------------------------------------------------------------------
     row("relu", "3x4x4", elementwise(ref.relu)),
     row("relu6", "3x4x4", elementwise(ref.relu6), scale=5.0),
@@ -402,6 +428,10 @@ def test_reference_rules():
     x = np.arange(4.0).reshape(1, 4, 1, 1) + 1
     y = ref.lrn(x, 2, alpha=2.0, beta=1.0, k=0.0)  # channels c .. c+1: sums 1+4, 4+9, 9+16, 16
     np.testing.assert_allclose(y.ravel(), [1 / 5, 2 / 13, 3 / 25, 4 / 16])
+    # ShuffleNetV2, 6 channels in 2 groups (0 1 2 | 3 4 5): one from each group in turn
+    x = np.arange(6.0).reshape(1, 6, 1, 1)
+    assert ref.channel_shuffle(x, 2).ravel().tolist() == [0, 3, 1, 4, 2, 5]
+    assert ref.channel_shuffle(x, 3).ravel().tolist() == [0, 2, 4, 1, 3, 5]  # groups 01 23 45
 
 
 # -- hypothesis ------------------------------------------------------------------------------

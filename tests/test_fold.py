@@ -20,6 +20,9 @@ CASES = [  # spec body, pairs folded, nodes left
     ("conv 4 1x1\nresidual { batchnorm } shortcut { }\n", 0, 3),  # the conv has two readers
     ("fixedconv [[1, 0], [0, 1]]\nbatchnorm\n", 0, 2),  # a constant kernel takes no fold
     ("conv 4 3x3 relu\nbatchnorm\nconv 4 3x3\nbatchnorm\n", 1, 4),
+    ("conv 8 3x3\nlayernorm\n", 0, 2),  # normalises by each sample's own statistics: no fixed affine
+    ("conv 8 3x3\nlayerscale\n", 0, 2),  # a learned scale, left as it is
+    ("linear 8\nbatchnorm\n", 0, 2),  # a per-pixel linear takes no fold
 ]
 
 

@@ -12,9 +12,10 @@ The arithmetic is written out in the comments so a reviewer can redo it.
 from __future__ import annotations
 
 import pytest
+from helpers import assert_error, err
 
 import cnndsl
-from cnndsl.layers import REGISTRY
+from cnndsl.layers import REGISTRY, bind
 
 T, B, C = "trainable", "buffer", "constant"
 
@@ -164,12 +165,25 @@ RULES = [
     row("dense 5 bias=false", "20", (5,), 100, 100, weights={"0.weight": ((5, 20), T)}),
     row("dense 84 tanh", "120", (84,), 10_164, 10_080),            # 84*120 = 10,080
     row("dense units=3 act=sigmoid", "4", (3,), 15, 12),
+    # linear: dense on the channels of each pixel; weight UNITS x C (PyTorch's Linear), not UNITS x C x 1 x 1
+    # ConvNeXt-T stage 1: params 384*96+384 = 37,248; MACs 384*96*56*56 = 115,605,504
+    row("linear 384", "96x56x56", (384, 56, 56), 37_248, 115_605_504,
+        weights={"0.weight": ((384, 96), T), "0.bias": ((384,), T)}),
+    # params 8*32 = 256; MACs 8*32*3*5 = 3,840
+    row("linear 8 bias=false", "32x3x5", (8, 3, 5), 256, 3_840, weights={"0.weight": ((8, 32), T)}),
+    row("linear 16 gelu", "4x2x2", (16, 2, 2), 80, 256),           # 16*4+16; 16*4*4
+    row("linear 10", "100", (10,), 1_010, 1_000,                    # on a flat input it is dense
+        weights={"0.weight": ((10, 100), T), "0.bias": ((10,), T)}),
     row("flatten", "16x5x5", (400,)),
     row("flatten", "1x1x1", (1,)),
     row("flatten", "10", (10,)),
     row("dropout 0.5", "4096", (4096,)),
     row("dropout", "3x4x4", (3, 4, 4)),
     row("dropout 0", "3x4x4", (3, 4, 4)),
+    row("droppath 0.2", "96x56x56", (96, 56, 56)),                # stochastic depth: the identity here
+    row("droppath", "10", (10,)),
+    row("droppath 1", "3x4x4", (3, 4, 4)),                         # torchvision allows p = 1
+    row("stochastic_depth 0.5", "3x4x4", (3, 4, 4)),
 
     # ---- normalisation ---------------------------------------------------------------------
     # 2C trainable (weight, bias) + 2C buffers (running mean, var)
@@ -179,6 +193,14 @@ RULES = [
     row("batchnorm eps=0.001", "16", (16,), 32, 0, buffers=32),
     row("lrn 5", "96x55x55", (96, 55, 55)),
     row("lrn 5 alpha=1e-4 beta=0.75 k=2", "96x27x27", (96, 27, 27)),
+    # layernorm: 2C trainable (weight, bias), no buffers, no MACs; over channels at each pixel
+    row("layernorm", "96x56x56", (96, 56, 56), 192, weights={"0.weight": ((96,), T), "0.bias": ((96,), T)}),
+    row("layernorm eps=1e-6", "768", (768,), 1_536, weights={"0.weight": ((768,), T), "0.bias": ((768,), T)}),
+    row("layernorm", "1x3x3", (1, 3, 3), 2),
+    # layerscale: C trainable, named by the layer itself ("0", no ".weight"); Cx1x1 on an image
+    row("layerscale", "96x56x56", (96, 56, 56), 96, weights={"0": ((96, 1, 1), T)}),
+    row("layerscale 0.1", "768", (768,), 768, weights={"0": ((768,), T)}),
+    row("layerscale init=1", "2x1x1", (2, 1, 1), 2),
 
     # ---- softmax and activations -------------------------------------------------------------
     row("softmax", "10", (10,)),
@@ -205,7 +227,41 @@ RULES = [
     row("hardsigmoid", "2x3x3", (2, 3, 3)),
     row("hard_swish", "6", (6,)),
     row("conv 4 3x3 hardswish", "3x8x8", (4, 6, 6), 112, 3888),
+
+    # ---- channel shuffle: a permutation, no parameters -------------------------------------------
+    row("shuffle 2", "116x28x28", (116, 28, 28)),                  # ShuffleNetV2 x1.0, stage 2
+    row("shuffle 3", "6x1x5", (6, 1, 5)),
+    row("shuffle 1", "5x2x2", (5, 2, 2)),                          # one group: the identity
+    row("shuffle groups=4", "4x3x3", (4, 3, 3)),                   # C groups of one: the identity too
 ]
+
+
+# The new kinds' own errors (message, line:col, hint), as in test_check.py's table.
+ERRORS = [
+    err("shuffle-not-divisible", "input 6x4x4\nshuffle 4\n", "input has 6 channels, not divisible by shuffle "
+        "groups=4", 2, 9, "GROUPS must divide the channels"),
+    err("shuffle-flat", "input 6\nshuffle 2\n", "shuffle needs a CxHxW input, got 6", 2, 1, "before `flatten`"),
+    err("shuffle-no-groups", "input 6x4x4\nshuffle\n", "shuffle needs GROUPS", 2, 1, "usage: shuffle GROUPS"),
+    err("shuffle-zero", "input 6x4x4\nshuffle 0\n", "groups must be a positive integer, not 0", 2, 9),
+    err("layernorm-eps-zero", "input 6x4x4\nlayernorm eps=0\n", "eps must be positive, not 0", 2, 11),
+    err("layernorm-positional", "input 6x4x4\nlayernorm 1e-6\n", "too many arguments for layernorm", 2, 11,
+        "usage: layernorm [eps=1e-5]"),
+    err("linear-zero", "input 6x4x4\nlinear 0\n", "units must be a positive integer, not 0", 2, 8),
+    err("linear-act-typo", "input 6x4x4\nlinear 8 gleu\n", "unexpected word 'gleu' for linear", 2, 10,
+        "did you mean 'gelu'?"),
+    err("linear-no-units", "input 6x4x4\nlinear\n", "linear needs UNITS", 2, 1, "usage: linear UNITS"),
+    err("layerscale-word", "input 6x4x4\nlayerscale small\n", "unexpected word 'small' for layerscale", 2, 12,
+        "usage: layerscale [INIT]"),
+    err("droppath-too-big", "input 10\ndroppath 1.5\n", "droppath rate must be in [0, 1], not 1.5", 2, 10),
+    err("droppath-negative", "input 10\nstochastic_depth rate=-0.1\n", "droppath rate must be in [0, 1], not -0.1",
+        2, 18),
+    err("layerscale-too-big", "input 6x4x4\nlayerscale 1e39\n", "beyond float32's range", 2, 12),
+]
+
+
+@pytest.mark.parametrize("text, message, line, col, hint", ERRORS)
+def test_error(text, message, line, col, hint):
+    assert_error(text, message, line, col, hint)
 
 
 def build(inp: str, decl: str):
@@ -224,6 +280,35 @@ def test_layer_rule(decl, inp, out, params, macs, buffers, constants, weights):
     assert first.macs == macs
     if weights is not None:
         assert {p.name: (p.shape, p.role) for p in first.params} == weights
+
+
+def test_layerscale_weight_is_named_by_the_layer_and_starts_at_init():
+    """torchvision's ConvNeXt block owns `<block>.layer_scale` (C x 1 x 1), with no `.weight`."""
+    net = cnndsl.parse("input 8x4x4\nfeatures: { conv 8 1x1; { conv 8 1x1; layer_scale: layerscale 0.25 } }\n")
+    node = net.graph.nodes[-1]
+    assert node.name == "features.1.layer_scale"
+    assert [(p.name, p.shape, p.role) for p in node.params] == [("features.1.layer_scale", (8, 1, 1), T)]
+    assert (node.params[0].init, node.params[0].value) == ("fill", 0.25)
+    assert bind(REGISTRY["layerscale"], [])[0].init == 1e-6
+
+
+def test_per_channel_kinds_need_a_channel_axis():
+    """layernorm and layerscale take CxHxW or flat inputs; a spec cannot make any other shape, so the
+    shared rule is checked directly."""
+    from cnndsl.errors import RuleError
+    from cnndsl.layers.base import need_channels
+
+    assert need_channels("layerscale", (4, 2, 2)) == (4, 2, 2) and need_channels("layernorm", (7,)) == (7,)
+    with pytest.raises(RuleError, match="layernorm needs a CxHxW or a flat input, got 3x4"):
+        need_channels("layernorm", (3, 4))
+
+
+def test_droppath_is_left_out_of_the_inference_graph_like_dropout():
+    """Listed in the summary with its rate, but no ONNX node: the output is the input."""
+    net = cnndsl.parse("input 3x4x4\ndroppath 0.3\nrelu\nstochastic_depth\n")
+    assert [(n.kind, n.layer.describe(), n.layer.category) for n in net.graph.nodes] == [
+        ("droppath", "0.3", "regularization"), ("relu", "", "activation"), ("droppath", "", "regularization")]
+    assert [n.op_type for n in net.to_onnx(seed=0).graph.node] == ["Relu"]
 
 
 def test_every_kind_has_rows():

@@ -196,3 +196,18 @@ def test_weight_init_schemes():
     w = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     assert abs(w["0.weight"].std() - np.sqrt(2 / 27)) < 0.02
     assert np.abs(w["3.weight"]).max() <= np.sqrt(6 / (64 * 9 + 64 * 9))
+
+
+def test_fill_scheme_is_one_number_everywhere_and_not_streamed(monkeypatch):
+    """``fill`` (a layer scale's start): every value is ``Param.value``, as float32, whatever the seed;
+    a large tensor is made whole, not drawn in chunks."""
+    from cnndsl.model.ir import TRAINABLE, Param
+    from cnndsl.weights import seeded as weights
+
+    monkeypatch.setattr(weights, "CHUNK", 1000)
+    p = Param("blk.layer_scale", (3000, 1, 1), TRAINABLE, "fill", value=1e-6)
+    a = weights.init_array(p, seed=0)
+    assert a.dtype == np.float32 and a.shape == (3000, 1, 1)
+    np.testing.assert_array_equal(a, np.full((3000, 1, 1), np.float32(1e-6)))
+    np.testing.assert_array_equal(a, weights.init_array(p, seed=9))
+    assert weights.init_parts(p, seed=0) is None

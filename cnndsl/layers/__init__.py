@@ -24,7 +24,18 @@ The grammar never changes for a new kind.
 
 from __future__ import annotations
 
-from cnndsl.layers import activation, conv, dense, norm, pool  # noqa: F401  (registers the kinds)
+from cnndsl.layers import (  # noqa: F401  (registers the kinds)
+    activation,
+    conv,
+    dense,
+    droppath,
+    layernorm,
+    layerscale,
+    linear,
+    norm,
+    pool,
+    shuffle,
+)
 from cnndsl.layers.base import REGISTRY, Layer, bind, usage
 from cnndsl.layers.merge import AddResidual, ConcatChannels, MulGate, SplitChannels
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cnndsl.errors import RuleError, did_you_mean
-from cnndsl.lang.show import show
+from cnndsl.lang.show import fmt_shape, show
 
 REGISTRY: dict[str, type[Layer]] = {}
 _MISSING = object()
@@ -124,6 +124,13 @@ class Layer:
 def fused_activation() -> Any:
     """The optional ACT argument of conv, fixedconv and dense: any fusable kind, as a bare word."""
     return arg(kind_with("fusable"), None, words=KindsWith("fusable"))
+
+
+def need_channels(what: str, shape) -> tuple[int, ...]:
+    """``shape`` when it has a channel axis to work along (CxHxW, or C flat features), else RuleError."""
+    if len(shape) not in (1, 3):
+        raise RuleError(f"{what} needs a CxHxW or a flat input, got {fmt_shape(shape)}")
+    return shape
 
 
 def show_option(value) -> str:

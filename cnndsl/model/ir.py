@@ -15,8 +15,9 @@ TRAINABLE, BUFFER, CONSTANT = "trainable", "buffer", "constant"
 class Param:
     """One weight tensor of a node: ``name`` is the full initializer name (``layer1.0.conv1.weight``).
 
-    ``init`` says how to fill it: ``he``, ``glorot``, ``zeros``, ``ones``, or ``value`` (then
-    ``value`` holds the data, for constant kernels).
+    ``init`` says how to fill it: ``he``, ``glorot``, ``zeros``, ``ones``, ``fill`` (every value is
+    the number ``value``: a layer scale's small start), or ``value`` (then ``value`` holds the data,
+    for constant kernels).
     """
 
     name: str

@@ -50,9 +50,16 @@ class GraphBuilder:
         return p.name
 
     def scalar(self, name: str, value: float) -> str:
-        const = helper.make_tensor(name, DATA_TYPES[self.dtype], [], [value])
-        self.nodes.append(helper.make_node("Constant", [], [name], name=name, value=const))
-        return name
+        """A constant scalar of the model's dtype (a Clip's bounds)."""
+        return self._constant(helper.make_tensor(name, DATA_TYPES[self.dtype], [], [value]))
+
+    def ints(self, name: str, values: list[int]) -> str:
+        """A constant 1-D int64 tensor (a Reshape's shape, an Unsqueeze's axes), whatever the dtype."""
+        return self._constant(helper.make_tensor(name, TensorProto.INT64, [len(values)], list(values)))
+
+    def _constant(self, tensor) -> str:
+        self.nodes.append(helper.make_node("Constant", [], [tensor.name], name=tensor.name, value=tensor))
+        return tensor.name
 
     def ints(self, name: str, values: list[int]) -> str:
         """A constant 1-D int64 tensor (shapes, axes, slice bounds)."""

@@ -29,8 +29,8 @@ def init_array(p: Param, seed: int) -> np.ndarray:
 
     Schemes: ``he`` (uniform) U(-a, a), a = sqrt(6/fan_in), variance 2/fan_in, for weights feeding a
     relu-like activation; ``glorot`` U(-a, a), a = sqrt(6/(fan_in+fan_out)) otherwise; biases and
-    batchnorm shifts 0; batchnorm scales and running variances 1 (identity statistics); ``value``
-    for constant kernels.
+    batchnorm shifts 0; batchnorm scales and running variances 1 (identity statistics); ``fill``:
+    every value ``p.value`` (a layer scale's start); ``value`` for constant kernels.
     Each tensor draws from its own generators keyed by (seed, crc32(name), chunk), so adding a
     layer never changes another layer's weights.
     """
@@ -38,6 +38,8 @@ def init_array(p: Param, seed: int) -> np.ndarray:
         return np.zeros(p.shape, np.float32)
     if p.init == "ones":
         return np.ones(p.shape, np.float32)
+    if p.init == "fill":
+        return np.full(p.shape, p.value, np.float32)
     if p.init == "value":
         return np.asarray(p.value, np.float32).reshape(p.shape)
     limit = _limit(p)
