@@ -1,23 +1,37 @@
 """Write torchvision's state_dict names and shapes for each spec that mirrors a torchvision model.
 
-For every spec below, builds the torchvision model with random weights (no download) and writes
-tests/fixtures/torchvision/<spec>.json: a JSON object {state_dict key: shape}, keys sorted,
+For every spec in TORCHVISION, builds the torchvision model with random weights (no download) and
+writes tests/fixtures/torchvision/<spec>.json: a JSON object {state_dict key: shape}, keys sorted,
 ``num_batches_tracked`` left out (torch keeps it for batchnorm; cnndsl accepts and ignores it).
 tests/test_torchvision_names.py checks each spec's weight names against these files without torch.
 
+VARIANTS are torchvision models that specs do not mirror yet, named as torchvision names them;
+``--variants`` writes theirs to tests/fixtures/torchvision_variants/<name>.json (which no test
+reads), and ``--counts`` writes tests/fixtures/torchvision_variants/counts.json: per model the
+input (C, H, W), the trainable parameter count, the buffer elements (without num_batches_tracked)
+and the multiply-accumulates of one eval-mode sample (FlopCounterMode's flops // 2: convolutions
+and matrix products only; batchnorm, activations, pooling, additions and products are not counted).
+
 Needs torch and torchvision (not cnndsl's dependencies):
 
-    python tools/torchvision_keys.py [SPEC...]
+    python tools/torchvision_keys.py [--variants | --counts] [NAME...]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "torchvision"
+VARIANT_FIXTURES = ROOT / "tests" / "fixtures" / "torchvision_variants"
+
+# aux_logits=False: no auxiliary heads (googlenet's aux1, aux2 and inception_v3's AuxLogits are
+# None); init_weights=True silences the warning about the changed default initialisation.
+# transform_input stays False (its default without pretrained weights): the input is used as it is.
+NO_AUX = {"aux_logits": False, "init_weights": True}
 
 # spec name -> (torchvision.models function, keyword arguments). weights=None: random weights.
 TORCHVISION = {
@@ -30,19 +44,50 @@ TORCHVISION = {
     "resnet50": ("resnet50", {}),
     "resnet101": ("resnet101", {}),
     "resnet152": ("resnet152", {}),
-    # aux_logits=False: no auxiliary heads (aux1, aux2 are None); init_weights=True silences the
-    # warning about the changed default initialisation. transform_input stays False (its default
-    # without pretrained weights), so the input is used as it is.
-    "googlenet_torchvision": ("googlenet", {"aux_logits": False, "init_weights": True}),
+    "googlenet_torchvision": ("googlenet", NO_AUX),
+}
+
+_VARIANT_NAMES = """
+    mobilenet_v2 mobilenet_v3_large mobilenet_v3_small
+    efficientnet_b0 efficientnet_b1 efficientnet_b2 efficientnet_b3
+    efficientnet_b4 efficientnet_b5 efficientnet_b6 efficientnet_b7
+    efficientnet_v2_s efficientnet_v2_m efficientnet_v2_l
+    shufflenet_v2_x0_5 shufflenet_v2_x1_0 shufflenet_v2_x1_5 shufflenet_v2_x2_0
+    regnet_y_400mf regnet_y_800mf regnet_y_1_6gf regnet_y_3_2gf
+    regnet_y_8gf regnet_y_16gf regnet_y_32gf regnet_y_128gf
+    regnet_x_400mf regnet_x_800mf regnet_x_1_6gf regnet_x_3_2gf
+    regnet_x_8gf regnet_x_16gf regnet_x_32gf
+    convnext_tiny convnext_small convnext_base convnext_large
+    mnasnet0_5 mnasnet0_75 mnasnet1_0 mnasnet1_3
+    densenet121 densenet161 densenet169 densenet201
+    inception_v3
+    squeezenet1_0 squeezenet1_1
+    resnext50_32x4d resnext101_32x8d resnext101_64x4d wide_resnet50_2 wide_resnet101_2
+    vgg11_bn vgg13 vgg13_bn vgg16_bn vgg19_bn
+""".split()
+# torchvision name -> (the same name, keyword arguments), as TORCHVISION.
+VARIANTS = {name: (name, NO_AUX if name == "inception_v3" else {}) for name in _VARIANT_NAMES}
+
+# Input side where it is not 224: the crop_size of the model's IMAGENET1K weights' transforms
+# (torchvision/models/efficientnet.py, inception.py).
+INPUT_SIDE = {
+    "inception_v3": 299,
+    "efficientnet_b1": 240, "efficientnet_b2": 288, "efficientnet_b3": 300, "efficientnet_b4": 380,
+    "efficientnet_b5": 456, "efficientnet_b6": 528, "efficientnet_b7": 600,
+    "efficientnet_v2_s": 384, "efficientnet_v2_m": 480, "efficientnet_v2_l": 480,
 }
 
 
 def torchvision_model(spec: str):
-    """The torchvision model a spec mirrors, with random weights."""
+    """The torchvision model a spec (or a variant) mirrors, with random weights."""
     import torchvision
 
-    fn, kwargs = TORCHVISION[spec]
-    return getattr(torchvision.models, fn)(weights=None, **kwargs)
+    fn, kwargs = TORCHVISION[spec] if spec in TORCHVISION else VARIANTS[spec]
+    model = getattr(torchvision.models, fn)(weights=None, **kwargs)
+    if kwargs.get("aux_logits") is False:
+        aux = [getattr(model, a, None) for a in ("aux1", "aux2", "AuxLogits")]
+        assert aux == [None] * 3, f"{spec} still has auxiliary heads"
+    return model
 
 
 def state_dict_shapes(model) -> dict[str, list[int]]:
@@ -51,29 +96,64 @@ def state_dict_shapes(model) -> dict[str, list[int]]:
     return {k: list(sd[k].shape) for k in sorted(sd) if not k.endswith("num_batches_tracked")}
 
 
-def write_fixture(spec: str) -> Path:
-    model = torchvision_model(spec)
-    if spec.startswith("googlenet"):
-        assert model.aux1 is None and model.aux2 is None, "googlenet still has auxiliary heads"
-    shapes = state_dict_shapes(model)
-    FIXTURES.mkdir(parents=True, exist_ok=True)
-    path = FIXTURES / f"{spec}.json"
-    # One key per line, shapes inline: valid JSON that diffs well.
-    lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in shapes.items()]
+def write_lines(path: Path, entries: dict) -> Path:
+    """A JSON object with one entry per line, values inline: valid JSON that diffs well."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in entries.items()]
     path.write_text("{\n" + ",\n".join(lines) + "\n}\n")
     return path
 
 
+def write_fixture(spec: str, folder: Path = FIXTURES) -> Path:
+    return write_lines(folder / f"{spec}.json", state_dict_shapes(torchvision_model(spec)))
+
+
+def counts(name: str) -> dict:
+    """Input, trainable parameters, buffer elements and multiply-accumulates of one sample."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = torchvision_model(name).eval()
+    side = INPUT_SIDE.get(name, 224)
+    with torch.no_grad(), FlopCounterMode(display=False) as flops:
+        model(torch.zeros(1, 3, side, side))
+    return {
+        "input": [3, side, side],
+        "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "buffers": sum(b.numel() for k, b in model.named_buffers() if not k.endswith("num_batches_tracked")),
+        "macs": flops.get_total_flops() // 2,
+    }
+
+
+def write_counts(names: list[str]) -> Path:
+    """counts.json: the named models' counts replace theirs; the others' stay (VARIANTS order)."""
+    path = VARIANT_FIXTURES / "counts.json"
+    table = json.loads(path.read_text()) if path.exists() else {}
+    for name in names:
+        table[name] = counts(name)
+        print(f"{name:20s} {json.dumps(table[name])}")
+    return write_lines(path, {n: table[n] for n in VARIANTS if n in table})
+
+
 def main(argv: list[str]) -> int:
-    specs = argv or list(TORCHVISION)
-    unknown = [s for s in specs if s not in TORCHVISION]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--variants", action="store_true", help="VARIANTS' fixtures, not the specs'")
+    group.add_argument("--counts", action="store_true", help="VARIANTS' counts.json")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="default: all of them")
+    args = parser.parse_args(argv)
+    known = VARIANTS if args.variants or args.counts else TORCHVISION
+    names = args.names or list(known)
+    unknown = [n for n in names if n not in known]
     if unknown:
-        print(f"unknown spec(s): {', '.join(unknown)}; known: {', '.join(TORCHVISION)}", file=sys.stderr)
-        return 2
-    for spec in specs:
-        path = write_fixture(spec)
+        parser.error(f"unknown name(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    if args.counts:
+        print(f"-> {write_counts(names).relative_to(ROOT)}")
+        return 0
+    for name in names:
+        path = write_fixture(name, VARIANT_FIXTURES if args.variants else FIXTURES)
         n = len(json.loads(path.read_text()))
-        print(f"{spec:24s} {n:4d} keys -> {path.relative_to(ROOT)}")
+        print(f"{name:24s} {n:4d} keys -> {path.relative_to(ROOT)}")
     return 0
 
 
