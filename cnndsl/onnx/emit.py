@@ -54,18 +54,12 @@ class GraphBuilder:
         return self._constant(helper.make_tensor(name, DATA_TYPES[self.dtype], [], [value]))
 
     def ints(self, name: str, values: list[int]) -> str:
-        """A constant 1-D int64 tensor (a Reshape's shape, an Unsqueeze's axes), whatever the dtype."""
+        """A constant 1-D int64 tensor (a Reshape's shape, an Unsqueeze's axes, Slice bounds), whatever the dtype."""
         return self._constant(helper.make_tensor(name, TensorProto.INT64, [len(values)], list(values)))
 
     def _constant(self, tensor) -> str:
         self.nodes.append(helper.make_node("Constant", [], [tensor.name], name=tensor.name, value=tensor))
         return tensor.name
-
-    def ints(self, name: str, values: list[int]) -> str:
-        """A constant 1-D int64 tensor (shapes, axes, slice bounds)."""
-        const = helper.make_tensor(name, onnx.TensorProto.INT64, [len(values)], list(values))
-        self.nodes.append(helper.make_node("Constant", [], [name], name=name, value=const))
-        return name
 
     def need_opset(self, version: int, what: str) -> None:
         if self.opset < version:
