@@ -47,11 +47,11 @@ class CnnDslError(Exception):
             return f"{line}\n{caret[:gutter]}{style.caret(caret[gutter:])}"
 
         if self.span is not None:
-            out = [style.line(f"{self.span.location}: error: {self.message}"), excerpt(self.span)]
+            out = [style.line(f"{self.span.location}: {self.kind}: {self.message}"), excerpt(self.span)]
         elif self.path:
-            out = [style.line(f"{self.path}: error: {self.message}")]
+            out = [style.line(f"{self.path}: {self.kind}: {self.message}")]
         else:
-            out = [style.line(f"error: {self.message}")]
+            out = [style.line(f"{self.kind}: {self.message}")]
         for message, span in self.notes:
             if span is None:
                 out.append(style.line(f"note: {message}"))
@@ -86,6 +86,12 @@ class SpecSyntaxError(CnnDslError):
 
 class CheckError(CnnDslError):
     """The spec parses but is wrong: bad arguments, shapes that do not fit, bad names."""
+
+
+class CheckWarning(CnnDslError):
+    """Not an error: something that checks but is probably not what was meant (rendered `warning:`)."""
+
+    kind = "warning"
 
 
 class CompileError(CnnDslError):

@@ -544,6 +544,12 @@ LANGUAGE_ERRORS = [
     err("gate-wrong-width", "input 8x4x4\ngate { globalavgpool; conv 4 1x1 }\n", "gate: the body gives 4x1x1", 2, 1,
         "8x1x1"),
     err("split-uneven", "input 7x4x4\nconcat split { relu; relu }\n", "7 channels do not split into 2", 2, 1),
+    err("activation-as-option", "input 3x8x8\nconv 16 3x3 activation=relu\n", "unknown option 'activation'", 2, 13,
+        "write relu as a bare word, without 'activation='"),
+    err("keras-order", "input 3x8x8\nconv 3x3 32\n", "filters must be a positive integer, not 3x3", 2, 6,
+        "did you mean `conv 32 3x3`?"),
+    err("hardsigmoid-is-its-own-kind", "input 3x8x8\nhardsigmod\n", "unknown layer 'hardsigmod'", 2, 1,
+        "did you mean 'hardsigmoid'?"),
     err("residual-hint-mentions-if", "input 8x4x4\nresidual { conv 16 1x1 }\n", "residual add", 2, 1,
         "`residual if COND { ... }` or no residual"),
 ]
@@ -558,3 +564,22 @@ def test_language_error(text, message, line, col, hint):
         assert (info.value.span.line, info.value.span.col) == (line, col)
         return
     assert_error(text, message, line, col, hint)
+
+
+@pytest.mark.parametrize("shape, warned", [("32x32x3", True), ("224x224x3", True), ("64x64x1", True),
+                                           ("3x32x32", False), ("16x8x8", False), ("8x4x4", False)])
+def test_channels_last_input_is_warned(shape, warned):
+    g = cnndsl.parse(f"input {shape}\nrelu\n", path="t.cnn").graph
+    assert bool(g.warnings) == warned
+    if warned:
+        w = g.warnings[0]
+        h, wd, c = shape.split("x")
+        assert w.render().startswith("t.cnn:1:7: warning: ") and f"`input {c}x{h}x{wd}`" in w.hint
+
+
+def test_warnings_go_to_stderr_and_do_not_fail(tmp_path, cli):
+    spec = tmp_path / "w.cnn"
+    spec.write_text("input 32x32x3\nrelu\n")
+    r = cli("params", str(spec))
+    assert r.exit_code == 0
+    assert "warning: input 32x32x3 reads as 32 channels" in r.stderr and "warning:" not in r.stdout

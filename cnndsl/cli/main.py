@@ -38,7 +38,7 @@ class Commands(click.Group):
 
 
 def fail(exc: CnnDslError) -> None:
-    """Render ``exc`` on stderr, in colour on a terminal."""
+    """Render ``exc`` (an error or a warning) on stderr, in colour on a terminal."""
     on = color_enabled(sys.stderr)
     click.echo(exc.render(Style(on)), err=True, color=on)
 
@@ -157,8 +157,11 @@ def chosen() -> tuple[str | None, dict]:
 
 
 def load(path):
-    """Load a spec with the command's --variant and --set."""
-    return api.load(path, *chosen())
+    """Load a spec with the command's --variant and --set; print its warnings."""
+    net = api.load(path, *chosen())
+    for warning in net.graph.warnings:
+        fail(warning)
+    return net
 
 
 def spec_command(json_help: str):

@@ -175,6 +175,8 @@ def bind(cls, args: list[tuple[str | None, Any, int]]) -> tuple[Layer, dict[str,
         else:
             if key not in by_name:
                 hint = did_you_mean(key, by_name) or f"{cls.kind} takes: {', '.join(by_name) or 'no options'}"
+                if isinstance(value, str) and any(value in f.metadata["words"] for f in fields):
+                    hint = f"write {value} as a bare word, without '{key}=': `{cls.kind} ... {value}`"
                 raise RuleError(f"unknown option '{key}' for {cls.kind}", hint, field=f"#{index}")
             target = by_name[key]
         if target.name in chosen:
@@ -194,8 +196,24 @@ def bind(cls, args: list[tuple[str | None, Any, int]]) -> tuple[Layer, dict[str,
         except RuleError as exc:
             if f.name in where:  # point at the argument that was written
                 exc.field = f"#{where[f.name]}"
+                exc.hint = exc.hint or _swapped(cls, positional, chosen)
             raise
     return cls(**values), where
+
+
+def _swapped(cls, positional, chosen) -> str | None:
+    """A hint when the first two positional arguments fit only the other way round (Keras writes
+    `Conv2D(kernel, filters)`-like orders: `conv 3x3 32` for `conv 32 3x3`)."""
+    written = [f for f in positional if f.name in chosen][:2]
+    if len(written) < 2 or written != positional[:2]:
+        return None
+    (a, _), (b, _) = chosen[written[0].name], chosen[written[1].name]
+    try:
+        written[0].metadata["convert"](b, written[0].name)
+        written[1].metadata["convert"](a, written[1].name)
+    except RuleError:
+        return None
+    return f"did you mean `{cls.kind} {show(b)} {show(a)}`? {cls.kind} takes {written[0].name.upper()} first"
 
 
 def _positional_target(cls, fields, positional, chosen, value, index):

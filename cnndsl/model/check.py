@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from cnndsl.errors import CheckError, RuleError, did_you_mean
+from cnndsl.errors import CheckError, CheckWarning, RuleError, did_you_mean
 from cnndsl.lang import limits
 from cnndsl.lang import syntax as S
 from cnndsl.lang.show import fmt_shape, show
@@ -48,6 +48,7 @@ class _Checker:
         self.variant = variant
         self.settings = settings or {}
         self.globals = Env({})
+        self.warnings: list[CheckWarning] = []
         self.blocks: dict[str, S.BlockDef] = {}
         self.names: dict[str, Span | None] = {}
         self.calls: list[tuple[str, Span]] = []  # (block, call site), outermost first
@@ -71,7 +72,7 @@ class _Checker:
         meta = self.network_params()
         shape = self.input_shape()
         name = self.variant or spec.name or _stem(spec.source.path)
-        self.graph = Graph(name, spec.title, shape, [], spec.source.text, spec.source.path)
+        self.graph = Graph(name, spec.title, shape, [], spec.source.text, spec.source.path, warnings=self.warnings)
         self.network_meta(meta)
         scope = _Scope("")
         x = INPUT
@@ -198,6 +199,7 @@ class _Checker:
             raise self.error("input needs CxHxW (e.g. 1x28x28 or 3x224x224), or a feature count (784)",
                              decl.span, "channels first: a grey image has 1 channel, colour 3")
         shape = values[0]
+        self.input_warning(shape, decl)
         if any(not isinstance(d, int) or d <= 0 for d in shape):
             raise self.error(f"input sizes must be positive integers, not {fmt_shape(shape)}", decl.args[0].span)
         count = 1
@@ -208,6 +210,16 @@ class _Checker:
                              f"({count * 4 / 1e9:,.1f} GB as float32); the limit is {limits.MAX_INPUT_VALUES:,}",
                              decl.args[0].span, "set CNNDSL_MAX_INPUT to raise the limit")
         return shape
+
+    def input_warning(self, shape: tuple, decl: S.InputDecl) -> None:
+        """`input 32x32x3` checks (32 channels of 32x3) but is almost surely channels last."""
+        if len(shape) == 3 and shape[2] in (1, 3, 4) and shape[0] not in (1, 2, 3, 4) and shape[0] >= 8 \
+                and shape[1] >= 8:
+            h, w, c = shape
+            self.warnings.append(CheckWarning(
+                f"input {fmt_shape(shape)} reads as {h} channels of {w}x{c} pixels", decl.args[0].span,
+                f"cnndsl is channels first (as PyTorch and ONNX); for a {h}x{w} image of {c} channel"
+                f"{'s' if c > 1 else ''} write `input {c}x{h}x{w}`", path=self.spec.source.path))
 
     # -- values ---------------------------------------------------------------------------
     def eval(self, expr: S.Expr, env: Env):

@@ -69,6 +69,7 @@ class Graph:
     path: str = "<string>"
     year: int | None = None  # from `network ... year=1998 top5=...`, for the lineage table
     top5: float | None = None
+    warnings: list = field(default_factory=list)  # errors.CheckWarning: checks, but probably not meant
 
     @property
     def output(self) -> Node:
