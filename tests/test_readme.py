@@ -65,6 +65,19 @@ def test_readme_examples_parse():
     assert net.output_shape == (512, 28, 28)
 
 
+def test_readme_inverted_residual_example():
+    """The MobileNetV2 block of the language section: the add where the shape allows, the gate, names."""
+    import cnndsl
+
+    start = README.index("MobileNetV2's inverted residual")
+    example = README[start:].split("```")[1]
+    g = cnndsl.parse("input 16x8x8\n" + example + "a: inverted 16\nb: inverted 24 stride=2 se=true expand=1\n").graph
+    names = [n.name for n in g.nodes]
+    assert "a.add" in names and not [n for n in names if n.startswith("b.") and n.endswith("add")]
+    assert {"a.conv.0.0", "a.conv.1.0", "a.conv.2", "b.conv.0.0", "b.conv.1.fc1", "b.conv.1.mul"} <= set(names)
+    assert g.nodes[-1].out_shape == (24, 4, 4)
+
+
 def test_readme_limits_table_matches_the_code():
     from cnndsl.lang import limits
 
