@@ -220,7 +220,7 @@ def model_source(path: str, seed: int = 0, batch: int = 1, variant: str | None =
     from cnndsl.runtime.run import check_model_file
 
     if path.lower().endswith(".onnx"):
-        return check_model_file(path), None
+        return check_model_file(path, batch), None
     from cnndsl.onnx.compile import PROTOBUF_LIMIT, check_run_fits
 
     net = load(path, variant, settings)

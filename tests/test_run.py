@@ -154,3 +154,26 @@ def test_cpu_benchmarks_run_plainly():
 
     r = measure(MODEL, device="cpu", batch=2, runs=3, warmup=1)
     assert r.provider == runmod.CPU and not r.io_binding and r.runs == 3
+
+
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_an_onnx_model_whose_batch_cannot_fit_is_refused_before_running(compiled, cli, command, monkeypatch):
+    """A compiled model has no spec to count from: its activations are estimated from ONNX shape
+    inference (a batch of 5,000,000 LeNet-5 inputs once grew onnxruntime to 20 GB)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    r = cli(command, compiled("lenet5"), "--batch", 5_000_000)
+    assert r.exit_code == 1
+    assert "running this model on a batch of 5000000 cannot fit" in r.stderr and "--batch" in r.stderr
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing big allocated
+
+
+def test_widest_activation_of_a_compiled_model(compiled):
+    import onnx
+
+    from cnndsl.runtime.run import widest_activation_bytes
+
+    model = onnx.load(compiled("lenet5"))
+    # LeNet-5's widest node is the tanh after its first conv: 6x28x28 in and out, float32
+    assert widest_activation_bytes(model, 10) == 10 * (2 * 6 * 28 * 28) * 4

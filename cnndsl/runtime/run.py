@@ -263,8 +263,9 @@ def _numbers(path: str, shape: tuple) -> np.ndarray:
     raise RunError(f"the file holds {values.size} numbers; one input needs {per_sample}", path=path)
 
 
-def check_model_file(path: str) -> str:
-    """``path``, once it is known to hold an ONNX model (its graph; external data is read later)."""
+def check_model_file(path: str, batch: int | None = None) -> str:
+    """``path``, once it is known to hold an ONNX model (its graph; external data is read later),
+    and, given ``batch``, once its activations for that batch are known to fit in memory here."""
     import onnx
 
     from cnndsl.io import input_kind, reading
@@ -274,12 +275,46 @@ def check_model_file(path: str) -> str:
         raise RunError(f"the model is {kind}, not a file", path=path)
     reading(path)
     try:
-        onnx.load_model(path, load_external_data=False)
+        model = onnx.load_model(path, load_external_data=False)
     except FileNotFoundError:
         raise RunError("no such file", path=path) from None
     except Exception as exc:  # noqa: BLE001 - any malformed file
         raise RunError(f"not a valid ONNX model ({type(exc).__name__})", path=path) from None
+    if batch is not None:
+        need = widest_activation_bytes(model, batch)
+        ensure_fits(need, lambda why: RunError(
+            f"running this model on a batch of {batch} cannot fit: its widest layer's inputs and outputs "
+            f"need about {why.removeprefix('it needs ')}", path=path, hint="use a smaller --batch"))
     return path
+
+
+def widest_activation_bytes(model, batch: int) -> int:
+    """Bytes of the inputs and outputs of the model's widest node for ``batch`` samples, from ONNX
+    shape inference (a symbolic dimension counts as the batch). 0 where shapes cannot be inferred:
+    onnxruntime is then the judge, as for any model."""
+    import onnx
+    from onnx import helper
+
+    try:
+        graph = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:  # noqa: BLE001 - a model ONNX cannot infer: nothing to estimate
+        return 0
+    sizes = {}
+    for vi in [*graph.input, *graph.value_info, *graph.output]:
+        t = vi.type.tensor_type
+        if not t.HasField("shape"):
+            continue
+        count = 1
+        for d in t.shape.dim:
+            count *= d.dim_value if d.HasField("dim_value") else batch
+        try:
+            item = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type)).itemsize
+        except (KeyError, TypeError, ValueError):
+            item = 4
+        sizes[vi.name] = count * item
+    weights = {t.name for t in graph.initializer}
+    return max((sum(sizes.get(v, 0) for v in node.input if v not in weights) + sum(sizes.get(v, 0) for v in node.output)
+                for node in graph.node), default=0)
 
 
 def make_input(input_shape: tuple, input_path: str | None, image: str | None, resize: bool, seed: int,
