@@ -1,5 +1,8 @@
 """`python -m cnndsl` works like the `cnndsl` command."""
 
-from cnndsl.cli.main import main
+import sys
 
-main(prog_name="cnndsl")
+from cnndsl.cli import entry
+
+sys.argv[0] = "cnndsl"
+entry()

@@ -207,3 +207,28 @@ def test_every_command_help_shows_a_real_example(cli):
         assert r.exit_code == 0, name
         assert "Example" in r.stdout and f"cnndsl {name} " in r.stdout, f"cnndsl {name} --help shows no example"
 
+
+
+LATE_SIGNAL = """
+import os, signal, sys
+from cnndsl.cli import entry, main
+real_main = type(main).main
+def late(self, *args, **kwargs):  # a signal while click winds down, after the command has finished
+    try:
+        return real_main(self, *args, **kwargs)
+    finally:
+        os.kill(os.getpid(), signal.{sig})
+        signal.getsignal(signal.{sig})  # the handler runs here
+type(main).main = late
+sys.argv = ["cnndsl", "check", "specs/lenet5.cnn"]
+entry()
+"""
+
+
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_outside_the_command_exits_quietly(sig, code):
+    """Ctrl-C after the command's edge (click winding down) once ended in a traceback and exit -2."""
+    out = subprocess.run([sys.executable, "-c", LATE_SIGNAL.replace("{sig}", sig)], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert "Traceback" not in out.stderr
+    assert out.returncode == code, (out.returncode, out.stderr)
