@@ -508,6 +508,13 @@ def test_repeat_counter_and_computed_labels():
     assert [n.out_shape[0] for n in g.nodes[:3]] == [4, 5, 6]
 
 
+def test_the_label_underscore_opens_no_scope():
+    text = ("input 3x8x8\nblock b(c) { conv c 1x1; relu }\nf: { _: b 4; _: { conv 2 1x1; tanh }; b 3; _: relu }\n"
+            "concat { identity; _: { conv 2 1x1; relu } }\n")
+    assert [n.name for n in cnndsl.parse(text).graph.nodes] == [
+        "f.0", "f.1", "f.2", "f.3", "f.4.0", "f.4.1", "f.5", "1", "2", "3", "concat"]
+
+
 def test_keywords_are_labels():
     text = "input 3x8x8\nblock: { repeat: relu; gate: tanh }\nif: relu\n"
     assert [n.name for n in cnndsl.parse(text).graph.nodes] == ["block.repeat", "block.gate", "if"]

@@ -15,6 +15,7 @@ from cnndsl.model.inits import choose_inits
 from cnndsl.model.ir import Graph, Node
 
 INPUT = -1
+SPLICE = "_"  # the label of a statement that opens no scope: `_: { ... }`, `_: block_call`
 MAX_NOTES = 5  # call sites shown for an error deep inside blocks
 
 
@@ -251,14 +252,14 @@ class _Checker:
             taken = stmt.then if self.condition(stmt.cond, env) else stmt.otherwise
             return self.seq(taken, x, scope, env)
         if isinstance(stmt, S.Group):
-            return self.seq(stmt.body, x, _Scope(self.open(scope, stmt, env)), env)
+            return self.seq(stmt.body, x, self.open(scope, stmt, env), env)
         if isinstance(stmt, S.Repeat):
             return self.repeat(stmt, x, scope, env)
         if isinstance(stmt, S.Gate):
-            return self.gate(stmt, x, _Scope(self.open(scope, stmt, env)), env)
+            return self.gate(stmt, x, self.open(scope, stmt, env), env)
         if isinstance(stmt, S.Residual) and stmt.when is not None and not self.condition(stmt.when, env):
-            return self.seq(stmt.body, x, _Scope(self.open(scope, stmt, env)) if stmt.label else scope, env)
-        inner = _Scope(self.open(scope, stmt, env)) if stmt.label is not None else scope
+            return self.seq(stmt.body, x, self.open(scope, stmt, env) if stmt.label else scope, env)
+        inner = self.open(scope, stmt, env) if stmt.label is not None else scope
         if isinstance(stmt, S.Concat):
             return self.concat(stmt, x, inner, env)
         return self.residual(stmt, x, inner, env)
@@ -292,7 +293,8 @@ class _Checker:
             layer, where = bind(cls, args)
         except RuleError as exc:
             raise self.rule_error(exc, stmt, {}) from None
-        y = self.add(scope.next(self.label(stmt.label, env)), layer, (x,), stmt, where)
+        label = self.label(stmt.label, env)
+        y = self.add(scope.next(None if label == SPLICE else label), layer, (x,), stmt, where)
         act = getattr(layer, "act", None) if cls.fused_act else None
         if act is not None:
             act_layer, _ = bind(REGISTRY[act], [])
@@ -328,10 +330,10 @@ class _Checker:
         if len(self.calls) >= limits.MAX_BLOCK_DEPTH:
             raise self.error(f"blocks nest more than {limits.MAX_BLOCK_DEPTH} deep", stmt.kind_span)
         given = self.block_args(block, stmt, env)
-        name = self.open(scope, stmt, env)
+        inner = self.open(scope, stmt, env)
         self.calls.append((block.name, stmt.span))
         try:
-            return self.seq(block.body, x, _Scope(name), self.block_env(block, given, env))
+            return self.seq(block.body, x, inner, self.block_env(block, given, env))
         finally:
             self.calls.pop()
 
@@ -381,7 +383,7 @@ class _Checker:
         if count > limits.MAX_LAYERS:
             raise self.error(f"repeat {count:,} exceeds the limit of {limits.MAX_LAYERS:,} layers", stmt.count.span,
                              "set CNNDSL_MAX_LAYERS to raise the limit")
-        target = _Scope(self.open(scope, stmt, env)) if stmt.label is not None else scope
+        target = self.open(scope, stmt, env) if stmt.label is not None else scope
         for k in range(count):
             inner = env.with_values({stmt.var: k}) if stmt.var is not None else env
             x = self.seq(stmt.body, x, target, inner)
@@ -420,11 +422,15 @@ class _Checker:
         y = self.seq(stmt.body, x, scope, env)
         return self.add(self.internal(scope, "mul"), MulGate(), (x, y), stmt, {})
 
-    def open(self, scope: _Scope, stmt, env: Env) -> str:
-        """Name a new sub-scope (group, block call, gate, labelled repeat/concat/residual) and claim it."""
-        name = scope.next(self.label(stmt.label, env))
+    def open(self, scope: _Scope, stmt, env: Env) -> _Scope:
+        """A new sub-scope (group, block call, gate, labelled repeat/concat/residual), named and
+        claimed; or, for the label `_`, the enclosing scope itself (its names continue there)."""
+        label = self.label(stmt.label, env)
+        if label == SPLICE:
+            return scope
+        name = scope.next(label)
         self.claim(name, stmt)
-        return name
+        return _Scope(name)
 
     def claim(self, name: str, stmt) -> None:
         """Record a name, or fail if a layer or scope already has it."""
