@@ -159,5 +159,8 @@ def test_textmate_scopes_of_the_constructs():
                         ("conv1: conv", "entity.name.label.cnndsl"), ("stride=2", "variable.parameter.cnndsl"),
                         ("3x3", "constant.numeric.size.cnndsl"), ("1e-4", "constant.numeric.float.cnndsl"),
                         ("64", "constant.numeric.integer.cnndsl"), ("block unit(c)", "storage.type.block.cnndsl"),
-                        ("true", "constant.language.cnndsl"), ("//", "keyword.operator.arithmetic.cnndsl")]:
+                        ("true", "constant.language.cnndsl"), ("//", "keyword.operator.arithmetic.cnndsl"),
+                        ('"denselayer{i+1}": x', "entity.name.label.cnndsl"), ("_: b 64", "entity.name.label.cnndsl"),
+                        ("==", "keyword.operator.comparison.cnndsl"), ("and", "keyword.operator.logical.cnndsl"),
+                        ("if", "keyword.control.cnndsl"), ("variant", "keyword.other.cnndsl")]:
         assert _first_scope(text) == scope, text

@@ -54,6 +54,7 @@ class CnnDslLexer(RegexLexer):
             (r"[ \t\f]+|\r?\n", Whitespace),
             (r"\\(?=[ \t\f]*\r?\n)", Punctuation),  # a line continuation
             (r"#[^\n]*", Comment.Single),
+            (r'("[^"\n]*")([ \t\f]*)(:)', bygroups(Name.Label, Whitespace, Punctuation)),  # "denselayer{i+1}":
             (r'"[^"\n]*"', String.Double),
             (r'"[^"\n]*', Error),  # an unterminated string
             (rf"(block)([ \t\f]+)({NAME})", bygroups(Keyword.Declaration, Whitespace, Name.Function)),
