@@ -1,15 +1,24 @@
 """Numerical equivalence of cnndsl's ONNX models with the PyTorch models they mirror.
 
-For each spec: build the torch model (torchvision, or a plain torch.nn model for lenet5 and zfnet)
-with random weights, randomise every batchnorm (scale, shift, running mean and variance) and every
-bias so that they all matter, save the state_dict as safetensors under /tmp, compile the spec with
-those weights (with and without --fold-bn), run the ONNX model with onnxruntime on the CPU and the
-torch model in eval mode on the same seeded batch, and report max|onnx - torch| / max|torch|.
+For each model NAME: find the spec that defines it (specs/NAME.cnn, or the spec in specs/*.cnn
+whose network or one of whose `variant` lines is named NAME), build the torch model (torchvision's
+NAME, or a plain torch.nn model for lenet5 and zfnet) with random weights, randomise every
+batchnorm (scale, shift, running mean and variance), layer norm (scale, shift), ConvNeXt
+layer_scale and bias so that they all matter, save the state_dict as safetensors under /tmp,
+compile the spec (its variant NAME) with those weights (with and without --fold-bn), run the ONNX
+model with onnxruntime on the CPU and the torch model in eval mode on the same seeded batch, of the
+checked network's input size, and report max|onnx - torch| / max|torch|.
 
-    python tools/equivalence.py [SPEC...] [--cli] [--no-export] [--seed N]
+    python tools/equivalence.py [NAME...] [--all-defaults] [--all-variants] [--cli] [--no-export] [--seed N]
+
+NAME: a spec (lenet5, resnet50, ...) or a torchvision model a spec defines (mobilenet_v2,
+efficientnet_b3, ...). --all-defaults: each family spec's network (its default variant);
+--all-variants: every torchvision model that a family spec defines. (A family spec is one whose
+network or a variant is named as a model of torchvision_keys.VARIANTS.)
 
 Needs torch, torchvision, safetensors and onnxruntime (not cnndsl's dependencies). The functions
-(``compare``, ``prepare``, ``torch_model``) are importable: tests/test_torch_equivalence.py uses them.
+(``compare``, ``prepare``, ``torch_model``, ``locate``, ``families``) are importable:
+tests/test_torch_equivalence.py uses them.
 """
 
 from __future__ import annotations
@@ -28,8 +37,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
-from torchvision_keys import TORCHVISION, torchvision_model  # noqa: E402
+from torchvision_keys import TORCHVISION, VARIANTS, torchvision_model  # noqa: E402
 
+SPEC_DIR = ROOT / "specs"
 WORK = Path(tempfile.gettempdir()) / "cnndsl_equivalence"
 TOLERANCE = 1e-5
 BATCH = 2
@@ -93,53 +103,122 @@ def zfnet():
 PLAIN = {"lenet5": lenet5, "zfnet": zfnet}
 
 
+# --- the specs -------------------------------------------------------------------------------
+
+@functools.cache
+def _parsed() -> tuple[tuple[Path, object], ...]:
+    """(path, parsed spec) of every spec in specs/ that parses (parse only: no checking)."""
+    from cnndsl.errors import CnnDslError
+    from cnndsl.lang.parse import parse
+
+    specs = []
+    for path in sorted(SPEC_DIR.glob("*.cnn")):
+        try:
+            specs.append((path, parse(path.read_text(encoding="utf-8"), str(path))))
+        except CnnDslError as exc:
+            print(f"  ({path.name} does not parse, left out: {str(exc).splitlines()[0]})", file=sys.stderr)
+    return tuple(specs)
+
+
+def _names(spec) -> list[str]:
+    """A parsed spec's model names: its network's (the default variant) first, then its variants'."""
+    return [spec.name, *(v.name for v in spec.variants)]
+
+
+def locate(name: str) -> tuple[Path, str | None]:
+    """(spec file, variant) that defines model ``name``: specs/NAME.cnn (its network), else the one
+    spec whose network (variant None) or `variant` line is named ``name``."""
+    path = SPEC_DIR / f"{name}.cnn"
+    if path.exists():
+        return path, None
+    found = [(p, None if name == spec.name else name) for p, spec in _parsed() if name in _names(spec)]
+    if len(found) != 1:
+        where = ", ".join(p.name for p, _ in found) or "no spec"
+        raise LookupError(f"{name}: {where} in {SPEC_DIR} define{'s' if len(found) < 2 else ''} it")
+    return found[0]
+
+
+def families() -> dict[Path, list[str]]:
+    """Each family spec -> the torchvision models it defines (VARIANTS' names), its network's first."""
+    table = {}
+    for path, spec in _parsed():
+        names = [n for n in _names(spec) if n in VARIANTS]
+        if names:
+            table[path] = names
+    return table
+
+
+def load(name: str):
+    """The checked cnndsl network of model ``name`` (its spec, its variant)."""
+    import cnndsl
+
+    return cnndsl.load(*locate(name))
+
+
+def _scale_shift(weight, bias, gen):
+    """A normalisation's affine part at random: scale in [0.5, 1.5), shift about 0 +- 0.2."""
+    import torch
+
+    weight.copy_(0.5 + torch.rand(weight.shape, generator=gen))
+    bias.copy_(0.2 * torch.randn(bias.shape, generator=gen))
+
+
 def _randomise(model, input_shape, gen):
-    """Random biases and batchnorms that matter, in proportion to the activations they see.
+    """Random biases, batchnorms, layer norms and layer scales that matter, in proportion to the
+    activations they see.
 
     One calibration pass on a random batch sets them layer by layer, in order: each conv/linear
     bias is drawn at a tenth of the spread of that layer's output without bias (so it neither
     vanishes nor swamps the signal, however the weights were initialised); each batchnorm's
     running statistics are first the true statistics of its input (train mode, momentum 1), then
     perturbed: mean shifted by a few tenths of a standard deviation, variance scaled by 0.5-2;
-    scale and shift are drawn at random.
+    scale and shift are drawn at random, as are each layer norm's and each ConvNeXt block's
+    layer_scale (initialised at 1e-6, which would hide the block) in [0.5, 1.5).
     """
     import torch
     from torch import nn
 
     def set_bias(module, _inputs, out):
-        shape = (1, -1) + (1,) * (out.dim() - 2)
+        # A linear layer's features are its output's last axis (ConvNeXt's run channels-last).
+        shape = (1,) * (out.dim() - 1) + (-1,) if isinstance(module, nn.Linear) else (1, -1) + (1,) * (out.dim() - 2)
         plain = out - module.bias.view(shape)
         module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.1 * float(plain.std()))
         return plain + module.bias.view(shape)
 
     biased = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None]
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    lns = [m for m in model.modules() if isinstance(m, nn.LayerNorm) and m.elementwise_affine]
+    scales = [p for k, p in model.named_parameters() if k.rsplit(".", 1)[-1] == "layer_scale"]
     hooks = [m.register_forward_hook(set_bias) for m in biased]
+    momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = 1.0
     model.train()  # batchnorms normalise with (and record) the batch's statistics; dropout is harmless here
     with torch.no_grad():
+        for m in lns:
+            _scale_shift(m.weight, m.bias, gen)
+        for p in scales:
+            p.copy_(0.5 + torch.rand(p.shape, generator=gen))
         model(torch.randn((8, *input_shape), generator=gen))
-        for m in bns:
-            m.momentum = 0.1
+        for m, momentum in zip(bns, momenta, strict=True):
+            m.momentum = momentum
             c = m.num_features
             std = m.running_var.sqrt()
             m.running_mean.add_(0.3 * std * torch.randn(c, generator=gen))
             m.running_var.mul_(0.5 + 1.5 * torch.rand(c, generator=gen))
-            m.weight.copy_(0.5 + torch.rand(c, generator=gen))
-            m.bias.copy_(0.2 * torch.randn(c, generator=gen))
+            _scale_shift(m.weight, m.bias, gen)
     for h in hooks:
         h.remove()
     model.eval()
 
 
-def torch_model(spec: str, input_shape, seed: int = 0):
-    """The torch model for a spec, random weights, batchnorm and biases randomised, in eval mode."""
+def torch_model(name: str, input_shape, seed: int = 0):
+    """The torch model ``name``, random weights, normalisations and biases randomised, in eval mode."""
     import torch
 
     torch.manual_seed(seed)
-    model = PLAIN[spec]() if spec in PLAIN else torchvision_model(spec)
+    model = PLAIN[name]() if name in PLAIN else torchvision_model(name)
     _randomise(model, input_shape, torch.Generator().manual_seed(seed + 1))
     return model
 
@@ -147,17 +226,16 @@ def torch_model(spec: str, input_shape, seed: int = 0):
 # --- running ---------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=1)
-def prepare(spec: str, seed: int = 0):
-    """(torch model, safetensors path, input batch, torch output) for a spec; cached for the last spec."""
+def prepare(name: str, seed: int = 0):
+    """(torch model, safetensors path, input batch, torch output) for model ``name``, the input of
+    its spec's size; cached for the last name."""
     import torch
     from safetensors.torch import save_file
 
-    import cnndsl
-
-    net = cnndsl.load(ROOT / "specs" / f"{spec}.cnn")
-    model = torch_model(spec, net.input_shape, seed)
+    net = load(name)
+    model = torch_model(name, net.input_shape, seed)
     WORK.mkdir(parents=True, exist_ok=True)
-    path = WORK / f"{spec}.safetensors"
+    path = WORK / f"{name}.safetensors"
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
     x = torch.randn((BATCH, *net.input_shape), generator=torch.Generator().manual_seed(seed + 2))
     with torch.no_grad():
@@ -181,38 +259,37 @@ def _relative(out, ref) -> float:
     return float(np.max(np.abs(out.astype(np.float64) - ref)) / np.max(np.abs(ref)))
 
 
-def compile_command(spec: str, fold_bn: bool, weights: Path, out: Path) -> list[str]:
+def compile_command(name: str, fold_bn: bool, weights: Path, out: Path) -> list[str]:
     cli = Path(sys.executable).with_name("cnndsl")
-    cmd = [str(cli), "compile", str(ROOT / "specs" / f"{spec}.cnn"), "--weights", str(weights), "-o", str(out)]
-    return cmd + (["--fold-bn"] if fold_bn else [])
+    path, variant = locate(name)
+    cmd = [str(cli), "compile", str(path), "--weights", str(weights), "-o", str(out)]
+    return cmd + (["--variant", variant] if variant else []) + (["--fold-bn"] if fold_bn else [])
 
 
-def compare(spec: str, fold_bn: bool = False, seed: int = 0, cli: bool = False) -> float:
-    """max|onnx - torch| / max|torch| for cnndsl's model of ``spec`` loaded with the torch weights.
+def compare(name: str, fold_bn: bool = False, seed: int = 0, cli: bool = False) -> float:
+    """max|onnx - torch| / max|torch| for cnndsl's model ``name`` loaded with the torch weights.
 
     ``cli``: compile with the ``cnndsl compile`` command (to a file in /tmp) instead of the API.
     """
-    import cnndsl
-
-    _, weights, x, y = prepare(spec, seed)
+    _, weights, x, y = prepare(name, seed)
     if cli:
-        out = WORK / f"{spec}{'_folded' if fold_bn else ''}.onnx"
-        subprocess.run(compile_command(spec, fold_bn, weights, out), check=True, capture_output=True, text=True)
+        out = WORK / f"{name}{'_folded' if fold_bn else ''}.onnx"
+        subprocess.run(compile_command(name, fold_bn, weights, out), check=True, capture_output=True, text=True)
         sess = _session(str(out))
     else:
-        model = cnndsl.load(ROOT / "specs" / f"{spec}.cnn").to_onnx(weights=weights, fold_bn=fold_bn)
+        model = load(name).to_onnx(weights=weights, fold_bn=fold_bn)
         sess = _session(model.SerializeToString())
         del model
     (out_y,) = sess.run(None, {sess.get_inputs()[0].name: x})
     return _relative(out_y, y)
 
 
-def compare_torch_export(spec: str, seed: int = 0) -> float:
+def compare_torch_export(name: str, seed: int = 0) -> float:
     """The same metric for torch.onnx.export of the same model, for scale (raises if export fails)."""
     import torch
 
-    model, _, x, y = prepare(spec, seed)
-    out = WORK / f"{spec}_torch_export.onnx"
+    model, _, x, y = prepare(name, seed)
+    out = WORK / f"{name}_torch_export.onnx"
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation and constant-folding notes
         warnings.simplefilter("ignore")
         # dynamo=False: the TorchScript exporter, which needs no onnxscript.
@@ -225,13 +302,32 @@ def compare_torch_export(spec: str, seed: int = 0) -> float:
 
 # --- the table -------------------------------------------------------------------------------
 
+def _selected(args) -> list[str]:
+    """The command line's names, then the families' defaults and variants asked for, each once."""
+    names = list(args.names)
+    for names_of_family in families().values():
+        names += names_of_family if args.all_variants else names_of_family[:1] if args.all_defaults else []
+    return list(dict.fromkeys(names or SPECS))
+
+
+def _spec_file(name: str) -> str:
+    try:
+        return locate(name)[0].name
+    except LookupError:
+        return "?"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("specs", nargs="*", default=SPECS)
+    ap.add_argument("names", nargs="*", metavar="NAME",
+                    help=f"a spec or a model a spec defines (default: {' '.join(SPECS)})")
+    ap.add_argument("--all-defaults", action="store_true", help="each family spec's network (its default variant)")
+    ap.add_argument("--all-variants", action="store_true", help="every torchvision model a family spec defines")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cli", action="store_true", help="compile with the cnndsl command instead of the API")
     ap.add_argument("--no-export", action="store_true", help="skip the torch.onnx.export column")
     args = ap.parse_args(argv)
+    names = _selected(args)
 
     import onnxruntime
     import torch
@@ -240,36 +336,38 @@ def main(argv=None) -> int:
     print(f"$ {' '.join([Path(sys.executable).name, 'tools/equivalence.py', *(argv or sys.argv[1:])])}")
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, onnxruntime {onnxruntime.__version__}, "
           f"CPU; batch {BATCH}, seed {args.seed}; metric max|onnx - torch| / max|torch|; PASS: both <= {TOLERANCE:g}")
-    print(f"compiled via {'`cnndsl compile --weights W.safetensors [--fold-bn]`' if args.cli else 'the API'}"
-          f"; onnxruntime graph optimisations off\n")
-    head = f"{'spec':24s} {'no fold':>10s} {'fold-bn':>10s} {'torch.onnx':>10s} {'seconds':>8s}  result"
+    via = "`cnndsl compile [--variant NAME] --weights W.safetensors [--fold-bn]`" if args.cli else "the API"
+    print(f"compiled via {via}; onnxruntime graph optimisations off\n")
+    head = f"{'model':24s} {'spec':24s} {'no fold':>10s} {'fold-bn':>10s} {'torch.onnx':>10s} {'seconds':>8s}  result"
     print(head)
     print("-" * len(head))
     failed = 0
-    for spec in args.specs:
+    for name in names:
         t0 = time.perf_counter()
+        row = f"{name:24s} {_spec_file(name):24s}"
         try:
-            plain = compare(spec, False, args.seed, args.cli)
-            folded = compare(spec, True, args.seed, args.cli)
-        except Exception as exc:  # report and go on with the next spec
+            plain = compare(name, False, args.seed, args.cli)
+            folded = compare(name, True, args.seed, args.cli)
+        except Exception as exc:  # report and go on with the next model
             detail = exc.stderr.strip().splitlines()[0] if getattr(exc, "stderr", None) else str(exc).splitlines()[0]
-            print(f"{spec:24s} {'error':>10s} {'':>10s} {'':>10s} {time.perf_counter() - t0:8.1f}  FAIL: {detail}")
+            print(f"{row} {'error':>10s} {'':>10s} {'':>10s} {time.perf_counter() - t0:8.1f}  FAIL: {detail}")
             failed += 1
+            prepare.cache_clear()
             continue
         exported = "skipped"
         if not args.no_export:
             try:
-                exported = f"{compare_torch_export(spec, args.seed):10.2e}"
+                exported = f"{compare_torch_export(name, args.seed):10.2e}"
             except Exception as exc:
                 exported = "n/a"
-                print(f"  (torch.onnx.export of {spec} failed: {str(exc).splitlines()[0][:100]})", file=sys.stderr)
+                print(f"  (torch.onnx.export of {name} failed: {str(exc).splitlines()[0][:100]})", file=sys.stderr)
         ok = plain <= TOLERANCE and folded <= TOLERANCE
         failed += not ok
-        print(f"{spec:24s} {plain:10.2e} {folded:10.2e} {exported:>10s} {time.perf_counter() - t0:8.1f}  "
+        print(f"{row} {plain:10.2e} {folded:10.2e} {exported:>10s} {time.perf_counter() - t0:8.1f}  "
               f"{'PASS' if ok else 'FAIL'}", flush=True)
         prepare.cache_clear()
     print("-" * len(head))
-    print(f"{len(args.specs) - failed} of {len(args.specs)} specs pass")
+    print(f"{len(names) - failed} of {len(names)} models pass")
     return 1 if failed else 0
 
 
