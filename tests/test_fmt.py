@@ -91,7 +91,8 @@ def _messed(text: str, rng: random.Random) -> str:
             out.append(rng.choice(["", " ", "   ", "\t", "\t  "]))
         elif tok.gap > 0:
             out.append(rng.choice([" ", "  ", "\t", " \f "]))
-        elif "-" not in (tok.text, prev_text) and tok.kind != "NEG" and prev != "NEG" and rng.random() < 0.5:
+        elif "-" not in (tok.text, prev_text) and tok.kind != "NEG" and prev not in ("NEG", "CALLNAME") \
+                and rng.random() < 0.5:
             out.append(" ")  # a space where none is needed, away from any minus sign
         out.append("\\\n" if tok.kind == "BACKSLASH" else tok.text)
         prev, prev_text = tok.kind, tok.text
