@@ -479,6 +479,11 @@ def test_a_parameter_can_name_the_layer_kind_or_none():
                                                    ("1.1", "hardswish"), ("2.0", "conv")]
 
 
+def test_a_parameter_named_like_a_kind_is_its_argument():
+    g = cnndsl.parse("network t(dropout=0.3)\ninput 4\ndense 3\ndropout dropout\n").graph
+    assert (g.nodes[1].kind, g.nodes[1].layer.rate) == ("dropout", 0.3)
+
+
 def test_gate_multiplies_its_input_and_is_a_scope():
     text = ("input 16x8x8\nblock se(s, c=in_channels) {\n  avgpool: globalavgpool\n  fc1: conv s 1x1 relu\n"
             "  fc2: conv c 1x1\n  hardsigmoid\n}\nblock: { conv 16 1x1; gate { se 4 } }\n")

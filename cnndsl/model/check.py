@@ -276,6 +276,8 @@ class _Checker:
         if stmt.kind not in env.values:
             return stmt.kind
         value = env.values[stmt.kind]
+        if not isinstance(value, str) and value is not None and (stmt.kind in REGISTRY or stmt.kind in self.blocks):
+            return stmt.kind  # `dropout dropout` with a parameter dropout=0.2: the kind, given the parameter
         if value is None and not stmt.args:
             return None
         if isinstance(value, str) and (value in REGISTRY or value in self.blocks):
