@@ -18,6 +18,10 @@ SYNTAX_ERRORS = [
         "unexpected end of file; expected", 3, 13, "a '{' was never closed"),
     err("stray-character", "input 1x8x8\nconv 8 3x3 $\n", "unexpected character '$'", 2, 12, "expected"),
     err("stray-character-late", "input 1x8x8\nconv 8 3x3 stride=2 ?\n", "unexpected character '?'", 2, 21),
+    err("condition-in-argument", "input 1x8x8\nconv 8 3 stride=2 if 1 == 1 else 1\n", "unexpected 'if'", 2, 19,
+        "goes in parentheses: `stride=(2 if i == 0 else 1)`"),
+    err("comparison-in-argument", "input 1x8x8\nblock b(i) { conv 8 3 relu=i == 0 }\nb 1\n", "unexpected '=='", 2, 30,
+        "goes in parentheses"),
     err("brace-on-next-line", "input 1x8x8\nconcat\n{ relu }\n", "unexpected end of line; expected one of 'split', '{'",
         2, 7, "a '{' must be on the same line"),
     # a line break inside brackets does not end the statement, so `relu` continues the tuple

@@ -1,4 +1,4 @@
-"""The parser's generated tables (cnndsl/grammar_tables.json): current, equivalent to a parser
+"""The parser's generated tables (cnndsl/lang/grammar_tables.py): current, equivalent to a parser
 built from the grammar, and never needed for correctness."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from cnndsl.lang.values import make_divisible
 
 def units(expr: str, input_line: str = "input 12", params: str = "") -> int:
     """The value of ``expr`` as a dense layer's width (so it must be a positive integer)."""
-    net = cnndsl.parse(f"network t{params}\n{input_line}\ndense {expr}\n")
+    net = cnndsl.parse(f"network t{params}\n{input_line}\ndense ({expr})\n")
     return net.graph.nodes[-1].out_shape[0]
 
 

@@ -318,6 +318,9 @@ def _settled(text: str, align: bool) -> str | None:
 
 def _skeleton(node):
     """A syntax tree without its positions, for comparing two parses."""
+    if hasattr(node, "_fields"):  # a syntax record (a NamedTuple)
+        kept = [getattr(node, name) for name in node._fields]
+        return (type(node).__name__, *(_skeleton(v) for v in kept if not isinstance(v, (Span, SourceFile))))
     if is_dataclass(node):
         kept = [getattr(node, f.name) for f in fields(node)]
         return (type(node).__name__, *(_skeleton(v) for v in kept if not isinstance(v, (Span, SourceFile))))

@@ -30,6 +30,7 @@ class _TooMuch(Exception):
 MAX_DIGITS = 18  # integer literals stay below 10^18 (arithmetic results are capped near 2^62)
 _OPERATORS = frozenset({"+", "-", "*", "/", "//", "%"})
 _KEYWORDS = frozenset({"concat", "split", "residual", "gate", "shortcut", "else"})
+_CONDITION_TOKENS = frozenset({"_IF", "_ELSE", "AND", "OR", "COMPARE"})
 # C0 and C1 controls (\r, escape sequences), DEL, and the bidirectional overrides ("Trojan Source")
 _UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -142,6 +143,8 @@ def _syntax_error(exc, source: SourceFile) -> SpecSyntaxError:
             hint = "write `} shortcut {` on the line that closes the residual's body"
         elif str(tok) == "{":
             hint = "a '{' must be on the same line as the statement it opens"
+        elif tok.type in _CONDITION_TOKENS:
+            hint = "a condition or a choice inside an argument goes in parentheses: `stride=(2 if i == 0 else 1)`"
         elif str(tok) == "shortcut":
             hint = "`shortcut` must follow the residual's closing '}' on the same line: `} shortcut {`"
         end = col + max(1, len(str(tok).splitlines()[0]) if str(tok).strip() else 1)

@@ -3,7 +3,8 @@
 lark's own cache (``cache=True``) pickle-loads a predictably named file in the shared temp folder,
 so any local user who writes that file first runs code in every later cnndsl command. cnndsl never
 reads a pickle: the parse tables are generated once, by ``python tools/regen.py``, into
-``cnndsl/lang/grammar_tables.json`` inside the package (JSON: data, never code), stamped with the
+``cnndsl/lang/grammar_tables.py`` inside the package (a module of literals: data, never code that
+does anything; installed with the package, never read from a shared folder), stamped with the
 SHA-256 of the grammar they came from. When the stamp does not match the grammar (the grammar was edited and the
 tables not regenerated) the parser is built from the grammar in memory: slower, never wrong, and
 tests/test_parse.py fails until the tables are regenerated.
@@ -12,7 +13,6 @@ tests/test_parse.py fails until the tables are regenerated.
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,47 +37,27 @@ def grammar_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-TABLES = Path(__file__).resolve().parent / "grammar_tables.json"
-# JSON has neither tuples nor integer keys, which lark's tables use: each is stored as a one-key
-# object under a key no lark name can be.
-_TUPLE, _INT_KEYS = "\x00tuple", "\x00int-keys"
-
-
-def _encode(value):
-    if isinstance(value, tuple):
-        return {_TUPLE: [_encode(v) for v in value]}
-    if isinstance(value, list):
-        return [_encode(v) for v in value]
-    if isinstance(value, dict):
-        if all(isinstance(k, str) for k in value):
-            return {k: _encode(v) for k, v in value.items()}
-        return {_INT_KEYS: [[k, _encode(v)] for k, v in value.items()]}
-    return value
-
-
-def _decode(obj: dict):
-    if len(obj) == 1:
-        if _TUPLE in obj:
-            return tuple(obj[_TUPLE])
-        if _INT_KEYS in obj:
-            return {k: v for k, v in obj[_INT_KEYS]}
-    return obj
+TABLES = Path(__file__).resolve().parent / "grammar_tables.py"
 
 
 @lru_cache(maxsize=1)
 def _tables() -> dict | None:
-    """The generated tables when they match the grammar in use, else None."""
+    """The generated tables when they match the grammar in use, else None. They are a module of
+    Python literals (data only: dicts, tuples, strings, numbers), so Python's own bytecode cache
+    loads them: a JSON file of the same tables took as long to decode as lark takes to load them."""
+    import importlib
+
     try:
-        tables = json.loads(TABLES.read_text(encoding="utf-8"), object_hook=_decode)
-    except (OSError, ValueError):
+        module = importlib.import_module("cnndsl.lang.grammar_tables")
+    except (ImportError, SyntaxError, ValueError):
         return None
-    if not isinstance(tables, dict) or tables.get("grammar_sha256") != grammar_digest(grammar_text()):
+    if getattr(module, "GRAMMAR_SHA256", None) != grammar_digest(grammar_text()):
         return None
-    return tables
+    return {"data": module.DATA, "memo": module.MEMO}
 
 
 def tables_are_current() -> bool:
-    """True when cnndsl/lang/grammar_tables.json was generated from the grammar in use."""
+    """True when cnndsl/lang/grammar_tables.py was generated from the grammar in use."""
     return _tables() is not None
 
 
@@ -99,7 +79,9 @@ def make_parser(**runtime):
 
 
 def tables_source() -> str:
-    """The text of cnndsl/lang/grammar_tables.json for the grammar in use and the installed lark."""
+    """The text of cnndsl/lang/grammar_tables.py for the grammar in use and the installed lark."""
+    import pprint
+
     import lark
     from lark import Lark
     from lark.grammar import Rule
@@ -108,7 +90,21 @@ def tables_source() -> str:
     text = grammar_text()
     data, memo = Lark(text, **TABLE_OPTIONS).memo_serialize([TerminalDef, Rule])
     data["options"] = {k: v for k, v in data["options"].items() if k not in _RUNTIME_OPTIONS}
-    tables = {"generated_by": "tools/regen.py from grammar/cnn.lark; do not edit",
-              "grammar_sha256": grammar_digest(text), "lark_version": lark.__version__,
-              "data": _encode(data), "memo": _encode(memo)}
-    return json.dumps(tables, separators=(",", ":")) + "\n"
+    for value in _leaves(data, memo):  # literals only: the module must stay data
+        if not isinstance(value, (str, int, float, bool, type(None))):
+            raise TypeError(f"lark's tables hold a {type(value).__name__}; they cannot be written as literals")
+    return (f'"""The LALR tables of grammar/cnn.lark, written by tools/regen.py with lark {lark.__version__}; '
+            'do not edit. Data only."""\n\n'
+            f"GRAMMAR_SHA256 = {grammar_digest(text)!r}\n\n"
+            f"DATA = {pprint.pformat(data, width=119, sort_dicts=False)}\n\n"
+            f"MEMO = {pprint.pformat(memo, width=119, sort_dicts=False)}\n")
+
+
+def _leaves(*values):
+    for value in values:
+        if isinstance(value, dict):
+            yield from _leaves(*value.keys(), *value.values())
+        elif isinstance(value, (list, tuple)):
+            yield from _leaves(*value)
+        else:
+            yield value

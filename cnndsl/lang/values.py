@@ -4,7 +4,6 @@ lists, parameters (of the network and of blocks) and the shape of the statement'
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from cnndsl.errors import RuleError, did_you_mean
 from cnndsl.lang import syntax as S
@@ -14,17 +13,20 @@ _WORDS = {"true": True, "false": False, "none": None}
 MAX_INT = 2 ** 62
 
 
-@dataclass(frozen=True)
 class Env:
     """Names in scope: block parameters and repeat counters over the network's parameters
     (``values``), and the shape of the input of the statement being evaluated (``shape``), which
-    ``in_channels``, ``in_height`` and ``in_width`` read."""
+    ``in_channels``, ``in_height`` and ``in_width`` read. (A plain class: one is made for every
+    statement checked.)"""
 
-    values: dict
-    shape: tuple[int, ...] | None = None
+    __slots__ = ("values", "shape")
+
+    def __init__(self, values: dict, shape: tuple[int, ...] | None = None) -> None:
+        self.values = values
+        self.shape = shape
 
     def at(self, shape: tuple[int, ...]) -> Env:
-        return Env(self.values, shape)
+        return self if shape is self.shape else Env(self.values, shape)
 
     def with_values(self, more: dict) -> Env:
         return Env({**self.values, **more}, self.shape)

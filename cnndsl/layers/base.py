@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -144,8 +145,10 @@ def show_option(value) -> str:
     return show(value)
 
 
-def schema(cls) -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(cls) if "convert" in f.metadata]
+@functools.cache
+def schema(cls) -> tuple[dataclasses.Field, ...]:
+    """A kind's arguments, in order (asked once per layer statement, so kept)."""
+    return tuple(f for f in dataclasses.fields(cls) if "convert" in f.metadata)
 
 
 def _convert_default(f: dataclasses.Field):
