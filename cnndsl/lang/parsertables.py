@@ -80,8 +80,6 @@ def make_parser(**runtime):
 
 def tables_source() -> str:
     """The text of cnndsl/lang/grammar_tables.py for the grammar in use and the installed lark."""
-    import pprint
-
     import lark
     from lark import Lark
     from lark.grammar import Rule
@@ -96,8 +94,7 @@ def tables_source() -> str:
     return (f'"""The LALR tables of grammar/cnn.lark, written by tools/regen.py with lark {lark.__version__}; '
             'do not edit. Data only."""\n\n'
             f"GRAMMAR_SHA256 = {grammar_digest(text)!r}\n\n"
-            f"DATA = {pprint.pformat(data, width=119, sort_dicts=False)}\n\n"
-            f"MEMO = {pprint.pformat(memo, width=119, sort_dicts=False)}\n")
+            f"DATA = {data!r}\n\nMEMO = {memo!r}\n")  # one line each: data, not for reading
 
 
 def _leaves(*values):
