@@ -32,12 +32,17 @@ class Activation(Layer):
 
 
 def _elementwise(names: tuple[str, ...], op: str, doc: str, *, relu_like: bool = False,
-                 attrs: dict | None = None) -> type[Activation]:
-    """One activation that is a single ONNX operator with fixed attributes: a row of the table below."""
+                 attrs: dict | None = None, param: tuple[str, float, str] | None = None) -> type[Activation]:
+    """One activation that is a single ONNX operator: a row of the table below. ``attrs`` are its
+    fixed ONNX attributes; ``param`` (field, default, ONNX attribute) is one optional number it takes."""
     fixed = dict(attrs or {})
-    cls = type(op, (Activation,), {"__doc__": doc, "__module__": __name__, "__qualname__": op, "op": op,
-                                   "relu_like": relu_like, "attrs": lambda self: dict(fixed)})
-    return register(*names)(dataclass(frozen=True)(cls))
+    space = {"__doc__": doc, "__module__": __name__, "__qualname__": op, "op": op, "relu_like": relu_like,
+             "attrs": lambda self: dict(fixed)}
+    if param is not None:
+        field, default, attribute = param
+        space.update({"__annotations__": {field: "float"}, field: arg(number, default, pos=True),
+                      "attrs": lambda self: {**fixed, attribute: getattr(self, field)}})
+    return register(*names)(dataclass(frozen=True)(type(op, (Activation,), space)))
 
 
 # names, ONNX operator, syntax line (the README's row), He initialisation before it, attributes.
@@ -66,32 +71,11 @@ class Relu6(Activation):
         return b.node("Clip", [xs[0], lo, hi], node.name)
 
 
-@register("leakyrelu", "leaky_relu")
-@dataclass(frozen=True)
-class LeakyRelu(Activation):
-    """leakyrelu [SLOPE]: x if x > 0 else SLOPE*x (SLOPE 0.01 by default)"""
-
-    op = "LeakyRelu"
-    relu_like = True
-
-    slope: float = arg(number, 0.01, pos=True)
-
-    def attrs(self):
-        return {"alpha": self.slope}
-
-
-@register("elu")
-@dataclass(frozen=True)
-class Elu(Activation):
-    """elu [ALPHA]: x if x > 0 else ALPHA*(exp(x)-1) (ALPHA 1.0 by default)"""
-
-    op = "Elu"
-    relu_like = True
-
-    alpha: float = arg(number, 1.0, pos=True)
-
-    def attrs(self):
-        return {"alpha": self.alpha}
+LeakyRelu = _elementwise(("leakyrelu", "leaky_relu"), "LeakyRelu",
+                         "leakyrelu [SLOPE]: x if x > 0 else SLOPE*x (SLOPE 0.01 by default)", relu_like=True,
+                         param=("slope", 0.01, "alpha"))
+Elu = _elementwise(("elu",), "Elu", "elu [ALPHA]: x if x > 0 else ALPHA*(exp(x)-1) (ALPHA 1.0 by default)",
+                   relu_like=True, param=("alpha", 1.0, "alpha"))
 
 
 @register("gelu")
