@@ -55,3 +55,10 @@ def test_variant_matches_torchvision(path, variant, name):
     assert not (missing or unexpected or wrong), (
         f"{name}: missing {missing[:8]}; unexpected {unexpected[:8]}; shape differs (spec, torchvision) "
         f"{dict(list(wrong.items())[:8])}")
+
+
+def test_every_torchvision_classification_cnn_has_a_spec():
+    """Every model in the fixtures (each CNN torchvision ships for classification) is a spec's
+    network or one of its variants."""
+    covered = {name for _, _, name in (case.values for case in CASES)}
+    assert sorted(set(COUNTS) - covered) == []
