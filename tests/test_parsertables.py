@@ -3,6 +3,8 @@ built from the grammar, and never needed for correctness."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from helpers import ROOT
 from lark import Lark
@@ -26,7 +28,9 @@ def test_the_generated_tables_match_the_grammar():
     assert parsertables.tables_are_current(), "run python tools/regen.py"
 
 
+@functools.cache
 def _both():
+    """The parser from the tables and one built from the grammar, made once (building takes 0.2 s)."""
     loaded = parsertables.make_parser(propagate_positions=True, postlex=_PostLex())
     built = Lark(parsertables.grammar_text(), **parsertables.TABLE_OPTIONS, propagate_positions=True,
                  postlex=_PostLex())
