@@ -5,14 +5,16 @@ so any local user who writes that file first runs code in every later cnndsl com
 reads a pickle: the parse tables are generated once, by ``python tools/regen.py``, into
 ``cnndsl/lang/grammar_tables.py`` inside the package (a module of literals: data, never code that
 does anything; installed with the package, never read from a shared folder), stamped with the
-SHA-256 of the grammar they came from. When the stamp does not match the grammar (the grammar was edited and the
-tables not regenerated) the parser is built from the grammar in memory: slower, never wrong, and
-tests/test_parse.py fails until the tables are regenerated.
+CRC-32 and length of the grammar they came from (change detection, not security: both files ship
+in the package; hashlib would cost every command 4 ms of OpenSSL start-up). When the stamp does
+not match the grammar (the grammar was edited and the tables not regenerated) the parser is built
+from the grammar in memory: slower, never wrong, and tests/test_parsertables.py fails until the
+tables are regenerated.
 """
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,7 +36,9 @@ def grammar_text() -> str:
 
 
 def grammar_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """The stamp of a grammar text: its CRC-32 and its length."""
+    data = text.encode("utf-8")
+    return f"crc32:{zlib.crc32(data):08x}:{len(data)}"
 
 
 TABLES = Path(__file__).resolve().parent / "grammar_tables.py"
@@ -51,7 +55,7 @@ def _tables() -> dict | None:
         module = importlib.import_module("cnndsl.lang.grammar_tables")
     except (ImportError, SyntaxError, ValueError):
         return None
-    if getattr(module, "GRAMMAR_SHA256", None) != grammar_digest(grammar_text()):
+    if getattr(module, "GRAMMAR_STAMP", None) != grammar_digest(grammar_text()):
         return None
     return {"data": module.DATA, "memo": module.MEMO}
 
@@ -93,7 +97,7 @@ def tables_source() -> str:
             raise TypeError(f"lark's tables hold a {type(value).__name__}; they cannot be written as literals")
     return (f'"""The LALR tables of grammar/cnn.lark, written by tools/regen.py with lark {lark.__version__}; '
             'do not edit. Data only."""\n\n'
-            f"GRAMMAR_SHA256 = {grammar_digest(text)!r}\n\n"
+            f"GRAMMAR_STAMP = {grammar_digest(text)!r}\n\n"
             f"DATA = {data!r}\n\nMEMO = {memo!r}\n")  # one line each: data, not for reading
 
 
