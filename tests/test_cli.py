@@ -232,3 +232,21 @@ def test_a_signal_outside_the_command_exits_quietly(sig, code):
                          capture_output=True, text=True)
     assert "Traceback" not in out.stderr
     assert out.returncode == code, (out.returncode, out.stderr)
+
+
+def test_params_all_variants_lists_a_family(cli):
+    r = cli("params", "specs/mobilenet_v3.cnn", "specs/squeezenet.cnn", "--all-variants", "--json")
+    assert r.exit_code == 0
+    rows = json.loads(r.stdout)
+    assert [row["name"] for row in rows] == ["mobilenet_v3_large", "mobilenet_v3_small", "squeezenet1_1",
+                                               "squeezenet1_0"]
+    assert [row["params"] for row in rows[:2]] == [5_483_032, 2_542_856]
+
+
+def test_variant_and_set_on_the_command_line(cli):
+    r = cli("params", "specs/efficientnet.cnn", "--variant", "efficientnet_b3", "--set", "drop=0.1")
+    assert r.exit_code == 0 and "efficientnet_b3: 12,233,232 parameters" in r.stdout
+    r = cli("params", "specs/efficientnet.cnn", "--set", "widht=2")
+    assert r.exit_code == 1 and "the network has no parameter 'widht'" in r.stderr and "did you mean 'width'" in r.stderr
+    r = cli("summary", "specs/efficientnet.cnn", "--set", "width=")
+    assert r.exit_code == 1 and "--set width: '' is not a value" in r.stderr and "Traceback" not in r.stderr

@@ -174,12 +174,16 @@ def spec_command(json_help: str):
     return make
 
 
-def load_all(specs):
-    """Load each spec; print errors as they come; return (loaded pairs, failures)."""
+def load_all(specs, every_variant: bool = False):
+    """Load each spec (and, with ``every_variant``, each of its variants after it); print errors as
+    they come; return (loaded pairs, failures)."""
     loaded, failed = [], 0
     for path in specs:
         try:
             loaded.append((path, load(path)))
+            if every_variant:
+                settings = chosen()[1]
+                loaded += [(path, api.load(path, name, settings)) for name in api.variants(path)]
         except CnnDslError as exc:
             fail(exc)
             failed += 1

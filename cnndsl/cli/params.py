@@ -14,14 +14,15 @@ from cnndsl.cli.main import edge, load, load_all, main, spec_command, spec_optio
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+@click.option("--all-variants", is_flag=True, help="Each spec's variants too (a family's members side by side).")
 @spec_options
 @edge
-def params(specs, as_json: bool) -> None:
+def params(specs, as_json: bool, all_variants: bool) -> None:
     """Count parameters and MACs; several specs give a comparison table.
 
     Example: cnndsl params specs/mlp_mnist.cnn specs/lenet5.cnn
     """
-    loaded, failed = load_all(specs)
+    loaded, failed = load_all(specs, all_variants)
     if as_json:
         click.echo(json.dumps([api.as_json(p, n.graph) for p, n in loaded], indent=2))
     elif len(loaded) == 1:
