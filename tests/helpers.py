@@ -54,6 +54,27 @@ def assert_error(text: str, message: str, line: int, col: int, hint: str | None)
         assert exc.hint is not None and hint in exc.hint
 
 
+# -- torchvision's state_dict -----------------------------------------------------------------
+
+def assert_weights_match(label: str, graph, expected: dict) -> None:
+    """The graph's weight names and shapes (constants aside) are exactly ``expected`` ({name:
+    shape} from a state_dict); the message lists what is missing, extra or of another shape."""
+    from cnndsl.model.ir import CONSTANT
+
+    got = {}
+    for p in graph.params():
+        if p.role == CONSTANT:
+            continue
+        assert p.name not in got, f"{label}: {p.name} appears twice"
+        got[p.name] = list(p.shape)
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    wrong = {k: (got[k], expected[k]) for k in sorted(set(got) & set(expected)) if got[k] != expected[k]}
+    assert not (missing or unexpected or wrong), (
+        f"{label}: missing (in torchvision, not the spec) {missing[:10]}; unexpected (in the spec only) "
+        f"{unexpected[:10]}; shape differs (spec, torchvision) {dict(list(wrong.items())[:10])}")
+
+
 # -- specs whose cost grows with their size ------------------------------------------------
 
 def growing_specs() -> list:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import ROOT, SPECS
+from helpers import ROOT, SPECS, assert_weights_match
 
 import cnndsl
-from cnndsl.model.ir import CONSTANT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "torchvision"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.json"))
@@ -26,20 +25,7 @@ def test_fixtures_present():
 @pytest.mark.parametrize("spec", CASES)
 def test_names_and_shapes_match_torchvision(spec):
     expected = json.loads((FIXTURES / f"{spec}.json").read_text())
-    net = cnndsl.load(SPECS / f"{spec}.cnn")
-    got = {}
-    for p in net.graph.params():
-        if p.role == CONSTANT:
-            continue
-        assert p.name not in got, f"{spec}: {p.name} appears twice"
-        got[p.name] = list(p.shape)
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    wrong = {k: (got[k], expected[k]) for k in sorted(set(got) & set(expected)) if got[k] != expected[k]}
-    assert not (missing or unexpected or wrong), (
-        f"{spec}: missing (in torchvision, not the spec) {missing[:10]}; unexpected (in the spec only) "
-        f"{unexpected[:10]}; shape differs (spec, torchvision) {dict(list(wrong.items())[:10])}")
-    assert got == expected
+    assert_weights_match(spec, cnndsl.load(SPECS / f"{spec}.cnn").graph, expected)
 
 
 # A ConvNeXt block and head (torchvision's CNBlock and classifier, channels 8) written with the layer

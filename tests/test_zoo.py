@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import FIXTURES, SPECS
+from helpers import FIXTURES, SPECS, assert_weights_match
 
 import cnndsl
 from cnndsl.lang.parse import parse
-from cnndsl.model.ir import CONSTANT
 
 ZOO = FIXTURES / "torchvision_variants"
 COUNTS = json.loads((ZOO / "counts.json").read_text())
@@ -47,14 +46,7 @@ def test_variant_matches_torchvision(path, variant, name):
     assert list(net.input_shape) == want["input"]
     t = net.totals
     assert (t.params, t.buffers, t.macs) == (want["params"], want["buffers"], want["macs"]), name
-    expected = json.loads((ZOO / f"{name}.json").read_text())
-    got = {p.name: list(p.shape) for p in net.graph.params() if p.role != CONSTANT}
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    wrong = {k: (got[k], expected[k]) for k in sorted(set(got) & set(expected)) if got[k] != expected[k]}
-    assert not (missing or unexpected or wrong), (
-        f"{name}: missing {missing[:8]}; unexpected {unexpected[:8]}; shape differs (spec, torchvision) "
-        f"{dict(list(wrong.items())[:8])}")
+    assert_weights_match(name, net.graph, json.loads((ZOO / f"{name}.json").read_text()))
 
 
 def test_every_torchvision_classification_cnn_has_a_spec():
