@@ -337,6 +337,14 @@ TABLE = [
     row("shuffle 3", "12x2x2", elementwise(lambda x: ref.channel_shuffle(x, 3)), batch=3),
     row("shuffle 4", "4x1x3", elementwise(lambda x: ref.channel_shuffle(x, 4))),  # C groups of one
     row("shuffle 1", "3x2x2", elementwise(lambda x: ref.channel_shuffle(x, 1))),
+    # ---- structure made of ONNX nodes of its own: a gate's product, a split's shares ----------------
+    row("gate { globalavgpool; sigmoid }", "3x4x5",
+        elementwise(lambda x: x * ref.sigmoid(x.mean(axis=(2, 3), keepdims=True))), scale=2.0),
+    row("gate { hardsigmoid }", "4x2x3", elementwise(lambda x: x * ref.hardsigmoid(x)), scale=4.0),
+    row("concat split { relu; tanh }", "4x3x3",
+        elementwise(lambda x: np.concatenate([ref.relu(x[:, :2]), ref.tanh(x[:, 2:])], axis=1))),
+    row("concat split { identity; sigmoid; relu }", "6x2x2",
+        elementwise(lambda x: np.concatenate([x[:, :2], ref.sigmoid(x[:, 2:4]), ref.relu(x[:, 4:])], axis=1))),
     # ---- activations -------------------------------------------------------------------------
     row("relu", "3x4x4", elementwise(ref.relu)),
     row("relu6", "3x4x4", elementwise(ref.relu6), scale=5.0),
