@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from cnndsl.layers.base import Layer, arg, number, one_of, register
 
 
-@dataclass(frozen=True)
 class Activation(Layer):
     """Base: shape in = shape out; ONNX op named by ``op``."""
 
@@ -42,7 +41,10 @@ def _elementwise(names: tuple[str, ...], op: str, doc: str, *, relu_like: bool =
         field, default, attribute = param
         space.update({"__annotations__": {field: "float"}, field: arg(number, default, pos=True),
                       "attrs": lambda self: {**fixed, attribute: getattr(self, field)}})
-    return register(*names)(dataclass(frozen=True)(type(op, (Activation,), space)))
+    cls = type(op, (Activation,), space)
+    # A kind with no arguments needs no dataclass of its own: Layer's generated methods serve, and
+    # making one costs every command most of a millisecond.
+    return register(*names)(dataclass(frozen=True)(cls) if param is not None else cls)
 
 
 # names, ONNX operator, syntax line (the README's row), He initialisation before it, attributes.
@@ -58,7 +60,6 @@ HardSigmoid = _elementwise(("hardsigmoid", "hard_sigmoid"), "HardSigmoid",
 
 
 @register("relu6")
-@dataclass(frozen=True)
 class Relu6(Activation):
     """relu6: min(max(x, 0), 6)"""
 
@@ -99,7 +100,6 @@ class Gelu(Activation):
 
 
 @register("silu", "swish")
-@dataclass(frozen=True)
 class Silu(Activation):
     """silu: x * sigmoid(x), also called swish (PyTorch's SiLU; EfficientNet's activation)"""
 
@@ -112,7 +112,6 @@ class Silu(Activation):
 
 
 @register("identity")
-@dataclass(frozen=True)
 class Identity(Activation):
     """identity: passes its input through (emits no ONNX node)"""
 

@@ -122,6 +122,17 @@ class Layer:
         return " ".join(parts)
 
 
+def _immutable(self, name, value):
+    raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}: a layer is immutable")
+
+
+# A kind with no arguments is a plain subclass (no dataclass of its own, which costs most of a
+# millisecond at every start); the frozen dataclass's own __setattr__ would let such a subclass's
+# instances take new attributes, so the base refuses every assignment itself.
+Layer.__setattr__ = _immutable
+Layer.__delattr__ = lambda self, name: _immutable(self, name, None)
+
+
 def fused_activation() -> Any:
     """The optional ACT argument of conv, fixedconv and dense: any fusable kind, as a bare word."""
     return arg(kind_with("fusable"), None, words=KindsWith("fusable"))

@@ -50,7 +50,6 @@ class Dense(Layer):
 
 
 @register("flatten")
-@dataclass(frozen=True)
 class Flatten(Layer):
     """flatten: CxHxW -> C*H*W features"""
 

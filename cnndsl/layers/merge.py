@@ -9,7 +9,6 @@ from cnndsl.lang.show import fmt_shape
 from cnndsl.layers.base import Layer
 
 
-@dataclass(frozen=True)
 class ConcatChannels(Layer):
     """The join of a `concat { ... }`: stacks branch outputs along channels."""
 
@@ -31,7 +30,6 @@ class ConcatChannels(Layer):
         return b.node("Concat", xs, node.name, axis=1)
 
 
-@dataclass(frozen=True)
 class AddResidual(Layer):
     """The join of a `residual { ... }`: element-wise sum of the body and the shortcut."""
 
@@ -49,7 +47,6 @@ class AddResidual(Layer):
         return b.node("Add", xs, node.name)
 
 
-@dataclass(frozen=True)
 class MulGate(Layer):
     """The join of a `gate { ... }`: the input times the body's output, broadcast over height and width."""
 

@@ -119,7 +119,6 @@ class AvgPool(_Pool):
         return b.node("AveragePool", xs, node.name, count_include_pad=include, **self.attrs(node))
 
 
-@dataclass(frozen=True)
 class _GlobalPool(Layer):
     """Shared by globalavgpool and globalmaxpool: CxHxW -> Cx1x1."""
 
@@ -138,7 +137,6 @@ class _GlobalPool(Layer):
 
 
 @register("globalavgpool")
-@dataclass(frozen=True)
 class GlobalAvgPool(_GlobalPool):
     """globalavgpool: one average per channel (CxHxW -> Cx1x1)"""
 
@@ -146,7 +144,6 @@ class GlobalAvgPool(_GlobalPool):
 
 
 @register("globalmaxpool")
-@dataclass(frozen=True)
 class GlobalMaxPool(_GlobalPool):
     """globalmaxpool: one maximum per channel (CxHxW -> Cx1x1)"""
 
