@@ -649,6 +649,18 @@ def test_output_to_a_full_device_is_an_error_not_a_traceback(args):
     assert proc.returncode == 1 and "Traceback" not in err and "No space left" in err, err
 
 
+def test_a_file_stays_whole_when_only_its_status_line_fails(tmp_path):
+    """graph -o x.dot > /dev/full: the file is published, then the line reporting it fails: exit 1,
+    and the file is complete (found by tools/hostile.py, seed 7, for plot and graph)."""
+    out = tmp_path / "x.dot"
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "cnndsl", "graph", "specs/lenet5.cnn", "-o", str(out)], cwd=ROOT,
+                              stdout=full, stderr=subprocess.PIPE, timeout=120)
+    assert proc.returncode == 1 and b"Traceback" not in proc.stderr
+    whole = _cnndsl("graph", "specs/lenet5.cnn", "-o", "-").stdout
+    assert out.read_bytes() == whole
+
+
 # -- found by tools/hostile.py ----------------------------------------------------------------------
 
 def test_a_closed_standard_output_is_not_a_traceback():
