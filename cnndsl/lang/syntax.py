@@ -191,12 +191,16 @@ Stmt = Layer | Group | Repeat | Concat | Residual | Gate | If
 
 
 class Param(NamedTuple):
+    """``name`` or ``name=default`` in a block's or the network's parameter list."""
+
     name: str
     default: Expr | None
     span: Span
 
 
 class BlockDef(NamedTuple):
+    """``block NAME(params) { ... }``: expanded at each call by check.py."""
+
     name: str
     params: tuple[Param, ...]
     body: tuple[Stmt, ...]
