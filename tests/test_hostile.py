@@ -735,3 +735,34 @@ def test_a_huge_tensor_name_is_cut_short(tmp_path):
     proc = _cnndsl("compile", LENET, "--weights", path, "-o", tmp_path / "o.onnx")
     err = _clean(proc)
     assert proc.returncode == 1 and len(err) < 20_000 and "characters)" in err
+
+
+def test_an_input_array_of_another_shape_is_refused_unread(tmp_path, compiled):
+    """An .npz input whose member declares half a GiB of floats in another shape (a zip bomb
+    member, found by tools/hostile.py seed 7) is refused from its header, before decompressing."""
+    bomb = tmp_path / "x.npz"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        with z.open("a.npy", "w", force_zip64=True) as member:
+            member.write(_npy_header((1 << 27,)))
+            chunk = bytes(1 << 20)
+            for _ in range(512):  # 512 MiB of zeros, a few hundred KiB compressed
+                member.write(chunk)
+    for args in (["run", compiled("lenet5"), "--input", bomb],
+                 ["compile", LENET, "--quantize", "int8", "-o", tmp_path / "q.onnx", "--calibration", bomb]):
+        proc = _cnndsl(*args, cwd=tmp_path)
+        err = _clean(proc)
+        assert proc.returncode == 1 and "the input array is 134217728; the model takes 1x32x32" in err, err
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_a_tensor_of_a_hundred_thousand_axes_is_one_short_line(tmp_path):
+    """An .onnx weights file whose tensor has 100,000 dims once printed 300 KB to stderr."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    t = helper.make_tensor("features.0.weight", TensorProto.FLOAT, [1] * 100_000, b"\0" * 4, raw=True)
+    graph = helper.make_graph([], "w", [], [], initializer=[t])
+    path = tmp_path / "w.onnx"
+    onnx.save(helper.make_model(graph), path)
+    proc = _cnndsl("compile", LENET, "--weights", path, "-o", tmp_path / "out.onnx")
+    assert proc.returncode == 1 and len(proc.stderr) < 2000 and b"100,000 axes" in proc.stderr, proc.stderr[:500]

@@ -236,17 +236,30 @@ def load_input(path: str, shape: tuple) -> np.ndarray:
     reading(path)
     try:
         if ext == ".npy":
-            return arrays.npy(path).load()
+            return _declared(arrays.npy(path), shape, path).load()
         if ext == ".npz":
             stored = arrays.npz(path)
             if not stored:
                 raise RunError("the .npz file holds no arrays", path=path)
-            return next(iter(stored.values())).load()
+            return _declared(next(iter(stored.values())), shape, path).load()
         return _numbers(path, shape)
     except arrays.ArrayFileError as exc:
         raise RunError(f"cannot read the input: {exc}", path=path) from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise RunError(f"cannot read the input: {_first_line(exc)}", path=path) from None
+
+
+def _declared(stored, shape: tuple, path: str):
+    """``stored``, once its header's shape is one the model takes (one sample, or a batch of them):
+    an array of another shape is refused before a byte of it is read or decompressed."""
+    want = tuple(shape[1:])
+    got = tuple(stored.shape)
+    body = got[1:] if len(got) == len(want) + 1 else got
+    if len(body) == len(want) and all(not isinstance(w, int) or g == w for g, w in zip(body, want, strict=True)):
+        return stored
+    needs = "x".join(str(d) if isinstance(d, int) else "?" for d in want)
+    raise RunError(f"the input array is {'x'.join(map(str, got)) or 'a scalar'}; the model takes {needs} "
+                   f"or a batch of them", path=path, hint="save one sample, or a batch N x the sample's shape")
 
 
 def _numbers(path: str, shape: tuple) -> np.ndarray:

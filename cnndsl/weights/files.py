@@ -178,7 +178,8 @@ def _read_onnx(path: str) -> dict[str, Stored]:
             raise ArrayFileError(f"tensor '{printable(name)}': unsupported data type {t.data_type}") from None
         shape = tuple(int(d) for d in t.dims)
         if len(shape) > MAX_RANK or min(shape, default=0) < 0:
-            raise ArrayFileError(f"tensor '{printable(name)}': impossible shape {shape}")
+            raise ArrayFileError(f"tensor '{printable(name)}': impossible shape {printable(repr(shape))} "
+                                 f"({len(shape):,} axes)")
         if t.data_location == onnx.TensorProto.EXTERNAL:
             reader = _external(folder, t, dtype, shape)
         else:
