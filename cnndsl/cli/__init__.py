@@ -4,7 +4,7 @@ the group, which imports a command's module when the command is used, and what t
 import signal
 import sys
 
-from cnndsl.cli.main import Terminated, main
+from cnndsl.cli.main import ONCE, Terminated, _interrupt, main
 
 __all__ = ["entry", "main"]
 
@@ -15,7 +15,11 @@ def entry() -> None:
     """The `cnndsl` console script. A command turns Ctrl-C, SIGTERM and SIGHUP into a message and an
     exit status itself (cli.main.edge); this covers what lies outside it: one arriving while click
     sets up or winds down exits 130 quietly too, and once the command has finished, late ones are
-    ignored, so that the exit status is the command's and no traceback follows its output."""
+    ignored, so that the exit status is the command's and no traceback follows its output. The
+    first signal is the one that counts: later ones are ignored while the command stops."""
+    ONCE["enabled"] = True
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when started with Ctrl-C ignored
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         main()
     except Terminated as exc:

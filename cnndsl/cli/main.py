@@ -52,8 +52,28 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+_STOPPING = ("SIGINT", "SIGTERM", "SIGHUP")
+ONCE = {"enabled": False}  # set by the console script (cli.entry): a process of its own
+
+
+def _ignore_the_rest() -> None:
+    """Once a stop is on its way, later signals are ignored, so a second Ctrl-C or SIGHUP cannot
+    break into the clean-up (a double SIGHUP during a compile once ended in a segfault). Only in the
+    console script's own process: a test runner that calls the CLI keeps its handlers."""
+    if ONCE["enabled"]:
+        for name in _STOPPING:
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
 def _terminate(signum, frame) -> None:
+    _ignore_the_rest()
     raise Terminated(signum)
+
+
+def _interrupt(signum, frame) -> None:
+    _ignore_the_rest()
+    raise KeyboardInterrupt
 
 
 _OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}

@@ -125,14 +125,9 @@ class Runner:
             raise RunError(f"the input has dtype {x.dtype}; it needs real numbers")
         if x.shape == tuple(want):
             x = x[None]
-        if x.ndim != len(self.input_shape):
-            raise RunError(f"the input has {x.ndim} axes {x.shape}; the model needs "
-                           f"{len(self.input_shape)} (batch x {'x'.join(map(str, want))})")
-        for axis, (got, need) in enumerate(zip(x.shape[1:], want, strict=True), 1):
-            if isinstance(need, int) and got != need:
-                what = ["channels", "height", "width"][axis - 1] if len(want) == 3 else "features"
-                raise RunError(f"the input's {what} is {got}; the model needs {need} "
-                               f"(input shape {x.shape}, model batch x {'x'.join(map(str, want))})")
+        problem = shape_problem(x.shape, self.input_shape)
+        if problem:
+            raise RunError(problem)
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -249,17 +244,31 @@ def load_input(path: str, shape: tuple) -> np.ndarray:
         raise RunError(f"cannot read the input: {_first_line(exc)}", path=path) from None
 
 
+def shape_problem(shape: tuple, input_shape: tuple) -> str | None:
+    """What is wrong with an input of ``shape`` (its batch axis first) for a model taking
+    ``input_shape`` (batch first, dimensions an int or a name), or None."""
+    want = tuple(input_shape[1:])
+    if len(shape) != len(input_shape):
+        return (f"the input has {len(shape)} axes {tuple(shape)}; the model needs {len(input_shape)} "
+                f"(batch x {'x'.join(map(str, want))})")
+    for axis, (got, need) in enumerate(zip(shape[1:], want, strict=True), 1):
+        if isinstance(need, int) and got != need:
+            what = ["channels", "height", "width"][axis - 1] if len(want) == 3 else "features"
+            return (f"the input's {what} is {got}; the model needs {need} "
+                    f"(input shape {tuple(shape)}, model batch x {'x'.join(map(str, want))})")
+    return None
+
+
 def _declared(stored, shape: tuple, path: str):
-    """``stored``, once its header's shape is one the model takes (one sample, or a batch of them):
-    an array of another shape is refused before a byte of it is read or decompressed."""
-    want = tuple(shape[1:])
+    """``stored``, once its header's dtype and shape are ones the model takes (one sample, or a
+    batch of them): another array is refused before a byte of it is read or decompressed."""
+    if stored.dtype.kind not in "biuf":
+        raise RunError(f"the input has dtype {stored.dtype}; it needs real numbers", path=path)
     got = tuple(stored.shape)
-    body = got[1:] if len(got) == len(want) + 1 else got
-    if len(body) == len(want) and all(not isinstance(w, int) or g == w for g, w in zip(body, want, strict=True)):
-        return stored
-    needs = "x".join(str(d) if isinstance(d, int) else "?" for d in want)
-    raise RunError(f"the input array is {'x'.join(map(str, got)) or 'a scalar'}; the model takes {needs} "
-                   f"or a batch of them", path=path, hint="save one sample, or a batch N x the sample's shape")
+    problem = shape_problem((1, *got) if got == tuple(shape[1:]) else got, shape)
+    if problem:
+        raise RunError(problem, path=path, hint="save one sample, or a batch N x the sample's shape")
+    return stored
 
 
 def _numbers(path: str, shape: tuple) -> np.ndarray:
