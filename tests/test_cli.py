@@ -251,3 +251,31 @@ def test_variant_and_set_on_the_command_line(cli):
     assert "did you mean 'width'" in r.stderr
     r = cli("summary", "specs/efficientnet.cnn", "--set", "width=")
     assert r.exit_code == 1 and "--set width: '' is not a value" in r.stderr and "Traceback" not in r.stderr
+
+
+SIGNAL_IN_NATIVE_IMPORT = """
+import os, signal, sys, time
+import cnndsl.api
+from cnndsl.cli import entry
+from cnndsl.cli.main import Terminated
+
+def compile(self, options=None):  # a signal while a native module initialises, as pybind11 reports it
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    except Terminated:
+        raise ImportError("initialization failed") from None
+
+cnndsl.api.Network.compile = compile
+sys.argv = ["cnndsl", "compile", "specs/lenet5.cnn", "-o", sys.argv[1]]
+entry()
+"""
+
+
+def test_a_signal_during_a_native_import_is_a_stop_not_a_traceback(tmp_path):
+    """Found by tools/hostile.py (seed 7): SIGTERM during the int8 path's import of onnxruntime
+    printed "ImportError: initialization failed" with a traceback."""
+    out = subprocess.run([sys.executable, "-c", SIGNAL_IN_NATIVE_IMPORT, str(tmp_path / "x.onnx")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 143 and "terminated (SIGTERM)" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / "x.onnx").exists()

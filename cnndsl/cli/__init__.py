@@ -2,9 +2,8 @@
 the group, which imports a command's module when the command is used, and what the commands share."""
 
 import signal
-import sys
 
-from cnndsl.cli.main import ONCE, Terminated, _interrupt, main
+from cnndsl.cli.main import ONCE, RECEIVED, Terminated, _interrupt, main, stopped
 
 __all__ = ["entry", "main"]
 
@@ -23,11 +22,13 @@ def entry() -> None:
     try:
         main()
     except Terminated as exc:
-        print(f"terminated ({signal.Signals(exc.signum).name})", file=sys.stderr)
-        sys.exit(128 + exc.signum)
+        stopped(exc.signum)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        stopped(signal.SIGINT)
+    except ImportError:  # a signal during a native module's initialisation (see cli.main.edge)
+        if RECEIVED["signum"] is None:
+            raise
+        stopped(RECEIVED["signum"])
     finally:
         for name in _LATE:
             if hasattr(signal, name):

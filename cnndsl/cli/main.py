@@ -66,12 +66,17 @@ def _ignore_the_rest() -> None:
                 signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
+RECEIVED: dict = {"signum": None}  # the stopping signal, once one has come
+
+
 def _terminate(signum, frame) -> None:
+    RECEIVED["signum"] = signum
     _ignore_the_rest()
     raise Terminated(signum)
 
 
 def _interrupt(signum, frame) -> None:
+    RECEIVED["signum"] = signum
     _ignore_the_rest()
     raise KeyboardInterrupt
 
@@ -126,13 +131,23 @@ def edge(fn):
             fail(exc)
             sys.exit(1)
         except Terminated as exc:
-            click.echo(f"terminated ({signal.Signals(exc.signum).name})", err=True)
-            sys.exit(128 + exc.signum)
+            stopped(exc.signum)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+            stopped(signal.SIGINT)
+        except ImportError:
+            # A signal while a native module initialises (onnxruntime's, say) surfaces as that
+            # module's ImportError ("initialization failed"), not as the interrupt it was.
+            if RECEIVED["signum"] is None:
+                raise
+            stopped(RECEIVED["signum"])
 
     return wrapper
+
+
+def stopped(signum: int) -> None:
+    """Exit as a stop by ``signum`` does: one line, 128 + the signal's number (130 for Ctrl-C)."""
+    click.echo("interrupted" if signum == signal.SIGINT else f"terminated ({signal.Signals(signum).name})", err=True)
+    sys.exit(128 + signum)
 
 
 COMPILE_OPTIONS = [  # shared by compile and export: what goes into the model
