@@ -237,6 +237,15 @@ def model_source(path: str, seed: int = 0, batch: int = 1, variant: str | None =
     return written.paths[0], net.totals.macs
 
 
+def work_abandoned() -> bool:
+    """Whether native work (onnxruntime) was left running when an interrupt went on: the process
+    should then end without waiting for it (runtime.run.in_worker)."""
+    import sys
+
+    run = sys.modules.get("cnndsl.runtime.run")
+    return run is not None and run.ABANDONED.is_set()
+
+
 def runner(source: str | bytes, device: str = "auto"):
     """An onnxruntime Runner (runtime.run) for a model path or serialised model (see model_source)."""
     from cnndsl.runtime.run import Runner

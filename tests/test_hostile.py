@@ -766,3 +766,41 @@ def test_a_tensor_of_a_hundred_thousand_axes_is_one_short_line(tmp_path):
     onnx.save(helper.make_model(graph), path)
     proc = _cnndsl("compile", LENET, "--weights", path, "-o", tmp_path / "out.onnx")
     assert proc.returncode == 1 and len(proc.stderr) < 2000 and b"100,000 axes" in proc.stderr, proc.stderr[:500]
+
+
+INT8_STUCK = """
+import sys, time
+from cnndsl.runtime.run import onnxruntime
+onnxruntime()  # as cnndsl loads it: with a private temp folder
+import signal
+import onnxruntime.quantization as q
+
+def stuck(*args, **kwargs):  # native work: it defers the process's signals until it returns (never)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    time.sleep(600)
+
+q.quantize_static = stuck
+sys.argv = ["cnndsl", "compile", "specs/lenet5.cnn", "--quantize", "int8", "-o", sys.argv[1]]
+from cnndsl.cli import entry
+entry()
+"""
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_during_quantization_is_prompt_and_clean(tmp_path, sig, code):
+    """onnxruntime's quantizer is native code that defers Python's signal handlers: Ctrl-C was
+    ignored for 10 s and more, and then its scratch folder stayed in TMPDIR (tools/hostile.py,
+    seed 7). It runs in a worker thread now; the main thread stops at once and cleans up."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "q.onnx"
+    proc = subprocess.Popen([sys.executable, "-c", INT8_STUCK, str(out)], cwd=ROOT, stderr=subprocess.PIPE,
+                            env={**os.environ, "TMPDIR": str(tmp)})
+    while not any(p.name.startswith("cnndsl-int8-") and (p / "float.onnx").exists() for p in tmp.iterdir()):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the (stuck) quantizer
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)  # a backstop for a hang only
+    assert proc.returncode == code and b"Traceback" not in err, err.decode()
+    assert list(tmp.iterdir()) == [] and not out.exists() and list(tmp_path.iterdir()) == [tmp]

@@ -145,8 +145,20 @@ def edge(fn):
 
 
 def stopped(signum: int) -> None:
-    """Exit as a stop by ``signum`` does: one line, 128 + the signal's number (130 for Ctrl-C)."""
+    """Exit as a stop by ``signum`` does: one line, 128 + the signal's number (130 for Ctrl-C). When
+    native work was abandoned still running, the process ends at once, after its exit handlers:
+    Python's own shutdown would wait for onnxruntime, which may never return."""
     click.echo("interrupted" if signum == signal.SIGINT else f"terminated ({signal.Signals(signum).name})", err=True)
+    if api.work_abandoned() and ONCE["enabled"]:
+        import atexit
+
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(128 + signum)
     sys.exit(128 + signum)
 
 

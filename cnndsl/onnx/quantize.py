@@ -77,7 +77,7 @@ def quantize_file(float_path: str, out_path: str, inputs: np.ndarray) -> None:
     """Quantize ``float_path`` and publish the result at ``out_path`` (cnndsl.io)."""
     import logging
 
-    from cnndsl.runtime.run import onnxruntime
+    from cnndsl.runtime.run import in_worker, onnxruntime
 
     onnxruntime()  # loaded with a private temp folder before its quantization package loads it
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -88,8 +88,10 @@ def quantize_file(float_path: str, out_path: str, inputs: np.ndarray) -> None:
     logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's quantizer logs warnings at the root
     try:
         with publish(lambda exc: CompileError(f"cannot write {out_path}: {exc.strerror}", path=out_path)) as pub:
-            quantize_static(float_path, pub.file(out_path), _Reader(inputs), quant_format=QuantFormat.QDQ,
-                            per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+            staged = pub.file(out_path)
+            in_worker(lambda: quantize_static(float_path, staged, _Reader(inputs), quant_format=QuantFormat.QDQ,
+                                              per_channel=True, weight_type=QuantType.QInt8,
+                                              activation_type=QuantType.QUInt8), "cnndsl-int8")
     finally:
         logging.getLogger().setLevel(level)
 

@@ -6,6 +6,7 @@ import ctypes
 import math
 import os
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -74,6 +75,37 @@ def cuda_problem() -> str | None:
 
 
 STOP_WAIT_S = 30  # how long an interrupted run may take to stop (onnxruntime checks between nodes)
+ABANDONED = threading.Event()  # native work was still running when an interrupt went on: see in_worker
+
+
+def in_worker(fn: Callable[[], object], name: str):
+    """``fn()``, run in a daemon thread while the main thread waits, so that Ctrl-C or SIGTERM
+    reaches Python at once even while onnxruntime's native code runs (it defers signal handlers
+    until it returns, which a quantization can take many seconds to do). On an interrupt the work
+    is abandoned, ABANDONED is set, and the interrupt goes on: the process is stopping."""
+    result: list = []
+    done = threading.Event()  # not Thread.join: an interrupted join can leave it unusable
+
+    def work() -> None:
+        try:
+            result.append((True, fn()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller as it is
+            result.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    try:
+        while not done.wait(0.05):
+            pass
+    except BaseException:
+        if not done.is_set():
+            ABANDONED.set()
+        raise
+    ok, value = result[0]
+    if ok:
+        return value
+    raise value
 
 
 class Runner:
@@ -154,7 +186,8 @@ class Runner:
                 pass
         except BaseException:
             options.terminate = True
-            done.wait(STOP_WAIT_S)
+            if not done.wait(STOP_WAIT_S):
+                ABANDONED.set()  # a loop onnxruntime does not check: the process must not wait for it
             raise
         if isinstance(result[0], Exception):
             raise RunError(f"onnxruntime failed: {_first_line(result[0])}") from None
