@@ -177,3 +177,20 @@ def test_widest_activation_of_a_compiled_model(compiled):
     model = onnx.load(compiled("lenet5"))
     # LeNet-5's widest node is the tanh after its first conv: 6x28x28 in and out, float32
     assert widest_activation_bytes(model, 10) == 10 * (2 * 6 * 28 * 28) * 4
+
+
+def test_widest_activation_counts_shapes_held_by_constants():
+    """A ConstantOfShape whose shape is an initializer (tools/hostile.py's 4 GiB model): ONNX shape
+    inference propagates the constant, so the estimate sees the 4 GiB it would make."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from cnndsl.runtime.run import widest_activation_bytes
+
+    shape = numpy_helper.from_array(np.array([1 << 30], np.int64), "shape")
+    graph = helper.make_graph([helper.make_node("ConstantOfShape", ["shape"], ["big"]),
+                               helper.make_node("Add", ["x", "big"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert widest_activation_bytes(model, 1) >= 4 << 30

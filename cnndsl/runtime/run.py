@@ -351,7 +351,7 @@ def widest_activation_bytes(model, batch: int) -> int:
     from onnx import helper
 
     try:
-        graph = onnx.shape_inference.infer_shapes(model).graph
+        graph = onnx.shape_inference.infer_shapes(model, data_prop=True).graph  # shapes held by constants too
     except Exception:  # noqa: BLE001 - a model ONNX cannot infer: nothing to estimate
         return 0
     sizes = {}
