@@ -351,7 +351,8 @@ def widest_activation_bytes(model, batch: int) -> int:
     from onnx import helper
 
     try:
-        graph = onnx.shape_inference.infer_shapes(model, data_prop=True).graph  # shapes held by constants too
+        # Not data_prop=True: it would compute a constant such as a 4 GiB ConstantOfShape to learn its shape.
+        graph = onnx.shape_inference.infer_shapes(model).graph
     except Exception:  # noqa: BLE001 - a model ONNX cannot infer: nothing to estimate
         return 0
     sizes = {}
