@@ -14,8 +14,9 @@ def entry() -> None:
     """The `cnndsl` console script. A command turns Ctrl-C, SIGTERM and SIGHUP into a message and an
     exit status itself (cli.main.edge); this covers what lies outside it: one arriving while click
     sets up or winds down exits 130 quietly too, and once the command has finished, late ones are
-    ignored, so that the exit status is the command's and no traceback follows its output. The
-    first signal is the one that counts: later ones are ignored while the command stops."""
+    ignored, so that the exit status is the command's and no traceback follows its output. (A second
+    signal is not ignored while the command stops: Python's import machinery can swallow the first
+    one, and only the next then stops the command, as tools/hostile.py found.)"""
     ONCE["enabled"] = True
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when started with Ctrl-C ignored
         signal.signal(signal.SIGINT, _interrupt)

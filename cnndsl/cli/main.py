@@ -52,18 +52,7 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-_STOPPING = ("SIGINT", "SIGTERM", "SIGHUP")
 ONCE = {"enabled": False}  # set by the console script (cli.entry): a process of its own
-
-
-def _ignore_the_rest() -> None:
-    """Once a stop is on its way, later signals are ignored, so a second Ctrl-C or SIGHUP cannot
-    break into the clean-up (a double SIGHUP during a compile once ended in a segfault). Only in the
-    console script's own process: a test runner that calls the CLI keeps its handlers."""
-    if ONCE["enabled"]:
-        for name in _STOPPING:
-            if hasattr(signal, name):
-                signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 RECEIVED: dict = {"signum": None}  # the stopping signal, once one has come
@@ -71,13 +60,11 @@ RECEIVED: dict = {"signum": None}  # the stopping signal, once one has come
 
 def _terminate(signum, frame) -> None:
     RECEIVED["signum"] = signum
-    _ignore_the_rest()
     raise Terminated(signum)
 
 
 def _interrupt(signum, frame) -> None:
     RECEIVED["signum"] = signum
-    _ignore_the_rest()
     raise KeyboardInterrupt
 
 

@@ -89,10 +89,14 @@ def quantize_file(float_path: str, out_path: str, inputs: np.ndarray) -> None:
     try:
         with publish(lambda exc: CompileError(f"cannot write {out_path}: {exc.strerror}", path=out_path)) as pub:
             staged = pub.file(out_path)
+            # onnxruntime's quantizer makes its own scratch folder in the temp folder; abandoned on
+            # Ctrl-C it would stay there, so it goes into ours, removed whatever happens.
+            tempfile.tempdir = os.path.dirname(float_path)
             in_worker(lambda: quantize_static(float_path, staged, _Reader(inputs), quant_format=QuantFormat.QDQ,
                                               per_channel=True, weight_type=QuantType.QInt8,
                                               activation_type=QuantType.QUInt8), "cnndsl-int8")
     finally:
+        tempfile.tempdir = None
         logging.getLogger().setLevel(level)
 
 
