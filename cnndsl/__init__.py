@@ -1,9 +1,26 @@
-"""cnndsl: a small language for convolutional networks, checked statically and compiled to ONNX."""
+"""cnndsl: a small language for convolutional networks, checked statically and compiled to ONNX.
+
+The public names are imported on first use (PEP 562), so that `import cnndsl.cli` (the console
+script) stays light until it has installed its signal handlers."""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from cnndsl.api import CompileOptions, CompileResult, Network, load, parse  # noqa: E402
-
 __all__ = ["CompileOptions", "CompileResult", "Network", "load", "parse", "__version__"]
+
+_API = frozenset(__all__) - {"__version__"}
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from cnndsl import api
+
+        value = getattr(api, name)
+        globals()[name] = value  # looked up once
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _API)

@@ -355,8 +355,8 @@ def test_fmt_check_and_stdout_together_is_a_usage_error(specs, cli):
 def test_fmt_errors_are_coloured_on_a_terminal(tmp_path, monkeypatch, cli):
     import sys
 
-    # fmt renders its errors as every command does, in cnndsl.cli.main
-    monkeypatch.setattr(sys.modules["cnndsl.cli.main"], "color_enabled", lambda stream=None: True)
+    # fmt renders its errors as every command does, in cnndsl.cli.group
+    monkeypatch.setattr(sys.modules["cnndsl.cli.group"], "color_enabled", lambda stream=None: True)
     bad = tmp_path / "bad.cnn"
     bad.write_text("conv 3 3 )\n", encoding="utf-8")
     r = cli("fmt", bad)

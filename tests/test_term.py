@@ -72,7 +72,7 @@ def test_cli_errors_are_plain_when_not_a_terminal(tmp_path, cli):
 
 
 def test_cli_errors_coloured_on_a_terminal(tmp_path, monkeypatch, cli):
-    monkeypatch.setattr(sys.modules["cnndsl.cli.main"], "color_enabled", lambda stream=None: True)
+    monkeypatch.setattr(sys.modules["cnndsl.cli.group"], "color_enabled", lambda stream=None: True)
     r = cli("compile", tmp_path / "missing.cnn")
     assert r.exit_code == 1 and ANSI.search(r.stderr) and r.stdout == ""
 

@@ -7,7 +7,7 @@ import json
 import click
 
 from cnndsl import api
-from cnndsl.cli.main import chosen, edge, main, spec_options
+from cnndsl.cli.group import chosen, edge, main, spec_options
 from cnndsl.views.term import Progress
 
 

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from cnndsl.cli.main import edge, load, load_all, main, spec_options
+from cnndsl.cli.group import edge, load, load_all, main, spec_options
 from cnndsl.errors import CnnDslError
 
 

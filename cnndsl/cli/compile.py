@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cnndsl.api import CompileOptions, human_bytes
-from cnndsl.cli.main import DEFAULTS, compile_options, edge, load, main, spec_options
+from cnndsl.cli.group import DEFAULTS, compile_options, edge, load, main, spec_options
 from cnndsl.views.term import Progress, echo_err
 
 

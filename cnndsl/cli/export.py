@@ -7,7 +7,7 @@ import os
 import click
 
 from cnndsl.api import INSTANCE_KINDS, CompileOptions, ServeOptions, human_bytes, parse_preferred
-from cnndsl.cli.main import compile_options, edge, load, main, spec_options
+from cnndsl.cli.group import compile_options, edge, load, main, spec_options
 from cnndsl.views.term import Progress, shown_path
 
 SERVE = ServeOptions()  # the option defaults are the API's

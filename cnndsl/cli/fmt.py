@@ -7,7 +7,7 @@ import sys
 import click
 
 from cnndsl import api
-from cnndsl.cli.main import edge, fail, main
+from cnndsl.cli.group import edge, fail, main
 from cnndsl.errors import CnnDslError
 from cnndsl.views.term import echo_err
 

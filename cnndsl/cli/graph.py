@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cnndsl.cli.main import edge, load, main, spec_options
+from cnndsl.cli.group import edge, load, main, spec_options
 
 
 @main.command()

@@ -8,7 +8,7 @@ import sys
 import click
 
 from cnndsl import api
-from cnndsl.cli.main import edge, load, load_all, main, spec_command, spec_options
+from cnndsl.cli.group import edge, load, load_all, main, spec_command, spec_options
 
 
 @main.command()

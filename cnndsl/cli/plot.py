@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cnndsl.cli.main import edge, load_all, main, spec_options
+from cnndsl.cli.group import edge, load_all, main, spec_options
 from cnndsl.errors import CnnDslError
 
 

@@ -7,7 +7,7 @@ import os
 import click
 
 from cnndsl import api
-from cnndsl.cli.main import chosen, edge, load, main, spec_options
+from cnndsl.cli.group import chosen, edge, load, main, spec_options
 from cnndsl.views import results
 from cnndsl.views.term import echo_err
 

@@ -15,6 +15,7 @@ import click
 
 from cnndsl import api
 from cnndsl.api import CompileOptions
+from cnndsl.cli.stop import RECEIVED, Terminated, _terminate, stopped, stopping
 from cnndsl.errors import CnnDslError
 from cnndsl.views.term import Style, color_enabled
 
@@ -36,36 +37,25 @@ class Commands(click.Group):
             importlib.import_module(f"cnndsl.cli.{COMMANDS[name]}")  # registers it on main
         return super().get_command(ctx, name)
 
+    # A signal while click works outside a command (cli.stop.Stopping): its own handler would say
+    # "Aborted!" and exit 1, where every other stop exits 128 + the signal's number.
+    def make_context(self, *args, **kwargs) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise stopping(exc) from None
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise stopping(exc) from None
+
 
 def fail(exc: CnnDslError) -> None:
     """Render ``exc`` (an error or a warning) on stderr, in colour on a terminal."""
     on = color_enabled(sys.stderr)
     click.echo(exc.render(Style(on)), err=True, color=on)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (timeout, docker stop, systemd) or SIGHUP (a closed terminal), handled as Ctrl-C is:
-    whatever was being written is discarded, so nothing half-written stays."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-ONCE = {"enabled": False}  # set by the console script (cli.entry): a process of its own
-
-
-RECEIVED: dict = {"signum": None}  # the stopping signal, once one has come
-
-
-def _terminate(signum, frame) -> None:
-    RECEIVED["signum"] = signum
-    raise Terminated(signum)
-
-
-def _interrupt(signum, frame) -> None:
-    RECEIVED["signum"] = signum
-    raise KeyboardInterrupt
 
 
 _OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
@@ -121,32 +111,16 @@ def edge(fn):
             stopped(exc.signum)
         except KeyboardInterrupt:
             stopped(signal.SIGINT)
-        except ImportError:
-            # A signal while a native module initialises (onnxruntime's, say) surfaces as that
-            # module's ImportError ("initialization failed"), not as the interrupt it was.
+        except Exception:
+            # A signal can surface as another exception: while a native module initialises
+            # (onnxruntime's, say) as its ImportError ("initialization failed"); while a class is
+            # created, as the RuntimeError that wraps an error in __set_name__. After a stopping
+            # signal, whatever follows is the stop.
             if RECEIVED["signum"] is None:
                 raise
             stopped(RECEIVED["signum"])
 
     return wrapper
-
-
-def stopped(signum: int) -> None:
-    """Exit as a stop by ``signum`` does: one line, 128 + the signal's number (130 for Ctrl-C). When
-    native work was abandoned still running, the process ends at once, after its exit handlers:
-    Python's own shutdown would wait for onnxruntime, which may never return."""
-    click.echo("interrupted" if signum == signal.SIGINT else f"terminated ({signal.Signals(signum).name})", err=True)
-    if api.work_abandoned() and ONCE["enabled"]:
-        import atexit
-
-        atexit._run_exitfuncs()
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
-        os._exit(128 + signum)
-    sys.exit(128 + signum)
 
 
 COMPILE_OPTIONS = [  # shared by compile and export: what goes into the model
