@@ -57,6 +57,7 @@ class CompileOptions:
     calibration_samples: int = 16  # how many seeded random calibration inputs
     progress: Callable[[int, int], None] | None = None  # progress(weight bytes written, total), to a file
     verify: bool = True  # check the model with the ONNX checker and strict shape inference
+    inference: bool = False  # leave out the outputs only training uses (`aux1: output train { ... }`)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class Network:
         path = None if options.output is None else os.fspath(options.output)
         model, paths = compile_graph(self.graph, weights, seed=options.seed, opset=options.opset,
                                      fold_bn=options.fold_bn, dtype=options.dtype, verify=options.verify,
-                                     path=path, progress=options.progress)
+                                     path=path, progress=options.progress, inference=options.inference)
         if len(paths) > 1:
             notes.append(f"note: the weights exceed protobuf's 2 GB limit: they are in {paths[-1]} "
                          "(ONNX external data; keep it beside the model)")

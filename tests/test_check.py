@@ -83,7 +83,7 @@ ERRORS = [
     err("filters-not-divisible", "input 4x8x8\nconv 6 3x3 groups=4\n", "6 filters are not divisible by groups=4",
         2, 12),
     err("concat-spatial-mismatch", "input 3x8x8\nconcat {\n  conv 4 1x1\n  conv 4 3x3 stride=2 pad=1\n}\n",
-        "branch 1 gives 4x8x8, branch 2 gives 4x4x4", 4, 3),
+        "branch 1 gives 4x8x8 ('0', line 3) but branch 2 gives 4x4x4 ('1', line 4)", 4, 3, "concat crop"),
     err("residual-no-shortcut", "input 4x8x8\nresidual {\n  conv 8 3x3 pad=1\n}\n",
         "residual add: the body gives 8x8x8 but its input is 4x8x8", 2, 1, "shortcut"),
     err("residual-shortcut-mismatch",

@@ -20,7 +20,8 @@ TM_PATH = ROOT / "editors" / "cnndsl.tmLanguage.json"
 
 def test_keywords_are_the_grammars_words():
     assert set(grammar_keywords()) == {"network", "variant", "input", "block", "repeat", "as", "concat", "split",
-                                       "residual", "shortcut", "gate", "if", "else", "and", "or", "not"}
+                                       "residual", "shortcut", "gate", "if", "else", "and", "or", "not", "from",
+                                       "output", "add", "mul", "train"}
     assert set(layer_kinds()) == set(REGISTRY)
 
 

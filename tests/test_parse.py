@@ -22,8 +22,8 @@ SYNTAX_ERRORS = [
         "goes in parentheses: `stride=(2 if i == 0 else 1)`"),
     err("comparison-in-argument", "input 1x8x8\nblock b(i) { conv 8 3 relu=i == 0 }\nb 1\n", "unexpected '=='", 2, 30,
         "goes in parentheses"),
-    err("brace-on-next-line", "input 1x8x8\nconcat\n{ relu }\n", "unexpected end of line; expected one of 'split', '{'",
-        2, 7, "a '{' must be on the same line"),
+    err("brace-on-next-line", "input 1x8x8\nconcat\n{ relu }\n",
+        "unexpected end of line; expected one of 'crop', 'split', '{'", 2, 7, "a '{' must be on the same line"),
     # a line break inside brackets does not end the statement, so `relu` continues the tuple
     err("shortcut-on-its-own-line", "input 3x8x8\nresidual { conv 4 3x3 pad=1 }\nshortcut { conv 4 1x1 }\n",
         "unexpected '{'", 3, 10, "write `} shortcut {` on the line that closes the residual's body"),

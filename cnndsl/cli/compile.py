@@ -19,17 +19,20 @@ from cnndsl.views.term import Progress, echo_err
               help="Calibration inputs for --quantize (.npy, .npz, .txt); default: seeded random.")
 @click.option("--calibration-samples", default=DEFAULTS.calibration_samples, show_default=True,
               type=click.IntRange(min=1), help="Seeded calibration samples.")
+@click.option("--inference", is_flag=True,
+              help="Leave out the outputs only training uses (`aux1: output train { ... }`).")
 @spec_options
 @edge
 def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, weights_path: str | None,
                 strict: bool, fold_bn: bool, dtype: str, quantize: str | None, calibration: str | None,
-                calibration_samples: int) -> None:
+                calibration_samples: int, inference: bool) -> None:
     """Compile a spec to an ONNX model, with seeded weights or weights loaded by name.
 
     \b
     Example: cnndsl compile specs/lenet5.cnn -o lenet5.onnx --seed 1
              cnndsl compile specs/resnet50.cnn --weights resnet50.safetensors --fold-bn
              cnndsl compile specs/resnet50.cnn --dtype float16 -o resnet50_fp16.onnx
+             cnndsl compile specs/googlenet_torchvision.cnn --set aux=true --inference
     """
     if quantize and dtype != "float32":
         raise click.UsageError("--quantize int8 starts from float32 weights; leave out --dtype")
@@ -46,7 +49,7 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
 
     options = CompileOptions(seed=seed, opset=opset, weights=weights_path, strict=strict, fold_bn=fold_bn,
                              dtype=dtype, output=path, quantize=quantize, calibration=calibration,
-                             calibration_samples=calibration_samples, progress=progress)
+                             calibration_samples=calibration_samples, progress=progress, inference=inference)
     try:
         done = net.compile(options)
     finally:
@@ -63,3 +66,9 @@ def compile_cmd(spec: str, output: str | None, seed: int, opset: int | None, wei
     click.echo(f"wrote {' + '.join(done.paths) if len(done.paths) > 1 else path} ({human_bytes(done.bytes)}, "
                f"{done.params:,} parameters{', float16' if dtype == 'float16' else ''}, opset {done.opset}, "
                f"IR {done.ir_version}); checked: ONNX checker and strict shape inference agree with cnndsl")
+    outs = net.graph.output_list()
+    if len(outs) > 1:
+        kept = net.graph.output_list(inference)
+        left = [o.name for o in outs if o not in kept]
+        click.echo(f"outputs: {', '.join(o.name for o in kept)}"
+                   + (f" (left out for inference: {', '.join(left)})" if left else ""))

@@ -29,7 +29,8 @@ class _TooMuch(Exception):
 
 MAX_DIGITS = 18  # integer literals stay below 10^18 (arithmetic results are capped near 2^62)
 _OPERATORS = frozenset({"+", "-", "*", "/", "//", "%"})
-_KEYWORDS = frozenset({"concat", "split", "residual", "gate", "shortcut", "else"})
+_KEYWORDS = frozenset({"concat", "add", "mul", "split", "crop", "residual", "gate", "shortcut", "else", "output",
+                       "train", "from"})
 _CONDITION_TOKENS = frozenset({"_IF", "_ELSE", "AND", "OR", "COMPARE"})
 # C0 and C1 controls (\r, escape sequences), DEL, and the bidirectional overrides ("Trojan Source")
 _UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -234,7 +235,9 @@ class _Build:
     def label(self, tree) -> S.Label | None:
         if tree is None:
             return None
-        tok = tree.children[0]
+        return self.label_word(tree.children[0])
+
+    def label_word(self, tok) -> S.Label:
         span = self.span(tok)
         if tok.type != "STRING":
             return S.Label(str(tok), span)
@@ -288,7 +291,13 @@ class _Build:
             stmts = self.body(body) if body.data == "body" else (self.stmt(body),)
             return S.Repeat(self.label(label), self.expr(count), stmts, span, str(var) if var is not None else None)
         if kind == "concat":
-            return S.Concat(self.label(c[0]), self.body(c[2]), span, c[1] is not None)
+            label, op, split, crop, body = c
+            return S.Concat(self.label(label), self.body(body), span, split is not None, str(op), crop is not None)
+        if kind == "from_stmt":
+            return S.From(tuple(self.label_word(tok) for tok in c[0].children), span)
+        if kind == "output":
+            label, train, body = c
+            return S.Output(self.label(label), self.body(body), span, train is not None)
         if kind == "residual":
             label, when, body, shortcut = c
             sc_name, sc_body = "shortcut", None

@@ -149,13 +149,17 @@ class Repeat(NamedTuple):
 
 
 class Concat(NamedTuple):
-    """``[label:] concat [split] { branch; branch; ... }``: each statement is a branch; with
-    ``split`` each branch gets an equal share of the input's channels instead of all of them."""
+    """``[label:] concat|add|mul [split] [crop] { branch; branch; ... }``: each statement is a
+    branch, and ``op`` joins their outputs (stacked along channels, summed or multiplied). With
+    ``split`` each branch gets an equal share of the input's channels instead of all of them; with
+    ``crop`` each is center-cropped to the smallest height and width among them."""
 
     label: Label | None
     branches: tuple[Stmt, ...]
     span: Span
     split: bool = False
+    op: str = "concat"
+    crop: bool = False
 
 
 class Residual(NamedTuple):
@@ -178,6 +182,25 @@ class Gate(NamedTuple):
     span: Span
 
 
+class From(NamedTuple):
+    """``from down3`` (or ``from layer1.0``, ``from input``): the statements after it go on from the
+    tensor an earlier statement so labelled made. ``path`` holds the dotted parts, as labels."""
+
+    path: tuple[Label, ...]
+    span: Span
+
+
+class Output(NamedTuple):
+    """``label: output [train] { ... }``: one more output of the network, named by its label, made
+    by the body from the current tensor; the statements after it go on from that same tensor.
+    ``train``: used only in training (``compile --inference`` leaves it out)."""
+
+    label: Label | None
+    body: tuple[Stmt, ...]
+    span: Span
+    train: bool = False
+
+
 class If(NamedTuple):
     """``if COND { ... } [else { ... }]``: the statements of the branch taken stand in its place."""
 
@@ -187,7 +210,7 @@ class If(NamedTuple):
     span: Span
 
 
-Stmt = Layer | Group | Repeat | Concat | Residual | Gate | If
+Stmt = Layer | Group | Repeat | Concat | Residual | Gate | If | From | Output
 
 
 class Param(NamedTuple):

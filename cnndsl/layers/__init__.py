@@ -27,6 +27,8 @@ from __future__ import annotations
 from cnndsl.layers import (  # noqa: F401  (registers the kinds)
     activation,
     conv,
+    convtranspose,
+    crop,
     dense,
     droppath,
     layernorm,
@@ -34,9 +36,11 @@ from cnndsl.layers import (  # noqa: F401  (registers the kinds)
     linear,
     norm,
     pool,
+    resize,
     shuffle,
 )
 from cnndsl.layers.base import REGISTRY, Layer, bind, usage
-from cnndsl.layers.merge import AddResidual, ConcatChannels, MulGate, SplitChannels
+from cnndsl.layers.merge import AddBranches, AddResidual, ConcatChannels, MulBranches, MulGate, SplitChannels
 
-__all__ = ["REGISTRY", "Layer", "bind", "usage", "AddResidual", "ConcatChannels", "MulGate", "SplitChannels"]
+__all__ = ["REGISTRY", "Layer", "bind", "usage", "AddBranches", "AddResidual", "ConcatChannels", "MulBranches",
+           "MulGate", "SplitChannels"]

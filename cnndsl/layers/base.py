@@ -63,16 +63,45 @@ class KindsWith:
 
 
 def arg(convert: Callable[[Any, str], Any], default: Any = _MISSING, *, pos: bool = False,
-        words: frozenset[str] = frozenset(), doc: str = "") -> Any:
+        words: frozenset[str] = frozenset(), doc: str = "", tensor: bool = False) -> Any:
     """Declare one argument of a layer kind.
 
     ``convert(value, field)`` checks and normalises the written value (raising RuleError);
     ``pos`` lets numbers and sizes fill it positionally, in field order; ``words`` are bare words
-    (``relu``, ``same``, ``ceil``) that, written positionally, go to this field.
+    (``relu``, ``same``, ``ceil``) that, written positionally, go to this field. ``tensor``: the
+    argument names an earlier tensor by its label (``to=input``); the checker looks it up and the
+    converter gets a TensorRef, which carries the tensor's shape.
     """
     words = words if isinstance(words, KindsWith) else frozenset(words)
     return dataclasses.field(metadata={"convert": convert, "default": default, "pos": pos,
-                                       "words": words, "doc": doc})
+                                       "words": words, "doc": doc, "tensor": tensor})
+
+
+class TensorRef(str):
+    """An argument naming an earlier tensor (``upsample to=input``): the label as written, which is
+    how it shows, and ``shape``, the tensor's shape (per sample), looked up by the checker."""
+
+    shape: tuple[int, ...]
+
+    def __new__(cls, label: str, shape: tuple[int, ...]) -> TensorRef:
+        ref = super().__new__(cls, label)
+        ref.shape = tuple(shape)
+        return ref
+
+    def __reduce__(self):
+        return TensorRef, (str(self), self.shape)
+
+
+def tensor_ref(v, field):
+    """A converter for a ``tensor=True`` argument: the TensorRef the checker made, or None."""
+    if v is None or isinstance(v, TensorRef):
+        return v
+    raise RuleError(f"{field} names a tensor by its label (e.g. {field}=input), not {show(v)}", field=field)
+
+
+def size_pair(v, field):
+    """None, or an output size: an int or HxW, both positive."""
+    return None if v is None else positive_pair(v, field)
 
 
 @dataclass(frozen=True)
@@ -118,7 +147,8 @@ class Layer:
                 continue
             if f.name == "act":
                 continue
-            parts.append(show(value) if f.metadata["pos"] else f"{f.name}={show_option(value)}")
+            bare = f.metadata["pos"] or (isinstance(value, str) and value in f.metadata["words"])
+            parts.append(show(value) if bare else f"{f.name}={show_option(value)}")
         return " ".join(parts)
 
 

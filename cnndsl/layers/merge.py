@@ -1,4 +1,5 @@
-"""Made by structure (not written as layers): concat of branches and its split, residual add, gate."""
+"""Made by structure (not written as layers): the joins of branches (concat, add, mul) and the
+split of `concat split`, the residual add, the gate."""
 
 from __future__ import annotations
 
@@ -28,6 +29,54 @@ class ConcatChannels(Layer):
 
     def emit(self, b, node, xs):
         return b.node("Concat", xs, node.name, axis=1)
+
+
+class _ElementwiseJoin(Layer):
+    """The join of an `add { ... }` or a `mul { ... }`: branch outputs combined element by element.
+    A branch may give one value per channel (Cx1x1), broadcast over height and width (a scale
+    computed by a global pool, as LR-ASPP's); otherwise the shapes must be equal."""
+
+    category = "merge"
+    op = "?"
+
+    def infer(self, shapes):
+        def per_channel(s):
+            return len(s) == 3 and s[1:] == (1, 1)
+
+        first = next((k for k, s in enumerate(shapes) if not per_channel(s)), 0)
+        full = shapes[first]
+        for i, s in enumerate(shapes):
+            if s != full and not (per_channel(s) and s[0] == full[0]):
+                raise RuleError(f"{self.kind}: branch {first + 1} gives {fmt_shape(full)}, branch {i + 1} gives "
+                                f"{fmt_shape(s)}", f"{self.kind} needs equal shapes, or one value per channel "
+                                f"({fmt_shape((full[0], 1, 1))}) to scale each channel", field=f"#{i}")
+        return full
+
+    def emit(self, b, node, xs):
+        if len(xs) == 1:
+            return b.node("Identity", xs, node.name)
+        if self.op == "Add" and len(xs) > 2:
+            return b.node("Sum", xs, node.name)
+        out = xs[0]
+        for k, x in enumerate(xs[1:], 1):
+            out = b.node(self.op, [out, x], node.name if k == len(xs) - 1 else f"{node.name}.{k}")
+        return out
+
+
+class AddBranches(_ElementwiseJoin):
+    """The join of an `add { ... }`: the sum of its branches (FPN's lateral adds)."""
+
+    kind = "add"
+    op = "Add"
+    onnx_ops = "Add, Sum"
+
+
+class MulBranches(_ElementwiseJoin):
+    """The join of a `mul { ... }`: the product of its branches (LR-ASPP's attention)."""
+
+    kind = "mul"
+    op = "Mul"
+    onnx_ops = "Mul"
 
 
 class AddResidual(Layer):

@@ -10,12 +10,24 @@ from cnndsl.lang import syntax as S
 from cnndsl.lang.show import fmt_shape, show
 from cnndsl.lang.source import Span
 from cnndsl.lang.values import Env, evaluate, names, truth
-from cnndsl.layers import REGISTRY, AddResidual, ConcatChannels, MulGate, SplitChannels, bind
+from cnndsl.layers import (
+    REGISTRY,
+    AddBranches,
+    AddResidual,
+    ConcatChannels,
+    MulBranches,
+    MulGate,
+    SplitChannels,
+    bind,
+)
+from cnndsl.layers.base import TensorRef, schema
+from cnndsl.layers.crop import Crop
 from cnndsl.model.inits import choose_inits
-from cnndsl.model.ir import Graph, Node
+from cnndsl.model.ir import MAIN_OUTPUT, Graph, GraphOutput, Node
 
 INPUT = -1
 SPLICE = "_"  # the label of a statement that opens no scope: `_: { ... }`, `_: block_call`
+JOINS = {"concat": ConcatChannels, "add": AddBranches, "mul": MulBranches}
 MAX_NOTES = 5  # call sites shown for an error deep inside blocks
 
 
@@ -55,6 +67,8 @@ class _Checker:
         self.calls: list[tuple[str, Span]] = []  # (block, call site), outermost first
         self.graph: Graph | None = None
         self.current: Span | None = None  # the statement being checked, for errors found late
+        self.tensors: dict[str, int] = {}  # full name of a finished labelled statement -> its output
+        self.extra: list[GraphOutput] = []  # `output` heads, in written order
 
     # -- errors -------------------------------------------------------------------------
     def error(self, message: str, span: Span | None, hint: str | None = None) -> CheckError:
@@ -85,8 +99,32 @@ class _Checker:
                              "flatten the structure (use repeat rather than nesting)") from None
         if not self.graph.nodes:
             raise self.error("the network has no layers", spec.inputs[0].span, "add layers after the `input` line")
+        if x == INPUT:
+            raise self.error("the network's output is its input", self.current,
+                             "the last statement goes on from the input: end with the layers that make the output")
+        self.graph.outputs = [GraphOutput(MAIN_OUTPUT, x)] + self.extra
+        self.unused_warnings()
         choose_inits(self.graph)
         return self.graph
+
+    def unused_warnings(self) -> None:
+        """A warning for each statement whose output reaches no output (after a `from` elsewhere)."""
+        nodes = self.graph.nodes
+        live = set()
+        todo = [o.index for o in self.graph.outputs if o.index >= 0]
+        while todo:
+            i = todo.pop()
+            if i not in live:
+                live.add(i)
+                todo.extend(j for j in nodes[i].inputs if j >= 0)
+        seen = set()
+        for i, node in enumerate(nodes):
+            if i not in live and node.span is not None and node.span not in seen:
+                seen.add(node.span)
+                self.warnings.append(CheckWarning(
+                    f"the output of '{node.name}' is never used", node.span,
+                    "a `from` after it goes on from another tensor; remove the statement, or join it "
+                    "(`concat`, `add`) or make it an output", path=self.spec.source.path))
 
     def network_params(self) -> list[S.Arg]:
         """The network's parameters: defaults, then the chosen variant's values, then settings.
@@ -251,18 +289,96 @@ class _Checker:
         if isinstance(stmt, S.If):
             taken = stmt.then if self.condition(stmt.cond, env) else stmt.otherwise
             return self.seq(taken, x, scope, env)
+        if isinstance(stmt, S.From):
+            return self.resolve(stmt.path, scope, env, stmt.span)
+        if isinstance(stmt, S.Output):
+            return self.output(stmt, x, scope, env)
         if isinstance(stmt, S.Group):
-            return self.seq(stmt.body, x, self.open(scope, stmt, env), env)
+            inner = self.open(scope, stmt, env)
+            return self.done(inner, scope, self.seq(stmt.body, x, inner, env))
         if isinstance(stmt, S.Repeat):
             return self.repeat(stmt, x, scope, env)
         if isinstance(stmt, S.Gate):
-            return self.gate(stmt, x, self.open(scope, stmt, env), env)
+            inner = self.open(scope, stmt, env)
+            return self.done(inner, scope, self.gate(stmt, x, inner, env))
         if isinstance(stmt, S.Residual) and stmt.when is not None and not self.condition(stmt.when, env):
-            return self.seq(stmt.body, x, self.open(scope, stmt, env) if stmt.label else scope, env)
+            inner = self.open(scope, stmt, env) if stmt.label else scope
+            return self.done(inner, scope, self.seq(stmt.body, x, inner, env))
         inner = self.open(scope, stmt, env) if stmt.label is not None else scope
         if isinstance(stmt, S.Concat):
-            return self.concat(stmt, x, inner, env)
-        return self.residual(stmt, x, inner, env)
+            return self.done(inner, scope, self.concat(stmt, x, inner, env))
+        return self.done(inner, scope, self.residual(stmt, x, inner, env))
+
+    def done(self, inner: _Scope, outer: _Scope, y: int) -> int:
+        """Record ``y`` as the tensor of a statement that opened the scope ``inner`` (so that a
+        later `from` can name it); return it."""
+        if inner is not outer:
+            self.tensors[inner.prefix] = y
+        return y
+
+    # -- references ----------------------------------------------------------------------
+    def resolve(self, path: tuple[S.Label, ...], scope: _Scope, env: Env, span: Span) -> int:
+        """The tensor a reference names: the innermost enclosing scope's statement so labelled, or,
+        for `input` where no statement is so labelled, the network's input. A one-word reference
+        may be a block parameter holding a label (`from skip` in a block called with skip=down3)."""
+        words = [self.label(part, env) for part in path]
+        if len(words) == 1 and path[0].parts is None and isinstance(env.values.get(words[0]), str):
+            words = env.values[words[0]].split(".")
+        name = ".".join(words)
+        prefix = scope.prefix.split(".") if scope.prefix else []
+        for k in range(len(prefix), -1, -1):
+            full = ".".join(prefix[:k] + [name])
+            if full in self.tensors:
+                return self.tensors[full]
+        if name == "input":
+            return INPUT
+        raise self.reference_error(name, scope, span)
+
+    def reference_error(self, name: str, scope: _Scope, span: Span) -> CheckError:
+        prefix = scope.prefix.split(".") if scope.prefix else []
+        for k in range(len(prefix), -1, -1):
+            full = ".".join(prefix[:k] + [name])
+            if full in self.names:
+                return self.error(f"'{name}' is not finished here: a statement cannot go on from its own output",
+                                  span, "name a tensor made before the statement that holds this one")
+        later = _labelled(self.spec, name.split(".")[-1])
+        if later is not None and (later.line, later.col) > (span.line, span.col):
+            return self.error(f"'{name}' is labelled later (line {later.line}); `from` names a tensor made "
+                              "before it", span, "move the reference after that statement, or name an earlier one")
+        known = sorted({key.split(".")[-1] for key in self.tensors} | set(self.tensors))
+        return self.error(f"no statement before this one is labelled '{name}'", span,
+                          did_you_mean(name, known) or "label the statement whose output you mean "
+                          "(`down3: ...`) and name it here; `input` is the network's input")
+
+    def tensor_args(self, cls, args: list, stmt: S.Layer, scope: _Scope, env: Env) -> list:
+        """Arguments that name a tensor (upsample's to=) become TensorRefs that carry its shape."""
+        fields = {f.name for f in schema(cls) if f.metadata.get("tensor")}
+        if not fields:
+            return args
+        out = []
+        for key, value, index in args:
+            if key in fields and isinstance(value, str) and not isinstance(value, TensorRef):
+                a = stmt.args[index]
+                path = (S.Label(value, a.value.span),) if not isinstance(a.value, S.Name) else \
+                    (S.Label(a.value.id, a.value.span),)
+                value = TensorRef(value, self.shape(self.resolve(path, scope, env, a.value.span)))
+            out.append((key, value, index))
+        return out
+
+    # -- outputs -------------------------------------------------------------------------
+    def output(self, stmt: S.Output, x: int, scope: _Scope, env: Env) -> int:
+        """`aux1: output { ... }`: another output made from here; the flow goes on from ``x``."""
+        label = self.label(stmt.label, env)
+        if label is None or label == SPLICE:
+            raise self.error("an output needs a label: it names the output, in the ONNX model too", stmt.span,
+                             "write `aux1: output { ... }`")
+        if label in ("input", MAIN_OUTPUT):
+            raise self.error(f"an output cannot be called '{label}': the model's {label} has that name",
+                             stmt.label.span, "choose another label, e.g. aux1")
+        inner = self.open(scope, stmt, env)
+        y = self.done(inner, scope, self.seq(stmt.body, x, inner, env))
+        self.extra.append(GraphOutput(inner.prefix, y, stmt.train, stmt.span))
+        return x
 
     def condition(self, expr: S.Expr, env: Env) -> bool:
         try:
@@ -291,6 +407,7 @@ class _Checker:
         if cls is None:
             raise self.error(f"unknown layer '{kind}'", stmt.kind_span, self.unknown_kind_hint(stmt, env))
         args = [(a.name, self.eval(a.value, env), i) for i, a in enumerate(stmt.args)]
+        args = self.tensor_args(cls, args, stmt, scope, env)
         try:
             layer, where = bind(cls, args)
         except RuleError as exc:
@@ -335,9 +452,10 @@ class _Checker:
         inner = self.open(scope, stmt, env)
         self.calls.append((block.name, stmt.span))
         try:
-            return self.seq(block.body, x, inner, self.block_env(block, given, env))
+            y = self.seq(block.body, x, inner, self.block_env(block, given, env))
         finally:
             self.calls.pop()
+        return self.done(inner, scope, y)
 
     def block_args(self, block: S.BlockDef, stmt: S.Layer, env: Env) -> dict:
         """The arguments written at a call, evaluated in the caller's scope, by parameter name."""
@@ -389,17 +507,61 @@ class _Checker:
         for k in range(count):
             inner = env.with_values({stmt.var: k}) if stmt.var is not None else env
             x = self.seq(stmt.body, x, target, inner)
-        return x
+        return self.done(target, scope, x)
 
     def concat(self, stmt: S.Concat, x: int, scope: _Scope, env: Env) -> int:
+        """A join of branches: `concat`, `add` or `mul` (with `split`, `crop`)."""
         if not stmt.branches:
-            raise self.error("concat has no branches", stmt.span, "write one statement (or { group }) per branch")
+            raise self.error(f"{stmt.op} has no branches", stmt.span, "write one statement (or { group }) per branch")
+        if stmt.split and stmt.op != "concat":
+            raise self.error(f"`split` goes with concat, not {stmt.op}", stmt.span,
+                             "`concat split { ... }` gives each branch a share of the channels")
         inputs = [x] * len(stmt.branches)
         if stmt.split:
             inputs = self.split(stmt, x, scope)
         outs = tuple(self.stmt(branch, xi, scope, env) for branch, xi in zip(stmt.branches, inputs, strict=True))
+        outs = self.crop(stmt, outs, scope) if stmt.crop else outs
+        self.join_sizes(stmt, outs)
         spans = {f"#{i}": b.span for i, b in enumerate(stmt.branches)}
-        return self.add(self.internal(scope, "concat"), ConcatChannels(), outs, stmt, {}, spans)
+        return self.add(self.internal(scope, stmt.op), JOINS[stmt.op](), outs, stmt, {}, spans)
+
+    def crop(self, stmt: S.Concat, outs: tuple[int, ...], scope: _Scope) -> tuple[int, ...]:
+        """`concat crop`: each branch center-cropped to the smallest height and width among them."""
+        shapes = [self.shape(i) for i in outs]
+        for i, s in enumerate(shapes):
+            if len(s) != 3:
+                raise self.error(f"{stmt.op} crop: branch {i + 1} gives {fmt_shape(s)}, which has no height and "
+                                 "width", stmt.branches[i].span, "crop joins CxHxW maps")
+        h, w = min(s[1] for s in shapes), min(s[2] for s in shapes)
+        cropped = []
+        for i, s in zip(outs, shapes, strict=True):
+            if s[1:] != (h, w):
+                i = self.add(self.internal(scope, "crop"), bind(Crop, [(None, (h, w), 0)])[0], (i,), stmt, {})
+            cropped.append(i)
+        return tuple(cropped)
+
+    def join_sizes(self, stmt: S.Concat, outs: tuple[int, ...]) -> None:
+        """Branches whose height and width differ: an error naming both shapes and where each was
+        made, and how to fix it."""
+        shapes = [self.shape(i) for i in outs]
+        first = shapes[0]
+        for k, s in enumerate(shapes[1:], 1):
+            per_channel = stmt.op != "concat" and (1, 1) in (s[1:], first[1:])  # broadcast by add and mul
+            if len(s) == len(first) == 3 and s[1:] != first[1:] and not per_channel:
+                where = [self.made_where(outs[0]), self.made_where(outs[k])]
+                crop = "" if stmt.crop else (f"to center-crop the larger to the smaller, as U-Net does, write "
+                                             f"`{stmt.op} crop {{ ... }}`; ")
+                raise self.error(
+                    f"{stmt.op}: branch 1 gives {fmt_shape(first)} ({where[0]}) but branch {k + 1} gives "
+                    f"{fmt_shape(s)} ({where[1]}); their height and width must match",
+                    stmt.branches[k].span, crop + "otherwise check the strides and padding on both paths, or "
+                    "`upsample to=LABEL` the smaller")
+
+    def made_where(self, index: int) -> str:
+        if index == INPUT:
+            return "the input"
+        node = self.graph.nodes[index]
+        return f"'{node.name}', line {node.span.line}" if node.span is not None else f"'{node.name}'"
 
     def split(self, stmt: S.Concat, x: int, scope: _Scope) -> list[int]:
         """`concat split`: one equal share of the input's channels per branch (PyTorch's chunk)."""
@@ -513,3 +675,18 @@ def _stem(path: str) -> str:
     base = os.path.basename(path)
     stem = base.rsplit(".", 1)[0] if "." in base else base
     return stem or "network"
+
+
+def _labelled(spec: S.Spec, name: str) -> Span | None:
+    """The span of the first label written as ``name`` anywhere in the spec (for "labelled later")."""
+    todo = list(spec.body) + [stmt for block in spec.blocks for stmt in block.body]
+    found = None
+    while todo:
+        stmt = todo.pop()
+        label = getattr(stmt, "label", None)
+        if label is not None and label.parts is None and label.name == name:
+            if found is None or (label.span.line, label.span.col) < (found.line, found.col):
+                found = label.span
+        for key in ("body", "branches", "shortcut", "then", "otherwise"):
+            todo.extend(getattr(stmt, key, None) or ())
+    return found

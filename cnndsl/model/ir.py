@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cnndsl.lang.source import Span
@@ -57,6 +57,21 @@ class Node:
         return math.prod(self.out_shape)
 
 
+@dataclass(frozen=True)
+class GraphOutput:
+    """One output of the network: ``name`` in the ONNX graph ("output" for the main one, else its
+    label's full name), the index of the node that makes it (-1: the input itself), whether only
+    training uses it (an auxiliary head), and the statement that declared it."""
+
+    name: str
+    index: int
+    train: bool = False
+    span: Span | None = None
+
+
+MAIN_OUTPUT = "output"
+
+
 @dataclass
 class Graph:
     """The whole checked network, nodes in topological (written) order."""
@@ -70,14 +85,49 @@ class Graph:
     year: int | None = None  # from `network ... year=1998 top5=...`, for the lineage table
     top5: float | None = None
     warnings: list = field(default_factory=list)  # errors.CheckWarning: checks, but probably not meant
+    outputs: list[GraphOutput] = field(default_factory=list)  # the main output first; empty: the last node
+
+    def output_list(self, inference: bool = False) -> list[GraphOutput]:
+        """Every output, the main one first; with ``inference``, without those only training uses."""
+        outs = self.outputs or [GraphOutput(MAIN_OUTPUT, len(self.nodes) - 1)]
+        return [o for o in outs if not (inference and o.train)]
+
+    def shape_of(self, index: int) -> tuple[int, ...]:
+        return self.input_shape if index < 0 else self.nodes[index].out_shape
 
     @property
     def output(self) -> Node:
-        return self.nodes[-1]
+        return self.nodes[self.output_list()[0].index]
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        return self.nodes[-1].out_shape if self.nodes else self.input_shape
+        return self.shape_of(self.output_list()[0].index) if self.nodes else self.input_shape
+
+    def live(self, inference: bool = False) -> set[int]:
+        """Indices of the nodes some output needs (with ``inference``, some output but a training one)."""
+        live: set[int] = set()
+        todo = [o.index for o in self.output_list(inference) if o.index >= 0]
+        while todo:
+            i = todo.pop()
+            if i not in live:
+                live.add(i)
+                todo.extend(j for j in self.nodes[i].inputs if j >= 0)
+        return live
+
+    def pruned(self, inference: bool = False) -> Graph:
+        """The graph with only the nodes its outputs need (and, with ``inference``, without the
+        outputs only training uses): what is compiled. Itself when nothing is left out."""
+        live = self.live(inference)
+        outs = self.output_list(inference)
+        if len(live) == len(self.nodes) and len(outs) == len(self.output_list()):
+            return self
+        index = {-1: -1}
+        nodes = []
+        for i, node in enumerate(self.nodes):
+            if i in live:
+                index[i] = len(nodes)
+                nodes.append(replace(node, inputs=tuple(index[j] for j in node.inputs)))
+        return replace(self, nodes=nodes, outputs=[replace(o, index=index[o.index]) for o in outs])
 
     def params(self):
         for node in self.nodes:

@@ -91,7 +91,7 @@ def check_run_fits(graph: Graph, batch: int) -> None:
 
 
 def compile_graph(graph: Graph, weights: dict, *, seed: int, opset: int | None, fold_bn: bool, dtype: str,
-                  verify: bool, path: str | None, progress=None):
+                  verify: bool, path: str | None, progress=None, inference: bool = False):
     """ir.Graph -> ONNX, self-checked (unless not ``verify``); called by api.Network.compile.
 
     In memory where ``path`` is None: returns (the whole onnx.ModelProto, []). Else streamed to
@@ -100,10 +100,13 @@ def compile_graph(graph: Graph, weights: dict, *, seed: int, opset: int | None, 
     from ``weights`` (name -> float32 array, see weights.files.load_weights) where given, else from
     the seeded initialisation; ``opset`` None is emit's default, the one place it is chosen.
     ``dtype`` float16 stores and computes in half precision (inputs and outputs stay float32).
+    Only what the outputs need is compiled; ``inference`` leaves out the outputs only training
+    uses (`output train`) and what only they need.
     """
     from cnndsl.onnx import emit
     from cnndsl.weights.seeded import fillers
 
+    graph = graph.pruned(inference)
     check_fits(graph, path, dtype)
     fill, parts = fillers(seed, weights)
     model, deferred = emit.build(graph, seed=seed, opset=opset or emit.DEFAULT_OPSET, fill=fill, parts=parts,

@@ -57,6 +57,10 @@ class GraphBuilder:
         """A constant 1-D int64 tensor (a Reshape's shape, an Unsqueeze's axes, Slice bounds), whatever the dtype."""
         return self._constant(helper.make_tensor(name, TensorProto.INT64, [len(values)], list(values)))
 
+    def floats(self, name: str, values: list[float]) -> str:
+        """A constant 1-D float32 tensor (a Resize's scales), whatever the dtype."""
+        return self._constant(helper.make_tensor(name, TensorProto.FLOAT, [len(values)], list(values)))
+
     def _constant(self, tensor) -> str:
         self.nodes.append(helper.make_node("Constant", [], [tensor.name], name=tensor.name, value=tensor))
         return tensor.name
@@ -106,17 +110,23 @@ def build(graph: Graph, *, seed: int, opset: int, fill: Callable[[Param], np.nda
         if node.layer.folds_into_previous and dtype == "float16":
             fold.check_half_range(node, fill)
         values.append(node.layer.emit(b, node, xs))
-    last = values[-1] if values else first
-    if dtype != "float32":
-        b.node("Cast", [last], OUTPUT, to=TensorProto.FLOAT)
-    elif last != INPUT:
-        _rename(b.nodes, last, OUTPUT)
-    else:
-        b.node("Identity", [INPUT], OUTPUT)
+    outputs = graph.output_list()
+    names = output_names(graph)
+    named: set[str] = set()
+    for out in outputs:
+        value = first if out.index < 0 else values[out.index]
+        if dtype != "float32":
+            b.node("Cast", [value], out.name, to=TensorProto.FLOAT)
+        elif value != INPUT and names.get(out.index) == out.name and value not in named:
+            _rename(b.nodes, value, out.name)  # the value a layer made (maybe passed through) takes the name
+            values = [out.name if v == value else v for v in values]
+        else:
+            b.node("Identity", [value], out.name)
+        named.add(out.name)
     g = helper.make_graph(
         b.nodes, graph.name,
         [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", *graph.input_shape])],
-        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", *graph.output_shape])],
+        [helper.make_tensor_value_info(o.name, TensorProto.FLOAT, ["N", *graph.shape_of(o.index)]) for o in outputs],
         doc_string=graph.title or "")
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
                               ir_version=ir_version_for(opset), producer_name="cnndsl",
@@ -125,6 +135,15 @@ def build(graph: Graph, *, seed: int, opset: int, fill: Callable[[Param], np.nda
                                    "cnndsl.seed": str(seed), "cnndsl.dtype": dtype,
                                    "cnndsl.spec": graph.source_text})
     return model, b.weights
+
+
+def output_names(graph: Graph) -> dict[int, str]:
+    """Node index -> the name of the output its value becomes (the first, where it makes several)."""
+    names: dict[int, str] = {}
+    for out in graph.output_list():
+        if out.index >= 0:
+            names.setdefault(out.index, out.name)
+    return names
 
 
 def _rename(nodes: list, old: str, new: str) -> None:
@@ -160,8 +179,9 @@ def verify(model: onnx.ModelProto, graph: Graph, weights: list[Weight] | None = 
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         dims = vi.type.tensor_type.shape.dim
         shapes[vi.name] = tuple(d.dim_param or d.dim_value for d in dims)
+    names = output_names(graph)
     for i, node in enumerate(graph.nodes):
-        name = OUTPUT if i == len(graph.nodes) - 1 else node.name
+        name = names.get(i, node.name)
         if name in shapes and shapes[name] != ("N", *node.out_shape):
             raise CompileError(f"internal error: ONNX infers {shapes[name]} for {node.name}, "
                                f"cnndsl computed {('N', *node.out_shape)}")

@@ -34,10 +34,12 @@ class Folded:
 def pairs(graph: Graph) -> dict[int, int]:
     """Index of each layer that takes a fold -> index of the foldable layer that alone consumes it."""
     consumers = graph.consumers()
+    outputs = {o.index for o in graph.output_list()}  # a layer that is an output is needed unfolded
     out = {}
     for i, node in enumerate(graph.nodes):
         after = consumers.get(i, [])
-        if node.layer.absorbs_affine and len(after) == 1 and graph.nodes[after[0]].layer.folds_into_previous:
+        if node.layer.absorbs_affine and len(after) == 1 and graph.nodes[after[0]].layer.folds_into_previous \
+                and i not in outputs:
             out[i] = after[0]
     return out
 
@@ -63,7 +65,7 @@ def fold(graph: Graph, fill: Fill, parts=None) -> Folded:
                 notes[p.name] = f"after folding {affine.kind} '{affine.name}' into it"
         index[i] = len(nodes)
         nodes.append(node)
-    folded = replace(graph, nodes=nodes)
+    folded = replace(graph, nodes=nodes, outputs=[replace(o, index=index[o.index]) for o in graph.output_list()])
 
     def fill_folded(p: Param) -> np.ndarray:
         return made[p.name]() if p.name in made else fill(p)

@@ -28,10 +28,11 @@ NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 def grammar_keywords() -> tuple[str, ...]:
-    """The words the grammar reserves (``network``, ``repeat``, ...), in their grammar order."""
+    """The words the grammar reserves (``network``, ``repeat``, ...), in their grammar order; less
+    those that are also layer kinds (``crop``: `concat crop` and the `crop` layer look alike)."""
     found: list[str] = []
     for word in re.findall(r'"([A-Za-z_]+)"', grammar_text()):
-        if word not in found:
+        if word not in found and word not in REGISTRY:
             found.append(word)
     return tuple(found)
 
