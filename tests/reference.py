@@ -26,6 +26,7 @@ If no window fits (e > L) the configuration is invalid: ``window_starts`` return
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -97,6 +98,48 @@ def conv2d(x, w, b=None, stride=1, pads=(0, 0, 0, 0), dilation=1, groups=1):
     out = out.reshape(n, f, oh, ow)
     if b is not None:
         out += _f64(b)[None, :, None, None]
+    return out
+
+
+def convtranspose_size(n: int, k: int, stride: int = 1, pad: int = 0, dilation: int = 1, output_pad: int = 0) -> int:
+    """Output length of a transposed convolution along one axis:
+    (n - 1) * stride - 2 * pad + dilation * (k - 1) + output_pad + 1."""
+    return (n - 1) * stride - 2 * pad + dilation * (k - 1) + output_pad + 1
+
+
+def conv_transpose2d(x, w, b=None, stride=1, pad=0, output_pad=0, dilation=1, groups=1):
+    """Transposed convolution (the gradient of conv2d with respect to its input), per group.
+
+    The weight is (C_in, F/groups, kh, kw). Every input value is spread over the output:
+        full[n, g*Fg + f, i*sh + u*dh, j*sw + v*dw] += x[n, g*Cg + c, i, j] * w[g*Cg + c, f, u, v]
+    on an uncropped grid of (in-1)*s + d*(k-1) + 1 positions per axis; the output is that grid
+    with ``pad`` positions dropped at the start of each axis, and as many at the end less
+    ``output_pad`` (positions past the grid, which only the bias reaches, are zeros before it).
+    ``pad`` and ``output_pad``: an int, or (height, width).
+    """
+    x, w = _f64(x), _f64(w)
+    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
+    (ph, pw), (oph, opw) = pair(pad), pair(output_pad)
+    n, c, h, wd = x.shape
+    cw, fg, kh, kw = w.shape
+    assert cw == c and c % groups == 0, "the weight's first axis must be the input channels"
+    cg = c // groups
+    oh = convtranspose_size(h, kh, sh, ph, dh, oph)
+    ow = convtranspose_size(wd, kw, sw, pw, dw, opw)
+    assert oh > 0 and ow > 0, "no output"
+    # the grid, large enough for the positions dropped at the start and the output after them
+    gh = max((h - 1) * sh + dh * (kh - 1) + 1, ph + oh)
+    gw = max((wd - 1) * sw + dw * (kw - 1) + 1, pw + ow)
+    full = np.zeros((n, groups, fg, gh, gw))
+    xg = x.reshape(n, groups, cg, h, wd)
+    wg = w.reshape(groups, cg, fg, kh, kw)
+    for u in range(kh):
+        for v in range(kw):
+            contrib = np.einsum("ngchw,gcf->ngfhw", xg, wg[:, :, :, u, v])
+            full[:, :, :, u * dh: u * dh + sh * (h - 1) + 1: sh, v * dw: v * dw + sw * (wd - 1) + 1: sw] += contrib
+    out = full[:, :, :, ph: ph + oh, pw: pw + ow].reshape(n, groups * fg, oh, ow)
+    if b is not None:
+        out = out + _f64(b)[None, :, None, None]
     return out
 
 
@@ -217,6 +260,103 @@ def pointwise_linear(x, w, b=None):
 def flatten(x):
     x = _f64(x)
     return x.reshape(x.shape[0], -1)
+
+
+# -- resizing and cropping ------------------------------------------------------------------
+#
+# Each output position along an axis is mapped to a source coordinate in the input (PyTorch's
+# F.interpolate), from the sizes or from a scale written in the spec. A scale is exact here (a
+# Fraction of the number as written), so that floor() at a whole number is not decided by rounding.
+#
+# PyTorch's rules have special cases, kept from its older versions (ATen's UpSample.h,
+# nearest_idx and the linear index helper; checked against torch in tests/test_resize_torch.py):
+# - an axis whose output length equals its input length is copied, whatever the scale (nearest
+#   and linear): `upsample 1.25` on 3 pixels gives them back unchanged, not (dst + 0.5)/1.25 - 0.5;
+# - nearest: an axis whose output length is twice its input takes src = dst // 2, whatever the
+#   scale: `upsample 2.2` on 2 pixels (4 out) gives 0 0 1 1, not floor(dst / 2.2) = 0 0 0 1.
+
+
+def _ratio(n_in: int, n_out: int, scale) -> Fraction:
+    """in/out, or 1/scale where a scale is given: how far the source moves per output step."""
+    return Fraction(n_in, n_out) if scale is None else 1 / Fraction(str(scale))
+
+
+def nearest_index(n_in: int, n_out: int, scale=None) -> list[int]:
+    """PyTorch's legacy "nearest": src = floor(dst * in/out), or floor(dst / scale), at most in-1;
+    but dst itself where out = in, and dst // 2 where out = 2 * in (the special cases above)."""
+    if n_out == n_in:
+        return list(range(n_out))
+    if n_out == 2 * n_in:
+        return [d // 2 for d in range(n_out)]
+    r = _ratio(n_in, n_out, scale)
+    return [min(math.floor(d * r), n_in - 1) for d in range(n_out)]
+
+
+def linear_weights(n_in: int, n_out: int, scale=None, align_corners: bool = False) -> np.ndarray:
+    """The (out x in) matrix of 1-D linear interpolation, row ``dst`` holding the weights of ``src``:
+
+    - align_corners=False: src = (dst + 0.5) * r - 0.5 with r = in/out (or 1/scale), and below 0 taken as 0;
+    - align_corners=True: src = dst * (in-1)/(out-1) (0 when out = 1), so the corners map to corners.
+
+    The value at src is (1 - t) * x[i0] + t * x[i1], with i0 = floor(src), t = src - i0 and
+    i1 = i0 + 1 or, past the last input, i0 itself. Where out = in the axis is copied (the special
+    case above; with align_corners the rule gives that anyway).
+    """
+    if n_out == n_in:
+        return np.eye(n_in)
+    m = np.zeros((n_out, n_in))
+    for d in range(n_out):
+        if align_corners:
+            src = Fraction(d * (n_in - 1), n_out - 1) if n_out > 1 else Fraction(0)
+        else:
+            src = max((d + Fraction(1, 2)) * _ratio(n_in, n_out, scale) - Fraction(1, 2), Fraction(0))
+        i0 = min(math.floor(src), n_in - 1)
+        t = float(src - i0)
+        i1 = min(i0 + 1, n_in - 1)
+        m[d, i0] += 1.0 - t
+        m[d, i1] += t
+    return m
+
+
+def _out_hw(hw, size, scale):
+    """The output size: ``size`` (HxW), or floor(in * scale) per axis."""
+    if size is not None:
+        return pair(size)
+    sh, sw = scale if isinstance(scale, tuple) else (scale, scale)
+    return math.floor(hw[0] * Fraction(str(sh))), math.floor(hw[1] * Fraction(str(sw)))
+
+
+def _scales(scale):
+    return (None, None) if scale is None else scale if isinstance(scale, tuple) else (scale, scale)
+
+
+def upsample_nearest(x, size=None, scale=None):
+    """Nearest-neighbour resize to ``size`` (HxW), or by ``scale`` (a number or (sh, sw)); the
+    source index along each axis is nearest_index's."""
+    x = _f64(x)
+    (oh, ow), (sh, sw) = _out_hw(x.shape[2:], size, scale), _scales(scale)
+    rows = nearest_index(x.shape[2], oh, sh)
+    cols = nearest_index(x.shape[3], ow, sw)
+    return x[:, :, rows][:, :, :, cols]
+
+
+def upsample_bilinear(x, size=None, scale=None, align_corners=False):
+    """Bilinear resize: linear interpolation along the height, then the width (linear_weights).
+    With align_corners a scale only sets the size: the coordinates come from the sizes."""
+    x = _f64(x)
+    (oh, ow), (sh, sw) = _out_hw(x.shape[2:], size, scale), _scales(scale)
+    mh = linear_weights(x.shape[2], oh, None if align_corners else sh, align_corners)
+    mw = linear_weights(x.shape[3], ow, None if align_corners else sw, align_corners)
+    return np.einsum("oh,nchw,pw->ncop", mh, x, mw)
+
+
+def center_crop(x, size):
+    """The middle HxW of each map: rows from (H - h) // 2, columns from (W - w) // 2."""
+    x = _f64(x)
+    h, w = pair(size)
+    top, left = (x.shape[2] - h) // 2, (x.shape[3] - w) // 2
+    assert top >= 0 and left >= 0, "the crop is larger than the input"
+    return x[:, :, top: top + h, left: left + w]
 
 
 # -- channel shuffle -----------------------------------------------------------------------

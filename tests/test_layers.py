@@ -84,6 +84,41 @@ RULES = [
     # keyword arguments for positional fields
     row("conv filters=8 kernel=3x3 act=relu", "1x5x5", (8, 3, 3), 80, 648),
 
+    # ---- convtranspose (deconv) ----------------------------------------------------------------
+    # out = (in-1)*stride - 2*pad + dilation*(k-1) + output_pad + 1 per axis (PyTorch's ConvTranspose2d)
+    # weight C_in x (FILTERS/G) x kh x kw; params C_in*(FILTERS/G)*kh*kw (+ FILTERS bias)
+    # MACs = C_in*H_in*W_in * (FILTERS/G)*kh*kw: every input value meets FILTERS/G kernels (torch's
+    # FlopCounterMode counts twice that)
+    # U-Net up-conv: 27*2 + 1 + 1 = 56; params 128*64*4+64 = 32,832; MACs 128*784*64*4 = 25,690,112
+    row("convtranspose 64 2x2 stride=2", "128x28x28", (64, 56, 56), 32_832, 25_690_112,
+        weights={"0.weight": ((128, 64, 2, 2), T), "0.bias": ((64,), T)}),
+    # 3*2 - 2 + 2 + 1 + 1 = 8; params 8*4*9+4 = 292; MACs 8*16*4*9 = 4,608
+    row("convtranspose 4 3x3 stride=2 pad=1 output_pad=1", "8x4x4", (4, 8, 8), 292, 4_608,
+        weights={"0.weight": ((8, 4, 3, 3), T), "0.bias": ((4,), T)}),
+    # size= sets output_pad: without it 3*2 - 2 + 2 + 1 = 7, so 8x8 takes output_pad 1; as above
+    row("deconv 4 3x3 stride=2 pad=1 size=8x8", "8x4x4", (4, 8, 8), 292, 4_608),
+    # size= per axis: 3*2 + 2 + 1 = 9, so 10x9 takes output_pad 1x0; params 1*2*9+2 = 20; MACs 16*2*9 = 288
+    row("convtranspose 2 3x3 stride=2 size=10x9", "1x4x4", (2, 10, 9), 20, 288),
+    # dilation 2: 4 + 2*2 + 1 = 9; params 4*6*9+6 = 222; MACs 4*25*6*9 = 5,400
+    row("convtranspose 6 3x3 dilation=2", "4x5x5", (6, 9, 9), 222, 5_400),
+    # groups 2: weight 4 x 6/2 x 3 x 3; 4 + 2 + 1 = 7; params 4*3*9+6 = 114; MACs 4*25*3*9 = 2,700
+    row("convtranspose 6 3x3 groups=2", "4x5x5", (6, 7, 7), 114, 2_700,
+        weights={"0.weight": ((4, 3, 3, 3), T), "0.bias": ((6,), T)}),
+    # depthwise, no bias (FCN's fixed-size upsampler): 5*2 - 2 + 3 + 1 = 12; params 4*1*16 = 64;
+    # MACs 4*36*1*16 = 2,304
+    row("convtranspose 4 4x4 stride=2 pad=1 groups=4 bias=false", "4x6x6", (4, 12, 12), 64, 2_304,
+        weights={"0.weight": ((4, 1, 4, 4), T)}),
+    # 1x1, no bias: 7; params 8*16 = 128; MACs 8*49*16 = 6,272
+    row("convtranspose 16 1x1 bias=false", "8x7x7", (16, 7, 7), 128, 6_272, weights={"0.weight": ((8, 16, 1, 1), T)}),
+    # per-axis stride and pad: H 4*2 - 0 + 1 + 1 = 10, W 4*1 - 2 + 2 + 1 = 5; params 2*3*6+3 = 39;
+    # MACs 2*25*3*6 = 900
+    row("convtranspose 3 2x3 stride=2x1 pad=0x1", "2x5x5", (3, 10, 5), 39, 900,
+        weights={"0.weight": ((2, 3, 2, 3), T), "0.bias": ((3,), T)}),
+    # fused relu: 2*2 + 1 + 1 = 6; params 16*8*4+8 = 520; MACs 16*9*8*4 = 4,608
+    row("convtranspose 8 2x2 stride=2 relu", "16x3x3", (8, 6, 6), 520, 4_608),
+    # keywords for the positional fields, an int kernel: 2*2 + 1 + 1 = 6; params 4*4*4+4 = 68; MACs 4*9*4*4 = 576
+    row("deconv filters=4 kernel=2 stride=2", "4x3x3", (4, 6, 6), 68, 576),
+
     # ---- fixedconv (constants, never trainable) -------------------------------------------------
     # 2-D: one 3x3 map on 1x5x5 -> 1x3x3; 9 constants; MACs 9*9 = 81
     row("fixedconv [[0, 0, 1], [1, 0, 0], [0, 0, 1]]", "1x5x5", (1, 3, 3), 0, 81, constants=9,
@@ -228,6 +263,32 @@ RULES = [
     row("hard_swish", "6", (6,)),
     row("conv 4 3x3 hardswish", "3x8x8", (4, 6, 6), 112, 3888),
 
+    # ---- upsample (resize) and crop: no parameters, no MACs ----------------------------------------
+    # by SCALE: floor(in * SCALE) on each axis
+    row("upsample 2", "3x4x4", (3, 8, 8)),                         # nearest by default
+    row("upsample 2 bilinear", "3x5x5", (3, 10, 10)),
+    row("upsample 2 bilinear align_corners=true", "1x5x5", (1, 10, 10)),
+    row("upsample 2x1", "1x5x5", (1, 10, 5)),                      # H only
+    row("upsample 1.5", "1x5x5", (1, 7, 7)),                       # floor(7.5) = 7
+    row("upsample (1.5, 2)", "1x5x5", (1, 7, 10)),                 # floor(7.5), 10
+    row("upsample 0.5", "1x7x7", (1, 3, 3)),                       # a scale below 1 shrinks: floor(3.5) = 3
+    row("upsample scale=4", "2x3x3", (2, 12, 12)),
+    row("resize 4 nearest", "8x1x1", (8, 4, 4)),                   # from a 1x1 map (DeepLab's image pool)
+    # to a size, whatever the input's
+    row("upsample size=7x9", "1x4x4", (1, 7, 9)),
+    row("upsample size=520x520 bilinear", "21x65x65", (21, 520, 520)),  # FCN's scores back to the image
+    row("upsample size=3x2 bilinear align_corners=true", "1x5x5", (1, 3, 2)),  # a "size" may shrink
+    # to an earlier tensor's size: in a one-layer spec `input` is the network's input
+    row("upsample to=input bilinear", "2x5x5", (2, 5, 5)),
+    row("resize to=input", "4x6x3", (4, 6, 3)),
+    # crop: the center SIZE of each map; an int is square
+    row("crop 4x4", "3x8x8", (3, 4, 4)),
+    row("crop 5x3", "3x8x8", (3, 5, 3)),
+    row("crop 388", "64x392x392", (64, 388, 388)),                # U-Net's first copy and crop
+    row("crop size=2x2", "3x8x8", (3, 2, 2)),
+    row("crop 1x1", "2x1x1", (2, 1, 1)),
+    row("crop to=input", "3x8x8", (3, 8, 8)),                      # the whole map: the identity
+
     # ---- channel shuffle: a permutation, no parameters -------------------------------------------
     row("shuffle 2", "116x28x28", (116, 28, 28)),                  # ShuffleNetV2 x1.0, stage 2
     row("shuffle 3", "6x1x5", (6, 1, 5)),
@@ -256,6 +317,66 @@ ERRORS = [
     err("droppath-negative", "input 10\nstochastic_depth rate=-0.1\n", "droppath rate must be in [0, 1], not -0.1",
         2, 18),
     err("layerscale-too-big", "input 6x4x4\nlayerscale 1e39\n", "beyond float32's range", 2, 12),
+    # convtranspose: size= it cannot reach (3*2 - 2 + 2 + 1 = 7, +1 with output_pad: 7 or 8), at `size`
+    err("convtranspose-size-unreachable", "input 8x4x4\nconvtranspose 4 3x3 stride=2 pad=1 size=10x8\n",
+        "convtranspose cannot make 10x8 from 4x4", 2, 36, "ask for a size it can make"),
+    err("convtranspose-size-too-small", "input 1x4x4\nconvtranspose 1 3x3 size=5x6\n",
+        "convtranspose cannot make 5x6 from 4x4", 2, 21, "ask for a size it can make"),  # 3 + 2 + 1 = 6 only
+    err("convtranspose-size-width", "input 1x4x4\ndeconv 1 2x2 stride=2 size=8x10\n",
+        "its width can be 8 to 9", 2, 23),  # 3*2 + 1 + 1 = 8, output_pad at most 1
+    # output_pad must stay below max(stride, dilation): at `output_pad`
+    err("convtranspose-output-pad-stride", "input 8x4x4\nconvtranspose 4 3x3 stride=2 output_pad=2\n",
+        "output_pad 2x2 must be smaller than the stride (2 here)", 2, 30, "at most stride - 1"),
+    err("convtranspose-output-pad-stride-1", "input 8x4x4\nconvtranspose 4 3x3 output_pad=1\n",
+        "output_pad 1x1 must be smaller than the stride", 2, 21),
+    err("convtranspose-output-pad-one-axis", "input 8x4x4\nconvtranspose 4 3x3 stride=2x1 output_pad=0x1\n",
+        "output_pad 0x1 must be smaller than the stride (1 here)", 2, 32),
+    # PyTorch allows output padding below a larger dilation; onnxruntime refuses it at run time
+    err("convtranspose-output-pad-dilation", "input 1x4x4\nconvtranspose 2 3x3 dilation=2 output_pad=1\n",
+        "output_pad 1x1 must be smaller than the stride (1 here)", 2, 32, "onnxruntime refuses more"),
+    err("convtranspose-size-and-output-pad", "input 8x4x4\nconvtranspose 4 3x3 size=6x6 output_pad=1\n",
+        "give size= or output_pad=, not both", 2, 30),
+    err("convtranspose-groups", "input 6x4x4\nconvtranspose 4 3x3 groups=4\n",
+        "6 input channels are not divisible by groups=4", 2, 21),
+    err("convtranspose-filters-groups", "input 4x4x4\nconvtranspose 6 3x3 groups=4\n",
+        "6 filters are not divisible by groups=4", 2, 21),
+    err("convtranspose-empty", "input 8x4x4\nconvtranspose 4 3x3 pad=3\n",
+        "convtranspose gives an empty output 0x0 from 4x4", 2, 21),  # 3 - 6 + 2 + 1 = 0
+    err("convtranspose-flat", "input 16\nconvtranspose 4 2x2\n", "convtranspose needs a CxHxW input, got 16", 2, 1),
+    # upsample: exactly one of SCALE, size= and to=, at the kind
+    err("upsample-nothing", "input 1x4x4\nupsample\n", "upsample needs one of SCALE, size=HxW or to=TENSOR", 2, 1,
+        "upsample to=input bilinear"),
+    err("upsample-mode-only", "input 1x4x4\nupsample bilinear\n", "upsample needs one of SCALE", 2, 1),
+    err("upsample-scale-and-size", "input 1x4x4\nupsample 2 size=8x8\n",
+        "upsample takes one of SCALE, size= and to=, not several", 2, 1),
+    err("upsample-size-and-to", "input 1x4x4\nupsample size=8x8 to=input\n", "not several", 2, 1),
+    err("upsample-all-three", "input 1x4x4\nresize 2 size=8x8 to=input bilinear\n", "not several", 2, 1),
+    # align_corners goes with bilinear only: at `align_corners`
+    err("upsample-align-corners-default-nearest", "input 1x4x4\nupsample 2 align_corners=true\n",
+        "align_corners applies to bilinear upsampling only", 2, 12, "bilinear align_corners=true"),
+    err("upsample-align-corners-nearest", "input 1x4x4\nupsample 2 nearest align_corners=true\n",
+        "align_corners applies to bilinear upsampling only", 2, 20),
+    err("upsample-scale-zero", "input 1x4x4\nupsample 0\n", "scale must be a positive number, not 0", 2, 10),
+    err("upsample-scale-empty", "input 1x4x4\nupsample 0.1\n", "makes 4x4 empty", 2, 10),  # floor(0.4) = 0
+    err("upsample-size-zero", "input 1x4x4\nupsample size=0x2\n", "size must be positive, not 0x2", 2, 10),
+    err("upsample-flat", "input 16\nupsample 2\n", "upsample needs a CxHxW input, got 16", 2, 1),
+    # crop: at most the input's size; at the size, or at `to`
+    err("crop-too-large", "input 1x4x4\ncrop 5x5\n", "cannot crop 5x5 out of a 4x4 input", 2, 6,
+        "the size must be at most the input's"),
+    err("crop-too-wide", "input 1x4x4\ncrop 3x5\n", "cannot crop 3x5 out of a 4x4 input", 2, 6),
+    err("crop-to-larger", "input 1x4x4\nconv 1 3x3\ncrop to=input\n", "cannot crop 4x4 out of a 2x2 input", 3, 6),
+    err("crop-nothing", "input 1x4x4\ncrop\n", "crop needs either SIZE or to=TENSOR", 2, 1),
+    err("crop-size-and-to", "input 1x4x4\ncrop 2x2 to=input\n", "crop needs either SIZE or to=TENSOR", 2, 1),
+    # to= names an earlier statement's label (or `input`): at the name
+    err("upsample-to-unknown", "input 1x4x4\nupsample to=down3 bilinear\n",
+        "no statement before this one is labelled 'down3'", 2, 13, "`input` is the network's input"),
+    err("crop-to-unknown", "input 1x4x4\ncrop to=donw\n", "no statement before this one is labelled 'donw'", 2, 9),
+    err("upsample-to-later", "input 1x4x4\nupsample to=d\nd: { relu }\n", "'d' is labelled later (line 3)", 2, 13),
+    err("upsample-to-number", "input 1x4x4\nupsample to=3\n", "to names a tensor by its label", 2, 10),
+    err("upsample-to-flat", "input 1x4x4\nflat: { flatten }\nfrom input\nupsample to=flat\n",
+        "to=flat is 16, which has no height and width", 4, 10),
+    err("crop-to-flat-layer", "input 1x4x4\nflat: flatten\nfrom input\ncrop to=flat\n",
+        "to=flat is 16, which has no height and width", 4, 6),
 ]
 
 
@@ -309,6 +430,14 @@ def test_droppath_is_left_out_of_the_inference_graph_like_dropout():
     assert [(n.kind, n.layer.describe(), n.layer.category) for n in net.graph.nodes] == [
         ("droppath", "0.3", "regularization"), ("relu", "", "activation"), ("droppath", "", "regularization")]
     assert [n.op_type for n in net.to_onnx(seed=0).graph.node] == ["Relu"]
+
+
+def test_to_names_an_earlier_labelled_tensor():
+    """`to=LABEL`: the size of a labelled statement's output (a layer or a group), not the input's."""
+    net = cnndsl.parse("input 3x9x9\nskip: conv 4 3x3\nmaxpool 2\nupsample to=skip bilinear\ncrop to=skip\n")
+    assert [n.out_shape for n in net.graph.nodes] == [(4, 7, 7), (4, 3, 3), (4, 7, 7), (4, 7, 7)]
+    net = cnndsl.parse("input 3x9x9\nskip: { conv 4 3x3 }\nupsample 2\ncrop to=skip\n")
+    assert net.output_shape == (4, 7, 7)  # 14x14 cropped to the 7x7 of skip
 
 
 def test_every_kind_has_rows():

@@ -52,8 +52,8 @@ def test_compiles_checks_itself_and_runs(name):
     # dropout, pass their input on; the last one is "output") has exactly our shape
     ours = [n for n in nodes[:-1] if n.name in produced]
     assert len(ours) >= len(nodes) // 2
-    for node in ours:
-        assert shapes[node.name] == ("N", *node.out_shape), node.name
+    for node in ours:  # the batch stays symbolic (ONNX's inference renames it after a Resize with axes)
+        assert shapes[node.name][1:] == node.out_shape and isinstance(shapes[node.name][0], str), node.name
     assert shapes["output"] == ("N", *net.output_shape)
 
     # 2. the initializers add up to our counts, role by role, and hold all their bytes

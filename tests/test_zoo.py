@@ -6,6 +6,12 @@ buffers, and MACs = FlopCounterMode's FLOPs / 2 for one sample), written by
 ``python tools/torchvision_keys.py --variants --counts`` from torchvision itself. A spec takes part
 through its names: the network's own (its default variant) and its `variant` lines; each name that
 is a torchvision model must match it exactly, names and shapes, parameters, buffers and MACs.
+
+tests/fixtures/segmentation/ does the same for the encoder-decoders and the networks with several
+outputs (``python tools/torchvision_keys.py --segmentation``): torchvision's FCN, DeepLabv3, LR-ASPP
+and GoogLeNet with its auxiliary heads, and tools/reference_models.py's U-Net and autoencoder. Their
+counts also give the output shapes, and, for GoogLeNet, the MACs in training (with the auxiliary
+heads) besides those of inference.
 """
 
 from __future__ import annotations
@@ -19,19 +25,22 @@ import cnndsl
 from cnndsl.lang.parse import parse
 
 ZOO = FIXTURES / "torchvision_variants"
+DENSE = FIXTURES / "segmentation"
 COUNTS = json.loads((ZOO / "counts.json").read_text())
+DENSE_COUNTS = json.loads((DENSE / "counts.json").read_text())
 
 
-def _cases():
+def _cases(counts: dict):
     cases = []
     for path in sorted(SPECS.glob("*.cnn")):
         spec = parse(path.read_text(encoding="utf-8"), str(path))
         names = [(spec.name, None)] + [(v.name, v.name) for v in spec.variants]
-        cases += [pytest.param(path, variant, name, id=name) for name, variant in names if name in COUNTS]
+        cases += [pytest.param(path, variant, name, id=name) for name, variant in names if name in counts]
     return cases
 
 
-CASES = _cases()
+CASES = _cases(COUNTS)
+DENSE_CASES = _cases(DENSE_COUNTS)
 
 
 def test_the_zoo_has_specs():
@@ -54,3 +63,23 @@ def test_every_torchvision_classification_cnn_has_a_spec():
     network or one of its variants."""
     covered = {name for _, _, name in (case.values for case in CASES)}
     assert sorted(set(COUNTS) - covered) == []
+
+
+@pytest.mark.parametrize("path, variant, name", DENSE_CASES)
+def test_dense_and_multi_output_networks_match_their_reference(path, variant, name):
+    net = cnndsl.load(path, variant)
+    want = DENSE_COUNTS[name]
+    assert net.graph.name == name
+    assert list(net.input_shape) == want["input"]
+    t = net.totals
+    assert (t.params, t.buffers, t.macs) == (want["params"], want["buffers"], want["macs"]), name
+    assert t.training_macs == want.get("macs_train", want["macs"])
+    assert [list(net.graph.shape_of(o.index)) for o in net.graph.output_list(inference=True)] == want["outputs"]
+    if "outputs_train" in want:
+        assert len(net.graph.output_list()) == len(want["outputs_train"])
+    assert_weights_match(name, net.graph, json.loads((DENSE / f"{name}.json").read_text()))
+
+
+def test_every_dense_reference_has_a_spec():
+    covered = {name for _, _, name in (case.values for case in DENSE_CASES)}
+    assert sorted(set(DENSE_COUNTS) - covered) == []

@@ -38,11 +38,12 @@ ALIGN_REACH = (-2, -1, 1, 2)  # lines above and below where a shared column coun
 
 _VALUES = frozenset({"INT", "FLOAT", "DIMS", "NAME", "STRING", "RPAR", "RSQB"})
 _OPERATORS = frozenset({"+", "-", "*", "/", "//", "%"})
-_NO_SPACE_BEFORE = frozenset({"COMMA", "SEMICOLON", "COLON", "RPAR", "RSQB", "EQUAL"})
-_NO_SPACE_AFTER = frozenset({"LPAR", "LSQB", "EQUAL"})
+_NO_SPACE_BEFORE = frozenset({"COMMA", "SEMICOLON", "COLON", "RPAR", "RSQB", "EQUAL", "DOT"})
+_NO_SPACE_AFTER = frozenset({"LPAR", "LSQB", "EQUAL", "DOT"})  # DOT: `from layer1.0`
 _OPENS, _CLOSES = frozenset({"LPAR", "LSQB"}), frozenset({"RPAR", "RSQB"})
 _KEYWORDS = frozenset({"NETWORK", "VARIANT", "INPUT", "BLOCK", "REPEAT", "_AS", "CONCAT", "SPLIT", "RESIDUAL",
-                       "SHORTCUT", "GATE", "IF", "_IF", "_ELSE", "AND", "OR", "NOT", "COMPARE"})
+                       "SHORTCUT", "GATE", "IF", "_IF", "_ELSE", "AND", "OR", "NOT", "COMPARE", "ADD", "MUL",
+                       "CROP", "FROM", "OUTPUT", "TRAIN"})
 _UNALIGNED = frozenset({"LBRACE", "RBRACE", "BACKSLASH"})
 _BACKSLASH = re.compile(r"\\[\t \f]*\r?\n")
 

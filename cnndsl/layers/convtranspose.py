@@ -80,7 +80,8 @@ class ConvTranspose(Layer):
                             field="output_pad")
         base, pads = self.base((h, w)), self.out_pad((h, w))
         for a in range(2):
-            limit = max(self.stride[a], self.dilation[a])
+            # PyTorch allows up to max(stride, dilation) - 1; ONNX runtimes refuse more than stride - 1
+            limit = self.stride[a]
             if 0 <= pads[a] < limit:
                 continue
             if self.size is not None:
@@ -90,9 +91,9 @@ class ConvTranspose(Layer):
                     f"{fmt_shape(self.kernel)}, stride {fmt_shape(self.stride)} and pad {fmt_shape(self.pad)} "
                     f"its {'height' if a == 0 else 'width'} can be {reach}",
                     "change the stride, kernel or padding, or ask for a size it can make", field="size")
-            raise RuleError(f"output_pad {fmt_shape(self.output_pad)} must be smaller than the stride or the "
-                            f"dilation ({limit} here)", "PyTorch's rule: output padding adds at most stride - 1 "
-                            "rows and columns", field="output_pad")
+            raise RuleError(f"output_pad {fmt_shape(self.output_pad)} must be smaller than the stride ({limit} "
+                            f"here)", "output padding adds at most stride - 1 rows and columns (onnxruntime "
+                            "refuses more, even where PyTorch's dilation would allow it)", field="output_pad")
         ho, wo = base[0] + pads[0], base[1] + pads[1]
         if ho <= 0 or wo <= 0:
             raise RuleError(f"convtranspose gives an empty output {fmt_shape((ho, wo))} from {fmt_shape((h, w))}",

@@ -8,7 +8,7 @@ from cnndsl.errors import RuleError
 from cnndsl.lang.show import fmt_shape, show
 from cnndsl.layers.base import Layer, arg, boolean, one_of, padding, positive_pair, register
 from cnndsl.layers.conv import need_image, resolve_pads, window_shape
-from cnndsl.model.shapes import adaptive_as_pool
+from cnndsl.model.shapes import adaptive_as_pool, adaptive_windows
 
 _NO_STRIDE = None
 
@@ -153,34 +153,31 @@ class GlobalMaxPool(_GlobalPool):
 @register("adaptiveavgpool")
 @dataclass(frozen=True)
 class AdaptiveAvgPool(Layer):
-    """adaptiveavgpool HxW: PyTorch's AdaptiveAvgPool2d, lowered to a plain average pool
+    """adaptiveavgpool HxW: PyTorch's AdaptiveAvgPool2d (window i spans floor(i*in/out) to ceil((i+1)*in/out))
 
-    Works when the input size is a multiple of the output size (or equal: then it is a no-op).
+    A plain average pool where the windows are even (the input a multiple of the output); where
+    they are not (GoogLeNet's auxiliary heads pool 14x14 to 4x4), two products with constant
+    averaging matrices, one per axis.
     """
 
     size: tuple[int, int] = arg(positive_pair, pos=True)
 
     category = "pool"
-    onnx_ops = "AveragePool, or nothing when it is the identity"
+    onnx_ops = "AveragePool; MatMul where the windows are uneven; nothing when it is the identity"
 
     def lowered(self, shape):
-        """(kernel, stride) per axis, or RuleError when no plain pool equals it."""
+        """(kernel, stride) per axis of the equal plain pool, or None when the windows are uneven."""
         kernel, stride = [], []
         for axis in range(2):
             got = None if self.size[axis] > shape[1 + axis] else adaptive_as_pool(shape[1 + axis], self.size[axis])
             if got is None:
-                raise RuleError(
-                    f"adaptive pooling {fmt_shape(shape[1:])} -> {fmt_shape(self.size)} uses uneven windows "
-                    "and has no plain-pool equivalent in ONNX",
-                    f"use an input whose height and width are multiples of {fmt_shape(self.size)}, "
-                    "or an explicit avgpool", field="size")
+                return None
             kernel.append(got[0])
             stride.append(got[1])
         return tuple(kernel), tuple(stride)
 
     def infer(self, shapes):
         c, _, _ = need_image("adaptiveavgpool", shapes[0])
-        self.lowered(shapes[0])
         return (c,) + self.size
 
     def emit(self, b, node, xs):
@@ -189,6 +186,25 @@ class AdaptiveAvgPool(Layer):
             return xs[0]
         if self.size == (1, 1):
             return b.node("GlobalAveragePool", xs, node.name)
-        kernel, stride = self.lowered(shape)
-        return b.node("AveragePool", xs, node.name, kernel_shape=list(kernel), strides=list(stride),
-                      pads=[0, 0, 0, 0], ceil_mode=0, count_include_pad=0)
+        plain = self.lowered(shape)
+        if plain is not None:
+            kernel, stride = plain
+            return b.node("AveragePool", xs, node.name, kernel_shape=list(kernel), strides=list(stride),
+                          pads=[0, 0, 0, 0], ceil_mode=0, count_include_pad=0)
+        (h, w), (oh, ow) = shape[1:], self.size
+        columns = b.matrix(node.name + ".columns", _transposed(_averaging(w, ow)))  # W x out_w
+        rows = b.matrix(node.name + ".rows", _averaging(h, oh))  # out_h x H
+        x = b.node("MatMul", [xs[0], columns], node.name + ".width")  # N x C x H x out_w
+        return b.node("MatMul", [rows, x], node.name)  # broadcast over N and C: N x C x out_h x out_w
+
+
+def _averaging(size: int, out: int) -> list[list[float]]:
+    """The out x size matrix whose row i averages adaptive window i."""
+    rows = []
+    for start, end in adaptive_windows(size, out):
+        rows.append([1.0 / (end - start) if start <= j < end else 0.0 for j in range(size)])
+    return rows
+
+
+def _transposed(m: list[list[float]]) -> list[list[float]]:
+    return [list(col) for col in zip(*m, strict=True)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from cnndsl.errors import RuleError
 from cnndsl.lang.show import fmt_shape, show
@@ -77,14 +78,33 @@ class Upsample(Layer):
             return "asymmetric"  # src = floor(dst / scale): PyTorch's legacy "nearest"
         return "align_corners" if self.align_corners else "half_pixel"
 
+    def coordinate_scales(self, shape, out) -> tuple[float, float]:
+        """The scale PyTorch maps each axis's coordinates by, for a SCALE: the one written, except
+        where its own rules take another (ATen's UpSample.h): an axis that keeps its size is
+        copied, and a nearest axis that doubles takes pixel dst // 2."""
+        scales = []
+        for a in range(2):
+            size, made = shape[1 + a], out[1 + a]
+            if made == size:
+                scales.append(1.0)
+            elif self.mode == "nearest" and made == 2 * size:
+                scales.append(2.0)
+            else:
+                scales.append(float(self.scale[a]))
+        return scales[0], scales[1]
+
     def emit(self, b, node, xs):
         attrs = {"mode": "nearest" if self.mode == "nearest" else "linear",
                  "coordinate_transformation_mode": self.coordinates(), "axes": [2, 3]}
         if self.mode == "nearest":
             attrs["nearest_mode"] = "floor"
+        shape, out = node.in_shapes[0], node.out_shape
         if self.scale is not None and not self.align_corners:
-            # PyTorch maps coordinates by the scale written, not by out/in: give ONNX the same
-            scales = b.floats(node.name + ".scales", [float(s) for s in self.scale])
-            return b.node("Resize", [xs[0], "", scales], node.name, **attrs)
-        sizes = b.ints(node.name + ".sizes", list(node.out_shape[1:]))
+            scales = self.coordinate_scales(shape, out)
+            exact = all(Fraction(out[1 + a], shape[1 + a]) == Fraction(repr(scales[a])) for a in range(2))  # as written
+            if not exact:  # PyTorch maps coordinates by the scale, not by out/in: give ONNX the same
+                return b.node("Resize", [xs[0], "", b.floats(node.name + ".scales", list(scales))], node.name,
+                              **attrs)
+        # sizes: exact, where out/in is the scale (ONNX sizes by a scale in float32, which can lose a pixel)
+        sizes = b.ints(node.name + ".sizes", list(out[1:]))
         return b.node("Resize", [xs[0], "", "", sizes], node.name, **attrs)

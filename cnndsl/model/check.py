@@ -329,8 +329,10 @@ class _Checker:
         for k in range(len(prefix), -1, -1):
             full = ".".join(prefix[:k] + [name])
             if full in self.tensors:
+                self.graph.refs.setdefault(self.tensors[full], full)
                 return self.tensors[full]
         if name == "input":
+            self.graph.refs.setdefault(INPUT, "input")
             return INPUT
         raise self.reference_error(name, scope, span)
 
@@ -413,11 +415,13 @@ class _Checker:
         except RuleError as exc:
             raise self.rule_error(exc, stmt, {}) from None
         label = self.label(stmt.label, env)
-        y = self.add(scope.next(None if label == SPLICE else label), layer, (x,), stmt, where)
+        name = scope.next(None if label == SPLICE else label)
+        y = self.add(name, layer, (x,), stmt, where)
         act = getattr(layer, "act", None) if cls.fused_act else None
         if act is not None:
             act_layer, _ = bind(REGISTRY[act], [])
             y = self.add(scope.next(None), act_layer, (y,), stmt, where)
+        self.tensors[name] = y  # the statement's output: after its fused activation
         return y
 
     def unknown_kind_hint(self, stmt: S.Layer, env: Env) -> str:

@@ -13,7 +13,8 @@ FLOAT32 = 4
 class Totals:
     """Whole-network counts. ``params`` are trainable parameters (PyTorch's convention);
     buffers are batchnorm running statistics; constants are fixed kernels. MACs count conv
-    and dense multiply-adds for one sample; FLOPs = 2 x MACs."""
+    and dense multiply-adds for one sample, as inference runs the network (without the outputs
+    only training uses); FLOPs = 2 x MACs."""
 
     params: int
     trainable_params: int
@@ -25,16 +26,19 @@ class Totals:
     activation_bytes: int
     layers: int
     depth: int  # weighted (conv and dense) layers on the longest input-to-output path
+    training_macs: int = 0  # MACs with the outputs only training uses (`output train`); = macs without them
 
 
 def totals(graph: Graph) -> Totals:
     trainable = sum(n.count(TRAINABLE) for n in graph.nodes)
     buffers = sum(n.count(BUFFER) for n in graph.nodes)
     constants = sum(n.count(CONSTANT) for n in graph.nodes)
-    macs = sum(n.macs for n in graph.nodes)
+    used, running = graph.live(), graph.live(inference=True)
+    macs = sum(n.macs for i, n in enumerate(graph.nodes) if i in running)
+    training_macs = sum(n.macs for i, n in enumerate(graph.nodes) if i in used)
     act = sum(n.out_elements for n in graph.nodes) * FLOAT32
     return Totals(trainable, trainable, buffers, constants, macs, 2 * macs,
-                  (trainable + buffers + constants) * FLOAT32, act, len(graph.nodes), depth(graph))
+                  (trainable + buffers + constants) * FLOAT32, act, len(graph.nodes), depth(graph), training_macs)
 
 
 def depth(graph: Graph) -> int:

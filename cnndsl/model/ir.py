@@ -86,6 +86,15 @@ class Graph:
     top5: float | None = None
     warnings: list = field(default_factory=list)  # errors.CheckWarning: checks, but probably not meant
     outputs: list[GraphOutput] = field(default_factory=list)  # the main output first; empty: the last node
+    refs: dict[int, str] = field(default_factory=dict)  # node index -> the name a `from` or to= used for it
+
+    def source_of(self, index: int) -> str | None:
+        """Where node ``index`` reads from across the network (a skip), as written: the name of a
+        tensor a `from` named, when it is not simply the node before; None otherwise."""
+        for j in self.nodes[index].inputs:
+            if j in self.refs and j != index - 1:
+                return self.refs[j]
+        return None
 
     def output_list(self, inference: bool = False) -> list[GraphOutput]:
         """Every output, the main one first; with ``inference``, without those only training uses."""

@@ -57,6 +57,11 @@ class GraphBuilder:
         """A constant 1-D int64 tensor (a Reshape's shape, an Unsqueeze's axes, Slice bounds), whatever the dtype."""
         return self._constant(helper.make_tensor(name, TensorProto.INT64, [len(values)], list(values)))
 
+    def matrix(self, name: str, rows: list[list[float]]) -> str:
+        """A constant 2-D tensor of the model's dtype (an adaptive pool's averaging matrix)."""
+        flat = [v for row in rows for v in row]
+        return self._constant(helper.make_tensor(name, DATA_TYPES[self.dtype], [len(rows), len(rows[0])], flat))
+
     def floats(self, name: str, values: list[float]) -> str:
         """A constant 1-D float32 tensor (a Resize's scales), whatever the dtype."""
         return self._constant(helper.make_tensor(name, TensorProto.FLOAT, [len(values)], list(values)))
@@ -182,6 +187,7 @@ def verify(model: onnx.ModelProto, graph: Graph, weights: list[Weight] | None = 
     names = output_names(graph)
     for i, node in enumerate(graph.nodes):
         name = names.get(i, node.name)
-        if name in shapes and shapes[name] != ("N", *node.out_shape):
+        # The batch axis only has to stay symbolic: ONNX's inference for Resize with `axes` names it anew.
+        if name in shapes and (shapes[name][1:] != tuple(node.out_shape) or not isinstance(shapes[name][0], str)):
             raise CompileError(f"internal error: ONNX infers {shapes[name]} for {node.name}, "
                                f"cnndsl computed {('N', *node.out_shape)}")

@@ -14,7 +14,9 @@ __all__ = ["Totals", "totals", "depth", "human_bytes", "as_json", "summary", "to
 
 def as_json(path: str, graph: Graph) -> dict:
     return {"spec": path, "name": graph.name, "title": graph.title, "year": graph.year, "top5_error": graph.top5,
-            "input": list(graph.input_shape), "output": list(graph.output_shape), **asdict(totals(graph))}
+            "input": list(graph.input_shape), "output": list(graph.output_shape),
+            "outputs": [{"name": o.name, "shape": list(graph.shape_of(o.index)), "training_only": o.train}
+                        for o in graph.output_list()], **asdict(totals(graph))}
 
 
 def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
@@ -36,8 +38,10 @@ def summary(graph: Graph) -> str:
     head = f"{graph.name}" + (f": {graph.title}" if graph.title else "")
     fixed = any(n.count(BUFFER) or n.count(CONSTANT) for n in graph.nodes)
     rows = []
-    for node in graph.nodes:
-        row = [node.name, node.kind, node.layer.describe(), fmt_shape(node.out_shape),
+    for i, node in enumerate(graph.nodes):
+        source = graph.source_of(i)
+        options = node.layer.describe() + (f"  from: {source}" if source else "")
+        row = [node.name, node.kind, options.strip(), fmt_shape(node.out_shape),
                f"{node.count(TRAINABLE):,}", f"{node.macs:,}"]
         if fixed:
             row.insert(5, f"{node.count(BUFFER) + node.count(CONSTANT):,}")
@@ -47,18 +51,35 @@ def summary(graph: Graph) -> str:
         header.insert(5, "fixed")
     lines = [head, f"input {fmt_shape(graph.input_shape)}", ""]
     lines += _table(header, rows, set(range(4, len(header))))
+    lines += output_lines(graph)
     lines += totals_lines(graph)
     return "\n".join(lines)
 
 
+def output_lines(graph: Graph) -> list[str]:
+    """The network's outputs, where it has more than one: name, shape, the layer that makes it."""
+    outs = graph.output_list()
+    if len(outs) < 2:
+        return []
+    rows = [[o.name, fmt_shape(graph.shape_of(o.index)), graph.nodes[o.index].name if o.index >= 0 else "input",
+             "training only" if o.train else ""] for o in outs]
+    width = [max(len(r[k]) for r in rows) for k in range(3)]
+    return ["outputs"] + [f"  {r[0].ljust(width[0])}  {r[1].ljust(width[1])}  from {r[2].ljust(width[2])}  {r[3]}".rstrip()
+                          for r in rows]
+
+
 def totals_lines(graph: Graph) -> list[str]:
     t = totals(graph)
+    training = [o.name for o in graph.output_list() if o.train]
+    macs = f"MACs                  {t.macs:,}  (FLOPs = 2 x MACs = {t.flops:,})"
+    if t.training_macs != t.macs:
+        macs += f"; {t.training_macs:,} in training, with {', '.join(training)}"
     return [
         f"trainable parameters  {t.params:,}",
         f"buffers               {t.buffers:,}" + ("  (batchnorm running statistics)" if t.buffers else ""),
         f"constant weights      {t.constants:,}" + ("  (fixed kernels)" if t.constants else ""),
         f"weight bytes          {t.weight_bytes:,}  ({human_bytes(t.weight_bytes)}, float32)",
-        f"MACs                  {t.macs:,}  (FLOPs = 2 x MACs = {t.flops:,})",
+        macs,
         f"activations           {t.activation_bytes:,} bytes per sample ({human_bytes(t.activation_bytes)})",
     ]
 
