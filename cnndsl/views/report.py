@@ -64,8 +64,8 @@ def output_lines(graph: Graph) -> list[str]:
     rows = [[o.name, fmt_shape(graph.shape_of(o.index)), graph.nodes[o.index].name if o.index >= 0 else "input",
              "training only" if o.train else ""] for o in outs]
     width = [max(len(r[k]) for r in rows) for k in range(3)]
-    return ["outputs"] + [f"  {r[0].ljust(width[0])}  {r[1].ljust(width[1])}  from {r[2].ljust(width[2])}  {r[3]}".rstrip()
-                          for r in rows]
+    lines = [f"  {r[0].ljust(width[0])}  {r[1].ljust(width[1])}  from {r[2].ljust(width[2])}  {r[3]}" for r in rows]
+    return ["outputs"] + [line.rstrip() for line in lines]
 
 
 def totals_lines(graph: Graph) -> list[str]:
