@@ -352,6 +352,11 @@ TABLE = [
     row("adaptiveavgpool 3x2", "2x9x8", lambda x, _: ref.adaptive_avgpool(x, (3, 2))),
     row("adaptiveavgpool 1x1", "2x5x6", lambda x, _: ref.adaptive_avgpool(x, 1)),
     row("adaptiveavgpool 4x1", "2x4x6", lambda x, _: ref.adaptive_avgpool(x, (4, 1))),  # identity on H only
+    # uneven windows: two products by averaging matrices
+    row("adaptiveavgpool 3x3", "2x5x5", lambda x, _: ref.adaptive_avgpool(x, 3)),
+    row("adaptiveavgpool 4x4", "3x14x14", lambda x, _: ref.adaptive_avgpool(x, 4)),  # GoogLeNet's aux heads
+    row("adaptiveavgpool 3x4", "2x5x7", lambda x, _: ref.adaptive_avgpool(x, (3, 4))),
+    row("adaptiveavgpool 5x4", "2x3x3", lambda x, _: ref.adaptive_avgpool(x, (5, 4))),  # larger than the input
     # ---- normalisation ---------------------------------------------------------------------
     # batch == channels: onnx.reference's LRN bug (see ONNX_REFERENCE_BUGS)
     row("lrn 5", "8x3x3", lambda x, _: ref.lrn(x, 5), scale=30.0, batch=8),  # AlexNet's, scaled up

@@ -276,3 +276,48 @@ def test_bad_spec_points_at_the_line_and_writes_nothing(tmp_path, cli):
     r = cli("graph", bad, "-o", tmp_path / "bad.svg")
     assert r.exit_code == 1 and f"{bad}:3:1: error: unknown layer 'maxpol'" in r.stderr
     assert os.listdir(tmp_path) == ["bad.cnn"]
+
+
+# --- encoder-decoders and several outputs -------------------------------------------------------
+
+SKIP = re.compile(r'^\s*(\S+) -> (\S+) \[color="#2b6cb0", penwidth=1.2, constraint=false\];$', re.M)
+SAME = re.compile(r"^\s*\{rank=same; (\S+); (\S+)\}$", re.M)
+
+
+def _box_names(text: str) -> dict[str, str]:
+    """DOT node id -> the name it shows (the tooltip)."""
+    return dict(re.findall(r'^\s*(\w+) \[label=<.*?tooltip="([^"]*)"', text, re.M))
+
+
+def test_unet_is_drawn_as_a_u_with_its_skips_across():
+    """At depth 1 each decoder level sits beside its encoder level (rank=same), the skip crossing
+    between them; the decoder's own edges then point up and do not rank the boxes."""
+    text = to_dot(graph("unet"), depth=1)
+    names = _box_names(text)
+    skips = [(names[a], names[b]) for a, b in SKIP.findall(text)]
+    assert skips == [("down4", "up4"), ("down3", "up3"), ("down2", "up2"), ("down1", "up1")]
+    assert sorted((names[a], names[b]) for a, b in SAME.findall(text)) == sorted(skips)
+    loose = [(names[a], names[b]) for a, b in re.findall(r"^\s*(\S+) -> (\S+) \[constraint=false\];$", text, re.M)]
+    assert loose == [("bottom", "up4"), ("up4", "up3"), ("up3", "up2"), ("up2", "up1")]
+
+
+@needs_dot
+def test_unet_u_shape_in_the_drawing():
+    """Graphviz's layout puts each upK at the height of downK, to its right."""
+    out = run_dot(to_dot(graph("unet"), depth=1), "plain")
+    assert out.returncode == 0, out.stderr
+    names = _box_names(to_dot(graph("unet"), depth=1))
+    at = {names[f[1]]: (float(f[2]), float(f[3])) for f in (line.split() for line in out.stdout.decode().splitlines())
+          if f[0] == "node" and f[1] in names}
+    for k in range(1, 5):
+        (dx, dy), (ux, uy) = at[f"down{k}"], at[f"up{k}"]
+        assert abs(dy - uy) < 1e-6 and ux > dx, k
+    assert at["down1"][1] > at["down2"][1] > at["down3"][1] > at["bottom"][1]  # y grows upwards in `plain`
+
+
+def test_several_outputs_are_drawn_as_named_ovals():
+    g = cnndsl.load(SPECS / "googlenet_torchvision.cnn", "googlenet_aux").graph
+    text = to_dot(g, depth=1)
+    ovals = re.findall(r"^\s*out\d+ \[label=<<B>(\w+)</B><BR/>1000(<BR/>training only)?>", text, re.M)
+    assert ovals == [("output", ""), ("aux1", "<BR/>training only"), ("aux2", "<BR/>training only")]
+    assert "13,004,888 params, 1,498,376,192 MACs (1,506,748,416 in training)" in text

@@ -191,6 +191,11 @@ RULES = [
     row("adaptiveavgpool 1x1", "8x5x5", (8, 1, 1)),
     row("adaptiveavgpool 2x3", "1x4x9", (1, 2, 3)),
     row("adaptiveavgpool 2x2", "3x7x7", (3, 2, 2)),                # windows [0,4) [3,7): a 4x4/3 pool
+    # uneven windows: 5 -> 3 takes [0,2) [1,4) [3,5); GoogLeNet's aux heads 14 -> 4, [0,4) [3,7) [7,11)
+    # [10,14) (starts 0, 3, 7, 10); larger than the input, 3 -> 5: [0,1) [0,2) [1,2) [1,3) [2,3)
+    row("adaptiveavgpool 3x3", "3x5x5", (3, 3, 3)),
+    row("adaptiveavgpool 4x4", "512x14x14", (512, 4, 4)),
+    row("adaptiveavgpool 5x4", "2x3x3", (2, 5, 4)),
     row("adaptiveavgpool 2", "3x8x8", (3, 2, 2)),
 
     # ---- dense, flatten, dropout -----------------------------------------------------------------

@@ -117,8 +117,8 @@ def test_filters_maps_of_the_test_image(tmp_path, cli):
     r = cli("run", FILTERS, "--image", SHAPES, "--save-maps", f"{out}/", "--device", "cpu")
     assert r.exit_code == 0, r.output
     assert "input: 1x1x64x64 from" in r.stdout and "grey, pixels scaled to 0..1" in r.stdout
-    assert f"wrote 6 maps and grid.png to {out}/" in r.stdout
-    assert sorted(p.name for p in out.iterdir()) == sorted(NAMES)
+    assert f"wrote 6 maps and grid.png and mask.png to {out}/" in r.stdout  # mask: the arg-max map
+    assert sorted(p.name for p in out.iterdir()) == sorted(NAMES + ["mask.png"])
     with Image.open(out / "0_identity.png") as identity:
         assert identity.mode == "L" and np.array_equal(np.asarray(identity), grey())
     with Image.open(out / "grid.png") as grid:
@@ -135,7 +135,7 @@ def test_rgb_image_and_resize(tmp_path, cli):
     r = cli("run", spec, "--image", SHAPES, "--resize", "--save-maps", tmp_path / "out", "--device", "cpu")
     assert r.exit_code == 0, r.output
     assert f"note: resized {SHAPES} from 64x64 to 32x32 pixels" in r.stderr and "RGB" in r.stdout
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0_red.png", "1_blue.png", "grid.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0_red.png", "1_blue.png", "grid.png", "mask.png"]
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [
@@ -370,7 +370,7 @@ def test_maps_of_an_earlier_run_are_replaced_not_mixed_in(tmp_path, cli):
     r = cli("run", one_map_spec(tmp_path), "--image", SHAPES, "--save-maps", out, "--device", "cpu")
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in out.iterdir()) == ["0.png", "7.png", "grid.png", "notes.txt"]
-    assert f"note: removed 6 map files of an earlier run from {out}: 0_identity.png, 1_outline.png, " in r.stderr
+    assert f"note: removed 7 map files of an earlier run from {out}: 0_identity.png, 1_outline.png, " in r.stderr
     assert f"note: left 7.png in {out}: named like a map, but not written by cnndsl" in r.stderr
 
 

@@ -28,7 +28,8 @@ from cnndsl.views.term import echo_err
                    "scaled to 0..1 by their type's range (8-bit /255, 16-bit /65535); one sample.")
 @click.option("--resize", is_flag=True, help="Resize an --image whose size differs from the model's input.")
 @click.option("--save-maps", type=click.Path(file_okay=False),
-              help="Write each output map as a PNG (min-max scaled) and a labelled grid.png into this folder.")
+              help="Write each output map as a PNG (min-max scaled), a labelled grid.png and, for several "
+                   "class maps, mask.png (the arg-max class of each pixel, coloured) into this folder.")
 @click.option("--force", is_flag=True, help="Let --save-maps replace files in its folder that cnndsl did not write.")
 @spec_options
 @edge
@@ -59,22 +60,34 @@ def run(model: str, input_path: str | None, device: str, top: int, seed: int, ba
     bad_in = results.nonfinite(x)
     if bad_in:
         echo_err(f"warning: {bad_in:,} of {x.size:,} input values are NaN or infinite")
-    y = runner.run(x)
-    bad = results.nonfinite(y)
+    outputs = runner.run_all(x)
+    y = outputs[0][1]
+    bad = sum(results.nonfinite(values) for _, values in outputs)
+    size = sum(values.size for _, values in outputs)
     if bad and bad_in:
-        echo_err(f"warning: {bad:,} of {y.size:,} output values are NaN or infinite (from the input's)")
+        echo_err(f"warning: {bad:,} of {size:,} output values are NaN or infinite (from the input's)")
     elif bad:
-        echo_err(f"warning: {bad:,} of {y.size:,} output values are NaN or infinite (an overflow: in a float16 "
+        echo_err(f"warning: {bad:,} of {size:,} output values are NaN or infinite (an overflow: in a float16 "
                  "model, try compiling as float32)")
     click.echo(f"provider: {runner.provider} ({'GPU' if runner.on_gpu else 'CPU'})")
     click.echo(f"input: {'x'.join(map(str, x.shape))} from {source}")
-    click.echo(f"output: {'x'.join(map(str, y.shape))}")
+    for name, values in outputs:
+        click.echo(f"output{'' if len(outputs) == 1 else ' ' + name}: {'x'.join(map(str, values.shape))}")
+        click.echo("\n".join(_described(values, top)))
     if save_maps:
         _save_maps(model, y, save_maps, image_path or input_path, force)
-    elif y.ndim == 2 and y.shape[1] > 1:
-        click.echo("\n".join(results.top_lines(y, top)))
-    elif y.size <= 256:
-        click.echo("\n".join(results.value_lines(y)))
+
+
+def _described(y, top: int) -> list[str]:
+    """An output in words: a classifier's top classes, a segmentation's classes of pixels, the
+    values of a small output, or the range of a large one."""
+    if y.ndim == 2 and y.shape[1] > 1:
+        return results.top_lines(y, top)
+    if y.ndim == 4 and y.shape[1] > 1 and y.shape[2] * y.shape[3] > 1:
+        return results.pixel_class_lines(y, top)
+    if y.size <= 256:
+        return results.value_lines(y)
+    return [results.range_line(y)]
 
 
 def _check_input_options(input_path: str | None, image: str | None, resize: bool, batch: int) -> None:
@@ -98,9 +111,12 @@ def _save_maps(model: str, y, folder: str, source: str | None, force: bool) -> N
     if y.ndim == 4 and y.shape[0] > 1:
         echo_err(f"note: saving the maps of the first of {y.shape[0]} samples")
     shown = os.path.basename(source) if source else "a seeded random input"
-    written, notes = save_maps(y, folder, labels, f"{name}: output maps for {shown}", force)
+    mask = y.shape[1] > 1
+    written, notes = save_maps(y, folder, labels, f"{name}: output maps for {shown}", force, mask=mask)
     for note in notes:
         echo_err(f"note: {note}")
-    count = len(written) - 1
-    click.echo(f"wrote {count} map{'' if count == 1 else 's'} and {written[-1]} to "
-               f"{os.path.normpath(folder)}{os.sep}")
+    extra = written[-2:] if mask else written[-1:]
+    count = len(written) - len(extra)
+    click.echo(f"wrote {count} map{'' if count == 1 else 's'} and {' and '.join(extra)} to "
+               f"{os.path.normpath(folder)}{os.sep}"
+               + (" (mask.png: the arg-max class of each pixel, in a fixed palette)" if mask else ""))

@@ -562,8 +562,15 @@ class _Checker:
                     "`upsample to=LABEL` the smaller")
 
     def made_where(self, index: int) -> str:
+        """The statement that made tensor ``index``, looking through identities (a branch that
+        passes its input on): 'up', line 4."""
+        while index != INPUT and self.graph.nodes[index].kind == "identity" and index not in self.graph.refs:
+            index = self.graph.nodes[index].inputs[0]
         if index == INPUT:
             return "the input"
+        name = self.graph.refs.get(index)
+        if name is not None and self.names.get(name) is not None:  # named by a `from`: as written there
+            return f"'{name}', line {self.names[name].line}"
         node = self.graph.nodes[index]
         return f"'{node.name}', line {node.span.line}" if node.span is not None else f"'{node.name}'"
 

@@ -163,18 +163,24 @@ class Runner:
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """The model's first output for the batch ``x``. onnxruntime runs in a worker thread so that
-        Ctrl-C (or SIGTERM) stops it: the session is told to terminate, then the interrupt goes on."""
+        """The model's first output for the batch ``x`` (see run_all)."""
+        return self.run_all(x)[0][1]
+
+    def run_all(self, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """Every output of the model for the batch ``x``, as (name, values), in the model's order.
+        onnxruntime runs in a worker thread so that Ctrl-C (or SIGTERM) stops it: the session is
+        told to terminate, then the interrupt goes on."""
         ort = onnxruntime()
 
         x = self.check_input(np.asarray(x))
         options = ort.RunOptions()
+        names = [o.name for o in self.session.get_outputs()]
         result: list = []
         done = threading.Event()  # not Thread.join: an interrupted join can leave it unusable
 
         def work() -> None:
             try:
-                result.append(self.session.run(None, {self.input_name: x}, options)[0])
+                result.append(self.session.run(names, {self.input_name: x}, options))
             except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
                 result.append(exc)
             finally:
@@ -191,8 +197,7 @@ class Runner:
             raise
         if isinstance(result[0], Exception):
             raise RunError(f"onnxruntime failed: {_first_line(result[0])}") from None
-        return result[0]
-
+        return list(zip(names, result[0], strict=True))
 
     def bound(self, x: np.ndarray):
         """A callable that runs the model once on ``x``, for timing. On CUDA the input is copied to

@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from cnndsl.lang.show import fmt_shape
-from cnndsl.layers import ConcatChannels
+from cnndsl.layers import AddBranches, ConcatChannels, MulBranches
+from cnndsl.model.counts import totals
 from cnndsl.model.ir import TRAINABLE, Graph
 
 # Fill colour by the layer kind's category (Layer.category); others get DEFAULT_FILL.
@@ -33,6 +34,7 @@ CATEGORY_FILL = {
 DEFAULT_FILL = "#ffffff"  # activations
 BLOCK_FILL = "#e6e0f8"  # a collapsed block
 INPUT_FILL = "#d0d0d0"
+OUTPUT_FILL = "#f4cccc"
 CLUSTER_FILLS = ("#f6f8fb", "#eef2f7", "#e4eaf2", "#dbe3ee")  # by nesting level, cycling
 NAME_COLOR = "#666666"
 CLUSTER_CHAR_WIDTH = 6.5  # points per character of a 10-point cluster label, bold, generously
@@ -78,10 +80,67 @@ def to_dot(graph: Graph, depth: int | None = None) -> str:
     shape = _html(fmt_shape(graph.input_shape))
     lines.append(f'  input [label=<<B>input</B><BR/>{shape}>, shape=ellipse, fillcolor="{INPUT_FILL}"];')
     lines += _emit_scope(graph, root, 0, itertools.count(), inside)
-    lines += [f"  {a} -> {b};" for a, b in _edges(graph, unit_of)]
+    edges = _edges(graph, unit_of)
+    skips, loose = _skips(graph, unit_of, edges)
+    for a, b in edges:
+        style = ' [color="#2b6cb0", penwidth=1.2, constraint=false]' if (a, b) in skips else (
+            " [constraint=false]" if (a, b) in loose else "")
+        lines.append(f"  {a} -> {b}{style};")
+    lines += [f"  {{rank=same; {a}; {b}}}" for a, b in skips]
+    lines += _output_lines(graph, unit_of)
     lines += order_edges
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _skips(graph: Graph, unit_of: list[Unit], edges: list[tuple[str, str]]) -> tuple[set, set]:
+    """The skips across scales (an edge from a tensor a `from` named to a later box), drawn across
+    at the level of their source, and the edges that then point up (into a box a skip lifted),
+    which do not rank the boxes: so an encoder-decoder is drawn as a U, the decoder rising beside
+    the encoder, each skip crossing from one to the other (U-Net's Fig. 1)."""
+    skips: dict[tuple[str, str], None] = {}
+    plain = set()  # box pairs that an ordinary edge joins too (a skip inside what one box shows)
+    for i, node in enumerate(graph.nodes):
+        for j in node.inputs:
+            pair = ("input" if j < 0 else unit_of[j].key, unit_of[i].key)
+            if j >= 0 and j in graph.refs and j != i - 1:
+                skips.setdefault(pair, None)
+            else:
+                plain.add(pair)
+    skips = {pair: None for pair in skips if pair not in plain and pair[0] != pair[1]}
+    if not skips:
+        return set(), set()
+    lifted = {b: a for a, b in skips}
+    rank: dict[str, int] = {"input": 0}
+    into: dict[str, list[str]] = {}
+    for a, b in edges:
+        into.setdefault(b, []).append(a)
+    loose = set()
+    for unit in dict.fromkeys(u.key for u in unit_of):
+        preds = [a for a in into.get(unit, []) if a in rank]
+        if unit in lifted and lifted[unit] in rank:
+            rank[unit] = rank[lifted[unit]]
+            loose |= {(a, unit) for a in preds if a != lifted[unit] and rank[a] >= rank[unit]}
+        else:
+            rank[unit] = max((rank[a] + 1 for a in preds), default=0)
+    return set(skips), loose
+
+
+def _output_lines(graph: Graph, unit_of: list[Unit]) -> list[str]:
+    """Where the network has several outputs: an oval for each, named, under the box that makes it."""
+    outs = graph.output_list()
+    if len(outs) < 2:
+        return []
+    lines = []
+    for k, out in enumerate(outs):
+        tail = "input" if out.index < 0 else unit_of[out.index].key
+        note = "<BR/>training only" if out.train else ""
+        shape = _html(fmt_shape(graph.shape_of(out.index)))
+        dashed = ', style="filled,dashed"' if out.train else ""
+        lines.append(f'  out{k} [label=<<B>{_html(out.name)}</B><BR/>{shape}{note}>, shape=ellipse, '
+                     f'fillcolor="{OUTPUT_FILL}"{dashed}];')
+        lines.append(f"  {tail} -> out{k};")
+    return lines
 
 
 def _units(graph: Graph, depth: int | None) -> tuple[list[Unit], list[Unit]]:
@@ -208,12 +267,14 @@ def _concat_heads(graph: Graph) -> Iterator[tuple[int, list[int]]]:
     and the concat, so the fork is the last node that no later node up to the concat reads past.
     """
     for c, node in enumerate(graph.nodes):
-        if not isinstance(node.layer, ConcatChannels):
+        if not isinstance(node.layer, (ConcatChannels, AddBranches, MulBranches)):
             continue
         fork, low = c - 1, min(node.inputs)
         while low < fork:
             low = min(low, *graph.nodes[fork].inputs)
             fork -= 1
+        if any(j in graph.refs and j != k - 1 for k in range(fork + 1, c + 1) for j in graph.nodes[k].inputs):
+            continue  # a branch goes on from an earlier tensor (`from`): drawn as a skip instead
         yield fork, [_earliest(graph, end, fork) for end in node.inputs if end > fork]  # not the empty ones
 
 
@@ -275,11 +336,11 @@ def _edges(graph: Graph, unit_of: list[Unit]) -> list[tuple[str, str]]:
 
 
 def _title(graph: Graph) -> str:
-    """The graph's label: name, title, and whole-network totals."""
-    params = sum(node.count(TRAINABLE) for node in graph.nodes)
-    macs = sum(node.macs for node in graph.nodes)
+    """The graph's label: name, title, and whole-network totals (MACs as inference runs it)."""
+    t = totals(graph)
+    macs = f"{t.macs:,} MACs" + (f" ({t.training_macs:,} in training)" if t.training_macs != t.macs else "")
     head = f"<B>{_html(graph.name)}</B>" + (f": {_html(graph.title)}" if graph.title else "")
-    return f'<{head}<BR ALIGN="LEFT"/>{params:,} params, {macs:,} MACs, {len(graph.nodes)} layers<BR ALIGN="LEFT"/> >'
+    return f'<{head}<BR ALIGN="LEFT"/>{t.params:,} params, {macs}, {len(graph.nodes)} layers<BR ALIGN="LEFT"/> >'
 
 
 def _html(text: str) -> str:

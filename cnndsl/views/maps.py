@@ -23,6 +23,7 @@ from cnndsl.layers import ConcatChannels
 from cnndsl.model.ir import Graph
 
 GRID = "grid.png"
+MASK = "mask.png"  # the arg-max class of each pixel, coloured (an output of several class maps)
 GRID_MAX = 256  # maps shown in grid.png; every map still gets its own file
 PAD, TITLE, CAPTION = 8, 26, 32  # grid spacing, title strip and per-map caption heights, pixels
 MIN_CELL, MAX_CELL, SMALL = 128, 320, 200  # cell width and map sizes in the grid (see grid_layout)
@@ -175,14 +176,36 @@ def check_maps_shape(shape: tuple) -> None:
                        hint="save the maps of a network whose output is feature maps, e.g. specs/filters.cnn")
 
 
+def palette(classes: int) -> np.ndarray:
+    """A fixed colour per class (classes x 3, uint8): Pascal VOC's, where class 0 (background) is
+    black and the bits of each class number are spread over the high bits of red, green and blue,
+    so neighbouring classes differ clearly."""
+    colours = np.zeros((classes, 3), dtype=np.uint8)
+    for k in range(classes):
+        code, rgb = k, [0, 0, 0]
+        for bit in range(7, -1, -1):
+            for channel in range(3):
+                rgb[channel] |= ((code >> channel) & 1) << bit
+            code >>= 3
+        colours[k] = rgb
+    return colours
+
+
+def class_mask(scores: np.ndarray) -> np.ndarray:
+    """The coloured arg-max map (HxWx3 uint8) of a CxHxW output of class scores; NaN never wins."""
+    safe = np.where(np.isnan(scores), -np.inf, scores)
+    return palette(scores.shape[0])[np.argmax(safe, axis=0)]
+
+
 def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str,
-              force: bool = False) -> tuple[list[str], list[str]]:
+              force: bool = False, mask: bool = False) -> tuple[list[str], list[str]]:
     """Write each channel of the first sample of ``y`` (NxCxHxW) as a PNG, and ``grid.png``, into
     ``folder``; returns (the file names, notes for stderr). The files are staged and published
     (cnndsl.io) after every target is checked, so a failure leaves nothing half-written. Map files
     of an earlier run that this one does not rewrite are removed (only ours: they carry a PNG text
     mark); others named like maps are kept, with a note. A file in the way that cnndsl did not
-    write is replaced only with ``force``."""
+    write is replaced only with ``force``. With ``mask``, also ``mask.png``: the arg-max class of
+    each pixel in a fixed palette (a segmentation's answer)."""
     check_maps_shape(y.shape)
     if len(labels) != y.shape[1]:
         labels = [None] * y.shape[1]
@@ -197,15 +220,20 @@ def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str,
         title += f" (the first {GRID_MAX} of {len(names)})"
     target = check_folder(folder, force)
     existed = os.path.isdir(target)
+    extra = [GRID] + ([MASK] if mask else [])
     with publish(lambda exc: _write_error(exc, target)) as pub:
-        paths = _stage(pub, target, names + [GRID], force)
-        maps = _write_maps(paths[:-1], y[0])
+        paths = _stage(pub, target, names + extra, force)
+        maps = _write_maps(paths[:len(names)], y[0])
         shown = zip(labels[:GRID_MAX], y[0][:GRID_MAX], strict=True)
         captions = [_caption(i, label, c) for i, (label, c) in enumerate(shown)]
-        make_grid(maps[:GRID_MAX], captions, title).save(paths[-1], format="PNG", pnginfo=_mark())
+        make_grid(maps[:GRID_MAX], captions, title).save(paths[len(names)], format="PNG", pnginfo=_mark())
+        if mask:
+            from PIL import Image
+
+            Image.fromarray(class_mask(y[0])).save(paths[-1], format="PNG", pnginfo=_mark())
     if existed:
-        notes += _remove_stale(target, set(names + [GRID]))
-    return names + [GRID], notes
+        notes += _remove_stale(target, set(names + extra))
+    return names + extra, notes
 
 
 def _stage(pub, target: str, names: list[str], force: bool) -> list[str]:
@@ -292,6 +320,8 @@ def _remove_stale(target: str, keep: set[str]) -> list[str]:
     """Remove the map files in ``target`` that we wrote in an earlier run and not now; notes."""
     ours, others, failed = [], [], []
     found = [(int(m.group(1)), m.string) for m in map(MAP_FILE.fullmatch, os.listdir(target)) if m]
+    if MASK not in keep and os.path.exists(os.path.join(target, MASK)):
+        found.append((1 << 62, MASK))  # listed last
     for _, name in sorted(found):
         if name not in keep:
             (ours if _is_ours(os.path.join(target, name)) else others).append(name)

@@ -1,4 +1,5 @@
-"""A model's output as text: the top classes of a classifier, or the values of a small output."""
+"""A model's output as text: the top classes of a classifier, the classes of a segmentation's
+pixels, or the values of a small output."""
 
 from __future__ import annotations
 
@@ -37,3 +38,31 @@ def top_lines(y: np.ndarray, k: int) -> list[str]:
     if y.shape[0] > SAMPLES_SHOWN:
         lines.append(f"({y.shape[0] - SAMPLES_SHOWN} more samples not shown)")
     return lines
+
+
+def pixel_class_lines(y: np.ndarray, k: int) -> list[str]:
+    """For an N x classes x H x W output of class scores: per sample, how many pixels each class
+    wins (the arg-max over the classes), the ``k`` largest first."""
+    n, classes, h, w = y.shape
+    lines = []
+    for i, scores in enumerate(y[:SAMPLES_SHOWN]):
+        winners = np.argmax(np.where(np.isnan(scores), -np.inf, scores), axis=0)
+        counts = np.bincount(winners.ravel(), minlength=classes)
+        order = [c for c in np.argsort(-counts, kind="stable") if counts[c]]
+        lines.append(f"sample {i}: the arg-max class of each of {h * w:,} pixels ({h}x{w}), {classes} classes")
+        lines += [f"  class {c:>5}  {counts[c]:>{len(f'{h * w:,}')},} pixels  {counts[c] / (h * w):6.1%}"
+                  for c in order[:k]]
+        if len(order) > k:
+            rest = int(counts[order[k:]].sum())
+            lines.append(f"  ({len(order) - k} more classes: {rest:,} pixels)")
+    if n > SAMPLES_SHOWN:
+        lines.append(f"({n - SAMPLES_SHOWN} more samples not shown)")
+    return lines
+
+
+def range_line(y: np.ndarray) -> str:
+    """The range and mean of an output too large to print (an image: an autoencoder's)."""
+    finite = y[np.isfinite(y)]
+    if not finite.size:
+        return "no finite values"
+    return f"values {float(finite.min()):.4g} .. {float(finite.max()):.4g}, mean {float(finite.mean()):.4g}"
