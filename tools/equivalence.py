@@ -2,23 +2,37 @@
 
 For each model NAME: find the spec that defines it (specs/NAME.cnn, or the spec in specs/*.cnn
 whose network or one of whose `variant` lines is named NAME), build the torch model (torchvision's
-NAME, or a plain torch.nn model for lenet5 and zfnet) with random weights, randomise every
-batchnorm (scale, shift, running mean and variance), layer norm (scale, shift), ConvNeXt
-layer_scale and bias so that they all matter, save the state_dict as safetensors under /tmp,
-compile the spec (its variant NAME) with those weights (with and without --fold-bn), run the ONNX
-model with onnxruntime on the CPU and the torch model in eval mode on the same seeded batch, of the
-checked network's input size, and report max|onnx - torch| / max|torch|.
+NAME, a torchvision segmentation model of torchvision_keys.SEGMENTATION, or a plain torch.nn model:
+lenet5 and zfnet here, unet and autoencoder from tools/reference_models.py) with random weights,
+randomise every batchnorm (scale, shift, running mean and variance), layer norm (scale, shift),
+ConvNeXt layer_scale and conv/linear/transposed-conv bias so that they all matter, save the
+state_dict as safetensors under /tmp, compile the spec (its variant NAME) with those weights (with
+and without --fold-bn), run the ONNX model with onnxruntime on the CPU and the torch model in eval
+mode on the same seeded batch, of the checked network's input size, and report
+max|onnx - torch| / max|torch|.
 
-    python tools/equivalence.py [NAME...] [--all-defaults] [--all-variants] [--cli] [--no-export] [--seed N]
+Every output of the ONNX model is compared, by name, and the row's figure is the largest:
+"output" is the torch model's eval-mode result (for a model that returns a dict, as torchvision's
+segmentation models do, its "out" entry); a spec's other outputs (`aux1: output train { ... }`)
+are compared with what AUX_OUTPUTS names: a head of the torch model applied, in eval mode, to the
+output of one of its modules, captured with a forward hook (googlenet_aux: "aux1" =
+model.aux1(inception4a's output), "aux2" = model.aux2(inception4d's output); torch runs the
+auxiliary heads only in train mode, with batch statistics and dropout). A model with several
+outputs gets one line per output under its row.
+
+    python tools/equivalence.py [NAME...] [--all-defaults] [--all-variants] [--dense] [--cli] [--no-export] [--seed N]
 
 NAME: a spec (lenet5, resnet50, ...) or a torchvision model a spec defines (mobilenet_v2,
-efficientnet_b3, ...). --all-defaults: each family spec's network (its default variant);
---all-variants: every torchvision model that a family spec defines. (A family spec is one whose
-network or a variant is named as a model of torchvision_keys.VARIANTS.)
+efficientnet_b3, googlenet_aux, ...). --all-defaults: each family spec's network (its default
+variant); --all-variants: every torchvision model that a family spec defines. (A family spec is
+one whose network or a variant is named as a model of torchvision_keys.VARIANTS.) --dense: the
+dense-prediction and multi-output models of torchvision_keys.SEGMENTATION (fcn_resnet50,
+deeplabv3_resnet50, lraspp_mobilenet_v3_large, googlenet_aux, unet, autoencoder); the ResNet-50
+ones at 3x520x520 and U-Net at 1x572x572 take minutes each on two cores.
 
 Needs torch, torchvision, safetensors and onnxruntime (not cnndsl's dependencies). The functions
-(``compare``, ``prepare``, ``torch_model``, ``locate``, ``families``) are importable:
-tests/test_torch_equivalence.py uses them.
+(``compare``, ``compare_outputs``, ``prepare``, ``torch_model``, ``torch_outputs``, ``locate``,
+``families``) are importable: tests/test_torch_equivalence.py uses them.
 """
 
 from __future__ import annotations
@@ -37,13 +51,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
-from torchvision_keys import TORCHVISION, VARIANTS, torchvision_model  # noqa: E402
+from torchvision_keys import SEGMENTATION, TORCHVISION, VARIANTS, torchvision_model  # noqa: E402
 
 SPEC_DIR = ROOT / "specs"
 WORK = Path(tempfile.gettempdir()) / "cnndsl_equivalence"
 TOLERANCE = 1e-5
 BATCH = 2
 SPECS = ["lenet5", "zfnet", *TORCHVISION]
+DENSE = list(SEGMENTATION)
+MAIN = "output"  # the ONNX name of a spec's main output (cnndsl.model.ir.MAIN_OUTPUT)
+# model -> {ONNX output name: (module whose output the head reads, the head)}: a spec's outputs
+# besides the main one, computed by torch_outputs in eval mode from forward hooks.
+AUX_OUTPUTS = {"googlenet_aux": {"aux1": ("inception4a", "aux1"), "aux2": ("inception4d", "aux2")}}
 
 
 # --- the models ------------------------------------------------------------------------------
@@ -100,7 +119,21 @@ def zfnet():
     return _plain(features, classifier)
 
 
-PLAIN = {"lenet5": lenet5, "zfnet": zfnet}
+def unet():
+    """tools/reference_models.py's U-Net (Ronneberger et al. 2015, Fig. 1): specs/unet.cnn."""
+    from reference_models import UNet
+
+    return UNet()
+
+
+def autoencoder():
+    """tools/reference_models.py's ConvAutoencoder: specs/autoencoder.cnn."""
+    from reference_models import ConvAutoencoder
+
+    return ConvAutoencoder()
+
+
+PLAIN = {"lenet5": lenet5, "zfnet": zfnet, "unet": unet, "autoencoder": autoencoder}
 
 
 # --- the specs -------------------------------------------------------------------------------
@@ -188,7 +221,8 @@ def _randomise(model, input_shape, gen):
         module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.1 * float(plain.std()))
         return plain + module.bias.view(shape)
 
-    biased = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None]
+    conv_or_linear = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+    biased = [m for m in model.modules() if isinstance(m, conv_or_linear) and m.bias is not None]
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     lns = [m for m in model.modules() if isinstance(m, nn.LayerNorm) and m.elementwise_affine]
     scales = [p for k, p in model.named_parameters() if k.rsplit(".", 1)[-1] == "layer_scale"]
@@ -216,7 +250,8 @@ def _randomise(model, input_shape, gen):
 
 
 def torch_model(name: str, input_shape, seed: int = 0):
-    """The torch model ``name``, random weights, normalisations and biases randomised, in eval mode."""
+    """The torch model ``name``, random weights, normalisations and biases randomised, in eval mode
+    (PLAIN's, else torchvision's: TORCHVISION, VARIANTS or SEGMENTATION in torchvision_keys)."""
     import torch
 
     torch.manual_seed(seed)
@@ -227,10 +262,37 @@ def torch_model(name: str, input_shape, seed: int = 0):
 
 # --- running ---------------------------------------------------------------------------------
 
+def _main_output(y):
+    """A model's main result: the tensor, or a dict's "out" (torchvision's segmentation models)."""
+    return y["out"] if isinstance(y, dict) else y
+
+
+def torch_outputs(name: str, model, x) -> dict[str, np.ndarray]:
+    """{ONNX output name: torch's array} for model ``name`` (in eval mode) on batch ``x``: MAIN,
+    and AUX_OUTPUTS' heads applied to the outputs of the modules they read, taken by forward hooks."""
+    import torch
+
+    aux = AUX_OUTPUTS.get(name, {})
+    seen = {}
+    modules = dict(model.named_modules())
+    hooks = [modules[source].register_forward_hook(lambda _m, _i, out, key=key: seen.__setitem__(key, out))
+             for key, (source, _) in aux.items()]
+    try:
+        with torch.no_grad():
+            ys = {MAIN: _main_output(model(x))}
+            assert not model.training, "torch_outputs wants a model in eval mode"
+            for key, (_, head) in aux.items():
+                ys[key] = modules[head](seen[key])
+    finally:
+        for h in hooks:
+            h.remove()
+    return {k: v.numpy() for k, v in ys.items()}
+
+
 @functools.lru_cache(maxsize=1)
 def prepare(name: str, seed: int = 0):
-    """(torch model, safetensors path, input batch, torch output) for model ``name``, the input of
-    its spec's size; cached for the last name."""
+    """(torch model, safetensors path, input batch, torch outputs) for model ``name``, the input of
+    its spec's size; the outputs are torch_outputs' {ONNX output name: array}; cached for the last name."""
     import torch
     from safetensors.torch import save_file
 
@@ -240,9 +302,7 @@ def prepare(name: str, seed: int = 0):
     path = WORK / f"{name}.safetensors"
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
     x = torch.randn((BATCH, *net.input_shape), generator=torch.Generator().manual_seed(seed + 2))
-    with torch.no_grad():
-        y = model(x).numpy()
-    return model, path, x.numpy(), y
+    return model, path, x.numpy(), torch_outputs(name, model, x)
 
 
 def _session(model_bytes_or_path):
@@ -268,12 +328,13 @@ def compile_command(name: str, fold_bn: bool, weights: Path, out: Path) -> list[
     return cmd + (["--variant", variant] if variant else []) + (["--fold-bn"] if fold_bn else [])
 
 
-def compare(name: str, fold_bn: bool = False, seed: int = 0, cli: bool = False) -> float:
-    """max|onnx - torch| / max|torch| for cnndsl's model ``name`` loaded with the torch weights.
+def compare_outputs(name: str, fold_bn: bool = False, seed: int = 0, cli: bool = False) -> dict[str, float]:
+    """{ONNX output name: max|onnx - torch| / max|torch|} for cnndsl's model ``name`` loaded with the
+    torch weights, every output of the ONNX model (in its order); torch must have the same names.
 
     ``cli``: compile with the ``cnndsl compile`` command (to a file in /tmp) instead of the API.
     """
-    _, weights, x, y = prepare(name, seed)
+    _, weights, x, ys = prepare(name, seed)
     if cli:
         out = WORK / f"{name}{'_folded' if fold_bn else ''}.onnx"
         subprocess.run(compile_command(name, fold_bn, weights, out), check=True, capture_output=True, text=True)
@@ -282,33 +343,54 @@ def compare(name: str, fold_bn: bool = False, seed: int = 0, cli: bool = False) 
         model = load(name).to_onnx(weights=weights, fold_bn=fold_bn)
         sess = _session(model.SerializeToString())
         del model
-    (out_y,) = sess.run(None, {sess.get_inputs()[0].name: x})
-    return _relative(out_y, y)
+    names = [o.name for o in sess.get_outputs()]
+    if sorted(names) != sorted(ys):
+        raise AssertionError(f"ONNX outputs {names} != torch's {list(ys)}")
+    outs = sess.run(None, {sess.get_inputs()[0].name: x})
+    return {k: _relative(out, ys[k]) for k, out in zip(names, outs, strict=True)}
+
+
+def compare(name: str, fold_bn: bool = False, seed: int = 0, cli: bool = False) -> float:
+    """max|onnx - torch| / max|torch| for cnndsl's model ``name`` loaded with the torch weights: the
+    largest of compare_outputs' figures (a single output's, for most models)."""
+    return max(compare_outputs(name, fold_bn, seed, cli).values())
 
 
 def compare_torch_export(name: str, seed: int = 0) -> float:
-    """The same metric for torch.onnx.export of the same model, for scale (raises if export fails)."""
+    """The same metric for torch.onnx.export of the same model, for scale (raises if export fails);
+    the main output only (eval mode has no other)."""
     import torch
 
-    model, _, x, y = prepare(name, seed)
+    model, _, x, ys = prepare(name, seed)
+
+    class Main(torch.nn.Module):  # a dict's "out" as a plain output
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, t):
+            return _main_output(self.model(t))
+
     out = WORK / f"{name}_torch_export.onnx"
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation and constant-folding notes
         warnings.simplefilter("ignore")
         # dynamo=False: the TorchScript exporter, which needs no onnxscript.
-        torch.onnx.export(model, (torch.from_numpy(x),), str(out), input_names=["input"], output_names=["output"],
-                          dynamo=False)
+        torch.onnx.export(Main().eval(), (torch.from_numpy(x),), str(out), input_names=["input"],
+                          output_names=["output"], dynamo=False)
     sess = _session(str(out))
-    (out_y,) = sess.run(None, {"input": x})
-    return _relative(out_y, y)
+    (out_y,) = sess.run(["output"], {"input": x})
+    return _relative(out_y, ys[MAIN])
 
 
 # --- the table -------------------------------------------------------------------------------
 
 def _selected(args) -> list[str]:
-    """The command line's names, then the families' defaults and variants asked for, each once."""
+    """The command line's names, then the families' defaults and variants, then the dense models
+    asked for, each once."""
     names = list(args.names)
     for names_of_family in families().values():
         names += names_of_family if args.all_variants else names_of_family[:1] if args.all_defaults else []
+    names += DENSE if args.dense else []
     return list(dict.fromkeys(names or SPECS))
 
 
@@ -325,6 +407,8 @@ def main(argv=None) -> int:
                     help=f"a spec or a model a spec defines (default: {' '.join(SPECS)})")
     ap.add_argument("--all-defaults", action="store_true", help="each family spec's network (its default variant)")
     ap.add_argument("--all-variants", action="store_true", help="every torchvision model a family spec defines")
+    ap.add_argument("--dense", action="store_true",
+                    help=f"the dense-prediction and multi-output models ({' '.join(DENSE)}); slow")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cli", action="store_true", help="compile with the cnndsl command instead of the API")
     ap.add_argument("--no-export", action="store_true", help="skip the torch.onnx.export column")
@@ -340,16 +424,20 @@ def main(argv=None) -> int:
           f"CPU; batch {BATCH}, seed {args.seed}; metric max|onnx - torch| / max|torch|; PASS: both <= {TOLERANCE:g}")
     via = "`cnndsl compile [--variant NAME] --weights W.safetensors [--fold-bn]`" if args.cli else "the API"
     print(f"compiled via {via}; onnxruntime graph optimisations off\n")
-    head = f"{'model':24s} {'spec':24s} {'no fold':>10s} {'fold-bn':>10s} {'torch.onnx':>10s} {'seconds':>8s}  result"
+    wide = max(24, *map(len, names))  # the model column (lraspp_mobilenet_v3_large is 25)
+    spec_wide = max(24, *(len(_spec_file(n)) for n in names))
+    head = (f"{'model':{wide}s} {'spec':{spec_wide}s} {'no fold':>10s} {'fold-bn':>10s} {'torch.onnx':>10s} "
+            f"{'seconds':>8s}  result")
     print(head)
     print("-" * len(head))
     failed = 0
     for name in names:
         t0 = time.perf_counter()
-        row = f"{name:24s} {_spec_file(name):24s}"
+        row = f"{name:{wide}s} {_spec_file(name):{spec_wide}s}"
         try:
-            plain = compare(name, False, args.seed, args.cli)
-            folded = compare(name, True, args.seed, args.cli)
+            plains = compare_outputs(name, False, args.seed, args.cli)
+            foldeds = compare_outputs(name, True, args.seed, args.cli)
+            plain, folded = max(plains.values()), max(foldeds.values())
         except Exception as exc:  # report and go on with the next model
             detail = exc.stderr.strip().splitlines()[0] if getattr(exc, "stderr", None) else str(exc).splitlines()[0]
             print(f"{row} {'error':>10s} {'':>10s} {'':>10s} {time.perf_counter() - t0:8.1f}  FAIL: {detail}")
@@ -367,6 +455,9 @@ def main(argv=None) -> int:
         failed += not ok
         print(f"{row} {plain:10.2e} {folded:10.2e} {exported:>10s} {time.perf_counter() - t0:8.1f}  "
               f"{'PASS' if ok else 'FAIL'}", flush=True)
+        if len(plains) > 1:  # one line per output; the row above shows the largest
+            for key in plains:
+                print(f"{'  - ' + key:{wide}s} {'':{spec_wide}s} {plains[key]:10.2e} {foldeds[key]:10.2e}", flush=True)
         prepare.cache_clear()
     print("-" * len(head))
     print(f"{len(names) - failed} of {len(names)} models pass")
