@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 from cnndsl.errors import RuleError
 from cnndsl.lang.show import fmt_shape, show
@@ -98,6 +97,8 @@ class Upsample(Layer):
                  "coordinate_transformation_mode": self.coordinates(), "axes": [2, 3]}
         if self.mode == "nearest":
             attrs["nearest_mode"] = "floor"
+        from fractions import Fraction  # here: it imports decimal, which checking a spec does not need
+
         shape, out = node.in_shapes[0], node.out_shape
         if self.scale is not None and not self.align_corners:
             scales = self.coordinate_scales(shape, out)
