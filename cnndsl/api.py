@@ -95,6 +95,15 @@ class Network:
         return self.graph.output_shape
 
     @property
+    def outputs(self) -> dict[str, tuple[int, ...]]:
+        """Every output's shape by its name in the ONNX model, the main one ("output") first.
+
+        >>> cnndsl.load("specs/googlenet_torchvision.cnn", "googlenet_aux").outputs
+        {'output': (1000,), 'aux1': (1000,), 'aux2': (1000,)}
+        """
+        return {o.name: self.graph.shape_of(o.index) for o in self.graph.output_list()}
+
+    @property
     def totals(self) -> report.Totals:
         return report.totals(self.graph)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from helpers import assert_error, err
+from helpers import SPECS, assert_error, err
 
 import cnndsl
 from cnndsl.views.maps import class_mask, palette
@@ -158,3 +158,17 @@ ERRORS = [
 @pytest.mark.parametrize("text, message, line, col, hint", ERRORS)
 def test_error(text, message, line, col, hint):
     assert_error(text, message, line, col, hint)
+
+
+def test_the_api_lists_the_outputs_and_fmt_keeps_dotted_references():
+    net = cnndsl.parse(SEGMENTER)
+    assert net.outputs == {"output": (3, 16, 16), "aux": (3,)}
+    from cnndsl.lang.fmt import format_text
+
+    text = "input 3x8x8\nb:  { conv 4 3x3;conv 4 3x3 }\nfrom   b . 0\nadd   crop {identity;from input}\n"
+    assert format_text(text) == "input 3x8x8\nb: { conv 4 3x3; conv 4 3x3 }\nfrom b.0\nadd crop { identity; from input }\n"
+
+
+def test_params_names_the_other_outputs(cli):
+    r = cli("params", SPECS / "googlenet_torchvision.cnn", "--variant", "googlenet_aux")
+    assert r.stdout.rstrip().endswith("3x224x224 -> 1000 (and aux1 1000 in training, aux2 1000 in training)")

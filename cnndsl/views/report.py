@@ -88,9 +88,11 @@ def one_line(path: str, graph: Graph) -> str:
     t = totals(graph)
     extra = f" + {t.buffers:,} buffers" if t.buffers else ""
     extra += f" + {t.constants:,} constants" if t.constants else ""
+    others = [f"{o.name} {fmt_shape(graph.shape_of(o.index))}" + (" in training" if o.train else "")
+              for o in graph.output_list()[1:]]
     return (f"{path}: {graph.name}: {t.params:,} parameters{extra}, {t.macs:,} MACs, "
             f"{human_bytes(t.weight_bytes)} of weights, {fmt_shape(graph.input_shape)} -> "
-            f"{fmt_shape(graph.output_shape)}")
+            f"{fmt_shape(graph.output_shape)}" + (f" (and {', '.join(others)})" if others else ""))
 
 
 def compare(items: list[tuple[str, Graph]]) -> str:
