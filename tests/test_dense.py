@@ -166,7 +166,8 @@ def test_the_api_lists_the_outputs_and_fmt_keeps_dotted_references():
     from cnndsl.lang.fmt import format_text
 
     text = "input 3x8x8\nb:  { conv 4 3x3;conv 4 3x3 }\nfrom   b . 0\nadd   crop {identity;from input}\n"
-    assert format_text(text) == "input 3x8x8\nb: { conv 4 3x3; conv 4 3x3 }\nfrom b.0\nadd crop { identity; from input }\n"
+    want = "input 3x8x8\nb: { conv 4 3x3; conv 4 3x3 }\nfrom b.0\nadd crop { identity; from input }\n"
+    assert format_text(text) == want
 
 
 def test_params_names_the_other_outputs(cli):
