@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -362,3 +363,69 @@ def test_an_interrupt_python_swallows_prints_no_traceback():
     out = subprocess.run([sys.executable, "-c", SIGNAL_SWALLOWED], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0 and out.stderr == "", out.stderr
     assert "ok: lenet5" in out.stdout
+
+
+def test_a_signal_during_a_native_import_is_held_until_the_import_is_done():
+    """Found by a sweep of Ctrl-C 0.3-0.5 s into `compile --quantize int8`: an interrupt raised while
+    onnx's protobuf extension initialised crashed the process (SIGSEGV, exit -11) or left it to die
+    of SIGINT (exit -2). The console script holds stopping signals during such imports."""
+    from cnndsl.cli import stop
+
+    events = []
+
+    class Loader:  # an extension module's loader: its initialisation must not be cut
+        def create_module(self, spec):
+            return None
+
+        def exec_module(self, module):
+            os.kill(os.getpid(), signal.SIGINT)
+            signal.getsignal(signal.SIGINT)  # the handler runs here, and must not raise
+            events.append("initialised")
+
+    old = signal.signal(signal.SIGINT, stop._interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            stop._HoldSignals(Loader()).exec_module(None)
+        assert events == ["initialised"] and stop.DEFERRED == {"depth": 0, "pending": None}
+        assert stop._HoldSignals(Loader()).create_module(None) is None  # nothing held, nothing raised
+    finally:
+        signal.signal(signal.SIGINT, old)
+    finder = stop.HoldDuringNativeImports()
+    assert finder.find_spec("json") is None
+    assert isinstance(finder.find_spec("numpy").loader, stop._HoldSignals)
+
+
+def test_the_int8_scratch_folder_goes_even_while_an_abandoned_thread_writes_in_it(tmp_path):
+    """Found by tools/hostile.py (seed 13): Ctrl-C during `compile --quantize int8` left
+    cnndsl-int8-* in the temp folder, written again by the abandoned quantization after removal."""
+    import threading
+
+    from cnndsl.onnx.quantize import _remove
+
+    work = tmp_path / "cnndsl-int8-x"
+    work.mkdir()
+    stop_writing = threading.Event()
+    written = []
+
+    def writer():  # the abandoned worker: it goes on making files at the folder's path
+        n = 0
+        while not stop_writing.is_set():
+            try:
+                (work / f"part{n}").write_bytes(b"x" * 100)
+                written.append(n)
+            except OSError:
+                pass
+            n += 1
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    while not written:
+        pass
+    _remove(str(work))
+    for _ in range(200):
+        if not thread.is_alive():
+            break
+        stop_writing.wait(0.001)
+    stop_writing.set()
+    thread.join()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

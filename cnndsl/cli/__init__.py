@@ -5,7 +5,16 @@ This module imports nothing heavy: the console script installs its signal handle
 import signal
 import sys
 
-from cnndsl.cli.stop import ONCE, RECEIVED, Stopping, Terminated, _interrupt, _terminate, stopped
+from cnndsl.cli.stop import (
+    ONCE,
+    RECEIVED,
+    HoldDuringNativeImports,
+    Stopping,
+    Terminated,
+    _interrupt,
+    _terminate,
+    stopped,
+)
 
 __all__ = ["entry", "main"]
 
@@ -43,6 +52,7 @@ def entry() -> None:
     command, as tools/hostile.py found.)"""
     ONCE["enabled"] = True
     sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
+    sys.meta_path.insert(0, HoldDuringNativeImports())
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when started with Ctrl-C ignored
         signal.signal(signal.SIGINT, _interrupt)
     for name in ("SIGTERM", "SIGHUP"):

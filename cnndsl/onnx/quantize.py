@@ -27,8 +27,25 @@ def compile_int8(compile_float: Callable[[str], object], path: str, input_shape:
         quantize_file(float_path, path, inputs)
         moved = drift(float_path, path, calibration_inputs(input_shape, None, HELD_OUT, seed + 1))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        _remove(work)
     return calibration or f"{len(inputs)} seeded random inputs", moved
+
+
+def _remove(work: str) -> None:
+    """Remove the scratch folder, also when a quantization abandoned on Ctrl-C still runs in its
+    thread and writes there (tools/hostile.py found such folders left behind): the folder is
+    renamed first, so that nothing new can be made at its path, then removed; whatever the thread
+    still holds open goes when the process ends, and a last try runs at exit."""
+    doomed = work + ".removing"
+    try:
+        os.rename(work, doomed)
+    except OSError:
+        doomed = work
+    shutil.rmtree(doomed, ignore_errors=True)
+    if os.path.exists(doomed):
+        import atexit
+
+        atexit.register(shutil.rmtree, doomed, True)
 
 
 def calibration_inputs(input_shape: tuple[int, ...], path: str | None, samples: int, seed: int = 0) -> np.ndarray:
@@ -89,12 +106,16 @@ def quantize_file(float_path: str, out_path: str, inputs: np.ndarray) -> None:
     try:
         with publish(lambda exc: CompileError(f"cannot write {out_path}: {exc.strerror}", path=out_path)) as pub:
             staged = pub.file(out_path)
-            # onnxruntime's quantizer makes its own scratch folder in the temp folder; abandoned on
-            # Ctrl-C it would stay there, so it goes into ours, removed whatever happens.
-            tempfile.tempdir = os.path.dirname(float_path)
-            in_worker(lambda: quantize_static(float_path, staged, _Reader(inputs), quant_format=QuantFormat.QDQ,
+            # onnxruntime's quantizer makes its own scratch folder in the temp folder, and writes its
+            # model where it is told; abandoned on Ctrl-C it may go on writing, so both go into our
+            # scratch folder (removed whatever happens), and the model is copied out once it is whole.
+            work = os.path.dirname(float_path)
+            made = os.path.join(work, "int8.onnx")
+            tempfile.tempdir = work
+            in_worker(lambda: quantize_static(float_path, made, _Reader(inputs), quant_format=QuantFormat.QDQ,
                                               per_channel=True, weight_type=QuantType.QInt8,
                                               activation_type=QuantType.QUInt8), "cnndsl-int8")
+            shutil.copyfile(made, staged)
     finally:
         tempfile.tempdir = None
         logging.getLogger().setLevel(level)
