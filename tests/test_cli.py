@@ -390,6 +390,7 @@ def test_a_signal_during_a_native_import_is_held_until_the_import_is_done():
         assert stop._HoldSignals(Loader()).create_module(None) is None  # nothing held, nothing raised
     finally:
         signal.signal(signal.SIGINT, old)
+        stop.RECEIVED["signum"] = None  # this process goes on running other tests' commands
     finder = stop.HoldDuringNativeImports()
     assert finder.find_spec("json") is None
     assert isinstance(finder.find_spec("numpy").loader, stop._HoldSignals)

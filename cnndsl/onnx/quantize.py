@@ -36,11 +36,13 @@ def _remove(work: str) -> None:
     thread and writes there (tools/hostile.py found such folders left behind): the folder is
     renamed first, so that nothing new can be made at its path, then removed; whatever the thread
     still holds open goes when the process ends, and a last try runs at exit."""
-    doomed = work + ".removing"
-    try:
-        os.rename(work, doomed)
+    doomed = work
+    try:  # into a folder of our own (a name beside it could be someone else's)
+        holder = tempfile.mkdtemp(prefix="cnndsl-removing-", dir=os.path.dirname(work))
+        os.rename(work, os.path.join(holder, "work"))
+        doomed = holder
     except OSError:
-        doomed = work
+        pass
     shutil.rmtree(doomed, ignore_errors=True)
     if os.path.exists(doomed):
         import atexit
