@@ -132,7 +132,8 @@ class Network:
                          "(ONNX external data; keep it beside the model)")
         size = sum(os.path.getsize(p) for p in paths) if paths else model.ByteSize()
         return CompileResult(tuple(paths), model.opset_import[0].version, model.ir_version, size, options.dtype,
-                             self.totals.params, tuple(notes), None if paths else model)
+                             report.totals(self.graph.pruned(options.inference)).params, tuple(notes),
+                             None if paths else model)
 
     def _compile_int8(self, options: CompileOptions) -> CompileResult:
         """Compile float32 to a scratch file, quantize it into ``options.output``, measure the drift."""

@@ -173,3 +173,11 @@ def test_the_api_lists_the_outputs_and_fmt_keeps_dotted_references():
 def test_params_names_the_other_outputs(cli):
     r = cli("params", SPECS / "googlenet_torchvision.cnn", "--variant", "googlenet_aux")
     assert r.stdout.rstrip().endswith("3x224x224 -> 1000 (and aux1 1000 in training, aux2 1000 in training)")
+
+
+def test_compile_inference_reports_the_parameters_it_wrote(cli, tmp_path):
+    r = cli("compile", SPECS / "googlenet_torchvision.cnn", "--variant", "googlenet_aux", "--inference",
+            "-o", tmp_path / "g.onnx")
+    assert r.exit_code == 0, r.stderr
+    assert "6,624,904 parameters" in r.stdout  # torchvision's googlenet in eval mode: no aux heads
+    assert "outputs: output (left out for inference: aux1, aux2)" in r.stdout
