@@ -430,3 +430,31 @@ def test_the_int8_scratch_folder_goes_even_while_an_abandoned_thread_writes_in_i
     stop_writing.set()
     thread.join()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+SIGNAL_IN_A_FINALISER = """
+import os, signal, sys, time
+import click
+from cnndsl.cli import entry
+
+class Finalised:  # where Python can only report an exception: the interrupt is swallowed there
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        signal.getsignal(signal.SIGINT)  # the handler runs here: its KeyboardInterrupt is unraisable
+
+real = click.Context.__init__
+def init(self, *args, **kwargs):
+    real(self, *args, **kwargs)
+    Finalised()
+click.Context.__init__ = init
+sys.argv = ["cnndsl", "check", "specs/lenet5.cnn"]
+entry()
+"""
+
+
+def test_a_real_signal_python_swallows_still_stops_the_command():
+    """tools/hostile.py (seeds 13 and 19): Ctrl-C during `run` was now and then still running 5 s
+    later: an interrupt raised in an import lock's callback is swallowed. It is sent again."""
+    out = subprocess.run([sys.executable, "-c", SIGNAL_IN_A_FINALISER], cwd=ROOT, capture_output=True, text=True)
+    assert (out.returncode, out.stderr.strip()) == (130, "interrupted"), (out.returncode, out.stderr)
+    assert "ok: lenet5" not in out.stdout

@@ -31,11 +31,18 @@ def __getattr__(name: str):
 
 def _quiet_unraisable(hook):
     """Python's hook for errors it cannot raise, less the interrupts: a signal whose handler ran in
-    an import lock's weakref callback is swallowed there ("Exception ignored in: ...cb", and a
-    traceback on stderr). Nothing can raise it again; a second Ctrl-C stops the command."""
+    an import lock's weakref callback (or another finaliser) is swallowed there ("Exception ignored
+    in: ...cb", and a traceback on stderr). It is sent again, to stop the command at the next
+    point where an exception can be raised (tools/hostile.py saw `run` go on after Ctrl-C)."""
 
     def quiet(unraisable) -> None:
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            signum = RECEIVED["signum"]
+            if signum is not None:  # from another thread, a moment later: not inside this hook
+                import os
+                import threading
+
+                threading.Timer(0.01, os.kill, (os.getpid(), signum)).start()
             return
         hook(unraisable)
 
