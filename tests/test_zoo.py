@@ -47,15 +47,20 @@ def test_the_zoo_has_specs():
     assert len(CASES) >= 1
 
 
-@pytest.mark.parametrize("path, variant, name", CASES)
-def test_variant_matches_torchvision(path, variant, name):
+def _matches(path, variant, name, want: dict, folder):
+    """The network of ``variant``: its name, input, counts and weights as the fixture in ``folder`` has them."""
     net = cnndsl.load(path, variant)
-    want = COUNTS[name]
     assert net.graph.name == name
     assert list(net.input_shape) == want["input"]
     t = net.totals
     assert (t.params, t.buffers, t.macs) == (want["params"], want["buffers"], want["macs"]), name
-    assert_weights_match(name, net.graph, json.loads((ZOO / f"{name}.json").read_text()))
+    assert_weights_match(name, net.graph, json.loads((folder / f"{name}.json").read_text()))
+    return net
+
+
+@pytest.mark.parametrize("path, variant, name", CASES)
+def test_variant_matches_torchvision(path, variant, name):
+    _matches(path, variant, name, COUNTS[name], ZOO)
 
 
 def test_every_torchvision_classification_cnn_has_a_spec():
@@ -67,17 +72,12 @@ def test_every_torchvision_classification_cnn_has_a_spec():
 
 @pytest.mark.parametrize("path, variant, name", DENSE_CASES)
 def test_dense_and_multi_output_networks_match_their_reference(path, variant, name):
-    net = cnndsl.load(path, variant)
     want = DENSE_COUNTS[name]
-    assert net.graph.name == name
-    assert list(net.input_shape) == want["input"]
-    t = net.totals
-    assert (t.params, t.buffers, t.macs) == (want["params"], want["buffers"], want["macs"]), name
-    assert t.training_macs == want.get("macs_train", want["macs"])
+    net = _matches(path, variant, name, want, DENSE)
+    assert net.totals.training_macs == want.get("macs_train", want["macs"])
     assert [list(net.graph.shape_of(o.index)) for o in net.graph.output_list(inference=True)] == want["outputs"]
     if "outputs_train" in want:
         assert len(net.graph.output_list()) == len(want["outputs_train"])
-    assert_weights_match(name, net.graph, json.loads((DENSE / f"{name}.json").read_text()))
 
 
 def test_every_dense_reference_has_a_spec():

@@ -191,12 +191,7 @@ def write_segmentation(names: list[str]) -> Path:
         torch.manual_seed(0)
         path = write_lines(SEGMENTATION_FIXTURES / f"{name}.json", state_dict_shapes(segmentation_model(name)))
         print(f"{name:26s} {len(json.loads(path.read_text())):4d} keys -> {path.relative_to(ROOT)}")
-    path = SEGMENTATION_FIXTURES / "counts.json"
-    table = json.loads(path.read_text()) if path.exists() else {}
-    for name in names:
-        table[name] = segmentation_counts(name)
-        print(f"{name:26s} {json.dumps(table[name])}")
-    return write_lines(path, {n: table[n] for n in SEGMENTATION if n in table})
+    return _update_counts(SEGMENTATION_FIXTURES / "counts.json", names, segmentation_counts, SEGMENTATION, 26)
 
 
 def torchvision_model(spec: str):
@@ -251,12 +246,16 @@ def counts(name: str) -> dict:
 
 def write_counts(names: list[str]) -> Path:
     """counts.json: the named models' counts replace theirs; the others' stay (VARIANTS order)."""
-    path = VARIANT_FIXTURES / "counts.json"
+    return _update_counts(VARIANT_FIXTURES / "counts.json", names, counts, VARIANTS, 20)
+
+
+def _update_counts(path: Path, names: list[str], count, order, width: int) -> Path:
+    """A counts file with ``count(name)`` for each named model; the others' entries stay, in ``order``."""
     table = json.loads(path.read_text()) if path.exists() else {}
     for name in names:
-        table[name] = counts(name)
-        print(f"{name:20s} {json.dumps(table[name])}")
-    return write_lines(path, {n: table[n] for n in VARIANTS if n in table})
+        table[name] = count(name)
+        print(f"{name:{width}s} {json.dumps(table[name])}")
+    return write_lines(path, {n: table[n] for n in order if n in table})
 
 
 def main(argv: list[str]) -> int:
