@@ -248,6 +248,15 @@ def model_source(path: str, seed: int = 0, batch: int = 1, variant: str | None =
     return written.paths[0], net.totals.macs
 
 
+def import_onnx(path: str | os.PathLike, name: str | None = None):
+    """Read the ONNX model at ``path`` back as a spec with its weights (importer.Imported: ``.spec``
+    is the text, ``.save(spec_path, weights_path)`` writes both, ``.arrays()`` yields the weights by
+    the spec's names). Raises ImportModelError for what the language cannot express."""
+    from cnndsl.importer import import_onnx as run_import
+
+    return run_import(path, name)
+
+
 def work_abandoned() -> bool:
     """Whether native work (onnxruntime) was left running when an interrupt went on: the process
     should then end without waiting for it (runtime.run.in_worker)."""

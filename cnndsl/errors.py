@@ -110,6 +110,10 @@ class ExportError(CnnDslError):
     """A model cannot be exported: bad options, or the model repository cannot take it."""
 
 
+class ImportModelError(CnnDslError):
+    """An ONNX model cannot be imported as a spec: unreadable, unsafe, or beyond the language."""
+
+
 class GraphError(CnnDslError):
     """A diagram cannot be drawn or written: unknown format, Graphviz missing or failing."""
 

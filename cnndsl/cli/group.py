@@ -21,8 +21,8 @@ from cnndsl.views.term import Style, color_enabled
 
 DEFAULTS = CompileOptions()  # the option defaults are the API's
 COMMANDS = {"bench": "bench", "check": "check", "compile": "compile", "export": "export", "fmt": "fmt",
-            "graph": "graph", "params": "params", "plot": "plot", "run": "run", "summary": "params",
-            "weights": "params"}  # command -> the module of cnndsl.cli that defines it
+            "graph": "graph", "import": "importer", "params": "params", "plot": "plot", "run": "run",
+            "summary": "params", "weights": "params"}  # command -> the module of cnndsl.cli that defines it
 
 
 class Commands(click.Group):

@@ -161,14 +161,21 @@ def _read_onnx(path: str) -> dict[str, Stored]:
     """Another model's initializers. External data is read only for the names asked for, and only
     from regular files inside the model's folder, within their size."""
     import onnx
-    from onnx import helper, numpy_helper
 
     ensure_fits(os.path.getsize(path) * 2, lambda why: ArrayFileError(f"the model cannot be read: {why}"))
     try:
         model = onnx.load_model(path, load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - any malformed protobuf
         raise ArrayFileError(f"not a readable ONNX model ({type(exc).__name__})") from None
-    folder = os.path.dirname(os.path.abspath(path))
+    return onnx_initializers(model, os.path.dirname(os.path.abspath(path)))
+
+
+def onnx_initializers(model, folder: str) -> dict[str, Stored]:
+    """A loaded model's initializers (loaded without external data), each read only when asked
+    for; external data only from regular files inside ``folder``, within their size."""
+    import onnx
+    from onnx import helper, numpy_helper
+
     out = {}
     for t in model.graph.initializer:
         name = t.name

@@ -1,0 +1,209 @@
+"""`cnndsl import`: an ONNX model read back as a spec a person would write, with its weights.
+
+The steps, one module each: ``load`` reads the untrusted file (ops, constants, inferred shapes);
+``lift`` turns nodes into layers; ``tree`` nests them into sequences and joins; ``names`` labels
+them from the weight names; ``factor`` folds repeated structure into blocks and repeats; ``text``
+writes the statements. Then the spec is checked by cnndsl itself and every weight is matched to
+the layer that owns it by position and shape: what is written is proven to be the same network,
+or import fails.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cnndsl.errors import CnnDslError, ImportModelError
+from cnndsl.importer import names as naming
+from cnndsl.importer.factor import Factored, factor
+from cnndsl.importer.lift import Layer, Weight, lift
+from cnndsl.importer.load import Source, load_source
+from cnndsl.importer.text import block_lines, lines
+from cnndsl.importer.tree import Stmt, build
+from cnndsl.lang.show import printable
+
+
+@dataclass
+class Imported:
+    """An imported model: the spec's text, and each of its weights' source."""
+
+    spec: str
+    source: Source
+    weights: dict[str, tuple[Weight, tuple[int, ...]]]  # the spec's weight name -> (its source, its shape)
+    names_kept: bool  # whether the spec names its weights as the model did
+    params: int  # trainable parameters of the spec
+    notes: list[str] = field(default_factory=list)
+
+    def arrays(self):
+        """(name, float32 array) for each weight, read one at a time from the model."""
+        for name, (w, shape) in self.weights.items():
+            a = self.source.load(w.source)
+            if w.transform is not None:
+                a = w.transform(a)
+            a = np.ascontiguousarray(a, dtype=np.float32)
+            if a.shape != shape:
+                raise ImportModelError(f"weight '{printable(w.source)}' reads as {a.shape}, not {shape}",
+                                       path=self.source.path)
+            yield name, a
+
+    def save(self, spec: str | os.PathLike | None = None, weights: str | os.PathLike | None = None) -> None:
+        """Write the spec and/or the weights (safetensors, one tensor at a time); both are published
+        together when everything is written, and neither is left half-written otherwise."""
+        from cnndsl.io import publish
+
+        def fail(exc: OSError) -> ImportModelError:
+            return ImportModelError(f"cannot write the output: {exc.strerror or exc}",
+                                    path=getattr(exc, "filename", None) or os.fspath(spec or weights))
+
+        with publish(fail) as pub:
+            if spec is not None:
+                with open(pub.file(os.fspath(spec)), "w", encoding="utf-8") as fh:
+                    fh.write(self.spec)
+            if weights is not None:
+                with open(pub.file(os.fspath(weights)), "wb") as fh:
+                    self._safetensors(fh)
+
+    def _safetensors(self, fh) -> None:
+        header, offset = {}, 0
+        for name, (_, shape) in self.weights.items():
+            size = int(np.prod(shape, dtype=np.int64)) * 4
+            header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + size]}
+            offset += size
+        header["__metadata__"] = {"format": "pt", "source": os.path.basename(self.source.path)}
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)
+        fh.write(len(raw).to_bytes(8, "little"))
+        fh.write(raw)
+        for _, a in self.arrays():
+            fh.write(a.tobytes())
+
+
+def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
+    """Import the ONNX model at ``path`` as a spec (see the module's docstring)."""
+    path = os.fspath(path)
+    source = load_source(path)
+    layers, output = lift(source)
+    stmts = build(source, layers, output)
+    net_name = _network_name(name, path)
+    notes: list[str] = []
+    kinds = _layer_kinds()
+    bodies = []
+    if naming.meaningful(stmts):
+        bodies.append((naming.label(copy.deepcopy(stmts)), True))
+    else:
+        notes.append("the model's weight names are not module names (e.g. 'onnx::Conv_12'): the spec's layers "
+                     "are named by cnndsl's indices")
+    bodies.append((stmts, False))
+    problem = None
+    for body, keep in bodies:
+        plain = _spec_text(source, Factored(body), net_name)
+        try:
+            imported, graph = _verified(source, body, plain, keep, notes)
+        except _Mismatch as exc:
+            problem = problem or exc
+            continue
+        if keep is False and len(bodies) > 1:
+            notes.append(f"the model's weight names could not all be kept ({problem}); the spec's layers are "
+                         "named by cnndsl's indices")
+        result = factor(copy.deepcopy(body), source, kinds)
+        if result.blocks:
+            text = _spec_text(source, result, net_name)
+            try:
+                factored, fgraph = _verified(source, result.stmts, text, keep, notes)
+                _same(fgraph, graph)
+                return factored
+            except _Mismatch as exc:
+                notes.append(f"the spec is written without blocks: factoring it went wrong ({exc})")
+        return imported
+    raise ImportModelError(f"import made a spec that is not the model: {problem}", path=path,
+                           hint="this is a bug in cnndsl import; please report it with the model")
+
+
+def _same(graph, plain) -> None:
+    """Whether the factored spec expands to exactly the layers of the plain one."""
+    a, b = graph.nodes, plain.nodes
+    if len(a) != len(b):
+        raise _Mismatch(f"{len(a)} layers, not {len(b)}")
+    for x, y in zip(a, b, strict=True):
+        if (x.name, x.kind, x.layer, x.inputs, x.out_shape) != (y.name, y.kind, y.layer, y.inputs, y.out_shape):
+            raise _Mismatch(f"'{x.name}' ({x.kind}) differs from '{y.name}' ({y.kind})")
+
+
+def _layer_kinds() -> set[str]:
+    from cnndsl.layers import REGISTRY
+
+    return set(REGISTRY)
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _network_name(name: str | None, path: str) -> str:
+    if name is not None:
+        if not naming.NAME.match(name):
+            raise ImportModelError(f"'{printable(name)}' is not a network name", path=path,
+                                   hint="a name is letters, digits and underscores, not starting with a digit")
+        return name
+    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0]) or "imported"
+    return stem if not stem[0].isdigit() else "net_" + stem
+
+
+def _spec_text(source: Source, result: Factored, name: str) -> str:
+    from cnndsl.api import format_spec
+
+    shape = "x".join(str(d) for d in source.input_shape)
+    made = f" by {source.producer}" if source.producer else ""
+    head = [f"# Imported by `cnndsl import` from {os.path.basename(source.path)} (made{made}, opset {source.opset}, "
+            f"{source.node_count:,} nodes).",
+            f"network {name}", f"input {shape}", ""]
+    blocks = [line for b in result.blocks for line in block_lines(b.name, b.params, b.body)]
+    text = "\n".join(head + blocks + lines(result.stmts)) + "\n"
+    try:
+        return format_spec(text)
+    except CnnDslError as exc:
+        raise _Mismatch(f"the spec does not parse: {exc.message}") from None
+
+
+def _verified(source: Source, body: list[Stmt], text: str, keep: bool, notes: list[str]):
+    """Check the spec with cnndsl and pair each weighted layer with the node the checker made for it."""
+    from cnndsl.api import parse
+
+    try:
+        net = parse(text, f"<imported {os.path.basename(source.path)}>")
+    except CnnDslError as exc:
+        raise _Mismatch(f"the spec does not check: {exc.message}") from None
+    mine: list[Layer] = [layer for s in body for layer in s.layers() if layer.weights]
+    theirs = [n for n in net.graph.nodes if n.params]
+    if len(mine) != len(theirs):
+        raise _Mismatch(f"{len(mine)} layers with weights in the model, {len(theirs)} in the spec")
+    weights: dict[str, tuple[Weight, tuple[int, ...]]] = {}
+    kept = True
+    for layer, node in zip(mine, theirs, strict=True):
+        params = {p.name: p for p in node.params}
+        for role, w in layer.weights.items():
+            spec_name = f"{node.name}.{role}" if role else node.name
+            p = params.get(spec_name)
+            if p is None or tuple(p.shape) != tuple(w.shape):
+                raise _Mismatch(f"{layer.op.where()}: '{spec_name}' is not a weight of shape {w.shape} in the spec")
+            weights[spec_name] = (w, tuple(p.shape))
+            kept = kept and spec_name == w.source
+        if len(params) != len(layer.weights):
+            raise _Mismatch(f"{layer.op.where()}: the spec's '{node.name}' has weights {sorted(params)}")
+    if keep and not kept:
+        raise _Mismatch("a name differs")
+    want = source.shape(source.outputs[0])
+    got = net.graph.output_shape
+    if want is not None and all(isinstance(d, int) for d in want[1:]) and tuple(want[1:]) != tuple(got):
+        raise _Mismatch(f"the model's output is {want[1:]} per sample, the spec's {got}")
+    for layer, node in zip(mine, theirs, strict=True):
+        want = source.shape(layer.output)
+        if want is not None and all(isinstance(d, int) for d in want[1:]) and tuple(want[1:]) != node.out_shape:
+            raise _Mismatch(f"{layer.op.where()} gives {want[1:]} per sample; the spec's '{node.name}' "
+                            f"{node.out_shape}")
+    return Imported(text, source, weights, kept, net.totals.params, notes), net.graph

@@ -1,0 +1,417 @@
+"""Factoring like a person: groups that differ only in numbers become calls of one parameterised
+block, and consecutive equal calls a `repeat`.
+
+Innermost groups first: each round takes the groups whose bodies hold no unfactored group, buckets
+them by skeleton (the body with every number blanked out), and makes a block of each bucket of
+two or more. A number the instances share stays a literal; one that varies becomes a parameter,
+or an expression of an earlier one (`c*4`, `c//2`) or of `in_channels` where it always is one.
+A residual whose projection only some instances have (ResNet's first block of a stage) is one
+block: the language uses the projection exactly where the shape changes, as the model did.
+Then runs of equal calls become repeats, and the next round sees the groups around them.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from cnndsl.importer.load import Source
+from cnndsl.importer.tree import Stmt
+
+NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
+ARG = re.compile(rf"(?P<key>\w+=)?(?:(?P<num>{NUMBER})|(?P<size>\d+)x(?P<size2>\d+))\Z")
+OPTION_PARAMS = {"stride", "groups", "pad", "dilation", "eps", "alpha", "beta", "k"}
+JOINS = ("concat", "add", "mul", "residual", "gate")
+RESERVED = {"residual", "concat", "gate", "repeat", "block", "network", "input", "variant", "shortcut", "add", "mul",
+            "from", "output", "if", "else", "as", "split", "crop", "train", "true", "false", "none", "and", "or",
+            "not", "in_channels", "in_height", "in_width"}
+
+
+# options written out while factoring, so that `conv 64 3x3` and `conv 64 3x3 stride=2` are one
+# skeleton with a stride parameter; left out again where they are the default
+EXPLICIT = {"conv": [("stride", 1), ("pad", 0), ("groups", 1)], "maxpool": [("pad", 0)], "avgpool": [("pad", 0)]}
+
+
+ORDER = ["stride", "pad", "dilation", "groups", "bias"]
+
+
+def _arg_order(arg: str) -> tuple:
+    """Positional arguments (numbers, sizes, words) first as written, then options in one order."""
+    if "=" not in arg:
+        return (0, 0, "")
+    key = arg.split("=")[0]
+    return (1, ORDER.index(key) if key in ORDER else len(ORDER), key)
+
+
+def _walk(stmts: list[Stmt]):
+    for s in stmts:
+        yield s
+        if s.kind == "call":
+            continue
+        for b in s.branches:
+            yield from _walk(b)
+        yield from _walk(s.shortcut or [])
+
+
+@dataclass
+class Token:
+    """A number in an argument: ``key=`` (or ''), its value, and whether it is a square size."""
+
+    key: str
+    value: float | int
+    size: bool = False
+
+
+@dataclass
+class Block:
+    """A block definition: its name, parameters (name, default or None) and body template."""
+
+    name: str
+    params: list[tuple[str, object]]
+    body: list[Stmt]  # statements whose arguments are already text with the parameters
+    calls: int = 0
+
+
+@dataclass
+class _Param:
+    name: str
+    values: list  # one per instance (None where the instance has no such number)
+    default: object = None
+    option: bool = False
+
+
+@dataclass
+class Factored:
+    stmts: list[Stmt]
+    blocks: list[Block] = field(default_factory=list)
+
+
+def factor(stmts: list[Stmt], source: Source, kinds: set[str]) -> Factored:
+    """Blocks and repeats for ``stmts`` (whose layers' ``args`` are text). ``kinds`` are the words a
+    block may not be named (layer kinds)."""
+    f = _Factorer(source, kinds)
+    out = f.run(stmts)
+    return Factored(out, f.blocks)
+
+
+def _tokens(arg: str) -> tuple[str, Token | None]:
+    """An argument's skeleton, and its number where it has one."""
+    m = ARG.match(arg)
+    if m is None:
+        return arg, None
+    key = m.group("key") or ""
+    if m.group("num") is not None:
+        text = m.group("num")
+        value = float(text) if any(c in text for c in ".e") else int(text)
+        return f"{key}#", Token(key, value)
+    if m.group("size") != m.group("size2"):
+        return arg, None
+    return f"{key}#x", Token(key, int(m.group("size")), size=True)
+
+
+def _args(s: Stmt) -> list[str]:
+    if s.kind == "layer":
+        return s.layer.args if s.layer is not None else []
+    return s.args
+
+
+def skeleton(s: Stmt, with_shortcut: bool = True) -> tuple:
+    """The statement with its numbers blanked out (a hashable tuple)."""
+    head = (s.kind, s.label, s.layer.kind if s.layer is not None and s.kind == "layer" else s.name,
+            tuple(_tokens(a)[0] for a in _args(s)))
+    if s.kind == "call":
+        return head
+    if s.kind == "repeat":
+        return (*head, skeleton(s.body[0], with_shortcut))
+    branches = tuple(tuple(skeleton(x, with_shortcut) for x in b) for b in s.branches)
+    shortcut = None
+    if s.shortcut and with_shortcut:
+        shortcut = (s.shortcut_name, tuple(skeleton(x) for x in s.shortcut))
+    return (*head, branches, shortcut)
+
+
+def numbers(s: Stmt, with_shortcut: bool = True) -> list[Token | None]:
+    """The statement's numbers, in the order skeleton() blanks them."""
+    out = [_tokens(a)[1] for a in _args(s)]
+    out = [t for t in out if t is not None]
+    if s.kind == "call":
+        return out
+    if s.kind == "repeat":
+        return out + numbers(s.body[0], with_shortcut)
+    for b in s.branches:
+        for x in b:
+            out += numbers(x, with_shortcut)
+    if s.shortcut and with_shortcut:
+        for x in s.shortcut:
+            out += numbers(x)
+    return out
+
+
+def _render(s: Stmt, exprs: list[str], it) -> Stmt:
+    """A copy of ``s`` whose numbers are replaced, in order, by the expressions ``exprs``."""
+    def arg(a: str) -> str:
+        text, tok = _tokens(a)
+        if tok is None:
+            return a
+        e = exprs[next(it)]
+        return f"{tok.key}{e}" if not tok.size or not e.isdigit() else f"{tok.key}{e}x{e}"
+
+    t = copy.copy(s)
+    if s.kind == "layer" and s.layer is not None:
+        t.layer = copy.copy(s.layer)
+        t.layer.args = [arg(a) for a in s.layer.args]
+    else:
+        t.args = [arg(a) for a in s.args]
+    if s.kind == "call":
+        return t
+    if s.kind == "repeat":
+        t.branches = [[_render(s.body[0], exprs, it)]]
+        return t
+    t.branches = [[_render(x, exprs, it) for x in b] for b in s.branches]
+    if s.shortcut:
+        t.shortcut = [_render(x, exprs, it) for x in s.shortcut]
+    return t
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+class _Factorer:
+    def __init__(self, source: Source, kinds: set[str]) -> None:
+        self.s = source
+        self.kinds = kinds
+        self.blocks: list[Block] = []
+        self.taken: set[str] = set()
+
+    def run(self, stmts: list[Stmt]) -> list[Stmt]:
+        for s in _walk(stmts):
+            if s.kind == "layer" and s.layer is not None and s.layer.kind in EXPLICIT:
+                keys = {a.split("=")[0] for a in s.layer.args}
+                s.layer.args += [f"{k}={v}" for k, v in EXPLICIT[s.layer.kind] if k not in keys]
+                s.layer.args.sort(key=_arg_order)
+        stmts = self.rounds(stmts)
+        for s in [*_walk(stmts), *(x for b in self.blocks for x in _walk(b.body))]:
+            if s.kind == "layer" and s.layer is not None and s.layer.kind in EXPLICIT:
+                defaults = {f"{k}={v}" for k, v in EXPLICIT[s.layer.kind]}
+                s.layer.args = [a for a in s.layer.args if a not in defaults]
+        return stmts
+
+    def rounds(self, stmts: list[Stmt]) -> list[Stmt]:
+        for _ in range(64):
+            groups = [g for g in self.groups(stmts) if not any(self.groups(g.body))]
+            if not groups:
+                break
+            self.round(groups)
+            stmts = self.repeats(stmts)
+        return stmts
+
+    def groups(self, stmts: list[Stmt]) -> list[Stmt]:
+        """The unfactored groups in ``stmts``, outermost first (a `_` group is not one: it splices)."""
+        out = []
+        for s in stmts:
+            if s.kind == "group" and s.label != "_" and not getattr(s, "final", False):
+                out.append(s)
+            if s.kind not in ("call", "repeat"):
+                for b in s.branches:
+                    out += self.groups(b)
+                if s.shortcut:
+                    out += self.groups(s.shortcut)
+        return out
+
+    def round(self, groups: list[Stmt]) -> None:
+        buckets: dict[tuple, list[Stmt]] = {}
+        for g in groups:
+            key = tuple(skeleton(x, with_shortcut=False) for x in g.body)
+            buckets.setdefault(key, []).append(g)
+        for members in buckets.values():
+            if len(members) < 2 or not self.make_block(members):
+                for g in members:
+                    g.final = True
+
+    def make_block(self, members: list[Stmt]) -> bool:
+        # the template: a member with every projection the others may lack
+        full = [tuple(skeleton(x) for x in g.body) for g in members]
+        template = max(members, key=lambda g: len([t for x in g.body for t in numbers(x)]))
+        t_full = tuple(skeleton(x) for x in template.body)
+        for g, sk in zip(members, full, strict=True):
+            if sk != t_full and not self.lacks_only_shortcuts(g.body, template.body):
+                return False
+        columns = [self.aligned(g.body, template.body) for g in members]
+        if any(c is None for c in columns):
+            return False
+        exprs, params = self.parameters(columns, template)
+        if exprs is None:
+            return False
+        name = self.block_name(members)
+        order = iter(range(len(exprs)))
+        body = [_render(x, exprs, order) for x in template.body]
+        block = Block(name, [(p.name, p.default if p.option else None) for p in params], body, len(members))
+        self.blocks.append(block)
+        for k, g in enumerate(members):
+            args = []
+            for p in params:
+                v = p.values[k]
+                if p.option:
+                    if v != p.default:
+                        args.append(f"{p.name}={_fmt(v)}")
+                else:
+                    args.append(_fmt(v))
+            original = g.body
+            g.kind, g.name, g.args, g.branches = "call", name, args, [original]
+        return True
+
+    def lacks_only_shortcuts(self, body: list[Stmt], template: list[Stmt]) -> bool:
+        return tuple(skeleton(x, False) for x in body) == tuple(skeleton(x, False) for x in template) \
+            and all(self.shortcut_subset(a, b) for a, b in zip(body, template, strict=True))
+
+    def shortcut_subset(self, a: Stmt, b: Stmt) -> bool:
+        if a.shortcut and skeleton(a) != skeleton(b):
+            return False
+        return all(self.shortcut_subset(x, y) for ba, bb in zip(a.branches, b.branches, strict=True)
+                   for x, y in zip(ba, bb, strict=True))
+
+    def aligned(self, body: list[Stmt], template: list[Stmt]) -> list | None:
+        """The member's numbers at the template's positions (None where it lacks a projection)."""
+        out: list = []
+        for a, b in zip(body, template, strict=True):
+            out += self.aligned_one(a, b)
+        return out
+
+    def aligned_one(self, a: Stmt, b: Stmt) -> list:
+        own = [_tokens(x)[1] for x in _args(a)]
+        out = [t.value for t in own if t is not None]
+        if a.kind == "call":
+            return out
+        if a.kind == "repeat":
+            return out + self.aligned_one(a.body[0], b.body[0])
+        for ba, bb in zip(a.branches, b.branches, strict=True):
+            for x, y in zip(ba, bb, strict=True):
+                out += self.aligned_one(x, y)
+        if b.shortcut:
+            if a.shortcut:
+                for x, y in zip(a.shortcut, b.shortcut, strict=True):
+                    out += self.aligned_one(x, y)
+            else:
+                out += [None] * sum(len(numbers(y)) for y in b.shortcut)
+        return out
+
+    def parameters(self, columns: list[list], template: Stmt):
+        """An expression per number position, and the parameters they use."""
+        keys = [t for x in template.body for t in numbers(x)]
+        n = len(keys)
+        exprs: list[str] = []
+        params: list[_Param] = []
+        used: Counter = Counter()
+        for j in range(n):
+            vals = [c[j] for c in columns]
+            known = [v for v in vals if v is not None]
+            if len(set(known)) <= 1:
+                exprs.append(_fmt(known[0]) if known else "0")
+                continue
+            expr = self.relate(vals, params)
+            if expr is None:
+                if any(v is None for v in vals):
+                    return None, None
+                key = keys[j].key.rstrip("=")
+                base = key if key in OPTION_PARAMS else ("k" if keys[j].size else "c")
+                if key == "" and keys[j].size:
+                    base = "k"
+                used[base] += 1
+                pname = base if used[base] == 1 else f"{base}{used[base]}"
+                p = _Param(pname, vals, option=base in OPTION_PARAMS and base != "k")
+                if p.option:
+                    p.default = Counter(vals).most_common(1)[0][0]
+                params.append(p)
+                expr = pname
+            exprs.append(expr)
+        params.sort(key=lambda p: p.option)
+        return exprs, params
+
+    def relate(self, vals: list, params: list[_Param]) -> str | None:
+        """An expression of an earlier parameter equal to ``vals`` wherever known."""
+        candidates = [(p.name, p.values) for p in params]
+        for name, base in candidates:
+            pairs = [(v, b) for v, b in zip(vals, base, strict=True) if v is not None]
+            if any(b is None or isinstance(b, float) or isinstance(v, float) for v, b in pairs):
+                if all(v == b for v, b in pairs):
+                    return name
+                continue
+            if all(v == b for v, b in pairs):
+                return name
+            if all(b and v % b == 0 for v, b in pairs):
+                ks = {v // b for v, b in pairs}
+                if len(ks) == 1:
+                    return f"{name}*{ks.pop()}"
+            if all(v and b % v == 0 for v, b in pairs):
+                ks = {b // v for v, b in pairs}
+                if len(ks) == 1:
+                    return f"{name}//{ks.pop()}"
+        return None
+
+    def block_name(self, members: list[Stmt]) -> str:
+        labels = [g.label for g in members if g.label and not g.label.isdigit()]
+        base = None
+        if len(labels) == len(members):
+            prefix = _common_prefix(labels).rstrip("0123456789_")
+            if len(prefix) >= 3 and prefix.isidentifier() and prefix not in self.kinds and prefix not in RESERVED:
+                base = prefix
+        if base is None:
+            body = members[0].body
+            if any(s.kind == "residual" for s in body):
+                base = "res_block"
+            elif any(s.kind == "concat" for s in body):
+                base = "mixed"
+            elif any(s.kind == "gate" for s in body):
+                base = "se_block"
+            elif len(body) <= 3 and all(s.kind == "layer" and s.layer is not None for s in body):
+                base = "_".join(_short(s.layer.kind) for s in body)
+            else:
+                base = "unit"
+        name, k = base, 1
+        while name in self.taken or name in self.kinds or name in RESERVED:
+            k += 1
+            name = f"{base}{k}"
+        self.taken.add(name)
+        return name
+
+    def repeats(self, stmts: list[Stmt]) -> list[Stmt]:
+        """Runs of equal unlabelled calls as `repeat N call`, everywhere in ``stmts``."""
+        out: list[Stmt] = []
+        for s in stmts:
+            if s.kind not in ("call", "repeat"):
+                s.branches = [self.repeats(b) for b in s.branches]
+                if s.shortcut:
+                    s.shortcut = self.repeats(s.shortcut)
+            prev = out[-1] if out else None
+            if s.kind == "call" and s.label is None and prev is not None:
+                last = prev.body[-1] if prev.kind == "repeat" else prev
+                if last.kind == "call" and last.label is None and last.name == s.name and last.args == s.args:
+                    if prev.kind == "repeat":
+                        prev.body.append(s)
+                        prev.args = [str(len(prev.body))]
+                    else:
+                        out[-1] = Stmt("repeat", branches=[[prev, s]], args=["2"])
+                    continue
+            out.append(s)
+        return out
+
+
+def _common_prefix(words: list[str]) -> str:
+    first = words[0]
+    n = len(first)
+    for w in words[1:]:
+        n = min(n, len(w))
+        for i in range(n):
+            if w[i] != first[i]:
+                n = i
+                break
+    return first[:n]
+
+
+def _short(kind: str) -> str:
+    return {"batchnorm": "bn", "conv": "conv"}.get(kind, kind)

@@ -1,0 +1,516 @@
+"""From ONNX ops to cnndsl layers: each node (or small pattern of nodes) the language expresses
+becomes one Layer with its statement's arguments and the initializers that fill its weights.
+
+Patterns: Conv/MaxPool/AveragePool after a zero Pad take the padding; MatMul (+ Add of a
+constant) and Gemm are dense; x * Sigmoid(x) is silu; Clip(0, 6) is relu6; Identity, Dropout and
+a Flatten of a flat tensor pass their input on; a Reshape to N x features is flatten. Anything
+else is an ImportModelError naming the node and the nearest construct cnndsl has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cnndsl.errors import ImportModelError
+from cnndsl.importer.load import Op, Source
+from cnndsl.lang.show import printable
+
+JOIN_OPS = {"Concat": "concat", "Add": "add", "Mul": "mul"}
+SIMPLE = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "HardSwish": "hardswish"}
+NEAREST = {  # ops the language has a construct near to, for the error's hint
+    "ConvTranspose": "cnndsl has `convtranspose`; import does not read ConvTranspose yet",
+    "Resize": "cnndsl has `upsample`; import does not read Resize yet",
+    "Upsample": "cnndsl has `upsample`; import does not read Upsample yet",
+    "Slice": "cnndsl crops with `crop` and splits channels with `concat split`",
+    "LayerNormalization": "cnndsl has `layernorm`; import does not read LayerNormalization yet",
+    "Transpose": "cnndsl has no transpose; `shuffle` and `layernorm` lower to Transposes",
+    "Split": "`concat split { ... }` gives each branch an equal share of the channels",
+    "Sub": "cnndsl joins branches with concat, add and mul only",
+    "Div": "cnndsl joins branches with concat, add and mul only",
+    "MatMul": "dense takes a flat input and a constant weight matrix",
+    "Gemm": "dense takes a flat input and a constant weight matrix",
+    "Pad": "conv and pools take `pad=`; a Pad cnndsl can merge is zeros on height and width before one",
+    "ReduceMean": "`globalavgpool` averages over height and width",
+    "ReduceMax": "`globalmaxpool` takes the maximum over height and width",
+    "InstanceNormalization": "cnndsl has batchnorm and layernorm",
+    "GroupNormalization": "cnndsl has batchnorm and layernorm",
+    "PRelu": "cnndsl has leakyrelu with a fixed slope",
+    "Softplus": "cnndsl's activations: relu, relu6, leakyrelu, elu, gelu, silu, tanh, sigmoid, hardswish, hardsigmoid",
+}
+
+
+@dataclass
+class Weight:
+    """An initializer that fills one of a layer's weights (``role``: weight, bias, ...)."""
+
+    source: str  # the initializer's name
+    shape: tuple[int, ...]  # the shape cnndsl gives it
+    transform: Callable[[np.ndarray], np.ndarray] | None = None  # e.g. a transpose, a reshape
+
+
+@dataclass
+class Layer:
+    """One statement-to-be: a layer kind with its arguments, or a join (concat, add, mul)."""
+
+    kind: str
+    args: list[str]
+    inputs: list[str]
+    output: str
+    op: Op
+    weights: dict[str, Weight] = field(default_factory=dict)
+
+    @property
+    def is_join(self) -> bool:
+        return self.kind in ("concat", "add", "mul")
+
+    def path(self) -> str | None:
+        """The module name the weights share (``layer1.0.conv1`` for ``layer1.0.conv1.weight``),
+        or None where they share none (meaningless names like ``onnx::Conv_123``)."""
+        paths = set()
+        for role, w in self.weights.items():
+            if not w.source.endswith("." + role) or ":" in w.source:
+                return None
+            paths.add(w.source[: -len(role) - 1])
+        return paths.pop() if len(paths) == 1 else None
+
+    def text(self) -> str:
+        return " ".join([self.kind, *self.args])
+
+
+def lift(source: Source) -> tuple[list[Layer], str]:
+    """The model's layers in topological order, and the tensor that is the network's output
+    (after the identities)."""
+    return _Lifter(source).run()
+
+
+class _Lifter:
+    def __init__(self, source: Source) -> None:
+        self.s = source
+        self.producer: dict[str, Op] = {o: op for op in source.ops for o in op.outputs if o}
+        self.consumers: dict[str, list[Op]] = {}
+        for op in source.ops:
+            for i in op.inputs:
+                self.consumers.setdefault(i, []).append(op)
+        self.alias: dict[str, str] = {}
+        self.absorbed: set[int] = set()
+
+    def fail(self, op: Op, message: str, hint: str | None = None) -> ImportModelError:
+        return ImportModelError(f"{op.where()}: {message}", path=self.s.path, hint=hint)
+
+    def run(self) -> tuple[list[Layer], str]:
+        if len(self.s.outputs) != 1:
+            raise ImportModelError(f"the model has {len(self.s.outputs)} outputs "
+                                   f"({', '.join(printable(o) for o in self.s.outputs)}); import reads one so far",
+                                   path=self.s.path, hint="export the model with its main output only")
+        needed = {self.s.outputs[0]}
+        layers: list[Layer] = []
+        for op in reversed(self.s.ops):
+            if op.index in self.absorbed or not any(o in needed for o in op.outputs):
+                continue
+            if op.op == "Constant" or (all(self.s.is_constant(i) for i in op.inputs if i) and op.inputs):
+                raise self.fail(op, "the network's output depends on this constant computation, not on its input")
+            made = self.lift(op)
+            if made is None:  # an alias: passes its first input on
+                self.alias[op.outputs[0]] = op.inputs[0]
+                needed.add(op.inputs[0])
+                continue
+            for layer in made:
+                layers.append(layer)
+                needed.update(layer.inputs)
+        layers.reverse()
+        for layer in layers:
+            layer.inputs = [self.resolve(i) for i in layer.inputs]
+        out = self.resolve(self.s.outputs[0])
+        if out == self.s.input:
+            raise ImportModelError("the model's output is its input: there is no network to import", path=self.s.path)
+        return layers, out
+
+    def resolve(self, name: str) -> str:
+        while name in self.alias:
+            name = self.alias[name]
+        return name
+
+    # ----- helpers
+
+    def const(self, op: Op, index: int, what: str) -> str:
+        name = op.inputs[index] if index < len(op.inputs) else ""
+        if not name:
+            raise self.fail(op, f"it has no {what}")
+        name = self.through_identity(name)
+        if not self.s.is_constant(name):
+            raise self.fail(op, f"its {what} is computed while the model runs; cnndsl layers have constant weights")
+        return name
+
+    def through_identity(self, name: str) -> str:
+        while name in self.producer and self.producer[name].op == "Identity" and not self.s.is_constant(name):
+            name = self.producer[name].inputs[0]
+        return name
+
+    def data(self, op: Op, index: int = 0) -> str:
+        name = op.inputs[index] if index < len(op.inputs) else ""
+        if not name or self.s.is_constant(name):
+            raise self.fail(op, "its input is a constant where cnndsl expects the tensor the network computes")
+        return name
+
+    def only_use(self, name: str, op: Op) -> bool:
+        return [c.index for c in self.consumers.get(name, [])] == [op.index] and name not in self.s.outputs
+
+    def weight(self, name: str, shape=None, transform=None) -> Weight:
+        stored = self.s.shape(name)
+        return Weight(name, tuple(shape if shape is not None else stored), transform)
+
+    def ints(self, op: Op, key: str, default):
+        return [int(v) for v in op.attrs.get(key, default)]
+
+    def rank(self, name: str) -> int | None:
+        shape = self.s.shape(name)
+        return len(shape) if shape is not None else None
+
+    def floats_close(self, value, want: float) -> bool:
+        return bool(np.float32(value) == np.float32(want))
+
+    # ----- the ops
+
+    def lift(self, op: Op) -> list[Layer] | None:
+        kind = op.op
+        if kind in ("Identity", "Dropout"):
+            if kind == "Dropout" and len(op.outputs) > 1 and op.outputs[1] and self.consumers.get(op.outputs[1]):
+                raise self.fail(op, "its mask output is used", "an inference graph has no dropout mask")
+            return None
+        handler = getattr(self, "op_" + kind, None)
+        if handler is not None:
+            return handler(op)
+        if kind in SIMPLE:
+            return [self.layer(op, SIMPLE[kind])]
+        raise self.fail(op, f"no cnndsl statement computes {kind}",
+                        NEAREST.get(kind, "see the layer table in the README for what the language has"))
+
+    def layer(self, op: Op, kind: str, args=(), inputs=None, weights=None) -> Layer:
+        return Layer(kind, list(args), list(inputs if inputs is not None else [self.data(op)]), op.outputs[0], op,
+                     dict(weights or {}))
+
+    def window(self, op: Op, x: str) -> tuple[list[int], list[int], list[int], list[int], bool, str]:
+        """kernel, strides, pads (t, l, b, r), dilations, whether pad=same, and the data input after
+        merging a zero Pad before the op."""
+        kernel = self.ints(op, "kernel_shape", [])
+        if len(kernel) != 2 and op.op not in ("Conv",):
+            raise self.fail(op, f"a {len(kernel)}-D window; cnndsl layers have 2-D windows")
+        strides = self.ints(op, "strides", [1, 1])
+        dilations = self.ints(op, "dilations", [1, 1])
+        auto = op.attrs.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+        pads = self.ints(op, "pads", [0, 0, 0, 0])
+        if auto == "SAME_LOWER":
+            raise self.fail(op, "auto_pad SAME_LOWER puts the odd padding first; cnndsl's pad=same puts it last",
+                            "write the padding explicitly when exporting")
+        same = auto == "SAME_UPPER"
+        if auto == "VALID":
+            pads = [0, 0, 0, 0]
+        if len(pads) != 4:
+            raise self.fail(op, "its padding is not 2-D")
+        pads = [pads[0], pads[1], pads[2], pads[3]]
+        merged = self.merge_pad(op, x)
+        if merged is not None and not same:
+            extra, x = merged
+            pads = [a + b for a, b in zip(pads, extra, strict=True)]
+        return kernel, strides, pads, dilations, same, x
+
+    def merge_pad(self, op: Op, x: str) -> tuple[list[int], str] | None:
+        """A zero Pad of height and width alone, read only by ``op``: its (t, l, b, r) and its input."""
+        pad = self.producer.get(x)
+        if pad is None or pad.op != "Pad" or not self.only_use(x, op):
+            return None
+        mode = pad.attrs.get("mode", b"constant")
+        if (mode.decode() if isinstance(mode, bytes) else mode) != "constant":
+            return None
+        if len(pad.inputs) > 1 and pad.inputs[1]:
+            if not self.s.is_constant(pad.inputs[1]):
+                return None
+            amounts = [int(v) for v in self.s.value(pad.inputs[1]).reshape(-1)]
+        else:
+            amounts = [int(v) for v in pad.attrs.get("pads", [])]
+        if len(pad.inputs) > 2 and pad.inputs[2]:
+            if not self.s.is_constant(pad.inputs[2]) or np.any(self.s.value(pad.inputs[2]) != 0):
+                return None
+        elif pad.attrs.get("value", 0.0) != 0.0:
+            return None
+        if len(pad.inputs) > 3 and pad.inputs[3]:  # axes
+            return None
+        if len(amounts) != 8 or any(amounts[i] for i in (0, 1, 4, 5)) or min(amounts) < 0:
+            return None
+        self.absorbed.add(pad.index)
+        return [amounts[2], amounts[3], amounts[6], amounts[7]], self.data(pad)
+
+    @staticmethod
+    def size(v: list[int]) -> str:
+        return f"{v[0]}x{v[1]}"
+
+    @staticmethod
+    def pair(v: list[int]) -> str:
+        return str(v[0]) if v[0] == v[1] else f"{v[0]}x{v[1]}"
+
+    @staticmethod
+    def pad_text(p: list[int]) -> str:
+        t, l_, b, r = p
+        if t == l_ == b == r:
+            return str(t)
+        if t == b and l_ == r:
+            return f"{t}x{l_}"
+        return f"({t}, {l_}, {b}, {r})"
+
+    def op_Conv(self, op: Op) -> list[Layer]:
+        w = self.const(op, 1, "weight")
+        shape = self.s.shape(w)
+        if shape is None or len(shape) != 4:
+            raise self.fail(op, f"a {len(shape or ()) - 2}-D convolution; cnndsl convolutions are 2-D")
+        kernel, strides, pads, dilations, same, x = self.window(op, self.data(op))
+        kernel = kernel or list(shape[2:])
+        groups = int(op.attrs.get("group", 1))
+        args = [str(shape[0]), self.size(kernel)]
+        if strides != [1, 1]:
+            args.append(f"stride={self.pair(strides)}")
+        if same:
+            args.append("pad=same")
+        elif any(pads):
+            args.append(f"pad={self.pad_text(pads)}")
+        if dilations != [1, 1]:
+            args.append(f"dilation={self.pair(dilations)}")
+        if groups != 1:
+            args.append(f"groups={groups}")
+        weights = {"weight": self.weight(w)}
+        if len(op.inputs) > 2 and op.inputs[2]:
+            weights["bias"] = self.weight(self.const(op, 2, "bias"))
+        else:
+            args.append("bias=false")
+        return [self.layer(op, "conv", args, [x], weights)]
+
+    def pool(self, op: Op, kind: str) -> list[Layer]:
+        kernel, strides, pads, dilations, same, x = self.window(op, self.data(op))
+        if dilations != [1, 1]:
+            raise self.fail(op, "a dilated pool; cnndsl pools have no dilation")
+        if len(op.outputs) > 1 and op.outputs[1] and self.consumers.get(op.outputs[1]):
+            raise self.fail(op, "its indices output is used", "cnndsl's maxpool gives the maxima only")
+        args = [self.size(kernel)]
+        if strides != kernel:
+            args.append(f"stride={self.pair(strides)}")
+        if same:
+            args.append("pad=same")
+        elif any(pads):
+            args.append(f"pad={self.pad_text(pads)}")
+        if int(op.attrs.get("ceil_mode", 0)):
+            args.append("ceil")
+        if kind == "avgpool" and (any(pads) or same) and not int(op.attrs.get("count_include_pad", 0)):
+            args.append("count_pad=false")
+        return [self.layer(op, kind, args, [x])]
+
+    def op_MaxPool(self, op: Op) -> list[Layer]:
+        return self.pool(op, "maxpool")
+
+    def op_AveragePool(self, op: Op) -> list[Layer]:
+        return self.pool(op, "avgpool")
+
+    def op_GlobalAveragePool(self, op: Op) -> list[Layer]:
+        return [self.layer(op, "globalavgpool")]
+
+    def op_GlobalMaxPool(self, op: Op) -> list[Layer]:
+        return [self.layer(op, "globalmaxpool")]
+
+    def op_ReduceMean(self, op: Op) -> list[Layer]:
+        return self.reduce(op, "globalavgpool")
+
+    def op_ReduceMax(self, op: Op) -> list[Layer]:
+        return self.reduce(op, "globalmaxpool")
+
+    def reduce(self, op: Op, kind: str) -> list[Layer]:
+        x = self.data(op)
+        if len(op.inputs) > 1 and op.inputs[1]:
+            axes = [int(a) for a in self.s.value(self.const(op, 1, "axes")).reshape(-1)]
+        else:
+            axes = self.ints(op, "axes", [])
+        rank = self.rank(x)
+        if rank != 4 or sorted(a % 4 for a in axes) != [2, 3]:
+            raise self.fail(op, "a reduction over other axes than height and width", NEAREST[op.op])
+        if int(op.attrs.get("keepdims", 1)):
+            return [self.layer(op, kind, inputs=[x])]
+        pooled = op.outputs[0] + "::pooled"
+        return [Layer(kind, [], [x], pooled, op), Layer("flatten", [], [pooled], op.outputs[0], op)]
+
+    def op_BatchNormalization(self, op: Op) -> list[Layer]:
+        if int(op.attrs.get("training_mode", 0)) or (len(op.outputs) > 1 and any(op.outputs[1:])):
+            raise self.fail(op, "a batchnorm in training mode", "export the model in eval mode")
+        names = [self.const(op, i, what) for i, what in
+                 ((1, "scale"), (2, "shift"), (3, "running mean"), (4, "running variance"))]
+        eps = float(op.attrs.get("epsilon", 1e-5))
+        args = [] if self.floats_close(eps, 1e-5) else [f"eps={_float(eps)}"]
+        roles = ("weight", "bias", "running_mean", "running_var")
+        return [self.layer(op, "batchnorm", args, weights={r: self.weight(n) for r, n in zip(roles, names,
+                                                                                         strict=True)})]
+
+    def op_LRN(self, op: Op) -> list[Layer]:
+        args = [str(int(op.attrs["size"]))]
+        for key, name, default in (("alpha", "alpha", 1e-4), ("beta", "beta", 0.75), ("bias", "k", 1.0)):
+            value = float(op.attrs.get(key, default))
+            if not self.floats_close(value, default):
+                args.append(f"{name}={_float(value)}")
+        return [self.layer(op, "lrn", args)]
+
+    def op_Softmax(self, op: Op) -> list[Layer]:
+        x = self.data(op)
+        axis = int(op.attrs.get("axis", 1 if self.s.opset < 13 else -1))
+        rank = self.rank(x)
+        if rank is None or axis % rank != 1:
+            raise self.fail(op, "a softmax along another axis than the channels or features")
+        if self.s.opset < 13 and rank != 2:
+            raise self.fail(op, "a softmax over the flattened channels, height and width (opset < 13)")
+        return [self.layer(op, "softmax", inputs=[x])]
+
+    def op_LeakyRelu(self, op: Op) -> list[Layer]:
+        alpha = float(op.attrs.get("alpha", 0.01))
+        return [self.layer(op, "leakyrelu", [] if self.floats_close(alpha, 0.01) else [_float(alpha)])]
+
+    def op_Elu(self, op: Op) -> list[Layer]:
+        alpha = float(op.attrs.get("alpha", 1.0))
+        return [self.layer(op, "elu", [] if self.floats_close(alpha, 1.0) else [_float(alpha)])]
+
+    def op_Gelu(self, op: Op) -> list[Layer]:
+        approx = op.attrs.get("approximate", b"none")
+        approx = approx.decode() if isinstance(approx, bytes) else approx
+        return [self.layer(op, "gelu", [] if approx == "none" else [f"approximate={approx}"])]
+
+    def op_HardSigmoid(self, op: Op) -> list[Layer]:
+        alpha, beta = float(op.attrs.get("alpha", 0.2)), float(op.attrs.get("beta", 0.5))
+        if not (self.floats_close(alpha, 1 / 6) and self.floats_close(beta, 0.5)):
+            raise self.fail(op, f"HardSigmoid with alpha={_float(alpha)}, beta={_float(beta)}",
+                            "cnndsl's hardsigmoid is PyTorch's: relu6(x + 3) / 6 (alpha 1/6, beta 0.5)")
+        return [self.layer(op, "hardsigmoid")]
+
+    def op_Clip(self, op: Op) -> list[Layer]:
+        if self.s.opset >= 11:
+            bounds = []
+            for i in (1, 2):
+                name = op.inputs[i] if i < len(op.inputs) else ""
+                bounds.append(float(self.s.value(self.const(op, i, "bound")).reshape(-1)[0]) if name else None)
+        else:
+            bounds = [op.attrs.get("min"), op.attrs.get("max")]
+        if bounds == [0.0, 6.0]:
+            return [self.layer(op, "relu6")]
+        if bounds[0] == 0.0 and bounds[1] is None:
+            return [self.layer(op, "relu")]
+        raise self.fail(op, f"a clip to [{bounds[0]}, {bounds[1]}]", "cnndsl clips only as relu6 (0 to 6)")
+
+    def op_Flatten(self, op: Op) -> list[Layer] | None:
+        x = self.data(op)
+        rank = self.rank(x)
+        if int(op.attrs.get("axis", 1)) != 1:
+            raise self.fail(op, "a flatten that keeps other axes than the batch", "cnndsl's flatten gives N x features")
+        if rank == 2:
+            return None
+        return [self.layer(op, "flatten", inputs=[x])]
+
+    def op_Reshape(self, op: Op) -> list[Layer] | None:
+        x = self.data(op)
+        src, dst = self.s.shape(x), self.s.shape(op.outputs[0])
+        if dst is None and self.s.is_constant(op.inputs[1]):
+            dst = tuple(int(v) for v in self.s.value(op.inputs[1]).reshape(-1))
+        if src is not None and dst is not None and len(dst) == 2 and all(isinstance(d, int) for d in src[1:]):
+            features = int(np.prod(src[1:]))
+            if dst[1] in (features, -1):
+                return None if len(src) == 2 else [self.layer(op, "flatten", inputs=[x])]
+        raise self.fail(op, f"a reshape from {_dims(src)} to {_dims(dst)}",
+                        "cnndsl reshapes only as flatten (N x features); `shuffle` interleaves channels")
+
+    def op_Squeeze(self, op: Op) -> list[Layer] | None:
+        x = self.data(op)
+        src, dst = self.s.shape(x), self.s.shape(op.outputs[0])
+        if src is not None and len(src) == 4 and tuple(src[2:]) == (1, 1) and dst is not None and len(dst) == 2:
+            return [self.layer(op, "flatten", inputs=[x])]
+        raise self.fail(op, f"a squeeze from {_dims(src)} to {_dims(dst)}", "cnndsl's flatten gives N x features")
+
+    def op_Gemm(self, op: Op) -> list[Layer]:
+        x = self.data(op)
+        if int(op.attrs.get("transA", 0)):
+            raise self.fail(op, "Gemm with transA", NEAREST["Gemm"])
+        for key in ("alpha", "beta"):
+            if not self.floats_close(op.attrs.get(key, 1.0), 1.0):
+                raise self.fail(op, f"Gemm with {key}={_float(op.attrs[key])}", "dense computes x W^T + b")
+        w = self.const(op, 1, "weight")
+        shape = self.s.shape(w)
+        if len(shape) != 2:
+            raise self.fail(op, "its weight is not a matrix")
+        trans = int(op.attrs.get("transB", 0))
+        units = shape[0] if trans else shape[1]
+        weights = {"weight": self.weight(w, (units, shape[1] if trans else shape[0]),
+                                         None if trans else np.transpose)}
+        args = [str(units)]
+        if len(op.inputs) > 2 and op.inputs[2]:
+            b = self.const(op, 2, "bias")
+            bshape = self.s.shape(b)
+            if int(np.prod(bshape)) != units:
+                raise self.fail(op, f"its bias has shape {_dims(bshape)}, not one value per unit",
+                                "dense adds one bias per unit")
+            weights["bias"] = self.weight(b, (units,), lambda a: a.reshape(-1))
+        else:
+            args.append("bias=false")
+        return [self.layer(op, "dense", args, [x], weights)]
+
+    def op_MatMul(self, op: Op) -> list[Layer]:
+        x = self.data(op)
+        w = self.const(op, 1, "weight")
+        shape = self.s.shape(w)
+        if len(shape) != 2 or self.rank(x) not in (2, None):
+            raise self.fail(op, "a matrix product that is not a dense layer on a flat input", NEAREST["MatMul"])
+        weights = {"weight": self.weight(w, (shape[1], shape[0]), np.transpose)}
+        return [self.layer(op, "dense", [str(shape[1]), "bias=false"], [x], weights)]
+
+    def op_Add(self, op: Op) -> list[Layer]:
+        a, b = op.inputs[0], op.inputs[1]
+        if self.s.is_constant(a):
+            a, b = b, a
+        if not self.s.is_constant(b):
+            return [self.layer(op, "add", inputs=[self.data(op, 0), self.data(op, 1)])]
+        mm = self.producer.get(a)
+        if mm is not None and mm.op == "MatMul" and self.only_use(a, op) and self.s.is_constant(mm.inputs[1]):
+            [dense] = self.op_MatMul(mm)
+            units = int(dense.args[0])
+            b = self.through_identity(b)
+            if int(np.prod(self.s.shape(b))) == units:
+                self.absorbed.add(mm.index)
+                dense.args.remove("bias=false")
+                dense.weights["bias"] = self.weight(b, (units,), lambda v: v.reshape(-1))
+                dense.output = op.outputs[0]
+                dense.op = op
+                return [dense]
+        raise self.fail(op, "an add of a constant", "a bias belongs to a conv or dense layer")
+
+    def op_Mul(self, op: Op) -> list[Layer]:
+        a, b = op.inputs[0], op.inputs[1]
+        if self.s.is_constant(a) or self.s.is_constant(b):
+            raise self.fail(op, "a multiplication by a constant", "`layerscale` multiplies each channel by a weight")
+        for x, s in ((a, b), (b, a)):
+            sig = self.producer.get(s)
+            if sig is not None and sig.op == "Sigmoid" and sig.inputs[0] == x and self.only_use(s, op):
+                self.absorbed.add(sig.index)
+                return [self.layer(op, "silu", inputs=[self.data(sig)])]
+        return [self.layer(op, "mul", inputs=[self.data(op, 0), self.data(op, 1)])]
+
+    def op_Concat(self, op: Op) -> list[Layer]:
+        inputs = [self.data(op, i) for i in range(len(op.inputs))]
+        rank = self.rank(inputs[0])
+        if rank is None or int(op.attrs.get("axis", 1)) % rank != 1:
+            raise self.fail(op, "a concat along another axis than the channels",
+                            "concat { } joins branches along the channels")
+        return [self.layer(op, "concat", inputs=inputs)]
+
+
+def _float(v: float) -> str:
+    return np.format_float_positional(np.float32(v), unique=True, trim="-") if abs(v) >= 1e-4 or v == 0 else \
+        np.format_float_scientific(np.float32(v), unique=True, trim="-").replace("e-0", "e-").replace("e+0", "e")
+
+
+def _dims(shape) -> str:
+    if shape is None:
+        return "an unknown shape"
+    return "x".join(str(d) if isinstance(d, int) else "N" for d in shape)

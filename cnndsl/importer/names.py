@@ -1,0 +1,215 @@
+"""Labels from the model's weight names, so that the imported spec names its weights as the model
+did: ``layer1.0.conv1.weight`` becomes the group `layer1`, in it the group `0`, in it the layer
+`conv1`. Weightless statements between the layers of one module go with it; those after the last
+layer of an indexed module (the relu after a residual add) do too.
+
+The result is checked afterwards (the spec's names must equal the model's): this module proposes,
+``importer.verify`` decides.
+"""
+
+from __future__ import annotations
+
+import re
+
+from cnndsl.importer.tree import Stmt
+
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+LABEL_SAFE = re.compile(r"[A-Za-z0-9_\-]+\Z")  # what a quoted label may hold here (no holes, quotes, dots)
+MIXED = object()
+
+
+def meaningful(stmts: list[Stmt]) -> bool:
+    """Whether every weighted layer's initializers are named `MODULE.role` with one MODULE each,
+    whose parts a label can hold."""
+    found = False
+    for s in stmts:
+        for layer in s.layers():
+            if layer.weights:
+                path = layer.path()
+                if path is None or not all(LABEL_SAFE.match(p) for p in path.split(".")):
+                    return False
+                found = True
+    return found
+
+
+def label(stmts: list[Stmt]) -> list[Stmt]:
+    """The statements with groups and labels that give each weighted layer its model name."""
+    out = _assign(stmts, "")
+    _number(out)
+    return out
+
+
+def _rels(s: Stmt, prefix: str) -> list[str] | object:
+    rels = []
+    for layer in s.layers():
+        if not layer.weights:
+            continue
+        path = layer.path()
+        if path is None:
+            return MIXED
+        if prefix:
+            if not path.startswith(prefix + "."):
+                return MIXED
+            path = path[len(prefix) + 1:]
+        rels.append(path)
+    return rels
+
+
+def _key(s: Stmt, prefix: str):
+    """The first name part all of the statement's weights share below ``prefix`` (None: it has
+    none; MIXED: they differ)."""
+    rels = _rels(s, prefix)
+    if rels is MIXED:
+        return MIXED
+    firsts = {r.split(".")[0] for r in rels}
+    if not firsts:
+        return None
+    return firsts.pop() if len(firsts) == 1 else MIXED
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _assign(stmts: list[Stmt], prefix: str) -> list[Stmt]:
+    out: list[Stmt] = []
+    run: list[Stmt] = []
+    pending: list[Stmt] = []  # weightless statements after the run, until we know whether it goes on
+    run_key = None
+
+    def close() -> None:
+        nonlocal run, run_key, pending
+        if run and run_key.isdigit():  # an indexed module keeps what follows it (the relu after an add)
+            run += pending
+            pending = []
+        else:  # a named one its last activations; pools too where it is a list (VGG's features)
+            rels = [_rels(x, _join(prefix, run_key)) for x in run]
+            listed = any(r.split(".")[0].isdigit() for rs in rels if rs is not MIXED for r in rs)
+            while pending and _trails(pending[0], listed):
+                run.append(pending.pop(0))
+        if run:
+            out.extend(_close(run, run_key, prefix))
+        out.extend(_transparent(p, prefix) for p in pending)
+        run, run_key, pending = [], None, []
+
+    for s in stmts:
+        key = _key(s, prefix)
+        if key is None:
+            if run:
+                pending.append(s)
+            else:
+                out.append(_transparent(s, prefix))
+        elif key is MIXED:
+            close()
+            out.append(_transparent(s, prefix))
+        elif run and run_key == key:
+            run += pending + [s]
+            pending = []
+        else:
+            close()
+            first = _first_index(s, _join(prefix, key))
+            while first and out and len(run) < first and _weightless(out[-1]):
+                run.insert(0, out.pop())  # a pool that is module 0 of a list (GoogLeNet's branch4)
+            run_key = key
+            run.append(s)
+    close()
+    return out
+
+
+def _first_index(s: Stmt, prefix: str) -> int:
+    rels = _rels(s, prefix)
+    if rels is MIXED or not rels or not rels[0].split(".")[0].isdigit():
+        return 0
+    return int(rels[0].split(".")[0])
+
+
+def _weightless(s: Stmt) -> bool:
+    return s.kind == "layer" and s.layer is not None and not s.layer.weights
+
+
+ACTIVATIONS = {"relu", "tanh", "sigmoid", "relu6", "hardswish", "hardsigmoid", "silu", "gelu", "leakyrelu", "elu"}
+
+
+def _trails(s: Stmt, listed: bool) -> bool:
+    return s.kind == "layer" and s.layer is not None and (
+        s.layer.kind in ACTIVATIONS or (listed and s.layer.kind in ("maxpool", "avgpool")))
+
+
+def _close(run: list[Stmt], key: str, prefix: str) -> list[Stmt]:
+    weighted = [s for s in run if any(layer.weights for layer in s.layers())]
+    rels = [r for s in weighted for r in _rels(s, prefix)]
+    if len(weighted) == 1 and weighted[0].kind == "layer" and rels == [key]:
+        weighted[0].label = key
+        return run
+    if len(run) == 1 and run[0].kind == "gate" and all("." in r for r in rels):
+        gate = run[0]
+        gate.label = key
+        gate.branches = [_assign(gate.body, _join(prefix, key))]
+        return [gate]
+    return [Stmt("group", branches=[_assign(run, _join(prefix, key))], label=key)]
+
+
+def _transparent(s: Stmt, prefix: str) -> Stmt:
+    """A statement named in this scope: a join's branches are labelled here, a residual's
+    shortcut in its own scope."""
+    if s.kind in ("concat", "add", "mul", "residual"):
+        branches = []
+        for branch in s.branches:
+            inner = _assign(branch, prefix)
+            splice = len(inner) > 1 and s.kind != "residual"  # a residual's body is a sequence, not a branch list
+            branches.append([Stmt("group", branches=[inner], label="_")] if splice else inner)
+        s.branches = branches
+        if s.shortcut:
+            key = _key(Stmt("group", branches=[s.shortcut]), prefix)
+            if isinstance(key, str) and key is not MIXED:
+                s.shortcut_name = key
+                s.shortcut = _assign(s.shortcut, _join(prefix, key))
+    elif s.kind == "gate":
+        s.branches = [_assign(s.body, prefix)]
+    return s
+
+
+def _number(stmts: list[Stmt]) -> None:
+    """Drop labels that are the index the statement gets anyway; fill index gaps (modules
+    without weights the export left out, such as dropout) with `identity`."""
+    _Counter().scope(stmts)
+
+
+class _Counter:
+    def scope(self, stmts: list[Stmt]) -> None:
+        self.index = 0
+        self.walk(stmts)
+
+    def walk(self, stmts: list[Stmt]) -> None:
+        k = 0
+        while k < len(stmts):
+            s = stmts[k]
+            if s.label is not None and s.label.isdigit():
+                want = int(s.label)
+                if want > self.index and self.index >= 0:
+                    gap = want - self.index
+                    stmts[k:k] = [Stmt("layer", label=None, name="identity") for _ in range(gap)]
+                    self.index += gap
+                    k += gap
+                if want == self.index:
+                    s.label = None
+            self.one(s)
+            k += 1
+
+    def one(self, s: Stmt) -> None:
+        if s.kind == "group" and s.label == "_":
+            self.walk(s.body)
+            return
+        if s.kind in ("concat", "add", "mul", "residual") and s.label is None:
+            for branch in s.branches:
+                self.walk(branch)
+            if s.shortcut:
+                _Counter().scope(s.shortcut)
+            return
+        self.index += 1
+        inner = _Counter()
+        inner.index = 0
+        for branch in s.branches:  # a group's or gate's body, a labelled join's branches: one scope
+            inner.walk(branch)
+        if s.shortcut:
+            _Counter().scope(s.shortcut)

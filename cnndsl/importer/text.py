@@ -1,0 +1,88 @@
+"""Writing statements as spec text (then put in canonical form by `fmt`)."""
+
+from __future__ import annotations
+
+from cnndsl.importer.names import NAME
+from cnndsl.importer.tree import Stmt
+
+FUSABLE = {"conv", "dense", "convtranspose"}  # kinds that take an activation word
+ACTIVATIONS = {"relu", "tanh", "sigmoid", "relu6", "hardswish", "hardsigmoid", "silu", "gelu", "leakyrelu", "elu"}
+
+
+def label_text(label: str | None) -> str:
+    if label is None:
+        return ""
+    return f"{label}: " if NAME.match(label) else f'"{label}": '
+
+
+def block_lines(name: str, params: list[tuple[str, object]], body: list[Stmt]) -> list[str]:
+    """A block definition."""
+    shown = ", ".join(p if default is None else f"{p}={default}" for p, default in params)
+    return [f"block {name}({shown}) {{", *lines(body, 1), "}", ""]
+
+
+def lines(stmts: list[Stmt], indent: int = 0) -> list[str]:
+    """The statements as lines of text, a fused activation written after its conv or dense."""
+    out: list[str] = []
+    pad = "  " * indent
+    k = 0
+    while k < len(stmts):
+        s = stmts[k]
+        nxt = stmts[k + 1] if k + 1 < len(stmts) else None
+        if s.kind == "layer" and s.layer is not None and s.layer.kind in FUSABLE and nxt is not None \
+                and _bare_activation(nxt):
+            out.append(f"{pad}{label_text(s.label)}{s.layer.text()} {nxt.layer.kind}")
+            k += 2
+            continue
+        out.extend(_one(s, indent))
+        k += 1
+    return out
+
+
+def _bare_activation(s: Stmt) -> bool:
+    return s.kind == "layer" and s.layer is not None and s.label is None and s.layer.kind in ACTIVATIONS \
+        and not s.layer.args
+
+
+def _block(head: str, body: list[Stmt], indent: int, tail: str = "}") -> list[str]:
+    pad = "  " * indent
+    return [f"{pad}{head} {{", *lines(body, indent + 1), f"{pad}{tail}"]
+
+
+def _one(s: Stmt, indent: int) -> list[str]:
+    pad = "  " * indent
+    lab = label_text(s.label)
+    if s.kind == "layer":
+        return [f"{pad}{lab}{s.layer.text() if s.layer is not None else s.name}"]
+    if s.kind == "call":
+        return [f"{pad}{lab}{' '.join([s.name, *s.args])}"]
+    if s.kind == "repeat":  # its copies are all alike: the text is the first
+        first = s.body[0]
+        if first.kind in ("layer", "call") and first.label is None:
+            return [f"{pad}{lab}repeat {s.args[0]} {_one(first, 0)[0]}"]
+        return _block(f"{lab}repeat {s.args[0]}", [first], indent)
+    if s.kind == "group" and s.label not in (None, "_") and len(s.body) == 1 and s.body[0].kind == "repeat" \
+            and s.body[0].label is None:  # a labelled repeat opens the same scope as a group around it
+        return _one(Stmt("repeat", branches=s.body[0].branches, args=s.body[0].args, label=s.label), indent)
+    if s.kind == "group":
+        return _block(lab.rstrip() if lab else "", s.body, indent) if lab else _block("", s.body, indent)
+    if s.kind == "gate":
+        return _block(f"{lab}gate", s.body, indent)
+    if s.kind == "residual":
+        head = _block(f"{lab}residual", s.body, indent)
+        if s.shortcut:
+            name = f" {s.shortcut_name}" if s.shortcut_name else ""
+            head[-1] = f"{pad}}} shortcut{name} {{"
+            head += [*lines(s.shortcut, indent + 1), f"{pad}}}"]
+        return head
+    # concat, add, mul: one statement per branch, a group for several, identity for none
+    out = [f"{pad}{lab}{s.kind} {{"]
+    for branch in s.branches:
+        if not branch:
+            out.append(f"{pad}  identity")
+        elif len(branch) == 1:
+            out.extend(lines(branch, indent + 1))
+        else:
+            out.extend(_block("", branch, indent + 1))
+    out.append(f"{pad}}}")
+    return out

@@ -1,0 +1,200 @@
+"""From a graph of layers to nested statements: chains become sequences, a fork that meets again
+at a join becomes `concat { }`, `residual { } [shortcut { }]`, `add { }`, `gate { }` or
+`mul { }` with one branch per input of the join.
+
+A fork's join is its immediate post-dominator (every path from the fork passes through it),
+found for every tensor in one pass (Cooper, Harvey and Kennedy's intersection, on the DAG in
+reverse topological order). A graph that is not such a nesting of branches (a skip from
+elsewhere) is an ImportModelError naming the join.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cnndsl.errors import ImportModelError
+from cnndsl.importer.lift import Layer
+from cnndsl.importer.load import Source
+
+
+@dataclass
+class Stmt:
+    """A statement of the spec to write. ``kind``: 'layer', 'group', 'call', 'repeat', or a join
+    ('concat', 'add', 'mul', 'residual', 'gate')."""
+
+    kind: str
+    layer: Layer | None = None  # for 'layer'
+    branches: list[list[Stmt]] = field(default_factory=list)  # joins; a group's, call's or repeat's body is [0]
+    shortcut: list[Stmt] | None = None  # residual's projection
+    shortcut_name: str | None = None
+    label: str | None = None
+    args: list[str] = field(default_factory=list)  # a call's arguments, a repeat's count
+    name: str = ""  # a call's block
+    start: str | None = None  # a join's fork: the tensor its branches start from
+
+    @property
+    def body(self) -> list[Stmt]:
+        return self.branches[0]
+
+    def first_input(self) -> str | None:
+        """The tensor the statement reads."""
+        if self.kind == "layer":
+            return self.layer.inputs[0] if self.layer is not None else None
+        if self.start is not None:
+            return self.start
+        for branch in self.branches:
+            for s in branch:
+                return s.first_input()
+        return None
+
+    def layers(self):
+        """The layers inside, in the order the checker meets them."""
+        if self.layer is not None:
+            yield self.layer
+        for branch in self.branches:
+            for s in branch:
+                yield from s.layers()
+        for s in self.shortcut or ():
+            yield from s.layers()
+
+
+def build(source: Source, layers: list[Layer], output: str) -> list[Stmt]:
+    """The statements that compute ``output`` from the source's input."""
+    return _Builder(source, layers, output).run()
+
+
+class _Builder:
+    def __init__(self, source: Source, layers: list[Layer], output: str) -> None:
+        self.s = source
+        self.layers = layers
+        self.output = output
+        self.producer = {layer.output: layer for layer in layers}
+        self.pos = {source.input: 0}
+        for k, layer in enumerate(layers, 1):
+            self.pos[layer.output] = k
+        self.consumers: dict[str, list[Layer]] = {}
+        for layer in layers:
+            for i in dict.fromkeys(layer.inputs):
+                self.consumers.setdefault(i, []).append(layer)
+        self.emitted: set[int] = set()
+
+    def fail(self, message: str, hint: str | None = None) -> ImportModelError:
+        return ImportModelError(message, path=self.s.path, hint=hint)
+
+    def run(self) -> list[Stmt]:
+        live = self.ancestors(self.output, 0)
+        self.layers = [layer for layer in self.layers if layer.output in live]
+        if self.s.input not in live:
+            raise self.fail("the model's output does not depend on its input")
+        for layer in self.layers:
+            for i in layer.inputs:
+                if i not in self.pos:
+                    raise self.fail(f"{layer.op.where()} reads '{i}', which the network does not compute")
+        for i, layers in list(self.consumers.items()):
+            self.consumers[i] = [c for c in layers if c.output in live]
+        self.ipdom = self.post_dominators()
+        stmts = self.seq(self.s.input, self.output, live)
+        missed = [layer for layer in self.layers if id(layer) not in self.emitted]
+        if missed:
+            raise self.fail(f"{missed[0].op.where()} is not inside one nesting of branches",
+                            "cnndsl joins branches that start from the same tensor")
+        return stmts
+
+    def ancestors(self, target: str, floor: int) -> set[str]:
+        """The tensors that reach ``target`` (itself included), made at or after position ``floor``."""
+        seen, todo = {target}, [target]
+        while todo:
+            layer = self.producer.get(todo.pop())
+            if layer is None:
+                continue
+            for i in layer.inputs:
+                if i not in seen and self.pos.get(i, -1) >= floor:
+                    seen.add(i)
+                    todo.append(i)
+        return seen
+
+    def post_dominators(self) -> dict[str, str]:
+        ipdom = {self.output: self.output}
+        order = [self.s.input, *(layer.output for layer in self.layers)]
+        for t in reversed(order):
+            if t == self.output:
+                continue
+            succ = [c.output for c in self.consumers.get(t, [])]
+            if not succ:
+                continue
+            d = succ[0]
+            for other in succ[1:]:
+                d = self.intersect(d, other, ipdom)
+            ipdom[t] = d
+        return ipdom
+
+    def intersect(self, a: str, b: str, ipdom: dict[str, str]) -> str:
+        while a != b:
+            while self.pos[a] < self.pos[b]:
+                a = ipdom[a]
+            while self.pos[b] < self.pos[a]:
+                b = ipdom[b]
+        return a
+
+    def take(self, layer: Layer) -> None:
+        if id(layer) in self.emitted:
+            raise self.fail(f"the branches cross: {layer.op.where()} is on two of them",
+                            "cnndsl's branches nest: each join closes the branches of one fork; a skip from "
+                            "another tensor (`from LABEL`) is not imported yet")
+        self.emitted.add(id(layer))
+
+    def seq(self, t: str, u: str, region: set[str]) -> list[Stmt]:
+        """The statements from tensor ``t`` to tensor ``u``, through the tensors in ``region``."""
+        out: list[Stmt] = []
+        while t != u:
+            nexts = [c for c in self.consumers.get(t, []) if c.output in region]
+            if not nexts:
+                raise self.fail(f"no path from '{t}' to '{u}'")
+            if len(nexts) == 1 and not nexts[0].is_join:
+                self.take(nexts[0])
+                out.append(Stmt("layer", nexts[0]))
+                t = nexts[0].output
+                continue
+            p = self.ipdom.get(t)
+            join = self.producer.get(p) if p is not None else None
+            if join is None or not join.is_join or p not in region:
+                where = join.op.where() if join is not None else f"'{t}'"
+                raise self.fail(f"the branches that start at '{t}' cross before they meet at {where}",
+                                "cnndsl's branches nest: each join closes the branches of one fork; a skip from "
+                                "another tensor (`from LABEL`) is not imported yet")
+            self.take(join)
+            branches = []
+            for v in join.inputs:
+                if v != t and t not in self.ancestors(v, self.pos[t]):
+                    raise self.fail(f"{join.op.where()} joins a branch that does not start from '{t}'",
+                                    "cnndsl joins branches that start from the same tensor; a skip from elsewhere "
+                                    "is not imported yet")
+                branches.append(self.seq(t, v, self.ancestors(v, self.pos[t])) if v != t else [])
+            out.append(self.join(join, branches, t))
+            t = p
+        return out
+
+    def join(self, join: Layer, branches: list[list[Stmt]], start: str) -> Stmt:
+        s = self.join_kind(join, branches, start)
+        s.start = start
+        return s
+
+    def join_kind(self, join: Layer, branches: list[list[Stmt]], start: str) -> Stmt:
+        if join.kind == "concat":
+            return Stmt("concat", join, branches)
+        empty = [i for i, b in enumerate(branches) if not b]
+        if join.kind == "mul":
+            if len(branches) == 2 and len(empty) == 1:
+                body = branches[1 - empty[0]]
+                shape = self.s.shape(join.inputs[1 - empty[0]])
+                if shape is not None and len(shape) == 4 and tuple(shape[2:]) == (1, 1):
+                    return Stmt("gate", join, [body])
+            return Stmt("mul", join, branches)
+        if len(branches) == 2 and len(empty) == 1:
+            return Stmt("residual", join, [branches[1 - empty[0]]])
+        if len(branches) == 2 and not empty:
+            before, after = self.s.shape(start), self.s.shape(join.output)
+            if before is not None and after is not None and tuple(before[1:]) != tuple(after[1:]):
+                body, proj = sorted(branches, key=len, reverse=True)
+                return Stmt("residual", join, [body], shortcut=proj)
+        return Stmt("add", join, branches)
