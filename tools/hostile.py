@@ -170,17 +170,21 @@ def _read(path: Path) -> str:
 REAPER = """
 import os, signal, sys
 out = int(sys.argv[1])
+stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # held until the child can take them as a new process
 pid = os.fork()
 if pid == 0:
     os.close(out)
-    for s in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(s, signal.SIG_DFL)  # as a shell would start it
+    for s in (signal.SIGPIPE, signal.SIGXFSZ, *stops):
+        signal.signal(s, signal.SIG_DFL)  # as a shell would start it (not Python's handler: lost by exec)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
     try:
         os.execvp(sys.argv[2], sys.argv[2:])
     finally:
         os._exit(127)
-for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+for s in stops:
     signal.signal(s, signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
 os.write(out, b"%d\\n" % pid)
 _, status, usage = os.wait4(pid, 0)
 os.write(out, b"%d %d\\n" % (status, usage.ru_maxrss))
@@ -233,7 +237,7 @@ def run_child(argv: list[str], cwd: Path, env: dict, case: hc.Case, logs: Path, 
         os.close(read_end)  # nobody reads: the first write gets EPIPE
     tty, report = bytearray(), bytearray()
     pending = sorted(case.signals)
-    last_signal = None
+    last_signal = born = None
     hwm = 0
     try:
         while not os.waitid(os.P_PID, reaper.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):  # exited, not reaped
@@ -244,7 +248,9 @@ def run_child(argv: list[str], cwd: Path, env: dict, case: hc.Case, logs: Path, 
                 time.sleep(0.005)
                 continue
             now = time.monotonic() - start
-            while pending and pending[0][0] <= now:
+            if born is None:
+                born = now  # signals are timed from here: a slow start must not shift them before exec
+            while pending and pending[0][0] <= now - born:
                 _, sig, group = pending.pop(0)
                 _send(reaper.pid if group else child, sig, group)  # the group's id is the reaper's pid
                 last_signal = now
@@ -254,10 +260,10 @@ def run_child(argv: list[str], cwd: Path, env: dict, case: hc.Case, logs: Path, 
                 _send(child, signal.SIGKILL, False)
             elif last_signal is not None and not pending and now > last_signal + case.grace:
                 res.ignored_signal = True
-                _send(child, signal.SIGKILL, False)
+                _abort(child)
             elif now > timeout:
                 res.hung = True
-                _send(child, signal.SIGKILL, False)
+                _abort(child)
             time.sleep(0.02)
     finally:  # also when the tool itself is interrupted: the case must not outlive it
         _send(reaper.pid, signal.SIGKILL, True)  # and what it started (the group lives while the reaper is unreaped)
@@ -292,6 +298,24 @@ def _drain(master: int | None, into: bytearray) -> None:
             return
         if len(into) < hc.MiB:
             into += chunk
+
+
+def _abort(pid: int) -> None:
+    """Kill a command that outlived its time: SIGABRT first, so that faulthandler (PYTHONFAULTHANDLER,
+    set for every case) writes where each thread was to its stderr, then SIGKILL."""
+    _send(pid, signal.SIGABRT, False)
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.02)
+    _send(pid, signal.SIGKILL, False)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _send(pid: int, sig: int, group: bool) -> None:
@@ -363,7 +387,7 @@ class Session:
     def env(self, case: hc.Case, folder: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CNNDSL_")}
         env.update(TMPDIR=str(folder / "tmp"), HOME=str(folder / "home"), PYTHONDONTWRITEBYTECODE="1",
-                   MPLCONFIGDIR=str(self.root / "_shared" / "mpl"))
+                   PYTHONFAULTHANDLER="1", MPLCONFIGDIR=str(self.root / "_shared" / "mpl"))
         env.pop("NO_COLOR", None)
         for key, value in case.env.items():
             if value is None:
@@ -522,6 +546,7 @@ class Session:
     def write_repro(self, case: hc.Case, folder: Path, env: dict) -> None:
         changed = {k: v for k, v in env.items() if k == "PYTHONPATH" or os.environ.get(k) != v}
         changed.pop("PYTHONDONTWRITEBYTECODE", None)
+        changed.pop("PYTHONFAULTHANDLER", None)
         unset = [k for k, v in case.env.items() if v is None]
         redirect = {"full": " > /dev/full", "pipe": " | true", "closed": " >&-"}.get(case.stdout, "")
         line = " ".join(["env", *(f"-u {k}" for k in unset), *(f"{k}={shlex.quote(v)}" for k, v in changed.items()),
