@@ -192,7 +192,7 @@ def _verified(source: Source, body: list[Stmt], text: str, keep: bool, notes: li
             if p is None or tuple(p.shape) != tuple(w.shape):
                 raise _Mismatch(f"{layer.op.where()}: '{spec_name}' is not a weight of shape {w.shape} in the spec")
             weights[spec_name] = (w, tuple(p.shape))
-            kept = kept and spec_name == w.source
+        kept = kept and node.name == layer.path()
         if len(params) != len(layer.weights):
             raise _Mismatch(f"{layer.op.where()}: the spec's '{node.name}' has weights {sorted(params)}")
     if keep and not kept:

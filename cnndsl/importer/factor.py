@@ -45,6 +45,82 @@ def _arg_order(arg: str) -> tuple:
     return (1, ORDER.index(key) if key in ORDER else len(ORDER), key)
 
 
+def _shown(stmts: list[Stmt]):
+    """The statements as written: a repeat's first copy, a call without its expansion."""
+    for s in stmts:
+        yield s
+        if s.kind == "call":
+            continue
+        if s.kind == "repeat":
+            yield from _shown(s.body[:1])
+            continue
+        if s.shown is not None:
+            yield from _shown(s.shown)
+            continue
+        for b in s.branches:
+            yield from _shown(b)
+        yield from _shown(s.shortcut or [])
+
+
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _bind(block: Block, args: list[str]) -> dict[str, str]:
+    """A call's value of each of the block's parameters (as text)."""
+    values = {p: _fmt(d) for p, d in block.params if d is not None}
+    positional = [p for p, d in block.params if d is None]
+    k = 0
+    for a in args:
+        if "=" in a and IDENT.fullmatch(a.split("=")[0]):
+            key, value = a.split("=", 1)
+            values[key] = value
+        else:
+            values[positional[k]] = a
+            k += 1
+    return values
+
+
+def _subst_text(text: str, values: dict[str, str]) -> str:
+    def one(m: re.Match) -> str:
+        v = values.get(m.group(0))
+        if v is None:
+            return m.group(0)
+        return v if re.fullmatch(r"[\w.]+", v) else f"({v})"
+
+    return IDENT.sub(one, text)
+
+
+def _subst_arg(arg: str, values: dict[str, str]) -> str:
+    if "=" in arg and IDENT.fullmatch(arg.split("=")[0]):
+        key, value = arg.split("=", 1)
+        return f"{key}={_subst_text(value, values)}"
+    return _subst_text(arg, values)
+
+
+def _substitute(s: Stmt, values: dict[str, str]) -> Stmt:
+    """A copy of a block's statement with its parameters replaced by a call's values."""
+    t = copy.copy(s)
+    if s.kind == "layer" and s.layer is not None:
+        t.layer = copy.copy(s.layer)
+        t.layer.args = [_subst_arg(a, values) for a in s.layer.args]
+    t.args = [_subst_arg(a, values) for a in s.args]
+    t.cond = _subst_text(s.cond, values) if s.cond else s.cond
+    if s.kind == "call":
+        return t
+    t.branches = [[_substitute(x, values) for x in b] for b in s.branches]
+    t.shortcut = [_substitute(x, values) for x in s.shortcut] if s.shortcut else s.shortcut
+    t.shown = [_substitute(x, values) for x in s.shown] if s.shown is not None else None
+    return t
+
+
+def _unwrap(body: list[Stmt]) -> tuple[list[Stmt], bool]:
+    """A body that is one residual without a projection: its body, True; otherwise itself, False."""
+    if len(body) == 1 and body[0].kind == "residual" and not body[0].shortcut and body[0].label is None \
+            and body[0].cond is None:
+        return body[0].body, True
+    return body, False
+
+
 def _walk(stmts: list[Stmt]):
     for s in stmts:
         yield s
@@ -120,7 +196,7 @@ def _args(s: Stmt) -> list[str]:
 def skeleton(s: Stmt, with_shortcut: bool = True) -> tuple:
     """The statement with its numbers blanked out (a hashable tuple)."""
     head = (s.kind, s.label, s.layer.kind if s.layer is not None and s.kind == "layer" else s.name,
-            tuple(_tokens(a)[0] for a in _args(s)))
+            tuple(_tokens(a)[0] for a in _args(s)), s.cond)
     if s.kind == "call":
         return head
     if s.kind == "repeat":
@@ -195,11 +271,33 @@ class _Factorer:
                 s.layer.args += [f"{k}={v}" for k, v in EXPLICIT[s.layer.kind] if k not in keys]
                 s.layer.args.sort(key=_arg_order)
         stmts = self.rounds(stmts)
-        for s in [*_walk(stmts), *(x for b in self.blocks for x in _walk(b.body))]:
+        self.inline(stmts)
+        defaults = {b.name: {f"{p}={_fmt(d)}" for p, d in b.params if d is not None} for b in self.blocks}
+        for s in [*_shown(stmts), *(x for b in self.blocks for x in _shown(b.body))]:
             if s.kind == "layer" and s.layer is not None and s.layer.kind in EXPLICIT:
-                defaults = {f"{k}={v}" for k, v in EXPLICIT[s.layer.kind]}
-                s.layer.args = [a for a in s.layer.args if a not in defaults]
+                layer_defaults = {f"{k}={v}" for k, v in EXPLICIT[s.layer.kind]}
+                s.layer.args = [a for a in s.layer.args if a not in layer_defaults]
+            elif s.kind == "call":
+                s.args = [a for a in s.args if a not in defaults.get(s.name, ())]
         return stmts
+
+    def inline(self, stmts: list[Stmt]) -> None:
+        """A block called from one place only is written there, as a group (its call's scope)."""
+        while True:
+            uses: dict[str, list[Stmt]] = {}
+            for s in [*_shown(stmts), *(x for b in self.blocks for x in _shown(b.body))]:
+                if s.kind == "call":
+                    uses.setdefault(s.name, []).append(s)
+            once = next((b for b in self.blocks if len(uses.get(b.name, [])) == 1), None)
+            if once is None:
+                return
+            call = uses[once.name][0]
+            values = _bind(once, call.args)
+            call.kind, call.shown = "group", [_substitute(x, values) for x in once.body]
+            call.name, call.args = "", []
+            if call.label is None:
+                call.label = None  # an unlabelled call and an unlabelled group both take the next index
+            self.blocks.remove(once)
 
     def rounds(self, stmts: list[Stmt]) -> list[Stmt]:
         for _ in range(64):
@@ -226,44 +324,73 @@ class _Factorer:
     def round(self, groups: list[Stmt]) -> None:
         buckets: dict[tuple, list[Stmt]] = {}
         for g in groups:
-            key = tuple(skeleton(x, with_shortcut=False) for x in g.body)
+            key = tuple(skeleton(x, with_shortcut=False) for x in _unwrap(g.body)[0])
             buckets.setdefault(key, []).append(g)
         for members in buckets.values():
-            if len(members) < 2 or not self.make_block(members):
-                for g in members:
-                    g.final = True
+            flags = [_unwrap(g.body)[1] for g in members]
+            if len(set(flags)) > 1 and self.make_block(members, conditional=True):
+                continue
+            for flag in set(flags):
+                same = [g for g, f in zip(members, flags, strict=True) if f == flag]
+                if len(same) < 2 or not self.make_block(same):
+                    for g in same:
+                        g.final = True
 
-    def make_block(self, members: list[Stmt]) -> bool:
+    def make_block(self, members: list[Stmt], conditional: bool = False) -> bool:
+        """A block for groups of one skeleton; ``conditional``: some are a residual around it and
+        some are not, which `residual if` expresses where a condition tells them apart."""
+        bodies = [_unwrap(g.body)[0] if conditional else g.body for g in members]
         # the template: a member with every projection the others may lack
-        full = [tuple(skeleton(x) for x in g.body) for g in members]
-        template = max(members, key=lambda g: len([t for x in g.body for t in numbers(x)]))
-        t_full = tuple(skeleton(x) for x in template.body)
-        for g, sk in zip(members, full, strict=True):
-            if sk != t_full and not self.lacks_only_shortcuts(g.body, template.body):
+        t = max(range(len(members)), key=lambda k: len([n for x in bodies[k] for n in numbers(x)]))
+        template = bodies[t]
+        t_full = tuple(skeleton(x) for x in template)
+        for body in bodies:
+            if tuple(skeleton(x) for x in body) != t_full and not self.lacks_only_shortcuts(body, template):
                 return False
-        columns = [self.aligned(g.body, template.body) for g in members]
-        if any(c is None for c in columns):
-            return False
+        columns = [self.aligned(body, template) for body in bodies]
         exprs, params = self.parameters(columns, template)
         if exprs is None:
             return False
-        name = self.block_name(members)
         order = iter(range(len(exprs)))
-        body = [_render(x, exprs, order) for x in template.body]
+        body = [_render(x, exprs, order) for x in template]
+        if conditional:
+            cond = self.condition(members, params)
+            if cond is None:
+                return False
+            body = [Stmt("residual", branches=[body], cond=cond)]
+        name = self.block_name(members)
         block = Block(name, [(p.name, p.default if p.option else None) for p in params], body, len(members))
         self.blocks.append(block)
         for k, g in enumerate(members):
             args = []
-            for p in params:
+            for p in params:  # every option written while factoring; defaults dropped at the end
                 v = p.values[k]
-                if p.option:
-                    if v != p.default:
-                        args.append(f"{p.name}={_fmt(v)}")
-                else:
-                    args.append(_fmt(v))
+                args.append(f"{p.name}={_fmt(v)}" if p.option else _fmt(v))
             original = g.body
             g.kind, g.name, g.args, g.branches = "call", name, args, [original]
         return True
+
+    def condition(self, members: list[Stmt], params: list[_Param]) -> str | None:
+        """`in_channels == OUT [and stride == 1]`, where it holds exactly for the members that are a
+        residual (MobileNetV2's inverted residual, EfficientNet's MBConv)."""
+        ins, outs, flags = [], [], []
+        for g in members:
+            layers = [layer for x in g.body for layer in x.layers()]
+            a = self.s.shape(g.first_input()) if g.first_input() else None
+            b = self.s.shape(layers[-1].output) if layers else None
+            if a is None or b is None or len(a) < 2 or len(b) < 2:
+                return None
+            ins.append(a[1])
+            outs.append(b[1])
+            flags.append(_unwrap(g.body)[1])
+        out = next((p for p in params if p.values == outs), None)
+        if out is None:
+            return None
+        stride = next((p for p in params if p.name.startswith("stride")), None)
+        cond = f"in_channels == {out.name}" + (f" and {stride.name} == 1" if stride is not None else "")
+        holds = [i == o and (stride is None or stride.values[k] == 1)
+                 for k, (i, o) in enumerate(zip(ins, outs, strict=True))]
+        return cond if holds == flags else None
 
     def lacks_only_shortcuts(self, body: list[Stmt], template: list[Stmt]) -> bool:
         return tuple(skeleton(x, False) for x in body) == tuple(skeleton(x, False) for x in template) \
@@ -275,7 +402,7 @@ class _Factorer:
         return all(self.shortcut_subset(x, y) for ba, bb in zip(a.branches, b.branches, strict=True)
                    for x, y in zip(ba, bb, strict=True))
 
-    def aligned(self, body: list[Stmt], template: list[Stmt]) -> list | None:
+    def aligned(self, body: list[Stmt], template: list[Stmt]) -> list:
         """The member's numbers at the template's positions (None where it lacks a projection)."""
         out: list = []
         for a, b in zip(body, template, strict=True):
@@ -300,9 +427,9 @@ class _Factorer:
                 out += [None] * sum(len(numbers(y)) for y in b.shortcut)
         return out
 
-    def parameters(self, columns: list[list], template: Stmt):
+    def parameters(self, columns: list[list], template: list[Stmt]):
         """An expression per number position, and the parameters they use."""
-        keys = [t for x in template.body for t in numbers(x)]
+        keys = [t for x in template for t in numbers(x)]
         n = len(keys)
         exprs: list[str] = []
         params: list[_Param] = []

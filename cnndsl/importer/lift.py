@@ -71,9 +71,12 @@ class Layer:
         or None where they share none (meaningless names like ``onnx::Conv_123``)."""
         paths = set()
         for role, w in self.weights.items():
-            if not w.source.endswith("." + role) or ":" in w.source:
+            name = w.source
+            if role == "bias" and name.endswith(".weight_bias"):  # a batchnorm folded into this conv
+                name = name[: -len("weight_bias")] + "bias"
+            if not name.endswith("." + role) or ":" in name:
                 return None
-            paths.add(w.source[: -len(role) - 1])
+            paths.add(name[: -len(role) - 1])
         return paths.pop() if len(paths) == 1 else None
 
     def text(self) -> str:
@@ -139,14 +142,8 @@ class _Lifter:
         name = op.inputs[index] if index < len(op.inputs) else ""
         if not name:
             raise self.fail(op, f"it has no {what}")
-        name = self.through_identity(name)
         if not self.s.is_constant(name):
             raise self.fail(op, f"its {what} is computed while the model runs; cnndsl layers have constant weights")
-        return name
-
-    def through_identity(self, name: str) -> str:
-        while name in self.producer and self.producer[name].op == "Identity" and not self.s.is_constant(name):
-            name = self.producer[name].inputs[0]
         return name
 
     def data(self, op: Op, index: int = 0) -> str:
@@ -157,6 +154,12 @@ class _Lifter:
 
     def only_use(self, name: str, op: Op) -> bool:
         return [c.index for c in self.consumers.get(name, [])] == [op.index] and name not in self.s.outputs
+
+    def computed_zeros(self, name: str) -> bool:
+        """Whether a constant is zeros the model computes (an exporter's stand-in for no bias)
+        rather than a stored weight."""
+        name = self.s.aliases.get(name, name)
+        return name in self.s.folded and not np.any(self.s.constants[name])
 
     def weight(self, name: str, shape=None, transform=None) -> Weight:
         stored = self.s.shape(name)
@@ -281,7 +284,7 @@ class _Lifter:
         if groups != 1:
             args.append(f"groups={groups}")
         weights = {"weight": self.weight(w)}
-        if len(op.inputs) > 2 and op.inputs[2]:
+        if len(op.inputs) > 2 and op.inputs[2] and not self.computed_zeros(self.const(op, 2, "bias")):
             weights["bias"] = self.weight(self.const(op, 2, "bias"))
         else:
             args.append("bias=false")
@@ -475,7 +478,6 @@ class _Lifter:
         if mm is not None and mm.op == "MatMul" and self.only_use(a, op) and self.s.is_constant(mm.inputs[1]):
             [dense] = self.op_MatMul(mm)
             units = int(dense.args[0])
-            b = self.through_identity(b)
             if int(np.prod(self.s.shape(b))) == units:
                 self.absorbed.add(mm.index)
                 dense.args.remove("bias=false")

@@ -55,15 +55,20 @@ class Source:
     initializers: dict[str, Stored]
     constants: dict[str, np.ndarray] = field(default_factory=dict)  # Constant nodes' small values
     shapes: dict[str, tuple] = field(default_factory=dict)  # inferred shapes (None for an unknown axis)
+    folded: set[str] = field(default_factory=set)  # constants the model computes from constants
+    aliases: dict[str, str] = field(default_factory=dict)  # an Identity of a constant -> the constant (an
+    # exporter that stores equal weights once names the others this way)
     opset: int = 0
     producer: str = ""
     node_count: int = 0
 
     def is_constant(self, name: str) -> bool:
+        name = self.aliases.get(name, name)
         return name in self.initializers or name in self.constants
 
     def value(self, name: str, limit: int = MAX_CONSTANT) -> np.ndarray:
         """A constant's value (an initializer is read here, bounded by ``limit`` elements)."""
+        name = self.aliases.get(name, name)
         if name in self.constants:
             return self.constants[name]
         stored = self.initializers[name]
@@ -73,6 +78,9 @@ class Source:
         return self.load(name)
 
     def load(self, name: str) -> np.ndarray:
+        name = self.aliases.get(name, name)
+        if name in self.constants:
+            return self.constants[name]
         try:
             return self.initializers[name].load()
         except ArrayFileError as exc:
@@ -80,6 +88,7 @@ class Source:
 
     def shape(self, name: str) -> tuple | None:
         """The full inferred shape of a tensor (with the batch axis), or None where unknown."""
+        name = self.aliases.get(name, name)
         if name in self.shapes:
             return self.shapes[name]
         if name in self.initializers:
@@ -145,9 +154,161 @@ def load_source(path: str) -> Source:
             value = _constant(op, fail)
             if value is not None:
                 source.constants[op.outputs[0]] = value
-    source.shapes = _inferred_shapes(model)
-    source.shapes[x.name] = (batch, *per_sample)
+    for _ in range(2):  # shapes let shape arithmetic fold; folded values let inference see further
+        source.shapes = _inferred_shapes(model, source.constants)
+        source.shapes[x.name] = (batch, *per_sample)
+        _fold(source)
     return source
+
+
+def _fold(source: Source) -> None:
+    """Compute, once, what the model computes from constants alone: shape arithmetic (Shape,
+    Gather, Unsqueeze, Concat, ...), zero biases an exporter builds with Expand and CastLike, and
+    Identity of a weight (an exporter that stores equal weights once names the others so). Each
+    value is bounded by MAX_CONSTANT elements; what cannot be folded is left to the lifting, which
+    says what it is if the network needs it."""
+    for op in source.ops:
+        if not op.outputs or not op.outputs[0] or op.op not in _FOLDERS:
+            continue
+        if op.op == "Identity":
+            if op.inputs and source.is_constant(op.inputs[0]):
+                source.aliases[op.outputs[0]] = source.aliases.get(op.inputs[0], op.inputs[0])
+            continue
+        try:
+            value = _FOLDERS[op.op](source, op)
+        except Exception:  # noqa: BLE001 - not foldable (data, bad attributes, too large): left as an op
+            continue
+        if value is not None and value.size <= MAX_CONSTANT:
+            source.constants[op.outputs[0]] = value
+            source.folded.add(op.outputs[0])
+
+
+def _consts(source: Source, op: Op) -> list:
+    """The values of the op's inputs, or ValueError where one is not constant ('' is None)."""
+    out = []
+    for name in op.inputs:
+        if not name:
+            out.append(None)
+        elif source.is_constant(name):
+            out.append(source.value(name))
+        else:
+            raise ValueError(name)
+    return out
+
+
+def _shape(source: Source, op: Op) -> np.ndarray:
+    shape = source.shape(op.inputs[0])
+    if shape is None or not all(isinstance(d, int) for d in shape):
+        raise ValueError("not static")
+    start, end = op.attrs.get("start", 0), op.attrs.get("end", None)
+    return np.array(shape[start:end], np.int64)
+
+
+def _axes(op: Op, values: list, index: int = 1) -> list[int]:
+    if len(values) > index and values[index] is not None:
+        return [int(a) for a in values[index].reshape(-1)]
+    return [int(a) for a in op.attrs.get("axes", [])]
+
+
+def _unsqueeze(source: Source, op: Op) -> np.ndarray:
+    v = _consts(source, op)
+    out = v[0]
+    for a in sorted(a % (out.ndim + len(_axes(op, v))) for a in _axes(op, v)):
+        out = np.expand_dims(out, a)
+    return out
+
+
+def _squeeze(source: Source, op: Op) -> np.ndarray:
+    v = _consts(source, op)
+    axes = _axes(op, v)
+    return np.squeeze(v[0], axis=tuple(axes) if axes else None)
+
+
+def _slice(source: Source, op: Op) -> np.ndarray:
+    v = _consts(source, op)
+    data = v[0]
+    if len(v) > 1:
+        starts, ends = v[1].reshape(-1), v[2].reshape(-1)
+        axes = v[3].reshape(-1) if len(v) > 3 and v[3] is not None else range(len(starts))
+        steps = v[4].reshape(-1) if len(v) > 4 and v[4] is not None else [1] * len(starts)
+    else:
+        starts, ends = op.attrs["starts"], op.attrs["ends"]
+        axes, steps = op.attrs.get("axes", range(len(starts))), [1] * len(starts)
+    index = [slice(None)] * data.ndim
+    for a, b, e, st in zip(axes, starts, ends, steps, strict=False):
+        index[int(a)] = slice(int(b), int(e), int(st))
+    return data[tuple(index)]
+
+
+def _expand(source: Source, op: Op) -> np.ndarray:
+    data, shape = _consts(source, op)
+    target = np.broadcast_shapes(data.shape, tuple(int(d) for d in shape))
+    if math.prod(target) > MAX_CONSTANT:
+        raise ValueError("too large")
+    return np.broadcast_to(data, target).copy()
+
+
+def _reshape(source: Source, op: Op) -> np.ndarray:
+    data, shape = _consts(source, op)[:2]
+    dims = [int(d) for d in shape]
+    if not op.attrs.get("allowzero", 0):
+        dims = [data.shape[i] if d == 0 else d for i, d in enumerate(dims)]
+    return data.reshape(dims)
+
+
+def _binary(fn):
+    def fold(source: Source, op: Op) -> np.ndarray:
+        a, b = _consts(source, op)
+        if math.prod(np.broadcast_shapes(a.shape, b.shape)) > MAX_CONSTANT:
+            raise ValueError("too large")
+        return fn(a, b)
+    return fold
+
+
+def _cast_like(source: Source, op: Op) -> np.ndarray:
+    value = _consts(source, Op(op.name, op.op, op.inputs[:1], op.outputs, op.attrs, op.index))[0]
+    like = op.inputs[1]
+    dtype = source.value(like).dtype if source.is_constant(like) else np.float32  # the network's data is float
+    return value.astype(dtype)
+
+
+def _cast(source: Source, op: Op) -> np.ndarray:
+    from onnx import helper
+
+    return _consts(source, op)[0].astype(helper.tensor_dtype_to_np_dtype(int(op.attrs["to"])))
+
+
+def _constant_of_shape(source: Source, op: Op) -> np.ndarray:
+    from onnx import numpy_helper
+
+    shape = [int(d) for d in _consts(source, op)[0]]
+    if math.prod(shape) > MAX_CONSTANT:
+        raise ValueError("too large")
+    value = numpy_helper.to_array(op.attrs["value"]) if "value" in op.attrs else np.zeros(1, np.float32)
+    return np.full(shape, value.reshape(-1)[0], value.dtype)
+
+
+def _int_div(a, b):
+    return np.trunc(a / b).astype(a.dtype) if np.issubdtype(a.dtype, np.integer) else a / b
+
+
+_FOLDERS = {
+    "Identity": None,
+    "Shape": _shape,
+    "Gather": lambda s, op: np.take(*_consts(s, op), axis=int(op.attrs.get("axis", 0))),
+    "Unsqueeze": _unsqueeze,
+    "Squeeze": _squeeze,
+    "Concat": lambda s, op: np.concatenate(_consts(s, op), axis=int(op.attrs.get("axis", 0))),
+    "Cast": _cast,
+    "CastLike": _cast_like,
+    "Expand": _expand,
+    "Reshape": _reshape,
+    "Slice": _slice,
+    "ConstantOfShape": _constant_of_shape,
+    "Transpose": lambda s, op: np.transpose(_consts(s, op)[0], op.attrs.get("perm")),
+    "Add": _binary(np.add), "Sub": _binary(np.subtract), "Mul": _binary(np.multiply), "Div": _binary(_int_div),
+    "Neg": lambda s, op: -_consts(s, op)[0],
+}
 
 
 def _input_shape(x, fail) -> tuple[int | str | None, tuple[int, ...]]:
@@ -232,17 +393,22 @@ def _constant(op: Op, fail) -> np.ndarray | None:
     return None
 
 
-def _inferred_shapes(model) -> dict[str, tuple]:
+def _inferred_shapes(model, constants: dict[str, np.ndarray]) -> dict[str, tuple]:
     """Every tensor's shape that ONNX shape inference finds (an unknown axis is None, a symbolic
     one its name); nothing where inference fails."""
     import onnx
-    from onnx import helper
+    from onnx import helper, numpy_helper
 
     light = onnx.ModelProto()  # the graph without the weights' data: inference needs their shapes only
     light.ir_version = model.ir_version
     light.opset_import.extend(model.opset_import)
     g = light.graph
-    g.node.extend(model.graph.node)
+    g.node.extend(n for n in model.graph.node if not (n.output and n.output[0] in constants))
+    for k, v in constants.items():
+        if v.size <= 4096:
+            g.initializer.append(numpy_helper.from_array(v, k))
+        else:  # its shape is enough
+            g.input.append(helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape)))
     g.output.extend(model.graph.output)
     inits = {t.name for t in model.graph.initializer}
     g.input.extend(i for i in model.graph.input if i.name not in inits)

@@ -65,11 +65,12 @@ def _one(s: Stmt, indent: int) -> list[str]:
             and s.body[0].label is None:  # a labelled repeat opens the same scope as a group around it
         return _one(Stmt("repeat", branches=s.body[0].branches, args=s.body[0].args, label=s.label), indent)
     if s.kind == "group":
-        return _block(lab.rstrip() if lab else "", s.body, indent) if lab else _block("", s.body, indent)
+        body = s.shown if s.shown is not None else s.body
+        return _block(lab.rstrip(), body, indent)
     if s.kind == "gate":
         return _block(f"{lab}gate", s.body, indent)
     if s.kind == "residual":
-        head = _block(f"{lab}residual", s.body, indent)
+        head = _block(f"{lab}residual" + (f" if {s.cond}" if s.cond else ""), s.body, indent)
         if s.shortcut:
             name = f" {s.shortcut_name}" if s.shortcut_name else ""
             head[-1] = f"{pad}}} shortcut{name} {{"

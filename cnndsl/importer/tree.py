@@ -31,6 +31,8 @@ class Stmt:
     args: list[str] = field(default_factory=list)  # a call's arguments, a repeat's count
     name: str = ""  # a call's block
     start: str | None = None  # a join's fork: the tensor its branches start from
+    cond: str | None = None  # `residual if COND`
+    shown: list[Stmt] | None = None  # a group's text where it differs from its layers (an inlined block)
 
     @property
     def body(self) -> list[Stmt]:

@@ -1,0 +1,171 @@
+"""Import torchvision models as torch.onnx exports them, and prove each import (issue 13).
+
+For each model: build it from torchvision with random weights (weights=None) and random
+batchnorm statistics, export it with torch.onnx (the TorchScript exporter and the dynamo
+exporter), run `cnndsl import`, compile the imported spec with the imported weights, and compare
+with onnxruntime on the exported file. Prints one row per export: exporter, opset, nodes, lines
+of the imported spec vs ours, parameters (imported / torchvision), max relative error, import
+time (whole process: `python -m cnndsl import`), and whether the weight names were kept.
+
+Needs torch, torchvision and onnxscript (not cnndsl's dependencies):
+    PYTHONPATH=. /path/to/torch-venv/bin/python tools/import_torch.py [--models resnet18 ...]
+    [--exporters legacy dynamo] [--keep DIR] [--fixtures DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# torchvision model -> (our spec, input side, keyword arguments)
+MODELS = {
+    "alexnet": ("alexnet_torchvision", 224, {}),
+    "vgg16": ("vgg16", 224, {}),
+    "resnet18": ("resnet18", 224, {}),
+    "resnet50": ("resnet50", 224, {}),
+    "resnet152": ("resnet152", 224, {}),
+    "resnext50_32x4d": ("resnext", 224, {}),
+    "googlenet": ("googlenet_torchvision", 224, {"aux_logits": False, "init_weights": True}),
+    "inception_v3": ("inception_v3", 299, {"aux_logits": False, "init_weights": True}),
+    "squeezenet1_1": ("squeezenet", 224, {}),
+    "densenet121": ("densenet", 224, {}),
+    "mobilenet_v2": ("mobilenet_v2", 224, {}),
+    "mobilenet_v3_large": ("mobilenet_v3", 224, {}),
+    "mnasnet1_0": ("mnasnet", 224, {}),
+    "efficientnet_b0": ("efficientnet", 224, {}),
+    "regnet_y_400mf": ("regnet", 224, {}),
+}
+# legacy: the TorchScript exporter (dynamo=False); dynamo: torch.onnx.export(dynamo=True) as it is by
+# default, optimised, which folds each batchnorm into its conv; dynamo-raw: the same, optimize=False
+EXPORTERS = ("legacy", "dynamo", "dynamo-raw")
+
+
+def build(name: str):
+    import torch
+    import torchvision
+
+    spec, side, kwargs = MODELS[name]
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return model, side
+
+
+def export(model, side: int, exporter: str, path: str, opset: int) -> None:
+    import torch
+
+    x = torch.randn(1, 3, side, side)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if exporter == "legacy":
+            torch.onnx.export(model, (x,), path, dynamo=False, opset_version=opset, do_constant_folding=False,
+                              input_names=["input"], output_names=["logits"],
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        else:
+            program = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset,
+                                        optimize=exporter == "dynamo",
+                                        input_names=["input"], output_names=["logits"],
+                                        dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=64)}},
+                                        verbose=False)
+            program.save(path)
+
+
+def row(name: str, exporter: str, opset: int, keep: Path) -> dict:
+    import onnx
+    import onnxruntime as ort
+
+    import cnndsl
+    from cnndsl.api import CompileOptions
+
+    model, side = build(name)
+    import torch
+
+    params_torch = sum(p.numel() for p in model.parameters())
+    # folding a batchnorm into the conv before it keeps C of its 2C parameters (as the conv's bias)
+    folded = params_torch - sum(m.num_features for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    path = str(keep / f"{name}-{exporter}.onnx")
+    export(model, side, exporter, path, opset)
+    nodes = len(onnx.load(path, load_external_data=False).graph.node)
+    spec_path, weights_path = keep / f"{name}-{exporter}.cnn", keep / f"{name}-{exporter}.safetensors"
+    start = time.perf_counter()
+    command = [sys.executable, "-m", "cnndsl", "import", path, "-o", str(spec_path), "--weights-out", str(weights_path)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    seconds = time.perf_counter() - start
+    out = {"model": name, "exporter": exporter, "opset": opset, "nodes": nodes, "seconds": seconds,
+           "params_torch": folded if exporter == "dynamo" else params_torch}
+    if done.returncode != 0:
+        out["error"] = done.stderr.strip().splitlines()[0] if done.stderr.strip() else f"exit {done.returncode}"
+        return out
+    text = spec_path.read_text()
+    ours = (ROOT / "specs" / f"{MODELS[name][0]}.cnn").read_text()
+    out["lines"], out["ours"] = _code_lines(text), _code_lines(ours)
+    out["names_kept"] = "names are" not in done.stderr and "could not all be kept" not in done.stderr
+    net = cnndsl.load(spec_path)
+    out["params"] = net.totals.params
+    compiled = net.compile(CompileOptions(weights=str(weights_path)))
+    x = np.random.default_rng(0).standard_normal((2, 3, side, side)).astype(np.float32)
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    a = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    b = ort.InferenceSession(compiled.model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    ya = a.run(None, {a.get_inputs()[0].name: x})[0]
+    yb = b.run(None, {b.get_inputs()[0].name: x})[0]
+    out["rel_err"] = float(np.abs(ya - yb).max() / max(np.abs(ya).max(), 1e-30))
+    return out
+
+
+def _code_lines(text: str) -> int:
+    return sum(1 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--exporters", nargs="*", default=list(EXPORTERS), choices=EXPORTERS)
+    ap.add_argument("--opset", type=int, default=None,
+                    help="the opset to export (default: 17 for the TorchScript exporter, 18 for dynamo, its own)")
+    ap.add_argument("--keep", help="keep the exported models and imported specs in this folder")
+    args = ap.parse_args()
+    keep = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cnndsl-import-torch-"))
+    keep.mkdir(parents=True, exist_ok=True)
+    print("torch: torchvision's parameter count (for dynamo, less what folding the batchnorms removes)")
+    print(f"{'model':<20} {'exporter':<10} {'opset':>5} {'nodes':>6} {'lines':>11} {'params':>12} {'torch':>12} "
+          f"{'rel err':>9} {'time':>6}  names")
+    failed = 0
+    for name in args.models:
+        for exporter in args.exporters:
+            try:
+                opset = args.opset or (17 if exporter == "legacy" else 18)  # each exporter's own
+                r = row(name, exporter, opset, keep)
+            except Exception as exc:  # noqa: BLE001 - a tool: report and go on
+                r = {"model": name, "exporter": exporter, "opset": opset, "error": f"{type(exc).__name__}: {exc}"}
+            if "error" in r:
+                failed += 1
+                print(f"{name:<20} {exporter:<10} {r['opset']:>5} FAILED: {r['error'][:200]}")
+                continue
+            ok = r["rel_err"] <= 1e-5 and r["params"] == r["params_torch"] and r["lines"] <= 1.5 * r["ours"]
+            failed += not ok
+            print(f"{name:<20} {exporter:<10} {r['opset']:>5} {r['nodes']:>6} {r['lines']:>5}/{r['ours']:<5} "
+                  f"{r['params']:>12,} {r['params_torch']:>12,} {r['rel_err']:>9.1e} {r['seconds']:>5.2f}s  "
+                  f"{'kept' if r['names_kept'] else 'made'}{'' if ok else '  <- FAILS'}")
+    print(f"{failed} failed" if failed else "all passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
