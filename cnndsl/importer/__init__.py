@@ -112,8 +112,8 @@ def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
                          "named by cnndsl's indices")
         result = factor(copy.deepcopy(body), source, kinds)
         if result.blocks:
-            text = _spec_text(source, result, net_name)
             try:
+                text = _spec_text(source, result, net_name)
                 factored, fgraph = _verified(source, result.stmts, text, keep, notes)
                 _same(fgraph, graph)
                 return factored

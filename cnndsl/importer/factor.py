@@ -138,6 +138,7 @@ class Token:
     key: str
     value: float | int
     size: bool = False
+    role: str = ""  # a name for a parameter that takes it ("n" for a repeat's count)
 
 
 @dataclass
@@ -215,6 +216,8 @@ def numbers(s: Stmt, with_shortcut: bool = True) -> list[Token | None]:
     if s.kind == "call":
         return out
     if s.kind == "repeat":
+        for t in out:
+            t.role = "n"
         return out + numbers(s.body[0], with_shortcut)
     for b in s.branches:
         for x in b:
@@ -445,9 +448,7 @@ class _Factorer:
                 if any(v is None for v in vals):
                     return None, None
                 key = keys[j].key.rstrip("=")
-                base = key if key in OPTION_PARAMS else ("k" if keys[j].size else "c")
-                if key == "" and keys[j].size:
-                    base = "k"
+                base = keys[j].role or (key if key in OPTION_PARAMS else ("k" if keys[j].size else "c"))
                 used[base] += 1
                 pname = base if used[base] == 1 else f"{base}{used[base]}"
                 p = _Param(pname, vals, option=base in OPTION_PARAMS and base != "k")
@@ -507,7 +508,8 @@ class _Factorer:
         return name
 
     def repeats(self, stmts: list[Stmt]) -> list[Stmt]:
-        """Runs of equal unlabelled calls as `repeat N call`, everywhere in ``stmts``."""
+        """Runs of equal calls as one `repeat`, everywhere in ``stmts``: unlabelled ones as
+        `repeat N call`, ones labelled PREFIX1, PREFIX2, ... as `repeat N as i { "PREFIX{i+1}": call }`."""
         out: list[Stmt] = []
         for s in stmts:
             if s.kind not in ("call", "repeat"):
@@ -515,17 +517,43 @@ class _Factorer:
                 if s.shortcut:
                     s.shortcut = self.repeats(s.shortcut)
             prev = out[-1] if out else None
-            if s.kind == "call" and s.label is None and prev is not None:
-                last = prev.body[-1] if prev.kind == "repeat" else prev
-                if last.kind == "call" and last.label is None and last.name == s.name and last.args == s.args:
-                    if prev.kind == "repeat":
-                        prev.body.append(s)
-                        prev.args = [str(len(prev.body))]
-                    else:
-                        out[-1] = Stmt("repeat", branches=[[prev, s]], args=["2"])
-                    continue
+            if s.kind == "call" and prev is not None and self.extend(prev, s, out):
+                continue
             out.append(s)
         return out
+
+    def extend(self, prev: Stmt, s: Stmt, out: list[Stmt]) -> bool:
+        """Add the call ``s`` to the repeat (or call) ``prev`` before it, where it is one more copy."""
+        last = prev.body[-1] if prev.kind == "repeat" else prev
+        if last.kind != "call" or last.name != s.name or last.args != s.args:
+            return False
+        if prev.kind == "repeat" and prev.label is None and bool(prev.name) == (s.label is not None):
+            if s.label is None or _numbered(s.label) == _next(prev.body[-1].label):
+                prev.body.append(s)
+                prev.args = [str(len(prev.body))]
+                return True
+            return False
+        if prev.kind == "call" and s.label is None and prev.label is None:
+            out[-1] = Stmt("repeat", branches=[[prev, s]], args=["2"])
+            return True
+        if prev.kind == "call" and prev.label is not None and s.label is not None \
+                and _numbered(s.label) is not None and _numbered(s.label) == _next(prev.label):
+            stem, first = _numbered(prev.label)
+            offset = f"i+{first}" if first else "i"
+            out[-1] = Stmt("repeat", branches=[[prev, s]], args=["2"], name=f"{stem}{{{offset}}}")
+            return True
+        return False
+
+
+def _numbered(label: str | None) -> tuple[str, int] | None:
+    """('denselayer', 3) for 'denselayer3'."""
+    m = re.fullmatch(r"([A-Za-z_][A-Za-z_]*?)(\d+)", label or "")
+    return (m.group(1), int(m.group(2))) if m else None
+
+
+def _next(label: str | None) -> tuple[str, int] | None:
+    n = _numbered(label)
+    return (n[0], n[1] + 1) if n else None
 
 
 def _common_prefix(words: list[str]) -> str:

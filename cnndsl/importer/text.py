@@ -22,8 +22,9 @@ def block_lines(name: str, params: list[tuple[str, object]], body: list[Stmt]) -
 
 
 def lines(stmts: list[Stmt], indent: int = 0) -> list[str]:
-    """The statements as lines of text, a fused activation written after its conv or dense."""
-    out: list[str] = []
+    """The statements as lines of text: a fused activation written after its conv or dense, and
+    equal unlabelled layers in a row as one `repeat` (its copies take the same indices)."""
+    units: list[tuple[list[str], bool]] = []  # (lines, whether a repeat may take it)
     pad = "  " * indent
     k = 0
     while k < len(stmts):
@@ -31,11 +32,20 @@ def lines(stmts: list[Stmt], indent: int = 0) -> list[str]:
         nxt = stmts[k + 1] if k + 1 < len(stmts) else None
         if s.kind == "layer" and s.layer is not None and s.layer.kind in FUSABLE and nxt is not None \
                 and _bare_activation(nxt):
-            out.append(f"{pad}{label_text(s.label)}{s.layer.text()} {nxt.layer.kind}")
+            units.append(([f"{pad}{label_text(s.label)}{s.layer.text()} {nxt.layer.kind}"], s.label is None))
             k += 2
             continue
-        out.extend(_one(s, indent))
+        units.append((_one(s, indent), s.kind == "layer" and s.label is None and s.layer is not None))
         k += 1
+    out: list[str] = []
+    k = 0
+    while k < len(units):
+        text, simple = units[k]
+        n = 1
+        while simple and k + n < len(units) and units[k + n] == units[k]:
+            n += 1
+        out += [f"{pad}repeat {n} {text[0].strip()}"] if n > 1 else text
+        k += n
     return out
 
 
@@ -56,6 +66,11 @@ def _one(s: Stmt, indent: int) -> list[str]:
         return [f"{pad}{lab}{s.layer.text() if s.layer is not None else s.name}"]
     if s.kind == "call":
         return [f"{pad}{lab}{' '.join([s.name, *s.args])}"]
+    if s.kind == "repeat" and s.name:  # copies labelled by their number: `repeat N as i { "x{i+1}": ... }`
+        copy = Stmt(**{**s.body[0].__dict__, "label": None})
+        first = _one(copy, indent + 1)
+        first[0] = f'{pad}  "{s.name}": {first[0].strip()}'
+        return [f"{pad}{lab}repeat {s.args[0]} as i {{", *first, f"{pad}}}"]
     if s.kind == "repeat":  # its copies are all alike: the text is the first
         first = s.body[0]
         if first.kind in ("layer", "call") and first.label is None:
@@ -63,7 +78,8 @@ def _one(s: Stmt, indent: int) -> list[str]:
         return _block(f"{lab}repeat {s.args[0]}", [first], indent)
     if s.kind == "group" and s.label not in (None, "_") and len(s.body) == 1 and s.body[0].kind == "repeat" \
             and s.body[0].label is None:  # a labelled repeat opens the same scope as a group around it
-        return _one(Stmt("repeat", branches=s.body[0].branches, args=s.body[0].args, label=s.label), indent)
+        inner = s.body[0]
+        return _one(Stmt("repeat", branches=inner.branches, args=inner.args, label=s.label, name=inner.name), indent)
     if s.kind == "group":
         body = s.shown if s.shown is not None else s.body
         return _block(lab.rstrip(), body, indent)
