@@ -393,6 +393,23 @@ def test_external_data_that_claims_more_than_the_tensor_is_refused_unread(tmp_pa
         load_weights(cnndsl.load(LENET).graph, str(path), strict=False)
 
 
+def _onnx_with_bad_utf8_name(tmp_path: Path) -> Path:
+    from onnx import helper, numpy_helper
+
+    tensor = numpy_helper.from_array(np.zeros((6, 1, 5, 5), np.float32), "conv1.weight")
+    graph = helper.make_graph([], "g", [], [], initializer=[tensor])
+    data = helper.make_model(graph).SerializeToString().replace(b"conv1.weight", b"conv1.\xffeight")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data)
+    return path
+
+
+def test_an_onnx_weight_name_that_is_not_utf8_is_refused(tmp_path):
+    """tools/hostile.py (seed 37, rand0015-onnx-flip): a flipped byte in a name gave a TypeError."""
+    with pytest.raises(WeightsError, match="a tensor's name is not text"):
+        load_weights(cnndsl.load(LENET).graph, str(_onnx_with_bad_utf8_name(tmp_path)), strict=False)
+
+
 def test_weight_names_from_a_file_are_printed_escaped(tmp_path):
     names = {"conv1.weight\x1b[2J": np.ones(1, np.float32), "x\nfake: ok": np.ones(1, np.float32)}
     path = tmp_path / "w.npz"

@@ -252,6 +252,14 @@ def _random_bytes(tmp_path):
     return path
 
 
+def _not_utf8(tmp_path):
+    model = _model([helper.make_node("Relu", ["x"], ["hidden"]), helper.make_node("Relu", ["hidden"], ["y"])], {},
+                   [1, 3], [1, 3])
+    path = tmp_path / "u.onnx"
+    path.write_bytes(model.SerializeToString().replace(b"hidden", b"hid\xffen"))
+    return path
+
+
 def _two_inputs(tmp_path):
     graph = helper.make_graph([helper.make_node("Add", ["x", "z"], ["y"])], "g",
                               [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3]) for n in "xz"],
@@ -277,9 +285,10 @@ def _skip_from_elsewhere(tmp_path):
     (_loop, "has a subgraph (control flow)"),
     (_traversal, "is not a file beside the model"),
     (_two_inputs, "the model has 2 inputs"),
+    (_not_utf8, "a tensor's name is not text"),
     (_skip_from_elsewhere, "the branches that start at 'x' cross before they meet at node"),
 ], ids=["truncated", "random-bytes", "cyclic", "dangling", "foreign-op", "control-flow", "traversal",
-        "two-inputs", "skip-from-elsewhere"])
+        "two-inputs", "not-utf8", "skip-from-elsewhere"])
 def test_broken_and_hostile_models_are_clear_errors(tmp_path, cli, make, message):
     path = make(tmp_path)
     assert message in _error(path)

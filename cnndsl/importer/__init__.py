@@ -94,14 +94,14 @@ def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
     kinds = _layer_kinds()
     bodies = []
     if naming.meaningful(stmts):
-        bodies.append((naming.label(copy.deepcopy(stmts)), True))
+        bodies.append((naming.label(_clone(stmts)), True))
     else:
         notes.append("the model's weight names are not module names (e.g. 'onnx::Conv_12'): the spec's layers "
                      "are named by cnndsl's indices")
     bodies.append((stmts, False))
     problem = None
     for body, keep in bodies:
-        plain = _spec_text(source, Factored(body), net_name)
+        plain = _spec_text(source, Factored(body), net_name, canonical=False)  # formatted only if it is kept
         try:
             imported, graph = _verified(source, body, plain, keep, notes)
         except _Mismatch as exc:
@@ -110,7 +110,7 @@ def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
         if keep is False and len(bodies) > 1:
             notes.append(f"the model's weight names could not all be kept ({problem}); the spec's layers are "
                          "named by cnndsl's indices")
-        result = factor(copy.deepcopy(body), source, kinds)
+        result = factor(_clone(body), source, kinds)
         if result.blocks:
             try:
                 text = _spec_text(source, result, net_name)
@@ -119,9 +119,22 @@ def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
                 return factored
             except _Mismatch as exc:
                 notes.append(f"the spec is written without blocks: factoring it went wrong ({exc})")
+        imported.spec = _spec_text(source, Factored(body), net_name)
         return imported
     raise ImportModelError(f"import made a spec that is not the model: {problem}", path=path,
                            hint="this is a bug in cnndsl import; please report it with the model")
+
+
+def _clone(stmts: list[Stmt]) -> list[Stmt]:
+    """A copy of the statements (not of their layers, which factoring copies before it changes one)."""
+    out = []
+    for s in stmts:
+        t = copy.copy(s)
+        t.branches = [_clone(b) for b in s.branches]
+        t.shortcut = _clone(s.shortcut) if s.shortcut is not None else None
+        t.shown = _clone(s.shown) if s.shown is not None else None
+        out.append(t)
+    return out
 
 
 def _same(graph, plain) -> None:
@@ -154,7 +167,7 @@ def _network_name(name: str | None, path: str) -> str:
     return stem if not stem[0].isdigit() else "net_" + stem
 
 
-def _spec_text(source: Source, result: Factored, name: str) -> str:
+def _spec_text(source: Source, result: Factored, name: str, canonical: bool = True) -> str:
     from cnndsl.api import format_spec
 
     shape = "x".join(str(d) for d in source.input_shape)
@@ -164,6 +177,8 @@ def _spec_text(source: Source, result: Factored, name: str) -> str:
             f"network {name}", f"input {shape}", ""]
     blocks = [line for b in result.blocks for line in block_lines(b.name, b.params, b.body)]
     text = "\n".join(head + blocks + lines(result.stmts)) + "\n"
+    if not canonical:
+        return text
     try:
         return format_spec(text)
     except CnnDslError as exc:

@@ -270,8 +270,9 @@ class _Factorer:
     def run(self, stmts: list[Stmt]) -> list[Stmt]:
         for s in _walk(stmts):
             if s.kind == "layer" and s.layer is not None and s.layer.kind in EXPLICIT:
+                s.layer = copy.copy(s.layer)  # the plain spec's layers stay as they are
                 keys = {a.split("=")[0] for a in s.layer.args}
-                s.layer.args += [f"{k}={v}" for k, v in EXPLICIT[s.layer.kind] if k not in keys]
+                s.layer.args = s.layer.args + [f"{k}={v}" for k, v in EXPLICIT[s.layer.kind] if k not in keys]
                 s.layer.args.sort(key=_arg_order)
         stmts = self.rounds(stmts)
         self.inline(stmts)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cnndsl.errors import ImportModelError
+from cnndsl.importer.wire import Span, WireError, read_light, read_span
 from cnndsl.io import reading
 from cnndsl.lang.show import printable
-from cnndsl.memory import ensure_fits
 from cnndsl.weights.arrays import ArrayFileError, Stored
 from cnndsl.weights.files import onnx_initializers
 
@@ -109,11 +109,10 @@ def load_source(path: str) -> Source:
     if not os.path.isfile(path):
         raise fail("not a regular file" if os.path.exists(path) else "no such file")
     reading(path)
-    ensure_fits(os.path.getsize(path) * 3, lambda why: fail(f"the model cannot be read: {why}"))
     try:
-        model = onnx.load_model(path, load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - any malformed protobuf
-        raise fail(f"not a readable ONNX model ({type(exc).__name__}: the file is truncated or not ONNX)") from None
+        model, spans = read_light(path)
+    except (WireError, OSError) as exc:
+        raise fail(f"not a readable ONNX model ({exc}: the file is truncated or not ONNX)") from None
     g = model.graph
     opset = 0
     for entry in model.opset_import:
@@ -129,6 +128,16 @@ def load_source(path: str) -> Source:
         initializers = onnx_initializers(model, os.path.dirname(os.path.abspath(path)))
     except ArrayFileError as exc:
         raise fail(str(exc)) from None
+    for index, span in spans.items():  # raw bytes left in the file: read one tensor at a time, when asked for
+        t = model.graph.initializer[index]
+        old = initializers[t.name]
+        if span.length != old.nbytes:
+            raise fail(f"initializer '{printable(t.name)}' has {span.length:,} bytes of data, but its shape and type "
+                       f"take {old.nbytes:,}")
+        initializers[t.name] = Stored(old.name, old.shape, old.dtype, _span_reader(path, span, old))
+    for where, value in _strings(g):
+        if not isinstance(value, str):  # protobuf hands back the bytes of a string that is not UTF-8
+            raise fail(f"{where} is not text (not UTF-8: {printable(repr(value))[:80]})")
     ops = [Op(n.name, n.op_type, list(n.input), list(n.output),
               {a.name: helper.get_attribute_value(a) for a in n.attribute}, i) for i, n in enumerate(g.node)]
     for n, op in zip(g.node, ops, strict=True):
@@ -154,11 +163,37 @@ def load_source(path: str) -> Source:
             value = _constant(op, fail)
             if value is not None:
                 source.constants[op.outputs[0]] = value
+    for name, stored in initializers.items():  # shapes and bounds: inference and folding need their values
+        if math.prod(stored.shape) <= 64:
+            source.constants[name] = source.load(name)
     for _ in range(2):  # shapes let shape arithmetic fold; folded values let inference see further
         source.shapes = _inferred_shapes(model, source.constants)
         source.shapes[x.name] = (batch, *per_sample)
         _fold(source)
     return source
+
+
+def _strings(g):
+    """(what, value) for each name in the graph."""
+    for n in g.node:
+        yield "a node's name", n.name
+        yield "a node's operator", n.op_type
+        yield "a node's domain", n.domain
+        for name in [*n.input, *n.output]:
+            yield "a tensor's name", name
+    for vi in [*g.input, *g.output]:
+        yield "a tensor's name", vi.name
+
+
+def _span_reader(path: str, span: Span, stored: Stored):
+    def read() -> np.ndarray:
+        try:
+            data = read_span(path, span)
+        except (OSError, WireError) as exc:
+            raise ArrayFileError(f"tensor '{printable(stored.name)}': cannot be read ({exc})") from None
+        return np.frombuffer(data, dtype=stored.dtype.newbyteorder("<")).reshape(stored.shape)
+
+    return read
 
 
 def _fold(source: Source) -> None:
@@ -413,9 +448,7 @@ def _inferred_shapes(model, constants: dict[str, np.ndarray]) -> dict[str, tuple
     inits = {t.name for t in model.graph.initializer}
     g.input.extend(i for i in model.graph.input if i.name not in inits)
     for t in model.graph.initializer:
-        if math.prod(t.dims) <= 64 and t.data_location != onnx.TensorProto.EXTERNAL:
-            g.initializer.append(t)  # a shape or a bound: data propagation may need its value
-        else:
+        if t.name not in constants:  # (small ones are among the constants, with their values)
             g.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
     try:
         inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)

@@ -179,6 +179,8 @@ def onnx_initializers(model, folder: str) -> dict[str, Stored]:
     out = {}
     for t in model.graph.initializer:
         name = t.name
+        if not isinstance(name, str):  # protobuf hands back the bytes of a string that is not UTF-8
+            raise ArrayFileError(f"a tensor's name is not text (not UTF-8: {printable(repr(name))[:80]})")
         try:
             dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
         except Exception:  # noqa: BLE001 - an unknown or string data type
