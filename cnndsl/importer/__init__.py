@@ -110,6 +110,11 @@ def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
         if keep is False and len(bodies) > 1:
             notes.append(f"the model's weight names could not all be kept ({problem}); the spec's layers are "
                          "named by cnndsl's indices")
+        elif keep and not imported.names_kept:
+            odd = [layer for s in body for layer in s.layers() if layer.weights and naming.module_path(layer) is None]
+            shown = ", ".join(f"'{printable(w.source)}'" for w in odd[0].weights.values())
+            notes.append(f"{len(odd)} layers' weights do not share a module name (e.g. {shown}): those layers are "
+                         "named by cnndsl's indices")
         result = factor(_clone(body), source, kinds)
         if result.blocks:
             try:
@@ -207,11 +212,12 @@ def _verified(source: Source, body: list[Stmt], text: str, keep: bool, notes: li
             if p is None or tuple(p.shape) != tuple(w.shape):
                 raise _Mismatch(f"{layer.op.where()}: '{spec_name}' is not a weight of shape {w.shape} in the spec")
             weights[spec_name] = (w, tuple(p.shape))
-        kept = kept and node.name == layer.path()
+        path = naming.module_path(layer)
+        if keep and path is not None and node.name != path:
+            raise _Mismatch(f"'{node.name}' is named '{path}' in the model")
+        kept = kept and node.name == path
         if len(params) != len(layer.weights):
             raise _Mismatch(f"{layer.op.where()}: the spec's '{node.name}' has weights {sorted(params)}")
-    if keep and not kept:
-        raise _Mismatch("a name differs")
     want = source.shape(source.outputs[0])
     got = net.graph.output_shape
     if want is not None and all(isinstance(d, int) for d in want[1:]) and tuple(want[1:]) != tuple(got):

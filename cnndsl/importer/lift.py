@@ -498,8 +498,10 @@ class _Lifter:
                 return [self.layer(op, "silu", inputs=[self.data(sig)])]
         return [self.layer(op, "mul", inputs=[self.data(op, 0), self.data(op, 1)])]
 
-    def op_Concat(self, op: Op) -> list[Layer]:
+    def op_Concat(self, op: Op) -> list[Layer] | None:
         inputs = [self.data(op, i) for i in range(len(op.inputs))]
+        if len(inputs) == 1:  # torch.cat of one tensor (DenseNet's first layer): that tensor
+            return None
         rank = self.rank(inputs[0])
         if rank is None or int(op.attrs.get("axis", 1)) % rank != 1:
             raise self.fail(op, "a concat along another axis than the channels",

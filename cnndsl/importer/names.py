@@ -18,18 +18,19 @@ LABEL_SAFE = re.compile(r"[A-Za-z0-9_\-]+\Z")  # what a quoted label may hold he
 MIXED = object()
 
 
+def module_path(layer) -> str | None:
+    """The module name a layer's weights share, where labels can give it (see Layer.path)."""
+    path = layer.path()
+    if path is None or not all(LABEL_SAFE.match(p) for p in path.split(".")):
+        return None
+    return path
+
+
 def meaningful(stmts: list[Stmt]) -> bool:
-    """Whether every weighted layer's initializers are named `MODULE.role` with one MODULE each,
-    whose parts a label can hold."""
-    found = False
-    for s in stmts:
-        for layer in s.layers():
-            if layer.weights:
-                path = layer.path()
-                if path is None or not all(LABEL_SAFE.match(p) for p in path.split(".")):
-                    return False
-                found = True
-    return found
+    """Whether most weighted layers' initializers are named `MODULE.role` with one MODULE each
+    (the others, such as an exporter's 'val_12', are left to cnndsl's indices)."""
+    paths = [module_path(layer) for s in stmts for layer in s.layers() if layer.weights]
+    return bool(paths) and 2 * sum(p is not None for p in paths) >= len(paths)
 
 
 def label(stmts: list[Stmt]) -> list[Stmt]:
@@ -44,9 +45,9 @@ def _rels(s: Stmt, prefix: str) -> list[str] | object:
     for layer in s.layers():
         if not layer.weights:
             continue
-        path = layer.path()
-        if path is None:
-            return MIXED
+        path = module_path(layer)
+        if path is None:  # a name that is not a module's: the layer goes where its neighbours go
+            continue
         if prefix:
             if not path.startswith(prefix + "."):
                 return MIXED

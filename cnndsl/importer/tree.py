@@ -84,6 +84,7 @@ class _Builder:
         return ImportModelError(message, path=self.s.path, hint=hint)
 
     def run(self) -> list[Stmt]:
+        self.regroup_concats()
         live = self.ancestors(self.output, 0)
         self.layers = [layer for layer in self.layers if layer.output in live]
         if self.s.input not in live:
@@ -101,6 +102,77 @@ class _Builder:
             raise self.fail(f"{missed[0].op.where()} is not inside one nesting of branches",
                             "cnndsl joins branches that start from the same tensor")
         return stmts
+
+    def index(self) -> None:
+        self.producer = {layer.output: layer for layer in self.layers}
+        self.pos = {self.s.input: 0}
+        for k, layer in enumerate(self.layers, 1):
+            self.pos[layer.output] = k
+        self.consumers = {}
+        for layer in self.layers:
+            for i in dict.fromkeys(layer.inputs):
+                self.consumers.setdefault(i, []).append(layer)
+
+    def regroup_concats(self) -> None:
+        """Concats as the language nests them (concatenation is associative, so the values are the
+        same): one that repeats the inputs of an earlier one goes on from it (DenseNet's
+        torch.cat of every earlier feature map), and inputs whose branches meet before the others
+        are concatenated first (an exporter that flattened Inception-v3's inner torch.cat)."""
+        made: dict[tuple[str, ...], str] = {}
+        out: list[Layer] = []
+        for layer in self.layers:
+            if layer.kind == "concat":
+                ins = layer.inputs
+                for n in range(len(ins) - 1, 1, -1):
+                    if tuple(ins[:n]) in made:
+                        layer.inputs = [made[tuple(ins[:n])], *ins[n:]]
+                        break
+                made.setdefault(tuple(ins), layer.output)
+                out += self.nest(layer)
+            else:
+                out.append(layer)
+        if len(out) != len(self.layers) or any(a is not b for a, b in zip(out, self.layers, strict=False)):
+            self.layers = out
+        self.index()
+
+    def nest(self, layer: Layer) -> list[Layer]:
+        """The concat, after a concat of each run of its inputs whose branches meet before the rest."""
+        ins = layer.inputs
+        if len(ins) < 3:
+            return [layer]
+        pos = {self.s.input: 0, **{x.output: k for k, x in enumerate(self.layers, 1)}}
+        floor = min(pos.get(i, 0) for i in ins)
+        anc = [self.ancestors(i, 0) for i in ins]
+        everyone = set.intersection(*anc)
+        meet_all = max((pos.get(t, 0) for t in everyone), default=0)
+        out: list[Layer] = []
+        groups: list[list[int]] = [[0]]
+        for k in range(1, len(ins)):
+            common = anc[k - 1] & anc[k]
+            meet = max((pos.get(t, 0) for t in common), default=0)
+            if meet > meet_all and meet >= floor and len(groups[-1]) >= 1 and groups[-1][-1] == k - 1 \
+                    and self._meets(anc, groups[-1], k, meet, pos):
+                groups[-1].append(k)
+            else:
+                groups.append([k])
+        if all(len(g) == 1 for g in groups):
+            return [layer]
+        new_inputs = []
+        for g in groups:
+            if len(g) == 1:
+                new_inputs.append(ins[g[0]])
+                continue
+            name = f"{layer.output}::part{len(out)}"
+            out.append(Layer("concat", [], [ins[k] for k in g], name, layer.op))
+            new_inputs.append(name)
+        layer.inputs = new_inputs
+        return [*out, layer]
+
+    @staticmethod
+    def _meets(anc: list[set[str]], group: list[int], k: int, meet: int, pos: dict) -> bool:
+        """Whether input k meets every input of the group at the same latest point."""
+        common = set.intersection(*(anc[j] for j in group), anc[k])
+        return max((pos.get(t, 0) for t in common), default=0) == meet
 
     def ancestors(self, target: str, floor: int) -> set[str]:
         """The tensors that reach ``target`` (itself included), made at or after position ``floor``."""
