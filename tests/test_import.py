@@ -6,6 +6,9 @@ cannot express, and hostile files, are clear errors."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -99,6 +102,29 @@ def test_cli_prints_the_spec_without_output(cli, compiled):
     assert result.exit_code == 0
     assert result.stdout.startswith("# Imported by `cnndsl import` from ")
     assert "network " in result.stdout and "classifier: {" in result.stdout
+
+
+# -- torch.onnx's exports (tests/fixtures/import, written by tools/import_fixtures.py) --------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "import"
+COUNTS = json.loads((FIXTURES / "counts.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_torch_exports_import_to_the_same_network(name):
+    """The TorchScript exporter at opsets 9 to 17 and the dynamo exporter (optimised and raw):
+    outputs within 1e-5 of onnxruntime on the exported file, torch's parameter count, labels from
+    torch's module names, a canonical spec."""
+    path = FIXTURES / name
+    imported = import_onnx(path)
+    assert format_spec(imported.spec) == imported.spec
+    assert imported.names_kept, imported.notes
+    net = cnndsl.parse(imported.spec)
+    assert net.totals.params == COUNTS[name]["params"]
+    result = net.compile(CompileOptions(weights=dict(imported.arrays())))
+    x = np.random.default_rng(4).standard_normal((3, *COUNTS[name]["input"])).astype(np.float32)
+    want, got = _run(_ort(str(path)), x), _run(_ort(result.model.SerializeToString()), x)
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
 
 
 # -- models made by hand: other exporters' patterns -----------------------------------------
