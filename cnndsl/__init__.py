@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["CompileOptions", "CompileResult", "Network", "load", "parse", "__version__"]
+__all__ = ["CompileOptions", "CompileResult", "Network", "import_onnx", "load", "parse", "__version__"]
 
 _API = frozenset(__all__) - {"__version__"}
 

@@ -169,7 +169,10 @@ def load_source(path: str) -> Source:
     for _ in range(2):  # shapes let shape arithmetic fold; folded values let inference see further
         source.shapes = _inferred_shapes(model, source.constants)
         source.shapes[x.name] = (batch, *per_sample)
+        known = len(source.constants) + len(source.aliases)
         _fold(source)
+        if len(source.constants) + len(source.aliases) == known:
+            break
     return source
 
 
