@@ -21,9 +21,6 @@ from cnndsl.lang.show import printable
 JOIN_OPS = {"Concat": "concat", "Add": "add", "Mul": "mul"}
 SIMPLE = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "HardSwish": "hardswish"}
 NEAREST = {  # ops the language has a construct near to, for the error's hint
-    "ConvTranspose": "cnndsl has `convtranspose`; import does not read ConvTranspose yet",
-    "Resize": "cnndsl has `upsample`; import does not read Resize yet",
-    "Upsample": "cnndsl has `upsample`; import does not read Upsample yet",
     "Slice": "cnndsl crops with `crop` and splits channels with `concat split`",
     "LayerNormalization": "cnndsl has `layernorm`; import does not read LayerNormalization yet",
     "Transpose": "cnndsl has no transpose; `shuffle` and `layernorm` lower to Transposes",
@@ -290,6 +287,98 @@ class _Lifter:
             args.append("bias=false")
         return [self.layer(op, "conv", args, [x], weights)]
 
+    def op_ConvTranspose(self, op: Op) -> list[Layer]:
+        w = self.const(op, 1, "weight")
+        shape = self.s.shape(w)
+        if shape is None or len(shape) != 4:
+            raise self.fail(op, "a transposed convolution that is not 2-D")
+        if "output_shape" in op.attrs or op.attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            raise self.fail(op, "output_shape or auto_pad on a transposed convolution",
+                            "export with explicit pads and output_padding")
+        kernel = self.ints(op, "kernel_shape", list(shape[2:]))
+        strides, dilations = self.ints(op, "strides", [1, 1]), self.ints(op, "dilations", [1, 1])
+        pads, extra = self.ints(op, "pads", [0, 0, 0, 0]), self.ints(op, "output_padding", [0, 0])
+        if pads[0] != pads[2] or pads[1] != pads[3]:
+            raise self.fail(op, f"a transposed convolution padded unevenly ({pads})",
+                            "cnndsl's convtranspose pads both sides of an axis alike, as PyTorch's")
+        groups = int(op.attrs.get("group", 1))
+        args = [str(shape[1] * groups), self.size(kernel)]
+        if strides != [1, 1]:
+            args.append(f"stride={self.pair(strides)}")
+        if any(pads):
+            args.append(f"pad={self.pair(pads[:2])}")
+        if any(extra):
+            args.append(f"output_pad={self.pair(extra)}")
+        if dilations != [1, 1]:
+            args.append(f"dilation={self.pair(dilations)}")
+        if groups != 1:
+            args.append(f"groups={groups}")
+        weights = {"weight": self.weight(w)}
+        if len(op.inputs) > 2 and op.inputs[2] and not self.computed_zeros(self.const(op, 2, "bias")):
+            weights["bias"] = self.weight(self.const(op, 2, "bias"))
+        else:
+            args.append("bias=false")
+        return [self.layer(op, "convtranspose", args, [self.data(op)], weights)]
+
+    def op_Resize(self, op: Op) -> list[Layer]:
+        x = self.data(op)
+        mode = _text(op.attrs.get("mode", "nearest"))
+        coords = _text(op.attrs.get("coordinate_transformation_mode",
+                                    "asymmetric" if self.s.opset < 11 else "half_pixel"))
+        nearest = _text(op.attrs.get("nearest_mode", "round_prefer_floor" if self.s.opset >= 11 else "floor"))
+        if mode == "nearest" and coords == "asymmetric" and (nearest == "floor" or self.s.opset < 11):
+            words = []
+        elif mode == "linear" and coords in ("half_pixel", "pytorch_half_pixel"):
+            words = ["bilinear"]
+        elif mode == "linear" and coords == "align_corners":
+            words = ["bilinear", "align_corners=true"]
+        else:
+            raise self.fail(op, f"a {mode} resize with {coords} coordinates"
+                            + (f" rounding {nearest}" if mode == "nearest" else ""),
+                            "cnndsl's upsample is PyTorch's interpolate: nearest (asymmetric, floor) or bilinear "
+                            "(half-pixel or align_corners)")
+        if self.s.opset < 11:  # Resize-10: X, scales
+            scales, sizes = (op.inputs[1] if len(op.inputs) > 1 else ""), ""
+        else:
+            scales = op.inputs[2] if len(op.inputs) > 2 else ""
+            sizes = op.inputs[3] if len(op.inputs) > 3 else ""
+        return [self.layer(op, "upsample", self.resize_target(op, x, scales, sizes) + words, [x])]
+
+    def op_Upsample(self, op: Op) -> list[Layer]:
+        x = self.data(op)
+        if _text(op.attrs.get("mode", "nearest")) != "nearest":
+            raise self.fail(op, "a linear Upsample (asymmetric coordinates)",
+                            "cnndsl's bilinear upsample is PyTorch's (half-pixel); export at opset 11 or later")
+        if len(op.inputs) > 1 and op.inputs[1]:
+            target = self.resize_target(op, x, op.inputs[1], "")
+        else:
+            target = self.scale_args(op, [float(v) for v in op.attrs.get("scales", [])])
+        return [self.layer(op, "upsample", target, [x])]
+
+    def resize_target(self, op: Op, x: str, scales: str, sizes: str) -> list[str]:
+        if sizes and self.s.is_constant(sizes):
+            size = [int(v) for v in self.s.value(sizes).reshape(-1)]
+            axes = [int(a) % 4 for a in op.attrs.get("axes", range(4 - len(size), 4))]
+            if sorted(axes) != [2, 3] and not (len(size) == 4 and size[:2] == list(self.s.shape(x)[:2])):
+                raise self.fail(op, "a resize of other axes than height and width")
+            return [f"size={size[-2]}x{size[-1]}"]
+        if scales and self.s.is_constant(scales) and self.s.value(scales).size:
+            return self.scale_args(op, [float(v) for v in self.s.value(scales).reshape(-1)])
+        out = self.s.shape(op.outputs[0])
+        if out is not None and len(out) == 4 and all(isinstance(d, int) for d in out[2:]):
+            return [f"size={out[2]}x{out[3]}"]
+        raise self.fail(op, "a resize to a size computed while the model runs",
+                        "export with a fixed image size: cnndsl's upsample has a fixed size or scale")
+
+    def scale_args(self, op: Op, scales: list[float]) -> list[str]:
+        if len(scales) == 4 and scales[:2] == [1.0, 1.0]:
+            scales = scales[2:]
+        if len(scales) != 2:
+            raise self.fail(op, f"a resize by scales {scales}", "cnndsl's upsample scales height and width")
+        if scales[0] == scales[1]:
+            return [_float(scales[0])]
+        return [f"({_float(scales[0])}, {_float(scales[1])})"]
+
     def pool(self, op: Op, kind: str) -> list[Layer]:
         kernel, strides, pads, dilations, same, x = self.window(op, self.data(op))
         if dilations != [1, 1]:
@@ -507,6 +596,10 @@ class _Lifter:
             raise self.fail(op, "a concat along another axis than the channels",
                             "concat { } joins branches along the channels")
         return [self.layer(op, "concat", inputs=inputs)]
+
+
+def _text(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def _float(v: float) -> str:

@@ -127,7 +127,7 @@ def _first_index(s: Stmt, prefix: str) -> int:
 def _weightless(s: Stmt) -> bool:
     """A pool or activation (not a flatten): what a module list may hold before its first weight."""
     return s.kind == "layer" and s.layer is not None and not s.layer.weights and (
-        s.layer.kind in ACTIVATIONS or s.layer.kind in ("maxpool", "avgpool"))
+        s.layer.kind in ACTIVATIONS or s.layer.kind in ("maxpool", "avgpool", "globalavgpool", "globalmaxpool"))
 
 
 ACTIVATIONS = {"relu", "tanh", "sigmoid", "relu6", "hardswish", "hardsigmoid", "silu", "gelu", "leakyrelu", "elu"}
