@@ -118,7 +118,7 @@ def test_torch_exports_import_to_the_same_network(name):
     path = FIXTURES / name
     imported = import_onnx(path)
     assert format_spec(imported.spec) == imported.spec
-    assert imported.names_kept, imported.notes
+    assert imported.names_kept == COUNTS[name]["names"], imported.notes  # folded: onnx::Conv_N names
     net = cnndsl.parse(imported.spec)
     assert net.totals.params == COUNTS[name]["params"]
     result = net.compile(CompileOptions(weights=dict(imported.arrays())))
@@ -181,6 +181,15 @@ def test_torch_style_patterns(tmp_path):
     assert "conv 4 3x3 pad=1" in imported.spec
     assert "relu6" in imported.spec and "silu" in imported.spec and "flatten" in imported.spec
     assert imported.spec.count("dense") == 2
+
+
+def test_a_model_without_module_names_is_still_factored():
+    """torch.onnx's default export folds the batchnorms and names the weights onnx::Conv_N: the
+    residual blocks still become one block, called per stage."""
+    imported = import_onnx(FIXTURES / "resnet-legacy-folded-opset17.onnx")
+    assert not imported.names_kept and "not module names (e.g. 'onnx::Conv_" in imported.notes[0]
+    assert "block res_block(c, stride=1) {" in imported.spec
+    assert "repeat 2 res_block 8" in imported.spec
 
 
 def test_meaningless_names_get_cnndsl_names_and_a_note(tmp_path):

@@ -113,12 +113,13 @@ def networks():
 
 # name -> (exporter, opset); the dynamo exporter writes opset 18 and later
 EXPORTS = {"lenet": [("legacy", 9), ("legacy", 13), ("dynamo", 18)],
-           "resnet": [("legacy", 11), ("legacy", 17), ("dynamo", 18), ("dynamo-raw", 18)],
-           "inception": [("legacy", 9), ("legacy", 17), ("dynamo", 18)],
-           "mobilenet": [("legacy", 14), ("legacy", 17), ("dynamo", 18)]}
+           "resnet": [("legacy", 11), ("legacy", 17), ("legacy-folded", 17), ("dynamo", 18), ("dynamo-raw", 18)],
+           "inception": [("legacy", 9), ("legacy", 17), ("legacy-folded", 13), ("dynamo", 18)],
+           "mobilenet": [("legacy", 14), ("legacy", 17), ("legacy-folded", 17), ("dynamo", 18)]}
 
 
 def main() -> int:
+    import onnx
     import torch
     from import_torch import _stored_params, export
 
@@ -140,8 +141,10 @@ def main() -> int:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 export(model, shape, exporter, str(path), opset)
-            counts[path.name] = {"params": params if exporter != "dynamo" else _stored_params(str(path)),
-                                 "input": list(shape)}
+            kept = exporter in ("legacy", "dynamo-raw")  # the others fold batchnorms (and drop zero biases)
+            names = [t.name for t in onnx.load(str(path), load_external_data=False).graph.initializer]
+            counts[path.name] = {"params": params if kept else _stored_params(str(path)), "input": list(shape),
+                                 "names": not any(n.startswith("onnx::") for n in names)}
             print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size:,} bytes)")
     (OUT / "counts.json").write_text(json.dumps(counts, indent=1, sort_keys=True) + "\n")
     return 0

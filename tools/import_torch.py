@@ -46,9 +46,11 @@ MODELS = {
     "efficientnet_b0": ("efficientnet", 224, {}),
     "regnet_y_400mf": ("regnet", 224, {}),
 }
-# legacy: the TorchScript exporter (dynamo=False); dynamo: torch.onnx.export(dynamo=True) as it is by
+# legacy: the TorchScript exporter (dynamo=False) with do_constant_folding=False; legacy-folded: its
+# default, which folds each batchnorm into its conv and names the results onnx::Conv_N; dynamo:
+# torch.onnx.export(dynamo=True) as it is by
 # default, optimised, which folds each batchnorm into its conv; dynamo-raw: the same, optimize=False
-EXPORTERS = ("legacy", "dynamo", "dynamo-raw")
+EXPORTERS = ("legacy", "legacy-folded", "dynamo", "dynamo-raw")
 
 
 def build(name: str):
@@ -73,8 +75,9 @@ def export(model, side: int | tuple, exporter: str, path: str, opset: int) -> No
     x = torch.randn(1, *side) if isinstance(side, tuple) else torch.randn(1, 3, side, side)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if exporter == "legacy":
-            torch.onnx.export(model, (x,), path, dynamo=False, opset_version=opset, do_constant_folding=False,
+        if exporter in ("legacy", "legacy-folded"):  # folded: torch.onnx's default, batchnorms folded into convs
+            torch.onnx.export(model, (x,), path, dynamo=False, opset_version=opset,
+                              do_constant_folding=exporter == "legacy-folded",
                               input_names=["input"], output_names=["logits"],
                               dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
         else:
@@ -105,7 +108,7 @@ def row(name: str, exporter: str, opset: int, keep: Path) -> dict:
     seconds = time.perf_counter() - start
     stored = _stored_params(path)
     out = {"model": name, "exporter": exporter, "opset": opset, "nodes": nodes, "seconds": seconds,
-           "params_torch": params_torch if exporter != "dynamo" else stored}
+           "params_torch": params_torch if exporter in ("legacy", "dynamo-raw") else stored}
     if done.returncode != 0:
         out["error"] = done.stderr.strip().splitlines()[0] if done.stderr.strip() else f"exit {done.returncode}"
         return out
@@ -161,7 +164,7 @@ def main() -> int:
     for name in args.models:
         for exporter in args.exporters:
             try:
-                opset = args.opset or (17 if exporter == "legacy" else 18)  # each exporter's own
+                opset = args.opset or (17 if exporter.startswith("legacy") else 18)  # each exporter's own
                 r = row(name, exporter, opset, keep)
             except Exception as exc:  # noqa: BLE001 - a tool: report and go on
                 r = {"model": name, "exporter": exporter, "opset": opset, "error": f"{type(exc).__name__}: {exc}"}

@@ -96,9 +96,11 @@ def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
     if naming.meaningful(stmts):
         bodies.append((naming.label(_clone(stmts)), True))
     else:
-        notes.append("the model's weight names are not module names (e.g. 'onnx::Conv_12'): the spec's layers "
-                     "are named by cnndsl's indices")
-    bodies.append((stmts, False))
+        example = next((w.source for s in stmts for layer in s.layers() for w in layer.weights.values()), "")
+        notes.append(f"the model's weight names are not module names (e.g. '{printable(example)}'): the spec's "
+                     "layers are named by cnndsl's indices, and its groups by the model's residual blocks and "
+                     "branches")
+    bodies.append((naming.structure(stmts), False))
     problem = None
     for body, keep in bodies:
         plain = _spec_text(source, Factored(body), net_name, canonical=False)  # formatted only if it is kept

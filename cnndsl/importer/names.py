@@ -33,6 +33,28 @@ def meaningful(stmts: list[Stmt]) -> bool:
     return bool(paths) and 2 * sum(p is not None for p in paths) >= len(paths)
 
 
+JOINS = ("concat", "add", "mul", "residual", "gate")
+
+
+def structure(stmts: list[Stmt]) -> list[Stmt]:
+    """Groups where the model's names say nothing: each join (a residual, a concat, a gate) with
+    the weightless statements after it is one unlabelled group, which factoring can make a block
+    (a ResNet's residual blocks, a GoogLeNet's inception modules)."""
+    out: list[Stmt] = []
+    for s in stmts:
+        if s.kind in JOINS:
+            s.branches = [structure(b) for b in s.branches]
+            if s.shortcut:
+                s.shortcut = structure(s.shortcut)
+            out.append(Stmt("group", branches=[[s]]))
+        elif out and out[-1].kind == "group" and s.kind == "layer" and s.layer is not None and not s.layer.weights \
+                and s.layer.kind not in ("flatten", "globalavgpool", "globalmaxpool"):
+            out[-1].body.append(s)  # the relu after a residual add
+        else:
+            out.append(s)
+    return out
+
+
 def label(stmts: list[Stmt]) -> list[Stmt]:
     """The statements with groups and labels that give each weighted layer its model name."""
     out = _assign(stmts, "")
