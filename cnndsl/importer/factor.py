@@ -292,6 +292,8 @@ class _Factorer:
             for s in [*_shown(stmts), *(x for b in self.blocks for x in _shown(b.body))]:
                 if s.kind == "call":
                     uses.setdefault(s.name, []).append(s)
+                elif s.kind == "repeat" and s.body[0].kind == "call":  # a repeated call stays a call
+                    uses.setdefault(s.body[0].name, []).extend([s, s])
             once = next((b for b in self.blocks if len(uses.get(b.name, [])) == 1), None)
             if once is None:
                 return
