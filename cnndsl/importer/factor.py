@@ -550,7 +550,7 @@ class _Factorer:
 
 def _numbered(label: str | None) -> tuple[str, int] | None:
     """('denselayer', 3) for 'denselayer3'."""
-    m = re.fullmatch(r"([A-Za-z_][A-Za-z_]*?)(\d+)", label or "")
+    m = re.fullmatch(r"([A-Za-z_][\w\-]*?[A-Za-z_\-])(\d+)", label or "")
     return (m.group(1), int(m.group(2))) if m else None
 
 

@@ -37,6 +37,7 @@ def lines(stmts: list[Stmt], indent: int = 0) -> list[str]:
             continue
         units.append((_one(s, indent), s.kind == "layer" and s.label is None and s.layer is not None))
         k += 1
+    units = _joined(units, stmts)
     out: list[str] = []
     k = 0
     while k < len(units):
@@ -46,6 +47,29 @@ def lines(stmts: list[Stmt], indent: int = 0) -> list[str]:
             n += 1
         out += [f"{pad}repeat {n} {text[0].strip()}"] if n > 1 else text
         k += n
+    return out
+
+
+WEIGHTED = {"conv", "convtranspose", "dense", "linear"}
+
+
+def _joined(units: list[tuple[list[str], bool]], stmts: list[Stmt]) -> list[tuple[list[str], bool]]:
+    """A conv (or dense) line with the batchnorm and activation after it on one line, separated by
+    `;`, as the shipped specs write them (`conv1: conv 64 1x1 bias=false; bn1: batchnorm; relu`)."""
+    out: list[tuple[list[str], bool]] = []
+    for text, simple in units:
+        line = text[0].strip() if len(text) == 1 else ""
+        words = line.split(": ", 1)[-1].split()
+        kind = words[0] if words else ""
+        prev = out[-1][0][0] if out and len(out[-1][0]) == 1 else ""
+        head = prev.strip().split(": ", 1)[-1].split()
+        parts = prev.count("; ")
+        if line and prev and head and head[0] in WEIGHTED and parts < 2 and not line.startswith("repeat") \
+                and (kind == "batchnorm" and parts == 0 or kind in ACTIVATIONS and len(words) == 1
+                     and (parts == 0 or "batchnorm" in prev.split("; ")[-1])):
+            out[-1] = ([f"{prev}; {line}"], False)
+            continue
+        out.append((text, simple))
     return out
 
 
