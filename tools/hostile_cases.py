@@ -997,7 +997,9 @@ def _models() -> dict[str, Callable[[], bytes]]:
 def model_cases(art: Artefacts, name: str, build: Build, extra=(), timeout=None, model="m.onnx") -> list[Case]:
     return [Case("models", f"{name}:run", ["run", model, *extra], build, (), (), "run-onnx", timeout=timeout),
             Case("models", f"{name}:bench", ["bench", model, "--runs", "2", *extra], build, (), (), "bench-onnx",
-                 timeout=timeout)]
+                 timeout=timeout),
+            Case("models", f"{name}:import", ["import", model, "-o", "i.cnn", "--weights-out", "i.safetensors"],
+                 build, ("i.cnn", "i.safetensors"), (), "import-onnx", timeout=timeout)]
 
 
 def models_family(art: Artefacts) -> Iterator[Case]:
@@ -1256,6 +1258,9 @@ def baselines(art: Artefacts) -> dict[str, list[Case]]:
     out["run-onnx"] = [Case("baseline", "run-lenet5.onnx-input", ["run", "lenet5.onnx", "--input", "x.npy"],
                             chain(lenet, valid_input))]
     out["bench-onnx"] = [Case("baseline", "bench-lenet5.onnx", ["bench", "lenet5.onnx", "--runs", "2"], lenet)]
+    out["import-onnx"] = [Case("baseline", "import-lenet5.onnx", ["import", "lenet5.onnx", "-o", "i.cnn",
+                                                                  "--weights-out", "i.safetensors"], lenet,
+                               ("i.cnn", "i.safetensors"), ("i.cnn", "i.safetensors"))]
     out["int8"] = [Case("baseline", "int8-lenet5", ["compile", LENET, "--quantize", "int8", "-o", "q.onnx",
                                                     "--calibration", "x.npy"], valid_input, ("q.onnx",), ("q.onnx",))]
     out["compile-vgg16"] = [Case("baseline", "compile-vgg16", ["compile", str(SPECS / "vgg16.cnn"), "-o", "out.onnx"],
