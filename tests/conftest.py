@@ -12,6 +12,19 @@ from click.testing import CliRunner
 from helpers import SPECS
 
 
+def pytest_configure(config):
+    """Commands the tests start must take Ctrl-C, SIGTERM and SIGHUP as a user's would: a suite run
+    where they are ignored (in a shell's background, under nohup) would pass that on to every
+    command it starts, and cnndsl rightly keeps a signal its caller ignores."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None and signal.getsignal(sig) is signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-goldens", action="store_true",
                      help="rewrite tests/golden/* from the current output (review the diff)")
