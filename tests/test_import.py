@@ -79,6 +79,14 @@ def test_resnet50_has_a_bottleneck_block_and_3_4_6_3_repeats(compiled):
         assert line in spec
 
 
+def test_activation_kinds_become_a_block_parameter(compiled):
+    """MobileNetV3's conv-batchnorm-activation units differ only in relu against hardswish: one block
+    with an `act` parameter, as the shipped spec writes it."""
+    spec = import_onnx(compiled("mobilenet_v3")).spec
+    assert "block conv_bn_act(c, k, stride=1, pad=0, groups=1, act=hardswish) {" in spec
+    assert "\n  act\n" in spec and "act=relu" in spec
+
+
 def test_googlenet_is_one_inception_block_called_nine_times(compiled):
     spec = import_onnx(compiled("googlenet_torchvision")).spec
     calls = [line for line in spec.splitlines() if line.startswith("inception") and ": inception" in line]

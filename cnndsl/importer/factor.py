@@ -22,7 +22,7 @@ from cnndsl.importer.tree import Stmt
 
 NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
 ARG = re.compile(rf"(?P<key>\w+=)?(?:(?P<num>{NUMBER})|(?P<size>\d+)x(?P<size2>\d+))\Z")
-OPTION_PARAMS = {"stride", "groups", "pad", "dilation", "eps", "alpha", "beta", "k"}
+OPTION_PARAMS = {"stride", "groups", "pad", "dilation", "eps", "alpha", "beta", "k", "act"}
 JOINS = ("concat", "add", "mul", "residual", "gate")
 RESERVED = {"residual", "concat", "gate", "repeat", "block", "network", "input", "variant", "shortcut", "add", "mul",
             "from", "output", "if", "else", "as", "split", "crop", "train", "true", "false", "none", "and", "or",
@@ -113,6 +113,16 @@ def _substitute(s: Stmt, values: dict[str, str]) -> Stmt:
     return t
 
 
+ACTIVATION_KINDS = {"relu", "tanh", "sigmoid", "relu6", "hardswish", "hardsigmoid", "silu", "gelu", "leakyrelu",
+                    "elu"}
+
+
+def _is_act(s: Stmt) -> bool:
+    """An activation statement without arguments: its kind may become a block parameter (`act`)."""
+    return s.kind == "layer" and s.layer is not None and s.layer.kind in ACTIVATION_KINDS and not s.layer.args \
+        and s.label is None
+
+
 def _unwrap(body: list[Stmt]) -> tuple[list[Stmt], bool]:
     """A body that is one residual without a projection: its body, True; otherwise itself, False."""
     if len(body) == 1 and body[0].kind == "residual" and not body[0].shortcut and body[0].label is None \
@@ -196,8 +206,8 @@ def _args(s: Stmt) -> list[str]:
 
 def skeleton(s: Stmt, with_shortcut: bool = True) -> tuple:
     """The statement with its numbers blanked out (a hashable tuple)."""
-    head = (s.kind, s.label, s.layer.kind if s.layer is not None and s.kind == "layer" else s.name,
-            tuple(_tokens(a)[0] for a in _args(s)), s.cond)
+    kind = s.layer.kind if s.layer is not None and s.kind == "layer" else s.name
+    head = (s.kind, s.label, "ACT" if _is_act(s) else kind, tuple(_tokens(a)[0] for a in _args(s)), s.cond)
     if s.kind == "call":
         return head
     if s.kind == "repeat":
@@ -210,7 +220,9 @@ def skeleton(s: Stmt, with_shortcut: bool = True) -> tuple:
 
 
 def numbers(s: Stmt, with_shortcut: bool = True) -> list[Token | None]:
-    """The statement's numbers, in the order skeleton() blanks them."""
+    """The statement's numbers (and an activation's kind), in the order skeleton() blanks them."""
+    if _is_act(s):
+        return [Token("", s.layer.kind, role="act")]
     out = [_tokens(a)[1] for a in _args(s)]
     out = [t for t in out if t is not None]
     if s.kind == "call":
@@ -238,6 +250,10 @@ def _render(s: Stmt, exprs: list[str], it) -> Stmt:
         return f"{tok.key}{e}" if not tok.size or not e.isdigit() else f"{tok.key}{e}x{e}"
 
     t = copy.copy(s)
+    if _is_act(s):  # its kind is a parameter's value, or the kind all instances share
+        t.layer = copy.copy(s.layer)
+        t.layer.kind = exprs[next(it)]
+        return t
     if s.kind == "layer" and s.layer is not None:
         t.layer = copy.copy(s.layer)
         t.layer.args = [arg(a) for a in s.layer.args]
@@ -364,7 +380,7 @@ class _Factorer:
             if cond is None:
                 return False
             body = [Stmt("residual", branches=[body], cond=cond)]
-        name = self.block_name(members)
+        name = self.block_name(members, body)
         block = Block(name, [(p.name, p.default if p.option else None) for p in params], body, len(members))
         self.blocks.append(block)
         for k, g in enumerate(members):
@@ -416,6 +432,8 @@ class _Factorer:
         return out
 
     def aligned_one(self, a: Stmt, b: Stmt) -> list:
+        if _is_act(a):
+            return [a.layer.kind]
         own = [_tokens(x)[1] for x in _args(a)]
         out = [t.value for t in own if t is not None]
         if a.kind == "call":
@@ -468,6 +486,10 @@ class _Factorer:
         candidates = [(p.name, p.values) for p in params]
         for name, base in candidates:
             pairs = [(v, b) for v, b in zip(vals, base, strict=True) if v is not None]
+            if any(isinstance(x, str) for pair in pairs for x in pair):  # layer kinds: equal or not
+                if all(v == b for v, b in pairs):
+                    return name
+                continue
             if any(b is None or isinstance(b, float) or isinstance(v, float) for v, b in pairs):
                 if all(v == b for v, b in pairs):
                     return name
@@ -484,7 +506,7 @@ class _Factorer:
                     return f"{name}//{ks.pop()}"
         return None
 
-    def block_name(self, members: list[Stmt]) -> str:
+    def block_name(self, members: list[Stmt], rendered: list[Stmt]) -> str:
         labels = [g.label for g in members if g.label and not g.label.isdigit()]
         base = None
         if len(labels) == len(members):
@@ -492,7 +514,7 @@ class _Factorer:
             if len(prefix) >= 3 and prefix.isidentifier() and prefix not in self.kinds and prefix not in RESERVED:
                 base = prefix
         if base is None:
-            body = members[0].body
+            body = rendered  # with `act` where the activation is a parameter
             if any(s.kind == "residual" for s in body):
                 base = "res_block"
             elif any(s.kind == "concat" for s in body):
