@@ -276,6 +276,11 @@ class _Lifter:
             args.append("pad=same")
         elif any(pads):
             args.append(f"pad={self.pad_text(pads)}")
+        return [self.layer(op, "conv", args, [x], self.filters(op, w, args, dilations, groups))]
+
+    def filters(self, op: Op, w: str, args: list[str], dilations: list[int], groups: int) -> dict[str, Weight]:
+        """A conv's or transposed conv's last options (dilation, groups, bias=false) added to
+        ``args``, and its weights: the bias unless there is none or it is zeros the model computes."""
         if dilations != [1, 1]:
             args.append(f"dilation={self.pair(dilations)}")
         if groups != 1:
@@ -285,7 +290,7 @@ class _Lifter:
             weights["bias"] = self.weight(self.const(op, 2, "bias"))
         else:
             args.append("bias=false")
-        return [self.layer(op, "conv", args, [x], weights)]
+        return weights
 
     def op_ConvTranspose(self, op: Op) -> list[Layer]:
         w = self.const(op, 1, "weight")
@@ -309,15 +314,7 @@ class _Lifter:
             args.append(f"pad={self.pair(pads[:2])}")
         if any(extra):
             args.append(f"output_pad={self.pair(extra)}")
-        if dilations != [1, 1]:
-            args.append(f"dilation={self.pair(dilations)}")
-        if groups != 1:
-            args.append(f"groups={groups}")
-        weights = {"weight": self.weight(w)}
-        if len(op.inputs) > 2 and op.inputs[2] and not self.computed_zeros(self.const(op, 2, "bias")):
-            weights["bias"] = self.weight(self.const(op, 2, "bias"))
-        else:
-            args.append("bias=false")
+        weights = self.filters(op, w, args, dilations, groups)
         return [self.layer(op, "convtranspose", args, [self.data(op)], weights)]
 
     def op_Resize(self, op: Op) -> list[Layer]:

@@ -211,7 +211,7 @@ class _Counter:
             s = stmts[k]
             if s.label is not None and s.label.isdigit():
                 want = int(s.label)
-                if want > self.index and self.index >= 0:
+                if want > self.index:
                     gap = want - self.index
                     stmts[k:k] = [Stmt("layer", label=None, name="identity") for _ in range(gap)]
                     self.index += gap

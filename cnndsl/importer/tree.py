@@ -131,8 +131,7 @@ class _Builder:
                 out += self.nest(layer)
             else:
                 out.append(layer)
-        if len(out) != len(self.layers) or any(a is not b for a, b in zip(out, self.layers, strict=False)):
-            self.layers = out
+        self.layers = out
         self.index()
 
     def nest(self, layer: Layer) -> list[Layer]:
