@@ -23,6 +23,7 @@ from cnndsl.importer import names as naming
 from cnndsl.importer.factor import Factored, factor
 from cnndsl.importer.lift import Layer, Weight, lift
 from cnndsl.importer.load import Source, load_source
+from cnndsl.importer.refs import name_skips
 from cnndsl.importer.text import block_lines, lines
 from cnndsl.importer.tree import Stmt, build
 from cnndsl.lang.show import printable
@@ -182,6 +183,7 @@ def _spec_text(source: Source, result: Factored, name: str, canonical: bool = Tr
     head = [f"# Imported by `cnndsl import` from {os.path.basename(source.path)} (made{made}, opset {source.opset}, "
             f"{source.node_count:,} nodes).",
             f"network {name}", f"input {shape}", ""]
+    name_skips(result.stmts, source.input, source.path)
     blocks = [line for b in result.blocks for line in block_lines(b.name, b.params, b.body)]
     text = "\n".join(head + blocks + lines(result.stmts)) + "\n"
     if not canonical:
@@ -226,6 +228,8 @@ def _verified(source: Source, body: list[Stmt], text: str, keep: bool, notes: li
         raise _Mismatch(f"the model's output is {want[1:]} per sample, the spec's {got}")
     for layer, node in zip(mine, theirs, strict=True):
         want = source.shape(layer.output)
+        if want is not None and layer.nhwc and len(want) == 4:
+            want = (want[0], want[3], want[1], want[2])
         if want is not None and all(isinstance(d, int) for d in want[1:]) and tuple(want[1:]) != node.out_shape:
             raise _Mismatch(f"{layer.op.where()} gives {want[1:]} per sample; the spec's '{node.name}' "
                             f"{node.out_shape}")

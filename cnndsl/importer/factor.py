@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from cnndsl.importer.load import Source
 from cnndsl.importer.tree import Stmt
+from cnndsl.importer.values import float_text
 
 NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
 ARG = re.compile(rf"(?P<key>\w+=)?(?:(?P<num>{NUMBER})|(?P<size>\d+)x(?P<size2>\d+))\Z")
@@ -272,7 +273,7 @@ def _render(s: Stmt, exprs: list[str], it) -> Stmt:
 
 def _fmt(v) -> str:
     if isinstance(v, float):
-        return repr(v)
+        return float_text(v)
     return str(v)
 
 

@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cnndsl.errors import ImportModelError
+from cnndsl.importer.channels import NHWC_OPS, ChannelOps, layouts
 from cnndsl.importer.load import Op, Source
+from cnndsl.importer.values import dims_text as _dims
+from cnndsl.importer.values import float_text as _float
+from cnndsl.importer.values import text_of as _text
 from cnndsl.lang.show import printable
 
 JOIN_OPS = {"Concat": "concat", "Add": "add", "Mul": "mul"}
 SIMPLE = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "HardSwish": "hardswish"}
 NEAREST = {  # ops the language has a construct near to, for the error's hint
-    "Slice": "cnndsl crops with `crop` and splits channels with `concat split`",
-    "LayerNormalization": "cnndsl has `layernorm`; import does not read LayerNormalization yet",
-    "Transpose": "cnndsl has no transpose; `shuffle` and `layernorm` lower to Transposes",
-    "Split": "`concat split { ... }` gives each branch an equal share of the channels",
     "Sub": "cnndsl joins branches with concat, add and mul only",
     "Div": "cnndsl joins branches with concat, add and mul only",
     "MatMul": "dense takes a flat input and a constant weight matrix",
@@ -58,6 +58,8 @@ class Layer:
     output: str
     op: Op
     weights: dict[str, Weight] = field(default_factory=dict)
+    nhwc: bool = False  # whether the model holds the output channels-last (between ConvNeXt's transposes)
+    referenced: bool = False  # a `from` goes on from its output (so no activation is written on its line)
 
     @property
     def is_join(self) -> bool:
@@ -71,6 +73,9 @@ class Layer:
             name = w.source
             if role == "bias" and name.endswith(".weight_bias"):  # a batchnorm folded into this conv
                 name = name[: -len("weight_bias")] + "bias"
+            if not role:  # a weight named as its layer (layerscale)
+                paths.add(name)
+                continue
             if not name.endswith("." + role) or ":" in name:
                 return None
             paths.add(name[: -len(role) - 1])
@@ -86,9 +91,10 @@ def lift(source: Source) -> tuple[list[Layer], str]:
     return _Lifter(source).run()
 
 
-class _Lifter:
+class _Lifter(ChannelOps):
     def __init__(self, source: Source) -> None:
         self.s = source
+        self.nhwc = layouts(source.ops, source.input)
         self.producer: dict[str, Op] = {o: op for op in source.ops for o in op.outputs if o}
         self.consumers: dict[str, list[Op]] = {}
         for op in source.ops:
@@ -180,6 +186,10 @@ class _Lifter:
             if kind == "Dropout" and len(op.outputs) > 1 and op.outputs[1] and self.consumers.get(op.outputs[1]):
                 raise self.fail(op, "its mask output is used", "an inference graph has no dropout mask")
             return None
+        if kind not in NHWC_OPS and any(self.channels_last(i) for i in op.inputs if i):
+            raise self.fail(op, f"a {kind} of a channels-last tensor",
+                            "cnndsl works channels-last only between the transposes around `layernorm` and "
+                            "`linear` (ConvNeXt)")
         handler = getattr(self, "op_" + kind, None)
         if handler is not None:
             return handler(op)
@@ -190,7 +200,7 @@ class _Lifter:
 
     def layer(self, op: Op, kind: str, args=(), inputs=None, weights=None) -> Layer:
         return Layer(kind, list(args), list(inputs if inputs is not None else [self.data(op)]), op.outputs[0], op,
-                     dict(weights or {}))
+                     dict(weights or {}), op.outputs[0] in self.nhwc)
 
     def window(self, op: Op, x: str) -> tuple[list[int], list[int], list[int], list[int], bool, str]:
         """kernel, strides, pads (t, l, b, r), dilations, whether pad=same, and the data input after
@@ -262,6 +272,11 @@ class _Lifter:
         return f"({t}, {l_}, {b}, {r})"
 
     def op_Conv(self, op: Op) -> list[Layer]:
+        w = op.inputs[1] if len(op.inputs) > 1 else ""
+        kernel = self.linear_kernel(op, w)
+        if kernel is not None and not any(self.ints(op, "pads", [0])) and int(op.attrs.get("group", 1)) == 1 \
+                and self.ints(op, "strides", [1, 1]) == [1, 1]:
+            return [self.linear(op, self.data(op), kernel, self.s.shape(kernel), None)]
         w = self.const(op, 1, "weight")
         shape = self.s.shape(w)
         if shape is None or len(shape) != 4:
@@ -501,6 +516,9 @@ class _Lifter:
 
     def op_Reshape(self, op: Op) -> list[Layer] | None:
         x = self.data(op)
+        shuffled = self.shuffle(op, x)
+        if shuffled is not None:
+            return shuffled
         src, dst = self.s.shape(x), self.s.shape(op.outputs[0])
         if dst is None and self.s.is_constant(op.inputs[1]):
             dst = tuple(int(v) for v in self.s.value(op.inputs[1]).reshape(-1))
@@ -549,10 +567,20 @@ class _Lifter:
         x = self.data(op)
         w = self.const(op, 1, "weight")
         shape = self.s.shape(w)
+        if len(shape) == 2 and self.rank(x) == 4 and self.channels_last(x):  # a Linear on each pixel
+            return [self.linear(op, x, w, (shape[1], shape[0]), np.transpose)]
         if len(shape) != 2 or self.rank(x) not in (2, None):
             raise self.fail(op, "a matrix product that is not a dense layer on a flat input", NEAREST["MatMul"])
         weights = {"weight": self.weight(w, (shape[1], shape[0]), np.transpose)}
         return [self.layer(op, "dense", [str(shape[1]), "bias=false"], [x], weights)]
+
+    def linear(self, op: Op, x: str, w: str, shape, transform) -> Layer:
+        """`linear UNITS`: a units x C matrix applied to the channels of each pixel."""
+        weights = {"weight": self.weight(w, tuple(shape), transform)}
+        if op.op == "Conv" and len(op.inputs) > 2 and op.inputs[2]:
+            weights["bias"] = self.weight(self.const(op, 2, "bias"))
+            return self.layer(op, "linear", [str(shape[0])], [x], weights)
+        return self.layer(op, "linear", [str(shape[0]), "bias=false"], [x], weights)
 
     def op_Add(self, op: Op) -> list[Layer]:
         a, b = op.inputs[0], op.inputs[1]
@@ -564,7 +592,7 @@ class _Lifter:
         if mm is not None and mm.op == "MatMul" and self.only_use(a, op) and self.s.is_constant(mm.inputs[1]):
             [dense] = self.op_MatMul(mm)
             units = int(dense.args[0])
-            if int(np.prod(self.s.shape(b))) == units:
+            if int(np.prod(self.s.shape(b))) == units and self.s.shape(b)[-1] == units:
                 self.absorbed.add(mm.index)
                 dense.args.remove("bias=false")
                 dense.weights["bias"] = self.weight(b, (units,), lambda v: v.reshape(-1))
@@ -575,14 +603,33 @@ class _Lifter:
 
     def op_Mul(self, op: Op) -> list[Layer]:
         a, b = op.inputs[0], op.inputs[1]
-        if self.s.is_constant(a) or self.s.is_constant(b):
-            raise self.fail(op, "a multiplication by a constant", "`layerscale` multiplies each channel by a weight")
+        if self.s.is_constant(a):
+            a, b = b, a
+        if self.s.is_constant(b):
+            return [self.layer_scale(op, a, b)]
         for x, s in ((a, b), (b, a)):
             sig = self.producer.get(s)
             if sig is not None and sig.op == "Sigmoid" and sig.inputs[0] == x and self.only_use(s, op):
                 self.absorbed.add(sig.index)
                 return [self.layer(op, "silu", inputs=[self.data(sig)])]
         return [self.layer(op, "mul", inputs=[self.data(op, 0), self.data(op, 1)])]
+
+    def layer_scale(self, op: Op, x: str, w: str) -> Layer:
+        """`layerscale`: one learned factor per channel (C, 1 x C x 1 x 1, or C x 1 x 1; or C on
+        a channels-last or flat tensor)."""
+        shape, wshape = self.s.shape(x), self.s.shape(w)
+        c = shape[-1] if shape is not None and (len(shape) == 2 or self.channels_last(x)) else \
+            shape[1] if shape is not None and len(shape) == 4 else None
+        n = int(np.prod(wshape)) if wshape is not None else 0
+        trailing = [d for d in (wshape or ())]
+        while trailing and trailing[0] == 1 and len(trailing) > 1:
+            trailing.pop(0)
+        want = [(c,)] if shape is None or len(shape) == 2 or self.channels_last(x) else [(c, 1, 1)]
+        if c is None or n != c or tuple(trailing) not in want or self.computed_zeros(w):
+            raise self.fail(op, f"a multiplication by a constant of shape {_dims(wshape)}",
+                            "`layerscale` multiplies each channel by a learned weight (C values)")
+        spec_shape = (c,) if len(shape) == 2 else (c, 1, 1)
+        return self.layer(op, "layerscale", [], [x], {"": self.weight(w, spec_shape, lambda a: a.reshape(spec_shape))})
 
     def op_Concat(self, op: Op) -> list[Layer] | None:
         inputs = [self.data(op, i) for i in range(len(op.inputs))]
@@ -593,18 +640,3 @@ class _Lifter:
             raise self.fail(op, "a concat along another axis than the channels",
                             "concat { } joins branches along the channels")
         return [self.layer(op, "concat", inputs=inputs)]
-
-
-def _text(v) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def _float(v: float) -> str:
-    return np.format_float_positional(np.float32(v), unique=True, trim="-") if abs(v) >= 1e-4 or v == 0 else \
-        np.format_float_scientific(np.float32(v), unique=True, trim="-").replace("e-0", "e-").replace("e+0", "e")
-
-
-def _dims(shape) -> str:
-    if shape is None:
-        return "an unknown shape"
-    return "x".join(str(d) if isinstance(d, int) else "N" for d in shape)

@@ -117,6 +117,8 @@ def _assign(stmts: list[Stmt], prefix: str) -> list[Stmt]:
 
     for s in stmts:
         key = _key(s, prefix)
+        if isinstance(key, str) and _branch_module(s, prefix, key):
+            key = MIXED
         if key is None:
             if run:
                 pending.append(s)
@@ -137,6 +139,19 @@ def _assign(stmts: list[Stmt], prefix: str) -> list[Stmt]:
             run.append(s)
     close()
     return out
+
+
+def _branch_module(s: Stmt, prefix: str, key: str) -> bool:
+    """Whether a join's weights all lie in one branch that is itself the module (a layer, or a
+    numbered list such as ShuffleNet's `branch2`): the branch is labelled, not the join, since an
+    `identity` beside it takes an index of the module's scope."""
+    if s.kind not in ("concat", "add", "mul"):
+        return False
+    weighted = [b for b in s.branches if any(layer.weights for x in b for layer in x.layers())]
+    if len(weighted) != 1:
+        return False
+    rels = _rels(Stmt("group", branches=[weighted[0]]), prefix)
+    return rels is not MIXED and all(r == key or len(r.split(".")) == 2 and r.split(".")[1].isdigit() for r in rels)
 
 
 def _first_index(s: Stmt, prefix: str) -> int:
@@ -222,6 +237,8 @@ class _Counter:
             k += 1
 
     def one(self, s: Stmt) -> None:
+        if s.kind == "from":  # goes on from a tensor; names nothing
+            return
         if s.kind == "group" and s.label == "_":
             self.walk(s.body)
             return

@@ -30,8 +30,7 @@ def lines(stmts: list[Stmt], indent: int = 0) -> list[str]:
     while k < len(stmts):
         s = stmts[k]
         nxt = stmts[k + 1] if k + 1 < len(stmts) else None
-        if s.kind == "layer" and s.layer is not None and s.layer.kind in FUSABLE and nxt is not None \
-                and _bare_activation(nxt):
+        if fuses(s, nxt):
             units.append(([f"{pad}{label_text(s.label)}{s.layer.text()} {nxt.layer.kind}"], s.label is None))
             k += 2
             continue
@@ -73,6 +72,13 @@ def _joined(units: list[tuple[list[str], bool]], stmts: list[Stmt]) -> list[tupl
     return out
 
 
+def fuses(s: Stmt, nxt: Stmt | None) -> bool:
+    """Whether the statement is written with the activation after it on its line (`conv 64 3x3
+    relu`), so that its label names the activation's output."""
+    return s.kind == "layer" and s.layer is not None and s.layer.kind in FUSABLE and nxt is not None \
+        and _bare_activation(nxt) and not s.layer.referenced
+
+
 def _bare_activation(s: Stmt) -> bool:
     return s.kind == "layer" and s.layer is not None and s.label is None and s.layer.kind in ACTIVATIONS \
         and not s.layer.args
@@ -88,6 +94,8 @@ def _one(s: Stmt, indent: int) -> list[str]:
     lab = label_text(s.label)
     if s.kind == "layer":
         return [f"{pad}{lab}{s.layer.text() if s.layer is not None else s.name}"]
+    if s.kind == "from":
+        return [f"{pad}from {s.name}"]
     if s.kind == "call":
         return [f"{pad}{lab}{' '.join([s.name, *s.args])}"]
     if s.kind == "repeat" and s.name:  # copies labelled by their number: `repeat N as i { "x{i+1}": ... }`
@@ -117,7 +125,7 @@ def _one(s: Stmt, indent: int) -> list[str]:
             head += [*lines(s.shortcut, indent + 1), f"{pad}}}"]
         return head
     # concat, add, mul: one statement per branch, a group for several, identity for none
-    out = [f"{pad}{lab}{s.kind} {{"]
+    out = [f"{pad}{lab}{' '.join([s.kind, *s.args])} {{"]
     for branch in s.branches:
         if not branch:
             out.append(f"{pad}  identity")

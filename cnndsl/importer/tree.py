@@ -4,8 +4,13 @@ at a join becomes `concat { }`, `residual { } [shortcut { }]`, `add { }`, `gate 
 
 A fork's join is its immediate post-dominator (every path from the fork passes through it),
 found for every tensor in one pass (Cooper, Harvey and Kennedy's intersection, on the DAG in
-reverse topological order). A graph that is not such a nesting of branches (a skip from
-elsewhere) is an ImportModelError naming the join.
+reverse topological order).
+
+A skip across scales is not nested: where one branch of a fork is a short chain and the other
+goes down to a coarser map and back up before they meet (U-Net's copy and crop, LR-ASPP's
+low-resolution classifier), the short branch becomes `{ from LABEL; ... }` at the join, and the
+main path goes on as a sequence. A graph that is still not a nesting of branches is an
+ImportModelError naming the join.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cnndsl.errors import ImportModelError
+from cnndsl.importer.channels import NEAREST_SLICE, SPLIT
 from cnndsl.importer.lift import Layer
 from cnndsl.importer.load import Source
 
@@ -22,7 +28,7 @@ class Stmt:
     """A statement of the spec to write. ``kind``: 'layer', 'group', 'call', 'repeat', or a join
     ('concat', 'add', 'mul', 'residual', 'gate')."""
 
-    kind: str
+    kind: str  # or 'from': the branch goes on from tensor ``start``
     layer: Layer | None = None  # for 'layer'
     branches: list[list[Stmt]] = field(default_factory=list)  # joins; a group's, call's or repeat's body is [0]
     shortcut: list[Stmt] | None = None  # residual's projection
@@ -40,6 +46,8 @@ class Stmt:
 
     def first_input(self) -> str | None:
         """The tensor the statement reads."""
+        if self.kind == "from":
+            return None
         if self.kind == "layer":
             return self.layer.inputs[0] if self.layer is not None else None
         if self.start is not None:
@@ -79,6 +87,8 @@ class _Builder:
             for i in dict.fromkeys(layer.inputs):
                 self.consumers.setdefault(i, []).append(layer)
         self.emitted: set[int] = set()
+        self.froms: dict[str, str] = {}  # a skip's stand-in tensor -> the tensor it goes on from
+        self.shares: set[int] = set()  # the channel slices that became `concat split`
 
     def fail(self, message: str, hint: str | None = None) -> ImportModelError:
         return ImportModelError(message, path=self.s.path, hint=hint)
@@ -95,19 +105,84 @@ class _Builder:
                     raise self.fail(f"{layer.op.where()} reads '{i}', which the network does not compute")
         for i, layers in list(self.consumers.items()):
             self.consumers[i] = [c for c in layers if c.output in live]
+        self.cut_skips()
         self.ipdom = self.post_dominators()
         stmts = self.seq(self.s.input, self.output, live)
         missed = [layer for layer in self.layers if id(layer) not in self.emitted]
         if missed:
             raise self.fail(f"{missed[0].op.where()} is not inside one nesting of branches",
                             "cnndsl joins branches that start from the same tensor")
+        for layer in self.layers:
+            if layer.kind == SPLIT and id(layer) not in self.shares:
+                raise self.fail(f"{layer.op.where()} takes channels {layer.args[0]}:{layer.args[1]}, which is not "
+                                "one of equal shares concatenated in order", NEAREST_SLICE)
         return stmts
+
+    def cut_skips(self) -> None:
+        """Make each skip across scales a `from` (see the module's docstring): the short branch's
+        first layer reads a stand-in for the fork's tensor, so that the fork no longer nests."""
+        ipdom = self.post_dominators()
+        cuts = []
+        for t in [self.s.input, *(layer.output for layer in self.layers)]:
+            join = self.producer.get(ipdom.get(t, ""))
+            if join is None or not join.is_join or len(join.inputs) != 2 or join.inputs[0] == join.inputs[1]:
+                continue
+            sides = [self.ancestors(v, self.pos[t]) - {t} for v in join.inputs]
+            if sides[0] & sides[1] or not all(t in self.ancestors(v, self.pos[t]) for v in join.inputs):
+                continue
+            short, long_ = sorted((0, 1), key=lambda k: len(sides[k]))
+            if len(sides[short]) > 3 or len(sides[long_]) < max(6, 3 * len(sides[short])) \
+                    or not self.chain(sides[short], t) \
+                    or not self.coarser(self.spine(t, sides[long_], join.inputs[long_], ipdom), t):
+                continue
+            reader = join if not sides[short] else next(self.producer[v] for v in sides[short]
+                                                        if t in self.producer[v].inputs)
+            cuts.append((reader, t))
+        for reader, t in cuts:
+            stand_in = f"{t}::from"
+            self.froms[stand_in] = t
+            reader.inputs = [stand_in if i == t else i for i in reader.inputs]
+            if t in self.producer:
+                self.producer[t].referenced = True
+        if cuts:
+            self.index()
+
+    def chain(self, tensors: set[str], t: str) -> bool:
+        """Whether the layers making ``tensors`` are one chain from ``t``, read by nothing else."""
+        for v in tensors:
+            layer = self.producer[v]
+            if len(layer.inputs) != 1 or layer.inputs[0] not in tensors | {t} or len(self.consumers.get(v, [])) != 1:
+                return False
+        return True
+
+    def spine(self, t: str, side: set[str], end: str, ipdom: dict[str, str]) -> list[str]:
+        """The tensors every path of a branch passes through, from ``t`` to its ``end`` (not an
+        attention branch's pooled map, which a gate multiplies back in)."""
+        first = next(c.output for c in self.consumers.get(t, []) if c.output in side)
+        out = [first]
+        while out[-1] != end:
+            out.append(ipdom[out[-1]])
+        return out
+
+    def coarser(self, spine: list[str], t: str) -> bool:
+        """Whether a branch goes down to a smaller map than ``t`` and its end (and so back up)."""
+        end = spine[-1]
+        tensors = spine
+        def pixels(v: str) -> int | None:
+            shape = self.s.shape(v)
+            return shape[2] * shape[3] if shape is not None and len(shape) == 4 and all(
+                isinstance(d, int) for d in shape[2:]) else None
+        sizes = [p for p in map(pixels, tensors) if p is not None]
+        ends = [pixels(t), pixels(end)]
+        return bool(sizes) and None not in ends and min(sizes) < min(ends)
 
     def index(self) -> None:
         self.producer = {layer.output: layer for layer in self.layers}
         self.pos = {self.s.input: 0}
         for k, layer in enumerate(self.layers, 1):
             self.pos[layer.output] = k
+        for stand_in, t in self.froms.items():
+            self.pos[stand_in] = self.pos[t]
         self.consumers = {}
         for layer in self.layers:
             for i in dict.fromkeys(layer.inputs):
@@ -236,16 +311,25 @@ class _Builder:
                                 "cnndsl's branches nest: each join closes the branches of one fork; a skip from "
                                 "another tensor (`from LABEL`) is not imported yet")
             self.take(join)
-            branches = []
-            for v in join.inputs:
-                if v != t and t not in self.ancestors(v, self.pos[t]):
-                    raise self.fail(f"{join.op.where()} joins a branch that does not start from '{t}'",
-                                    "cnndsl joins branches that start from the same tensor; a skip from elsewhere "
-                                    "is not imported yet")
-                branches.append(self.seq(t, v, self.ancestors(v, self.pos[t])) if v != t else [])
-            out.append(self.join(join, branches, t))
+            out.append(self.join(join, [self.branch(join, t, v) for v in join.inputs], t))
             t = p
         return out
+
+    def branch(self, join: Layer, t: str, v: str) -> list[Stmt]:
+        """The statements of the join's branch from the fork ``t`` to its input ``v``, or from
+        where a skip goes on from."""
+        if v == t:
+            return []
+        if t in self.ancestors(v, self.pos[t]):
+            return self.seq(t, v, self.ancestors(v, self.pos[t]))
+        stand_ins = [a for a in self.ancestors(v, 0) if a in self.froms]
+        if len(stand_ins) == 1 and t not in self.ancestors(v, 0):
+            start = stand_ins[0]
+            rest = self.seq(start, v, self.ancestors(v, self.pos[start])) if v != start else []
+            return [Stmt("from", start=self.froms[start]), *rest]
+        raise self.fail(f"{join.op.where()} joins a branch that does not start from '{t}'",
+                        "cnndsl joins branches that start from the same tensor, or from an earlier one "
+                        "across scales (`from LABEL`)")
 
     def join(self, join: Layer, branches: list[list[Stmt]], start: str) -> Stmt:
         s = self.join_kind(join, branches, start)
@@ -254,7 +338,9 @@ class _Builder:
 
     def join_kind(self, join: Layer, branches: list[list[Stmt]], start: str) -> Stmt:
         if join.kind == "concat":
-            return Stmt("concat", join, branches)
+            return self.concat(join, branches, start)
+        if any(b and b[0].kind == "from" for b in branches):
+            return Stmt(join.kind, join, branches)
         empty = [i for i, b in enumerate(branches) if not b]
         if join.kind == "mul":
             if len(branches) == 2 and len(empty) == 1:
@@ -271,3 +357,23 @@ class _Builder:
                 body, proj = sorted(branches, key=len, reverse=True)
                 return Stmt("residual", join, [body], shortcut=proj)
         return Stmt("add", join, branches)
+
+    def concat(self, join: Layer, branches: list[list[Stmt]], start: str) -> Stmt:
+        """`concat split` where each branch starts with the next equal share of the channels,
+        `concat crop` where branches end in a centre crop to the size of the others."""
+        shape = self.s.shape(start)
+        shares = [b[0].layer.args if b and b[0].kind == "layer" and b[0].layer.kind == SPLIT else None
+                  for b in branches]
+        if shape is not None and len(shape) == 4 and all(shares) and isinstance(shape[1], int):
+            n = len(branches)
+            if shape[1] % n == 0 and [tuple(map(int, a)) for a in shares] == [
+                    (k * shape[1] // n, (k + 1) * shape[1] // n) for k in range(n)]:
+                self.shares.update(id(b[0].layer) for b in branches)
+                return Stmt("concat", join, [b[1:] for b in branches], args=["split"])
+        out = self.s.shape(join.output)
+        crops = [bool(b) and b[-1].kind == "layer" and b[-1].layer.kind == "crop" and out is not None
+                 and b[-1].layer.args == [f"{out[2]}x{out[3]}"] for b in branches]
+        if any(crops) and not all(crops):
+            return Stmt("concat", join, [b[:-1] if c else b for b, c in zip(branches, crops, strict=True)],
+                        args=["crop"])
+        return Stmt("concat", join, branches)
