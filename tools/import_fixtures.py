@@ -6,7 +6,7 @@ Flatten as older opsets write them) and by the dynamo exporter (optimised: batch
 raw). counts.json records torchvision-style parameter counts: the module's own, or, for an
 optimised dynamo export, what the file keeps.
 
-    PYTHONPATH=. /path/to/torch-venv/bin/python tools/import_fixtures.py
+    PYTHONPATH=. /path/to/torch-venv/bin/python tools/import_fixtures.py [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -107,25 +107,160 @@ def networks():
         def forward(self, x):
             return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
 
+    class Permute(nn.Module):
+        def __init__(self, dims):
+            super().__init__()
+            self.dims = dims
+
+        def forward(self, x):
+            return x.permute(*self.dims)
+
+    class LayerNorm2d(nn.LayerNorm):  # torchvision's: a LayerNorm over the channels, channels-last
+        def forward(self, x):
+            return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    class CNBlock(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.block = nn.Sequential(nn.Conv2d(c, c, 7, padding=3, groups=c), Permute([0, 2, 3, 1]),
+                                       nn.LayerNorm(c, eps=1e-6), nn.Linear(c, 4 * c), nn.GELU(), nn.Linear(4 * c, c),
+                                       Permute([0, 3, 1, 2]))
+            self.layer_scale = nn.Parameter(torch.rand(c, 1, 1) + 0.5)
+
+        def forward(self, x):
+            return x + self.layer_scale * self.block(x)
+
+    class ConvNeXtish(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Sequential(nn.Conv2d(3, 8, 4, 4), LayerNorm2d(8, eps=1e-6)), nn.Sequential(CNBlock(8), CNBlock(8)),
+                nn.Sequential(LayerNorm2d(8, eps=1e-6), nn.Conv2d(8, 16, 2, 2)), nn.Sequential(CNBlock(16)))
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.classifier = nn.Sequential(LayerNorm2d(16, eps=1e-6), nn.Flatten(1), nn.Linear(16, 5))
+
+        def forward(self, x):
+            return self.classifier(self.avgpool(self.features(x)))
+
+    def cbr(cin, cout, k=1, stride=1, groups=1, act=True):
+        layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+        return layers + [nn.ReLU()] if act else layers
+
+    class Unit(nn.Module):  # torchvision's ShuffleNetV2 InvertedResidual
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            half = cout // 2
+            self.stride = stride
+            if stride > 1:
+                self.branch1 = nn.Sequential(*cbr(cin, cin, 3, stride, cin, act=False), *cbr(cin, half))
+            self.branch2 = nn.Sequential(*cbr(cin if stride > 1 else half, half),
+                                         *cbr(half, half, 3, stride, half, act=False), *cbr(half, half))
+
+        def forward(self, x):
+            if self.stride == 1:
+                x1, x2 = x.chunk(2, dim=1)
+                out = torch.cat((x1, self.branch2(x2)), dim=1)
+            else:
+                out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+            b, c, h, w = out.size()
+            out = out.view(b, 2, c // 2, h, w).transpose(1, 2).contiguous()
+            return out.view(b, -1, h, w)
+
+    class ShuffleNetish(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Sequential(*cbr(3, 8, 3, 2))
+            self.stage2 = nn.Sequential(Unit(8, 16, 2), Unit(16, 16, 1), Unit(16, 16, 1))
+            self.fc = nn.Linear(16, 4)
+
+        def forward(self, x):
+            return self.fc(self.stage2(self.conv1(x)).mean([2, 3]))
+
+    class Double(nn.Module):
+        def __init__(self, cin, cout):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3)
+            self.conv2 = nn.Conv2d(cout, cout, 3)
+
+        def forward(self, x):
+            return torch.relu(self.conv2(torch.relu(self.conv1(x))))
+
+    class Up(nn.Module):
+        def __init__(self, cin, cout):
+            super().__init__()
+            self.upconv = nn.ConvTranspose2d(cin, cout, 2, 2)
+            self.convs = Double(cin, cout)
+
+        def forward(self, x, skip):
+            x = self.upconv(x)
+            top, left = (skip.shape[2] - x.shape[2]) // 2, (skip.shape[3] - x.shape[3]) // 2
+            skip = skip[:, :, top:top + x.shape[2], left:left + x.shape[3]]
+            return self.convs(torch.cat([skip, x], 1))
+
+    class UNetish(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down1, self.down2, self.bottom = Double(1, 4), Double(4, 8), Double(8, 16)
+            self.up2, self.up1 = Up(16, 8), Up(8, 4)
+            self.head = nn.Conv2d(4, 2, 1)
+
+        def forward(self, x):
+            d1 = self.down1(x)
+            d2 = self.down2(nn.functional.max_pool2d(d1, 2))
+            x = self.bottom(nn.functional.max_pool2d(d2, 2))
+            return self.head(self.up1(self.up2(x, d2), d1))
+
+    class LRASPPish(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = nn.Sequential(nn.Sequential(*cbr(3, 8, 3, 2)), nn.Sequential(*cbr(8, 8, 3)),
+                                          nn.Sequential(*cbr(8, 16, 3, 2)), nn.Sequential(*cbr(16, 16, 3)))
+            self.cbr = nn.Sequential(*cbr(16, 8))
+            self.scale = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(16, 8, 1, bias=False), nn.Sigmoid())
+            self.low_classifier = nn.Conv2d(8, 3, 1)
+            self.high_classifier = nn.Conv2d(8, 3, 1)
+
+        def forward(self, x):
+            low = self.backbone[1](self.backbone[0](x))
+            high = self.backbone[3](self.backbone[2](low))
+            y = nn.functional.interpolate(self.cbr(high) * self.scale(high), size=low.shape[-2:], mode="bilinear",
+                                          align_corners=False)
+            y = self.high_classifier(y) + self.low_classifier(low)
+            return nn.functional.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
     return {"lenet": (LeNet, (1, 32, 32)), "resnet": (ResNet, (3, 16, 16)),
-            "inception": (GoogLeNetish, (3, 16, 16)), "mobilenet": (MobileNetish, (3, 16, 16))}
+            "inception": (GoogLeNetish, (3, 16, 16)), "mobilenet": (MobileNetish, (3, 16, 16)),
+            "convnext": (ConvNeXtish, (3, 32, 32)), "shufflenet": (ShuffleNetish, (3, 16, 16)),
+            "unet": (UNetish, (1, 44, 44)), "lraspp": (LRASPPish, (3, 32, 32))}
 
 
 # name -> (exporter, opset); the dynamo exporter writes opset 18 and later
 EXPORTS = {"lenet": [("legacy", 9), ("legacy", 13), ("dynamo", 18)],
            "resnet": [("legacy", 11), ("legacy", 17), ("legacy-folded", 17), ("dynamo", 18), ("dynamo-raw", 18)],
            "inception": [("legacy", 9), ("legacy", 17), ("legacy-folded", 13), ("dynamo", 18)],
-           "mobilenet": [("legacy", 14), ("legacy", 17), ("legacy-folded", 17), ("dynamo", 18)]}
+           "mobilenet": [("legacy", 14), ("legacy", 17), ("legacy-folded", 17), ("dynamo", 18)],
+           "convnext": [("legacy", 17), ("dynamo", 18)],
+           "shufflenet": [("legacy", 11), ("legacy", 17), ("dynamo", 18)],
+           "unet": [("legacy", 11), ("legacy", 17), ("dynamo", 18)],
+           "lraspp": [("legacy", 13), ("legacy", 17), ("dynamo", 18)]}
 
 
 def main() -> int:
+    import argparse
+
     import onnx
     import torch
     from import_torch import _stored_params, export
 
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", choices=sorted(EXPORTS), help="write these networks' files alone")
+    args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    counts = {}
+    counts_file = OUT / "counts.json"
+    counts = json.loads(counts_file.read_text()) if args.only and counts_file.exists() else {}
     for name, (cls, shape) in networks().items():
+        if args.only and name not in args.only:
+            continue
         torch.manual_seed(0)
         model = cls().eval()
         g = torch.Generator().manual_seed(1)
@@ -135,6 +270,9 @@ def main() -> int:
                 m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
                 m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
                 m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            elif isinstance(m, torch.nn.LayerNorm):  # trained norms differ: an exporter stores equal ones once
+                m.weight.data.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.data.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
         params = sum(p.numel() for p in model.parameters())
         for exporter, opset in EXPORTS[name]:
             path = OUT / f"{name}-{exporter}-opset{opset}.onnx"
@@ -146,7 +284,7 @@ def main() -> int:
             counts[path.name] = {"params": params if kept else _stored_params(str(path)), "input": list(shape),
                                  "names": not any(n.startswith("onnx::") for n in names)}
             print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size:,} bytes)")
-    (OUT / "counts.json").write_text(json.dumps(counts, indent=1, sort_keys=True) + "\n")
+    counts_file.write_text(json.dumps(counts, indent=1, sort_keys=True) + "\n")
     return 0
 
 

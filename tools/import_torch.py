@@ -72,7 +72,8 @@ def export(model, side: int | tuple, exporter: str, path: str, opset: int) -> No
     """``model`` exported to ``path``: its input is 3 x side x side, or the shape ``side`` gives."""
     import torch
 
-    x = torch.randn(1, *side) if isinstance(side, tuple) else torch.randn(1, 3, side, side)
+    # a batch of 2: torch.export takes a size-1 axis for a constant, which breaks a dynamic batch
+    x = torch.randn(2, *side) if isinstance(side, tuple) else torch.randn(2, 3, side, side)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if exporter in ("legacy", "legacy-folded"):  # folded: torch.onnx's default, batchnorms folded into convs
@@ -141,8 +142,11 @@ def _stored_params(path: str) -> int:
     for n in m.graph.node:  # an exporter that stores equal tensors once names the others by an Identity
         if n.op_type == "Identity" and n.input[0] in sizes:
             sizes[n.output[0]] = sizes[n.input[0]]
-    trained = {"Conv": slice(1, 3), "Gemm": slice(1, 3), "MatMul": slice(1, 2), "BatchNormalization": slice(1, 3)}
-    return sum(sizes.get(i, 0) for n in m.graph.node if n.op_type in trained for i in n.input[trained[n.op_type]])
+    trained = {"Conv": slice(1, 3), "ConvTranspose": slice(1, 3), "Gemm": slice(1, 3), "MatMul": slice(1, 2),
+               "BatchNormalization": slice(1, 3), "LayerNormalization": slice(1, 3),
+               "Add": slice(0, 2), "Mul": slice(0, 2)}  # a Linear's bias; a layer scale
+    return sum(sizes.get(i, 0) for n in m.graph.node if n.op_type in trained for i in n.input[trained[n.op_type]]
+               if sizes.get(i, 0) > 1 or n.op_type not in ("Add", "Mul"))  # not GELU's constants
 
 
 def _code_lines(text: str) -> int:

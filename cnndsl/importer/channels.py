@@ -88,6 +88,37 @@ class ChannelOps:
         return unsq.inputs[0]
 
     def op_Slice(self, op: Op):
+        x, window, shape = self.slice_window(op)
+        if set(window) == {1} and len(shape) == 4:
+            start, end = window[1]
+            return [self.layer(op, SPLIT, [str(start), str(end)], [x])]
+        inner = self.producer.get(x)
+        outer = op
+        while window and set(window) <= {2, 3} and inner is not None and inner.op == "Slice" \
+                and self.only_use(x, outer):
+            below, more, full = self.slice_window(inner)  # torch slices height, then width: one crop
+            if not more or not set(more) <= {2, 3}:
+                break
+            for axis, (a, _) in more.items():
+                top, end = window.get(axis, (0, shape[axis]))
+                window[axis] = (a + top, a + end)
+            self.absorbed.add(inner.index)
+            x, shape, outer = below, full, inner
+            inner = self.producer.get(x)
+        if window and set(window) <= {2, 3} and len(shape) == 4:
+            h0, h1 = window.get(2, (0, shape[2]))
+            w0, w1 = window.get(3, (0, shape[3]))
+            th, tw = h1 - h0, w1 - w0
+            if (h0, w0) == ((shape[2] - th) // 2, (shape[3] - tw) // 2):
+                return [self.layer(op, "crop", [f"{th}x{tw}"], [x])]
+            raise self.fail(op, f"a crop of rows {h0}:{h1} and columns {w0}:{w1} of a {shape[2]}x{shape[3]} map",
+                            "cnndsl's crop keeps the centre: it starts at ((H - h) // 2, (W - w) // 2)")
+        if not window:
+            return None
+        raise self.fail(op, f"a slice of axes {sorted(window)} of a {dims_text(shape)} tensor", NEAREST_SLICE)
+
+    def slice_window(self, op: Op) -> tuple[str, dict[int, tuple[int, int]], tuple]:
+        """The sliced tensor, the [start, end) the op keeps of each axis it narrows, and its shape."""
         x = self.data(op)
         shape = self.s.shape(x)
         if shape is None or not all(isinstance(d, int) for d in shape[1:]):
@@ -104,21 +135,7 @@ class ChannelOps:
         window = {a % rank: _bounds(s, e, shape[a % rank]) for a, s, e in zip(axes, starts, ends, strict=True)}
         if any(step != 1 for step in steps) or 0 in window or len(window) != len(axes):
             raise self.fail(op, "a strided slice, or one of the batch", NEAREST_SLICE)
-        window = {a: b for a, b in window.items() if b != (0, shape[a])}
-        if set(window) == {1} and rank == 4:
-            start, end = window[1]
-            return [self.layer(op, SPLIT, [str(start), str(end)], [x])]
-        if window and set(window) <= {2, 3} and rank == 4:
-            h0, h1 = window.get(2, (0, shape[2]))
-            w0, w1 = window.get(3, (0, shape[3]))
-            th, tw = h1 - h0, w1 - w0
-            if (h0, w0) == ((shape[2] - th) // 2, (shape[3] - tw) // 2):
-                return [self.layer(op, "crop", [f"{th}x{tw}"], [x])]
-            raise self.fail(op, f"a crop of rows {h0}:{h1} and columns {w0}:{w1} of a {shape[2]}x{shape[3]} map",
-                            "cnndsl's crop keeps the centre: it starts at ((H - h) // 2, (W - w) // 2)")
-        if not window:
-            return None
-        raise self.fail(op, f"a slice of axes {sorted(window)} of a {dims_text(shape)} tensor", NEAREST_SLICE)
+        return x, {a: b for a, b in window.items() if b != (0, shape[a])}, shape
 
     def int_list(self, op: Op, index: int, what: str) -> list[int]:
         return [int(v) for v in self.s.value(self.const(op, index, what)).reshape(-1)]

@@ -9,6 +9,7 @@ else is an ImportModelError naming the node and the nearest construct cnndsl has
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,11 +18,13 @@ import numpy as np
 from cnndsl.errors import ImportModelError
 from cnndsl.importer.channels import NHWC_OPS, ChannelOps, layouts
 from cnndsl.importer.load import Op, Source
+from cnndsl.importer.patterns import ArithmeticOps
 from cnndsl.importer.values import dims_text as _dims
 from cnndsl.importer.values import float_text as _float
 from cnndsl.importer.values import text_of as _text
 from cnndsl.lang.show import printable
 
+ANONYMOUS = re.compile(r"(val|_val)_\d+\Z")  # the dynamo exporter's names for the tensors it computes ahead
 JOIN_OPS = {"Concat": "concat", "Add": "add", "Mul": "mul"}
 SIMPLE = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "HardSwish": "hardswish"}
 NEAREST = {  # ops the language has a construct near to, for the error's hint
@@ -60,6 +63,7 @@ class Layer:
     weights: dict[str, Weight] = field(default_factory=dict)
     nhwc: bool = False  # whether the model holds the output channels-last (between ConvNeXt's transposes)
     referenced: bool = False  # a `from` goes on from its output (so no activation is written on its line)
+    shared: bool = False  # a weight of it fills another layer's too (an exporter stored equal tensors once)
 
     @property
     def is_join(self) -> bool:
@@ -67,7 +71,11 @@ class Layer:
 
     def path(self) -> str | None:
         """The module name the weights share (``layer1.0.conv1`` for ``layer1.0.conv1.weight``),
-        or None where they share none (meaningless names like ``onnx::Conv_123``)."""
+        or None where they share none (meaningless names like ``onnx::Conv_123``). A weight an
+        exporter computed and named anew (``val_5``, a Linear's weight transposed ahead) goes by its
+        layer's other weights' module name."""
+        if self.shared:  # the name is some other module's
+            return None
         paths = set()
         for role, w in self.weights.items():
             name = w.source
@@ -75,10 +83,10 @@ class Layer:
                 name = name[: -len("weight_bias")] + "bias"
             if not role:  # a weight named as its layer (layerscale)
                 paths.add(name)
-                continue
-            if not name.endswith("." + role) or ":" in name:
+            elif name.endswith("." + role) and ":" not in name:
+                paths.add(name[: -len(role) - 1])
+            elif "." in name or ":" in name or not ANONYMOUS.match(name):
                 return None
-            paths.add(name[: -len(role) - 1])
         return paths.pop() if len(paths) == 1 else None
 
     def text(self) -> str:
@@ -91,7 +99,7 @@ def lift(source: Source) -> tuple[list[Layer], str]:
     return _Lifter(source).run()
 
 
-class _Lifter(ChannelOps):
+class _Lifter(ChannelOps, ArithmeticOps):
     def __init__(self, source: Source) -> None:
         self.s = source
         self.nhwc = layouts(source.ops, source.input)
@@ -102,6 +110,7 @@ class _Lifter(ChannelOps):
                 self.consumers.setdefault(i, []).append(op)
         self.alias: dict[str, str] = {}
         self.absorbed: set[int] = set()
+        self.passes: dict[int, str] = {}  # an op that passes a tensor on -> that tensor (else its first input)
 
     def fail(self, op: Op, message: str, hint: str | None = None) -> ImportModelError:
         return ImportModelError(f"{op.where()}: {message}", path=self.s.path, hint=hint)
@@ -120,13 +129,20 @@ class _Lifter(ChannelOps):
                 raise self.fail(op, "the network's output depends on this constant computation, not on its input")
             made = self.lift(op)
             if made is None:  # an alias: passes its first input on
-                self.alias[op.outputs[0]] = op.inputs[0]
-                needed.add(op.inputs[0])
+                passed = self.passes.get(op.index, op.inputs[0])
+                self.alias[op.outputs[0]] = passed
+                needed.add(passed)
                 continue
             for layer in made:
                 layers.append(layer)
                 needed.update(layer.inputs)
         layers.reverse()
+        users: dict[str, int] = {}
+        for layer in layers:
+            for w in layer.weights.values():
+                users[w.source] = users.get(w.source, 0) + 1
+        for layer in layers:
+            layer.shared = any(users[w.source] > 1 for w in layer.weights.values())
         for layer in layers:
             layer.inputs = [self.resolve(i) for i in layer.inputs]
         out = self.resolve(self.s.outputs[0])
@@ -567,11 +583,17 @@ class _Lifter(ChannelOps):
         x = self.data(op)
         w = self.const(op, 1, "weight")
         shape = self.s.shape(w)
+        turned = self.producer.get(w)  # a weight the exporter transposes while the model runs (torch.onnx)
+        if turned is not None and turned.op == "Transpose" and turned.inputs[0] in self.s.initializers \
+                and [int(p) for p in turned.attrs.get("perm", [1, 0])] == [1, 0]:
+            w, transform = turned.inputs[0], None  # stored units x C, as the spec holds it
+        else:
+            transform = np.transpose
         if len(shape) == 2 and self.rank(x) == 4 and self.channels_last(x):  # a Linear on each pixel
-            return [self.linear(op, x, w, (shape[1], shape[0]), np.transpose)]
+            return [self.linear(op, x, w, (shape[1], shape[0]), transform)]
         if len(shape) != 2 or self.rank(x) not in (2, None):
             raise self.fail(op, "a matrix product that is not a dense layer on a flat input", NEAREST["MatMul"])
-        weights = {"weight": self.weight(w, (shape[1], shape[0]), np.transpose)}
+        weights = {"weight": self.weight(w, (shape[1], shape[0]), transform)}
         return [self.layer(op, "dense", [str(shape[1]), "bias=false"], [x], weights)]
 
     def linear(self, op: Op, x: str, w: str, shape, transform) -> Layer:
@@ -603,6 +625,9 @@ class _Lifter(ChannelOps):
 
     def op_Mul(self, op: Op) -> list[Layer]:
         a, b = op.inputs[0], op.inputs[1]
+        x = self.decomposed_gelu(op)
+        if x is not None:
+            return [self.layer(op, "gelu", [], [x])]
         if self.s.is_constant(a):
             a, b = b, a
         if self.s.is_constant(b):

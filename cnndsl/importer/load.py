@@ -24,6 +24,7 @@ from cnndsl.weights.files import onnx_initializers
 MIN_OPSET, MAX_OPSET = 7, 23  # the default domain's versions whose operators import reads
 MAX_CONSTANT = 1 << 20  # elements of a Constant node's value read for folding (shapes, clip bounds)
 MAX_NODES = 200_000
+MAX_ROUNDS = 64  # of inference and folding: each reshape computed from a shape computed so needs one more
 
 
 @dataclass
@@ -166,9 +167,9 @@ def load_source(path: str) -> Source:
     for name, stored in initializers.items():  # shapes and bounds: inference and folding need their values
         if math.prod(stored.shape) <= 64:
             source.constants[name] = source.load(name)
-    for _ in range(2):  # shapes let shape arithmetic fold; folded values let inference see further
+    for _ in range(MAX_ROUNDS):  # shapes let shape arithmetic fold; folded values let inference see further
         source.shapes = _inferred_shapes(model, source.constants)
-        source.shapes[x.name] = (batch, *per_sample)
+        source.shapes[x.name] = (batch if isinstance(batch, int) and batch > 0 else 1, *per_sample)  # as inferred
         known = len(source.constants) + len(source.aliases)
         _fold(source)
         if len(source.constants) + len(source.aliases) == known:
@@ -330,6 +331,13 @@ def _int_div(a, b):
     return np.trunc(a / b).astype(a.dtype) if np.issubdtype(a.dtype, np.integer) else a / b
 
 
+def _range(source: Source, op: Op) -> np.ndarray:
+    start, limit, delta = (v.reshape(-1)[0] for v in _consts(source, op))
+    if delta == 0 or max(0, math.ceil((limit - start) / delta)) > MAX_CONSTANT:
+        raise ValueError("too long")
+    return np.arange(start, limit, delta, dtype=np.result_type(start, limit, delta))
+
+
 _FOLDERS = {
     "Identity": None,
     "Shape": _shape,
@@ -346,6 +354,7 @@ _FOLDERS = {
     "Transpose": lambda s, op: np.transpose(_consts(s, op)[0], op.attrs.get("perm")),
     "Add": _binary(np.add), "Sub": _binary(np.subtract), "Mul": _binary(np.multiply), "Div": _binary(_int_div),
     "Neg": lambda s, op: -_consts(s, op)[0],
+    "Range": _range,
 }
 
 
@@ -433,7 +442,7 @@ def _constant(op: Op, fail) -> np.ndarray | None:
 
 def _inferred_shapes(model, constants: dict[str, np.ndarray]) -> dict[str, tuple]:
     """Every tensor's shape that ONNX shape inference finds (an unknown axis is None, a symbolic
-    one its name); nothing where inference fails."""
+    one its name; the input's batch is taken as 1); nothing where inference fails."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -449,7 +458,12 @@ def _inferred_shapes(model, constants: dict[str, np.ndarray]) -> dict[str, tuple
             g.input.append(helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape)))
     g.output.extend(model.graph.output)
     inits = {t.name for t in model.graph.initializer}
-    g.input.extend(i for i in model.graph.input if i.name not in inits)
+    for i in model.graph.input:
+        if i.name not in inits:
+            g.input.append(i)
+            dims = g.input[-1].type.tensor_type.shape.dim
+            if dims and not dims[0].dim_value > 0:  # a symbolic batch: inferred as 1, so that shapes computed
+                dims[0].dim_value = 1  # from it (torch's x.view(b, ...) of x.size()) fold to constants
     for t in model.graph.initializer:
         if t.name not in constants:  # (small ones are among the constants, with their values)
             g.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
