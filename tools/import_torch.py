@@ -1,8 +1,10 @@
 """Import torchvision models as torch.onnx exports them, and prove each import (issue 13).
 
-For each model: build it from torchvision with random weights (weights=None) and random
-batchnorm statistics, export it with torch.onnx (the TorchScript exporter and the dynamo
-exporter), run `cnndsl import`, compile the imported spec with the imported weights, and compare
+For each model: build it from torchvision with random weights (weights=None), random
+batchnorm statistics, and random values for what torchvision starts at a constant (norm scales
+and shifts, zero biases, layer scales: an exporter stores equal tensors once and drops zero
+biases, which trained weights never are); export it with torch.onnx (the TorchScript exporter
+and the dynamo exporter), run `cnndsl import`, compile the imported spec with the imported weights, and compare
 with onnxruntime on the exported file. Prints one row per export: exporter, opset, nodes, lines
 of the imported spec vs ours, parameters (imported / torchvision), max relative error, import
 time (whole process: `python -m cnndsl import`), and whether the weight names were kept.
@@ -45,7 +47,19 @@ MODELS = {
     "mnasnet1_0": ("mnasnet", 224, {}),
     "efficientnet_b0": ("efficientnet", 224, {}),
     "regnet_y_400mf": ("regnet", 224, {}),
+    "vgg11": ("vgg11", 224, {}),
+    "vgg19": ("vgg19", 224, {}),
+    "vgg16_bn": ("vgg_bn", 224, {}),
+    "resnet34": ("resnet34", 224, {}),
+    "resnet101": ("resnet101", 224, {}),
+    "efficientnet_v2_s": ("efficientnet_v2", 384, {}),
+    "convnext_tiny": ("convnext", 224, {}),
+    "shufflenet_v2_x1_0": ("shufflenet_v2", 224, {}),
+    "fcn_resnet50": ("fcn_resnet50", 520, {"weights_backbone": None}),
+    "deeplabv3_resnet50": ("deeplabv3_resnet50", 520, {"weights_backbone": None}),
+    "lraspp_mobilenet_v3_large": ("lraspp_mobilenet_v3_large", 520, {"weights_backbone": None}),
 }
+SEGMENTATION = {"fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"}
 # legacy: the TorchScript exporter (dynamo=False) with do_constant_folding=False; legacy-folded: its
 # default, which folds each batchnorm into its conv and names the results onnx::Conv_N; dynamo:
 # torch.onnx.export(dynamo=True) as it is by
@@ -59,13 +73,20 @@ def build(name: str):
 
     spec, side, kwargs = MODELS[name]
     torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+    family = torchvision.models.segmentation if name in SEGMENTATION else torchvision.models
+    model = getattr(family, name)(weights=None, **kwargs).eval()
     g = torch.Generator().manual_seed(1)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
             m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    with torch.no_grad():  # what torchvision starts at a constant (norm scales and shifts, zero biases, layer
+        for p in model.parameters():  # scales) made to differ, as training makes it: an exporter stores equal
+            if p.numel() > 1 and bool((p == p.reshape(-1)[0]).all()):  # tensors once and drops zero biases
+                p.copy_(torch.rand(p.shape, generator=g) * 0.5 + 0.75 if p.reshape(-1)[0] != 0
+                        else torch.randn(p.shape, generator=g) * 0.1)
     return model, side
+
 
 
 def export(model, side: int | tuple, exporter: str, path: str, opset: int) -> None:
@@ -85,7 +106,7 @@ def export(model, side: int | tuple, exporter: str, path: str, opset: int) -> No
             program = torch.onnx.export(model, (x,), dynamo=True, opset_version=opset,
                                         optimize=exporter == "dynamo",
                                         input_names=["input"], output_names=["logits"],
-                                        dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=64)}},
+                                        dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},),
                                         verbose=False)
             program.save(path)
 

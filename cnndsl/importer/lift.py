@@ -581,20 +581,28 @@ class _Lifter(ChannelOps, ArithmeticOps):
 
     def op_MatMul(self, op: Op) -> list[Layer]:
         x = self.data(op)
-        w = self.const(op, 1, "weight")
-        shape = self.s.shape(w)
-        turned = self.producer.get(w)  # a weight the exporter transposes while the model runs (torch.onnx)
-        if turned is not None and turned.op == "Transpose" and turned.inputs[0] in self.s.initializers \
-                and [int(p) for p in turned.attrs.get("perm", [1, 0])] == [1, 0]:
-            w, transform = turned.inputs[0], None  # stored units x C, as the spec holds it
+        turned = self.turned(op.inputs[1] if len(op.inputs) > 1 else "")
+        if turned is not None:  # stored units x C, as the spec holds it
+            w, transform = turned, None
+            shape = self.s.shape(w)[::-1]
         else:
-            transform = np.transpose
+            w, transform = self.const(op, 1, "weight"), np.transpose
+            shape = self.s.shape(w)
         if len(shape) == 2 and self.rank(x) == 4 and self.channels_last(x):  # a Linear on each pixel
             return [self.linear(op, x, w, (shape[1], shape[0]), transform)]
         if len(shape) != 2 or self.rank(x) not in (2, None):
             raise self.fail(op, "a matrix product that is not a dense layer on a flat input", NEAREST["MatMul"])
         weights = {"weight": self.weight(w, (shape[1], shape[0]), transform)}
         return [self.layer(op, "dense", [str(shape[1]), "bias=false"], [x], weights)]
+
+    def turned(self, w: str) -> str | None:
+        """The stored matrix behind a weight the exporter transposes while the model runs
+        (torch.onnx without constant folding), or None."""
+        op = self.producer.get(w)
+        if op is not None and op.op == "Transpose" and op.inputs and op.inputs[0] in self.s.initializers \
+                and len(self.s.shape(op.inputs[0])) == 2 and [int(p) for p in op.attrs.get("perm", [1, 0])] == [1, 0]:
+            return op.inputs[0]
+        return None
 
     def linear(self, op: Op, x: str, w: str, shape, transform) -> Layer:
         """`linear UNITS`: a units x C matrix applied to the channels of each pixel."""
@@ -611,7 +619,8 @@ class _Lifter(ChannelOps, ArithmeticOps):
         if not self.s.is_constant(b):
             return [self.layer(op, "add", inputs=[self.data(op, 0), self.data(op, 1)])]
         mm = self.producer.get(a)
-        if mm is not None and mm.op == "MatMul" and self.only_use(a, op) and self.s.is_constant(mm.inputs[1]):
+        if mm is not None and mm.op == "MatMul" and self.only_use(a, op) and (
+                self.s.is_constant(mm.inputs[1]) or self.turned(mm.inputs[1]) is not None):
             [dense] = self.op_MatMul(mm)
             units = int(dense.args[0])
             if int(np.prod(self.s.shape(b))) == units and self.s.shape(b)[-1] == units:
