@@ -85,8 +85,21 @@ def test_activation_kinds_become_a_block_parameter(compiled):
     """MobileNetV3's conv-batchnorm-activation units differ only in relu against hardswish: one block
     with an `act` parameter, as the shipped spec writes it."""
     spec = import_onnx(compiled("mobilenet_v3")).spec
-    assert "block conv_bn_act(c, k, stride=1, pad=0, groups=1, act=hardswish) {" in spec
-    assert "\n  act\n" in spec and "act=relu" in spec
+    assert "block conv_bn_act(c, k, stride=1, groups=1, act=hardswish) {" in spec
+    assert "pad=(k-1)//2" in spec, "a padding that keeps the size is written from the kernel"
+    assert "\n  act\n" in spec and "act=relu" in spec and "act=none" in spec
+
+
+def test_statements_some_instances_lack_become_ifs(compiled):
+    """MobileNetV3's bottlenecks differ in whether they expand and whether they have a squeeze-and-
+    excitation gate: one block, with `if c != in_channels { }` (the expansion is left out where it
+    would not widen) and `if se { }`, called for all fifteen, as the shipped spec writes it."""
+    spec = import_onnx(compiled("mobilenet_v3")).spec
+    blocks = [line for line in spec.splitlines() if line.startswith("block ")]
+    assert len(blocks) == 2, spec
+    assert "if c != in_channels {" in spec and "if se {" in spec
+    calls = [line for line in spec.splitlines() if line.strip().startswith(("unit ", "repeat 2 unit "))]
+    assert sum(2 if "repeat 2" in line else 1 for line in calls) == 15, spec
 
 
 def test_googlenet_is_one_inception_block_called_nine_times(compiled):

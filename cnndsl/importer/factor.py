@@ -13,6 +13,7 @@ Then runs of equal calls become repeats, and the next round sees the groups arou
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -132,6 +133,15 @@ def _unwrap(body: list[Stmt]) -> tuple[list[Stmt], bool]:
     return body, False
 
 
+def _inner(g: Stmt) -> tuple[str | None, list[Stmt]]:
+    """A group that holds one labelled group and nothing else (MobileNet's `features.4` around
+    its `block`): that label and the inner body, so both are one block; else (None, its body)."""
+    if len(g.body) == 1 and g.body[0].kind == "group" and g.body[0].label not in (None, "_") \
+            and not getattr(g.body[0], "final", False):
+        return g.body[0].label, g.body[0].body
+    return None, g.body
+
+
 def _walk(stmts: list[Stmt]):
     for s in stmts:
         yield s
@@ -168,6 +178,7 @@ class _Param:
     values: list  # one per instance (None where the instance has no such number)
     default: object = None
     option: bool = False
+    free: set[int] = field(default_factory=set)  # instances whose value is unused (a statement they lack)
 
 
 @dataclass
@@ -185,9 +196,11 @@ def factor(stmts: list[Stmt], source: Source, kinds: set[str]) -> Factored:
 
 
 def _tokens(arg: str) -> tuple[str, Token | None]:
-    """An argument's skeleton, and its number where it has one."""
+    """An argument's skeleton, and its number where it has one (or its activation: `act=relu`)."""
     m = ARG.match(arg)
     if m is None:
+        if arg.startswith("act=") and arg[4:] in ACTIVATION_KINDS | {"none"}:
+            return "act=#", Token("act=", arg[4:], role="act")
         return arg, None
     key = m.group("key") or ""
     if m.group("num") is not None:
@@ -272,6 +285,8 @@ def _render(s: Stmt, exprs: list[str], it) -> Stmt:
 
 
 def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
     if isinstance(v, float):
         return float_text(v)
     return str(v)
@@ -324,7 +339,11 @@ class _Factorer:
 
     def rounds(self, stmts: list[Stmt]) -> list[Stmt]:
         for _ in range(64):
-            groups = [g for g in self.groups(stmts) if not any(self.groups(g.body))]
+            found = self.groups(stmts)
+            wrapped = {id(g.body[0]) for g in found
+                       if _inner(g)[0] is not None and not any(self.groups(g.body[0].body))}
+            groups = [g for g in found if id(g) not in wrapped and (
+                not any(self.groups(g.body)) or _inner(g)[0] is not None and id(g.body[0]) in wrapped)]
             if not groups:
                 break
             self.round(groups)
@@ -347,10 +366,18 @@ class _Factorer:
     def round(self, groups: list[Stmt]) -> None:
         buckets: dict[tuple, list[Stmt]] = {}
         for g in groups:
-            key = tuple(skeleton(x, with_shortcut=False) for x in _unwrap(g.body)[0])
+            wrapper, inner = _inner(g)
+            key = (wrapper, *(skeleton(x, with_shortcut=False) for x in _unwrap(inner)[0]))
             buckets.setdefault(key, []).append(g)
+        for key in sorted(buckets, key=len):  # a body that lacks one or two of another's statements
+            n = len(key) - 1  # (after the wrapper's label)
+            wider = [k for k in buckets if k[0] == key[0] and n < len(k) - 1 <= n + 2 and 2 * n >= len(k) - 1
+                     and _subsequence(key[1:], k[1:]) is not None]
+            if n >= 2 and wider:
+                into = max(wider, key=lambda k: (len(k), len(buckets[k])))
+                buckets[into] += buckets.pop(key)
         for members in buckets.values():
-            flags = [_unwrap(g.body)[1] for g in members]
+            flags = [_unwrap(_inner(g)[1])[1] for g in members]
             if len(set(flags)) > 1 and self.make_block(members, conditional=True):
                 continue
             for flag in set(flags):
@@ -362,25 +389,49 @@ class _Factorer:
     def make_block(self, members: list[Stmt], conditional: bool = False) -> bool:
         """A block for groups of one skeleton; ``conditional``: some are a residual around it and
         some are not, which `residual if` expresses where a condition tells them apart."""
-        bodies = [_unwrap(g.body)[0] if conditional else g.body for g in members]
-        # the template: a member with every projection the others may lack
-        t = max(range(len(members)), key=lambda k: len([n for x in bodies[k] for n in numbers(x)]))
+        wrapper = _inner(members[0])[0]
+        bodies = [_unwrap(_inner(g)[1])[0] if conditional else _inner(g)[1] for g in members]
+        # the template: a member with every statement and projection the others may lack
+        t = max(range(len(members)), key=lambda k: (len(bodies[k]), len([n for x in bodies[k] for n in numbers(x)])))
         template = bodies[t]
-        t_full = tuple(skeleton(x) for x in template)
+        t_key = tuple(skeleton(x, False) for x in template)
+        places = []  # each member's statements' positions in the template
         for body in bodies:
-            if tuple(skeleton(x) for x in body) != t_full and not self.lacks_only_shortcuts(body, template):
+            at = _embedding(body, template, t_key)
+            if at is None:
                 return False
-        columns = [self.aligned(body, template) for body in bodies]
-        exprs, params = self.parameters(columns, template)
+            full = [template[j] for j in at]
+            if tuple(skeleton(x) for x in body) != tuple(skeleton(x) for x in full) \
+                    and not self.lacks_only_shortcuts(body, full):
+                return False
+            places.append(at)
+        optional = [j for j in range(len(template)) if any(j not in at for at in places)]
+        columns, spare = [], set()
+        for body, at in zip(bodies, places, strict=True):
+            column = []
+            for j, x in enumerate(template):
+                if j in at:
+                    column += self.aligned_one(body[at.index(j)], x)
+                else:
+                    spare.update(range(len(column), len(column) + len(numbers(x))))
+                    column += [None] * len(numbers(x))
+            columns.append(column)
+        exprs, params = self.parameters(columns, template, spare)
         if exprs is None:
             return False
         order = iter(range(len(exprs)))
         body = [_render(x, exprs, order) for x in template]
+        if optional:
+            body = self.optional(body, optional, places, members, params)
+            if body is None:
+                return False
         if conditional:
             cond = self.condition(members, params)
             if cond is None:
                 return False
             body = [Stmt("residual", branches=[body], cond=cond)]
+        if wrapper is not None:
+            body = [Stmt("group", branches=[body], label=wrapper)]
         name = self.block_name(members, body)
         block = Block(name, [(p.name, p.default if p.option else None) for p in params], body, len(members))
         self.blocks.append(block)
@@ -392,6 +443,40 @@ class _Factorer:
             original = g.body
             g.kind, g.name, g.args, g.branches = "call", name, args, [original]
         return True
+
+    def optional(self, body: list[Stmt], optional: list[int], places: list[list[int]], members: list[Stmt],
+                 params: list[_Param]) -> list[Stmt] | None:
+        """The template with each statement some members lack inside `if COND { }`: COND is
+        `P != in_channels` where that tells them apart (MobileNet's expansion, left out where
+        it would not widen), or else a true/false parameter (`se`)."""
+        ins = []
+        for g in members:
+            a = self.s.shape(g.first_input()) if g.first_input() else None
+            ins.append(a[1] if a is not None and len(a) > 1 else None)
+        out: list[Stmt] = []
+        conds: dict[tuple, str] = {}
+        for j, s in enumerate(body):
+            if j not in optional or s.kind == "layer" and s.layer is not None and s.layer.kind in [
+                    p.name for p in params if p.name.startswith("act")]:  # an activation `act=none` leaves out
+                out.append(s)
+                continue
+            present = tuple(j in at for at in places)
+            cond = conds.get(present)
+            if cond is None:
+                cond = next((f"{p.name} != in_channels" for p in params if not p.option and None not in ins
+                             and all((v != i) == f for v, i, f in zip(p.values, ins, present, strict=True))), None)
+            if cond is None:
+                name = "se" if s.kind == "gate" else f"has_{s.layer.kind if s.layer is not None else s.kind}"
+                name = name if not any(p.name == name for p in params) else f"{name}{len(params)}"
+                params.append(_Param(name, list(present)))
+                params.sort(key=lambda p: p.option)
+                cond = name
+            conds[present] = cond
+            if out and out[-1].kind == "if" and out[-1].cond == cond:
+                out[-1].body.append(s)
+            else:
+                out.append(Stmt("if", branches=[[s]], cond=cond))
+        return out
 
     def condition(self, members: list[Stmt], params: list[_Param]) -> str | None:
         """`in_channels == OUT [and stride == 1]`, where it holds exactly for the members that are a
@@ -405,7 +490,7 @@ class _Factorer:
                 return None
             ins.append(a[1])
             outs.append(b[1])
-            flags.append(_unwrap(g.body)[1])
+            flags.append(_unwrap(_inner(g)[1])[1])
         out = next((p for p in params if p.values == outs), None)
         if out is None:
             return None
@@ -452,8 +537,9 @@ class _Factorer:
                 out += [None] * sum(len(numbers(y)) for y in b.shortcut)
         return out
 
-    def parameters(self, columns: list[list], template: list[Stmt]):
-        """An expression per number position, and the parameters they use."""
+    def parameters(self, columns: list[list], template: list[Stmt], spare: set[int] = frozenset()):
+        """An expression per number position, and the parameters they use. A position in
+        ``spare`` (a statement some members lack) takes any value where it is missing."""
         keys = [t for x in template for t in numbers(x)]
         n = len(keys)
         exprs: list[str] = []
@@ -465,15 +551,19 @@ class _Factorer:
             if len(set(known)) <= 1:
                 exprs.append(_fmt(known[0]) if known else "0")
                 continue
+            if j in spare and keys[j].role == "act" and not keys[j].key and None in vals:  # `act=none`: left out
+                vals = [v if v is not None else "none" for v in vals]
             expr = self.relate(vals, params)
             if expr is None:
-                if any(v is None for v in vals):
+                if any(v is None for v in vals) and j not in spare:
                     return None, None
+                free = {k for k, v in enumerate(vals) if v is None}
+                vals = [v if v is not None else Counter(known).most_common(1)[0][0] for v in vals]
                 key = keys[j].key.rstrip("=")
                 base = keys[j].role or (key if key in OPTION_PARAMS else ("k" if keys[j].size else "c"))
                 used[base] += 1
                 pname = base if used[base] == 1 else f"{base}{used[base]}"
-                p = _Param(pname, vals, option=base in OPTION_PARAMS and base != "k")
+                p = _Param(pname, vals, option=base in OPTION_PARAMS and base != "k", free=free)
                 if p.option:
                     p.default = Counter(vals).most_common(1)[0][0]
                 params.append(p)
@@ -483,28 +573,46 @@ class _Factorer:
         return exprs, params
 
     def relate(self, vals: list, params: list[_Param]) -> str | None:
-        """An expression of an earlier parameter equal to ``vals`` wherever known."""
-        candidates = [(p.name, p.values) for p in params]
-        for name, base in candidates:
-            pairs = [(v, b) for v, b in zip(vals, base, strict=True) if v is not None]
-            if any(isinstance(x, str) for pair in pairs for x in pair):  # layer kinds: equal or not
-                if all(v == b for v, b in pairs):
-                    return name
-                continue
-            if any(b is None or isinstance(b, float) or isinstance(v, float) for v, b in pairs):
-                if all(v == b for v, b in pairs):
-                    return name
-                continue
-            if all(v == b for v, b in pairs):
-                return name
-            if all(b and v % b == 0 for v, b in pairs):
-                ks = {v // b for v, b in pairs}
-                if len(ks) == 1:
-                    return f"{name}*{ks.pop()}"
-            if all(v and b % v == 0 for v, b in pairs):
-                ks = {b // v for v, b in pairs}
-                if len(ks) == 1:
-                    return f"{name}//{ks.pop()}"
+        """An expression of an earlier parameter equal to ``vals`` wherever known. A parameter's
+        unused values (``free``) match anything, and take the value the relation then needs."""
+        for p in params:
+            found = self.related(vals, p)
+            if found is not None:
+                expr, inverse = found
+                for k in sorted(p.free):
+                    if vals[k] is not None:
+                        p.values[k] = inverse(vals[k])
+                        p.free.discard(k)
+                return expr
+        return None
+
+    @staticmethod
+    def related(vals: list, p: _Param):
+        """(expression, its inverse) of ``p`` equal to ``vals`` where both are known, or None."""
+        name = p.name
+        pairs = [(v, b) for k, (v, b) in enumerate(zip(vals, p.values, strict=True)) if v is not None
+                 and k not in p.free]
+        same = (name, lambda v: v)
+        if any(isinstance(x, (str, bool)) for pair in pairs for x in pair):  # layer kinds, flags: equal or not
+            return same if all(v == b and type(v) is type(b) for v, b in pairs) else None
+        if any(isinstance(x, float) for pair in pairs for x in pair):
+            return same if all(v == b for v, b in pairs) else None
+        if all(v == b for v, b in pairs):
+            return same
+        free_ok = all(isinstance(v, int) for k, v in enumerate(vals) if k in p.free and v is not None)
+        if all(b and v % b == 0 for v, b in pairs):
+            ks = {v // b for v, b in pairs}
+            if len(ks) == 1:
+                m = ks.pop()
+                if free_ok and all(v % m == 0 for k, v in enumerate(vals) if k in p.free and v is not None):
+                    return f"{name}*{m}", lambda v, m=m: v // m
+        if all(v and b and b % v == 0 for v, b in pairs):
+            ks = {b // v for v, b in pairs}
+            if len(ks) == 1:
+                m = ks.pop()
+                return f"{name}//{m}", lambda v, m=m: v * m
+        if pairs and all(v == (b - 1) // 2 for v, b in pairs) and any(b > 1 for _, b in pairs):  # a pad that
+            return f"({name}-1)//2", lambda v: 2 * v + 1  # keeps the size of a kernel's output
         return None
 
     def block_name(self, members: list[Stmt], rendered: list[Stmt]) -> str:
@@ -596,3 +704,40 @@ def _common_prefix(words: list[str]) -> str:
 
 def _short(kind: str) -> str:
     return {"batchnorm": "bn", "conv": "conv"}.get(kind, kind)
+
+
+def _pattern(s: Stmt) -> set:
+    """What a statement's numbers say about its role, whatever their values: which are 1 or 0,
+    which equal which (a depthwise conv's groups equal its channels; an expansion's kernel is 1)."""
+    vals = [t.value for t in numbers(s) if t is not None]
+    out = {(k, "one") for k, v in enumerate(vals) if v == 1} | {(k, "zero") for k, v in enumerate(vals) if v == 0}
+    return out | {(j, k) for j in range(len(vals)) for k in range(j + 1, len(vals)) if vals[j] == vals[k]}
+
+
+def _embedding(body: list[Stmt], template: list[Stmt], t_key: tuple) -> list[int] | None:
+    """The positions in ``template`` of ``body``'s statements, in order: of the ways its
+    skeletons fit, the one whose numbers play the same roles (the depthwise conv where the
+    template has its depthwise conv, not its expansion)."""
+    key = tuple(skeleton(x, False) for x in body)
+    if len(key) == len(t_key):
+        return list(range(len(key))) if key == t_key else None
+    best, best_score = None, -1
+    for at in itertools.combinations(range(len(t_key)), len(key)):
+        if all(t_key[j] == k for j, k in zip(at, key, strict=True)):
+            score = sum(len(_pattern(x) ^ _pattern(template[j])) for x, j in zip(body, at, strict=True))
+            if best is None or score < best_score:
+                best, best_score = list(at), score
+    return best
+
+
+def _subsequence(short: tuple, long: tuple) -> list[int] | None:
+    """The positions in ``long`` of ``short``'s items, in order (leftmost), or None."""
+    at, j = [], 0
+    for item in short:
+        while j < len(long) and long[j] != item:
+            j += 1
+        if j == len(long):
+            return None
+        at.append(j)
+        j += 1
+    return at

@@ -239,6 +239,9 @@ class _Counter:
     def one(self, s: Stmt) -> None:
         if s.kind == "from":  # goes on from a tensor; names nothing
             return
+        if s.kind == "if":  # its statements are named in the scope it is written in
+            self.walk(s.body)
+            return
         if s.kind == "group" and s.label == "_":
             self.walk(s.body)
             return

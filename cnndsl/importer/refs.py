@@ -77,7 +77,7 @@ class _Walker:
             if s.layer is not None:
                 self.tensors[name] = s.layer.output
             return
-        if s.kind == "group" and s.label == "_":
+        if s.kind == "if" or s.kind == "group" and s.label == "_":
             self.seq(s.body, prefix)
             return
         if s.kind in ("concat", "add", "mul", "residual") and s.label is None:

@@ -117,6 +117,8 @@ def _one(s: Stmt, indent: int) -> list[str]:
         return _block(lab.rstrip(), body, indent)
     if s.kind == "gate":
         return _block(f"{lab}gate", s.body, indent)
+    if s.kind == "if":  # a block's statement some of its calls leave out
+        return _block(f"if {s.cond}", s.body, indent)
     if s.kind == "residual":
         head = _block(f"{lab}residual" + (f" if {s.cond}" if s.cond else ""), s.body, indent)
         if s.shortcut:
