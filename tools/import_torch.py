@@ -180,9 +180,11 @@ def main() -> int:
     ap.add_argument("--exporters", nargs="*", default=list(EXPORTERS), choices=EXPORTERS)
     ap.add_argument("--opset", type=int, default=None,
                     help="the opset to export (default: 17 for the TorchScript exporter, 18 for dynamo, its own)")
-    ap.add_argument("--keep", help="keep the exported models and imported specs in this folder")
+    ap.add_argument("--keep", help="keep the exported models and imported specs in this folder (not the imported "
+                    "weights: 25 models' exports alone take gigabytes)")
     args = ap.parse_args()
-    keep = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cnndsl-import-torch-"))
+    scratch = tempfile.TemporaryDirectory(prefix="cnndsl-import-torch-")
+    keep = Path(args.keep) if args.keep else Path(scratch.name)
     keep.mkdir(parents=True, exist_ok=True)
     print("torch: torchvision's parameter count; for dynamo (optimised), the weights the file keeps: the optimiser "
           "folds batchnorms into convs and drops all-zero biases")
@@ -196,6 +198,8 @@ def main() -> int:
                 r = row(name, exporter, opset, keep)
             except Exception as exc:  # noqa: BLE001 - a tool: report and go on
                 r = {"model": name, "exporter": exporter, "opset": opset, "error": f"{type(exc).__name__}: {exc}"}
+            for suffix in (".safetensors", *(() if args.keep else (".onnx", ".cnn"))):
+                (keep / f"{name}-{exporter}{suffix}").unlink(missing_ok=True)
             if "error" in r:
                 failed += 1
                 print(f"{name:<20} {exporter:<10} {r['opset']:>5} FAILED: {r['error'][:200]}")
@@ -205,6 +209,7 @@ def main() -> int:
             print(f"{name:<20} {exporter:<10} {r['opset']:>5} {r['nodes']:>6} {r['lines']:>5}/{r['ours']:<5} "
                   f"{r['params']:>12,} {r['params_torch']:>12,} {r['rel_err']:>9.1e} {r['seconds']:>5.2f}s  "
                   f"{'kept' if r['names_kept'] else 'made'}{'' if ok else '  <- FAILS'}")
+    scratch.cleanup()
     print(f"{failed} failed" if failed else "all passed")
     return 1 if failed else 0
 

@@ -157,7 +157,7 @@ class Token:
     """A number in an argument: ``key=`` (or ''), its value, and whether it is a square size."""
 
     key: str
-    value: float | int
+    value: float | int | str | tuple
     size: bool = False
     role: str = ""  # a name for a parameter that takes it ("n" for a repeat's count)
 
@@ -207,9 +207,10 @@ def _tokens(arg: str) -> tuple[str, Token | None]:
         text = m.group("num")
         value = float(text) if any(c in text for c in ".e") else int(text)
         return f"{key}#", Token(key, value)
-    if m.group("size") != m.group("size2"):
-        return arg, None
-    return f"{key}#x", Token(key, int(m.group("size")), size=True)
+    shape = f"{key}#" if key else "#x"  # `pad=2` and `pad=0x3` alike
+    if m.group("size") != m.group("size2"):  # `1x7`: a value of its own, passed as written
+        return shape, Token(key, (int(m.group("size")), int(m.group("size2"))), size=True)
+    return shape, Token(key, int(m.group("size")), size=True)
 
 
 def _args(s: Stmt) -> list[str]:
@@ -285,6 +286,8 @@ def _render(s: Stmt, exprs: list[str], it) -> Stmt:
 
 
 def _fmt(v) -> str:
+    if isinstance(v, tuple):
+        return "x".join(map(str, v))
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
@@ -373,7 +376,7 @@ class _Factorer:
             n = len(key) - 1  # (after the wrapper's label)
             wider = [k for k in buckets if k[0] == key[0] and n < len(k) - 1 <= n + 2 and 2 * n >= len(k) - 1
                      and _subsequence(key[1:], k[1:]) is not None]
-            if n >= 2 and wider:
+            if n >= 2 and wider and not any(_joins_or_skips(x) for k in wider for x in _extra(key[1:], k[1:])):
                 into = max(wider, key=lambda k: (len(k), len(buckets[k])))
                 buckets[into] += buckets.pop(key)
         for members in buckets.values():
@@ -406,7 +409,7 @@ class _Factorer:
                 return False
             places.append(at)
         optional = [j for j in range(len(template)) if any(j not in at for at in places)]
-        columns, spare = [], set()
+        columns, spare, left_out = [], set(), set()
         for body, at in zip(bodies, places, strict=True):
             column = []
             for j, x in enumerate(template):
@@ -414,9 +417,11 @@ class _Factorer:
                     column += self.aligned_one(body[at.index(j)], x)
                 else:
                     spare.update(range(len(column), len(column) + len(numbers(x))))
+                    if _is_act(x):  # an activation some members lack: `act=none`
+                        left_out.add(len(column))
                     column += [None] * len(numbers(x))
             columns.append(column)
-        exprs, params = self.parameters(columns, template, spare)
+        exprs, params = self.parameters(columns, template, spare, left_out)
         if exprs is None:
             return False
         order = iter(range(len(exprs)))
@@ -433,7 +438,7 @@ class _Factorer:
         if wrapper is not None:
             body = [Stmt("group", branches=[body], label=wrapper)]
         name = self.block_name(members, body)
-        block = Block(name, [(p.name, p.default if p.option else None) for p in params], body, len(members))
+        block = Block(name, [(p.name, _fmt(p.default) if p.option else None) for p in params], body, len(members))
         self.blocks.append(block)
         for k, g in enumerate(members):
             args = []
@@ -537,9 +542,11 @@ class _Factorer:
                 out += [None] * sum(len(numbers(y)) for y in b.shortcut)
         return out
 
-    def parameters(self, columns: list[list], template: list[Stmt], spare: set[int] = frozenset()):
+    def parameters(self, columns: list[list], template: list[Stmt], spare: set[int] = frozenset(),
+                   left_out: set[int] = frozenset()):
         """An expression per number position, and the parameters they use. A position in
-        ``spare`` (a statement some members lack) takes any value where it is missing."""
+        ``spare`` (a statement some members lack) takes any value where it is missing; one in
+        ``left_out`` (an activation some members lack) is `none` there."""
         keys = [t for x in template for t in numbers(x)]
         n = len(keys)
         exprs: list[str] = []
@@ -547,12 +554,12 @@ class _Factorer:
         used: Counter = Counter()
         for j in range(n):
             vals = [c[j] for c in columns]
+            if j in left_out:
+                vals = [v if v is not None else "none" for v in vals]
             known = [v for v in vals if v is not None]
             if len(set(known)) <= 1:
                 exprs.append(_fmt(known[0]) if known else "0")
                 continue
-            if j in spare and keys[j].role == "act" and not keys[j].key and None in vals:  # `act=none`: left out
-                vals = [v if v is not None else "none" for v in vals]
             expr = self.relate(vals, params)
             if expr is None:
                 if any(v is None for v in vals) and j not in spare:
@@ -593,7 +600,7 @@ class _Factorer:
         pairs = [(v, b) for k, (v, b) in enumerate(zip(vals, p.values, strict=True)) if v is not None
                  and k not in p.free]
         same = (name, lambda v: v)
-        if any(isinstance(x, (str, bool)) for pair in pairs for x in pair):  # layer kinds, flags: equal or not
+        if any(isinstance(x, (str, bool, tuple)) for pair in pairs for x in pair):  # kinds, flags, sizes: equal or not
             return same if all(v == b and type(v) is type(b) for v, b in pairs) else None
         if any(isinstance(x, float) for pair in pairs for x in pair):
             return same if all(v == b for v, b in pairs) else None
@@ -728,6 +735,20 @@ def _embedding(body: list[Stmt], template: list[Stmt], t_key: tuple) -> list[int
             if best is None or score < best_score:
                 best, best_score = list(at), score
     return best
+
+
+def _extra(short: tuple, long: tuple) -> list:
+    """The skeletons of ``long`` that ``short`` lacks (its leftmost fit)."""
+    at = set(_subsequence(short, long) or ())
+    return [x for j, x in enumerate(long) if j not in at]
+
+
+def _joins_or_skips(sk) -> bool:
+    """Whether a skeleton holds a concat, add or mul, or a `from`: what an optional statement may
+    not be (a branch that exists in some instances only is another network, not an option)."""
+    if not isinstance(sk, tuple):
+        return False
+    return (len(sk) > 2 and sk[0] in ("concat", "add", "mul", "from")) or any(_joins_or_skips(x) for x in sk)
 
 
 def _subsequence(short: tuple, long: tuple) -> list[int] | None:

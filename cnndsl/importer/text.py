@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from cnndsl.importer.names import NAME
 from cnndsl.importer.tree import Stmt
 
@@ -18,10 +20,14 @@ def label_text(label: str | None) -> str:
 def block_lines(name: str, params: list[tuple[str, object]], body: list[Stmt]) -> list[str]:
     """A block definition."""
     shown = ", ".join(p if default is None else f"{p}={default}" for p, default in params)
-    return [f"block {name}({shown}) {{", *lines(body, 1), "}", ""]
+    text = _block(f"block {name}({shown})", body, 0)
+    if len(body) == 1 and len(text) > 3 and text[1].strip().endswith("{") and text[-2].strip() == "}" \
+            and text[-2] == "  }":  # one statement: `block inception(c) { concat {` ... `} }`
+        text = [f"{text[0]} {text[1].strip()}", *text[2:-2], "} }"]
+    return [*text, ""]
 
 
-def lines(stmts: list[Stmt], indent: int = 0) -> list[str]:
+def lines(stmts: list[Stmt], indent: int = 0, pack: bool = True) -> list[str]:
     """The statements as lines of text: a fused activation written after its conv or dense, and
     equal unlabelled layers in a row as one `repeat` (its copies take the same indices)."""
     units: list[tuple[list[str], bool]] = []  # (lines, whether a repeat may take it)
@@ -46,7 +52,37 @@ def lines(stmts: list[Stmt], indent: int = 0) -> list[str]:
             n += 1
         out += [f"{pad}repeat {n} {text[0].strip()}"] if n > 1 else text
         k += n
-    return out
+    return _calls_in_a_row(out, pad) if pack else out
+
+
+CALL = re.compile(r'(?:"[^"]*"|\w+): (\w+) [^;{}#]*\Z')
+
+
+def _calls_in_a_row(out: list[str], pad: str) -> list[str]:
+    """Three or more labelled calls of one block in a row on one line where they fit, as a table
+    would list them (`Mixed_5b: inception_a 32; Mixed_5c: inception_a 64; Mixed_5d: inception_a 64`)."""
+    runs: list[list[str]] = []
+    for line in out:
+        m = CALL.match(line.strip())
+        name = m.group(1) if m else None
+        if name is not None and runs and runs[-1][0] == name:
+            runs[-1].append(line)
+        else:
+            runs.append([name, line])
+    packed: list[str] = []
+    for name, *members in runs:
+        if name is None or len(members) < 3:
+            packed += members
+            continue
+        current = members[0]
+        for line in members[1:]:
+            if len(current) + 2 + len(line.strip()) <= ONE_LINE:
+                current += "; " + line.strip()
+            else:
+                packed.append(current)
+                current = line
+        packed.append(current)
+    return packed
 
 
 WEIGHTED = {"conv", "convtranspose", "dense", "linear"}
@@ -84,9 +120,48 @@ def _bare_activation(s: Stmt) -> bool:
         and not s.layer.args
 
 
+ONE_LINE = 110  # a group of a few statements is written on one line where it fits (as the shipped specs do)
+
+
+def _fill(first: str, parts: list[str], pad: str) -> list[str]:
+    """``parts`` joined by `; ` in lines of at most ONE_LINE, the first after ``first``, and a
+    closing brace at the end."""
+    out, line = [], first
+    for k, part in enumerate(parts):
+        piece = part + (" }" if k == len(parts) - 1 else "")
+        if line.strip() not in ("", "{") and not line.endswith("{ ") and len(line) + 2 + len(piece) > ONE_LINE:
+            out.append(line)
+            line = pad + piece
+        else:
+            line += ("" if line.endswith("{ ") or line == pad else "; ") + piece
+    out.append(line)
+    return out
+
+
+def _whole(line: str) -> bool:
+    """Whether a line is whole statements (its braces close on it), so it can join another's."""
+    depth = 0
+    for ch in line:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0 and "#" not in line
+
+
 def _block(head: str, body: list[Stmt], indent: int, tail: str = "}") -> list[str]:
     pad = "  " * indent
-    return [f"{pad}{head} {{", *lines(body, indent + 1), f"{pad}{tail}"]
+    inner = lines(body, indent + 1)
+    simple = [line.strip() for line in lines(body, indent + 1, pack=False)]
+    one = f"{pad}{head} {{ {'; '.join(simple)} }}".replace("  {", " {") if head else \
+        f"{pad}{{ {'; '.join(simple)} }}"
+    if tail == "}" and all(_whole(x) for x in simple):
+        if len(inner) <= 3 and len(one) <= ONE_LINE:
+            return [one]
+        if all(label_text(x.label) and x.kind in ("layer", "call") for x in body):  # named modules: filled lines
+            filled = _fill(f"{pad}{head} {{ " if head else f"{pad}{{ ", simple, pad + "  ")
+            if len(filled) < len(inner) + 2:
+                return filled
+    return [f"{pad}{head} {{", *inner, f"{pad}{tail}"]  # (a tail that opens a shortcut: never one line)
 
 
 def _one(s: Stmt, indent: int) -> list[str]:
@@ -102,6 +177,9 @@ def _one(s: Stmt, indent: int) -> list[str]:
         copy = Stmt(**{**s.body[0].__dict__, "label": None})
         first = _one(copy, indent + 1)
         first[0] = f'{pad}  "{s.name}": {first[0].strip()}'
+        one = f"{pad}{lab}repeat {s.args[0]} as i {{ {first[0].strip()} }}"
+        if len(first) == 1 and len(one) <= ONE_LINE:
+            return [one]
         return [f"{pad}{lab}repeat {s.args[0]} as i {{", *first, f"{pad}}}"]
     if s.kind == "repeat":  # its copies are all alike: the text is the first
         first = s.body[0]
@@ -114,20 +192,24 @@ def _one(s: Stmt, indent: int) -> list[str]:
         return _one(Stmt("repeat", branches=inner.branches, args=inner.args, label=s.label, name=inner.name), indent)
     if s.kind == "group":
         body = s.shown if s.shown is not None else s.body
+        if s.label not in (None, "_") and len(body) == 1 and body[0].kind in ("concat", "add", "mul") \
+                and body[0].label is None:  # a labelled join opens the same scope as a group around it
+            return _one(Stmt(**{**body[0].__dict__, "label": s.label}), indent)
         return _block(lab.rstrip(), body, indent)
     if s.kind == "gate":
         return _block(f"{lab}gate", s.body, indent)
     if s.kind == "if":  # a block's statement some of its calls leave out
         return _block(f"if {s.cond}", s.body, indent)
     if s.kind == "residual":
-        head = _block(f"{lab}residual" + (f" if {s.cond}" if s.cond else ""), s.body, indent)
-        if s.shortcut:
-            name = f" {s.shortcut_name}" if s.shortcut_name else ""
-            head[-1] = f"{pad}}} shortcut{name} {{"
-            head += [*lines(s.shortcut, indent + 1), f"{pad}}}"]
-        return head
+        head = f"{lab}residual" + (f" if {s.cond}" if s.cond else "")
+        if not s.shortcut:
+            return _block(head, s.body, indent)
+        name = f" {s.shortcut_name}" if s.shortcut_name else ""
+        return [*_block(head, s.body, indent, tail=f"}} shortcut{name} {{"), *lines(s.shortcut, indent + 1),
+                f"{pad}}}"]
     # concat, add, mul: one statement per branch, a group for several, identity for none
-    out = [f"{pad}{lab}{' '.join([s.kind, *s.args])} {{"]
+    head = f"{pad}{lab}{' '.join([s.kind, *s.args])} {{"
+    out = []
     for branch in s.branches:
         if not branch:
             out.append(f"{pad}  identity")
@@ -135,5 +217,7 @@ def _one(s: Stmt, indent: int) -> list[str]:
             out.extend(lines(branch, indent + 1))
         else:
             out.extend(_block("", branch, indent + 1))
-    out.append(f"{pad}}}")
-    return out
+    one = f"{head} {'; '.join(x.strip() for x in out)} }}"
+    if len(out) <= 3 and len(out) == len(s.branches) and all(_whole(x.strip()) for x in out) and len(one) <= ONE_LINE:
+        return [one]  # `concat { a: conv 64 1x3; b: conv 64 3x1 }`
+    return [head, *out, f"{pad}}}"]
