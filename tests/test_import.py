@@ -90,6 +90,15 @@ def test_activation_kinds_become_a_block_parameter(compiled):
     assert "\n  act\n" in spec and "act=relu" in spec and "act=none" in spec
 
 
+def test_skips_across_scales_become_from_with_the_label_as_a_block_parameter(compiled):
+    """U-Net's copy and crop: each up-step goes on from the encoder map of its scale; the four are
+    one block taking that label (`from skip`), called as `up4: ... 512 down4`."""
+    spec = import_onnx(compiled("unet")).spec
+    assert "concat crop { from skip; identity }" in spec
+    for c, level in ((512, 4), (256, 3), (128, 2), (64, 1)):
+        assert f"up{level}: mixed {c} down{level}" in spec, spec
+
+
 def test_statements_some_instances_lack_become_ifs(compiled):
     """MobileNetV3's bottlenecks differ in whether they expand and whether they have a squeeze-and-
     excitation gate: one block, with `if c != in_channels { }` (the expansion is left out where it

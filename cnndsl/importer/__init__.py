@@ -118,6 +118,7 @@ def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
             shown = ", ".join(f"'{printable(w.source)}'" for w in odd[0].weights.values())
             notes.append(f"{len(odd)} layers' weights do not share a module name (e.g. {shown}): those layers are "
                          "named by cnndsl's indices")
+        name_skips(body, source.input, source.path)  # before factoring: a block may take the label
         result = factor(_clone(body), source, kinds)
         if result.blocks:
             try:

@@ -199,6 +199,8 @@ def _tokens(arg: str) -> tuple[str, Token | None]:
     """An argument's skeleton, and its number where it has one (or its activation: `act=relu`)."""
     m = ARG.match(arg)
     if m is None:
+        if arg.startswith("@") and IDENT.fullmatch(arg[1:]):  # a `from`'s label: a block may take it
+            return "@#", Token("@", arg[1:], role="skip")
         if arg.startswith("act=") and arg[4:] in ACTIVATION_KINDS | {"none"}:
             return "act=#", Token("act=", arg[4:], role="act")
         return arg, None

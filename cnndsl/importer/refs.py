@@ -17,8 +17,9 @@ from cnndsl.lang.show import printable
 
 
 def name_skips(stmts: list[Stmt], input_name: str, path: str) -> None:
-    """Set each `from` statement's ``name`` to a reference that finds its tensor."""
-    if any(s.kind == "from" for s in _all(stmts)):
+    """Give each `from` statement (``args``: ``["@REF"]``) a reference that finds its tensor
+    (one named already, such as a block's parameter, stays)."""
+    if any(s.kind == "from" and not s.args for s in _all(stmts)):
         _Walker(input_name, path).seq(stmts, "")
 
 
@@ -70,7 +71,8 @@ class _Walker:
 
     def one(self, s: Stmt, prefix: str) -> None:
         if s.kind == "from":
-            s.name = self.reference(s.start, prefix)
+            if not s.args:
+                s.args = ["@" + self.reference(s.start, prefix)]
             return
         if s.kind == "layer":
             name = self.next(prefix, s.label)

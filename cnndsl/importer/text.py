@@ -169,8 +169,8 @@ def _one(s: Stmt, indent: int) -> list[str]:
     lab = label_text(s.label)
     if s.kind == "layer":
         return [f"{pad}{lab}{s.layer.text() if s.layer is not None else s.name}"]
-    if s.kind == "from":
-        return [f"{pad}from {s.name}"]
+    if s.kind == "from":  # args: ["@REF"]
+        return [f"{pad}from {s.args[0][1:]}"]
     if s.kind == "call":
         return [f"{pad}{lab}{' '.join([s.name, *s.args])}"]
     if s.kind == "repeat" and s.name:  # copies labelled by their number: `repeat N as i { "x{i+1}": ... }`
