@@ -5,21 +5,19 @@ The steps, one module each: ``load`` reads the untrusted file (ops, constants, i
 them from the weight names; ``factor`` folds repeated structure into blocks and repeats; ``text``
 writes the statements. Then the spec is checked by cnndsl itself and every weight is matched to
 the layer that owns it by position and shape: what is written is proven to be the same network,
-or import fails.
+or import fails. ``save`` writes the weights.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from cnndsl.errors import CnnDslError, ImportModelError
 from cnndsl.importer import names as naming
+from cnndsl.importer import save as save_weights
 from cnndsl.importer.factor import Factored, factor
 from cnndsl.importer.lift import Layer, Weight, lift
 from cnndsl.importer.load import Source, load_source
@@ -34,7 +32,7 @@ class Imported:
 
     spec: str
     source: Source
-    weights: dict[str, tuple[Weight, tuple[int, ...]]]  # the spec's weight name -> (its source, its shape)
+    weights: save_weights.Weights  # the spec's weight name -> (its source, its shape)
     names_kept: bool  # whether the spec names its weights as the model did
     params: int  # trainable parameters of the spec
     notes: list[str] = field(default_factory=list)
@@ -42,17 +40,10 @@ class Imported:
     def arrays(self):
         """(name, float32 array) for each weight, read one at a time from the model."""
         for name, (w, shape) in self.weights.items():
-            a = self.source.load(w.source)
-            if w.transform is not None:
-                a = w.transform(a)
-            a = np.ascontiguousarray(a, dtype=np.float32)
-            if a.shape != shape:
-                raise ImportModelError(f"weight '{printable(w.source)}' reads as {a.shape}, not {shape}",
-                                       path=self.source.path)
-            yield name, a
+            yield name, save_weights.array(self.source, w, shape)
 
     def save(self, spec: str | os.PathLike | None = None, weights: str | os.PathLike | None = None) -> None:
-        """Write the spec and/or the weights (safetensors, one tensor at a time); both are published
+        """Write the spec and/or the weights (safetensors: see importer.save); both are published
         together when everything is written, and neither is left half-written otherwise."""
         from cnndsl.io import publish
 
@@ -65,22 +56,8 @@ class Imported:
                 with open(pub.file(os.fspath(spec)), "w", encoding="utf-8") as fh:
                     fh.write(self.spec)
             if weights is not None:
-                with open(pub.file(os.fspath(weights)), "wb") as fh:
-                    self._safetensors(fh)
-
-    def _safetensors(self, fh) -> None:
-        header, offset = {}, 0
-        for name, (_, shape) in self.weights.items():
-            size = int(np.prod(shape, dtype=np.int64)) * 4
-            header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + size]}
-            offset += size
-        header["__metadata__"] = {"format": "pt", "source": os.path.basename(self.source.path)}
-        raw = json.dumps(header, separators=(",", ":")).encode()
-        raw += b" " * (-len(raw) % 8)
-        fh.write(len(raw).to_bytes(8, "little"))
-        fh.write(raw)
-        for _, a in self.arrays():
-            fh.write(a.tobytes())
+                with open(pub.file(os.fspath(weights)), "wb", buffering=0) as fh:
+                    save_weights.write(fh.fileno(), self.source, self.weights)
 
 
 def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
