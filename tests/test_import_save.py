@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cnndsl import io
 from cnndsl.api import import_onnx
 from cnndsl.errors import ImportModelError
 from cnndsl.importer import save
@@ -112,3 +113,45 @@ def test_external_data_is_copied_from_its_file(compiled, tmp_path, monkeypatch):
     monkeypatch.setattr(os, "open", lambda p, *a, **k: opens.append(os.path.basename(p)) or real_open(p, *a, **k))
     assert _written(imported, tmp_path / "external.safetensors") == want
     assert opens.count("weights.data") == 1
+
+
+def test_weights_are_written_once_before_the_proof_where_the_model_names_them(compiled, tmp_path, monkeypatch):
+    """With its outputs, import writes the weights first (under the model's names, which the spec
+    keeps) and proves the spec while they reach the disk: the same files as `save` writes after."""
+    import cnndsl.importer as importer
+
+    model = compiled("resnet18")
+    importer.import_onnx(model).save(tmp_path / "after.cnn", tmp_path / "after.safetensors")
+    events, real_write, real_verified, real_flush = [], save.write, importer._verified, io.Publication.flush_early
+    monkeypatch.setattr(save, "write", lambda *a: events.append("write") or real_write(*a))
+    monkeypatch.setattr(importer, "_verified", lambda *a: events.append("verify") or real_verified(*a))
+    monkeypatch.setattr(io.Publication, "flush_early", lambda *a: events.append("flush") or real_flush(*a))
+    imported = import_onnx(model, None, tmp_path / "early.cnn", tmp_path / "early.safetensors")
+    assert events == ["write", "flush", "verify", "verify"]  # the plain spec, then the factored one
+    assert imported.names_kept
+    assert (tmp_path / "early.cnn").read_text() == (tmp_path / "after.cnn").read_text() == imported.spec
+    assert (tmp_path / "early.safetensors").read_bytes() == (tmp_path / "after.safetensors").read_bytes()
+
+
+def test_weights_written_under_names_the_proof_does_not_give_are_written_again(compiled, tmp_path, monkeypatch):
+    from cnndsl.importer import names
+
+    model = compiled("resnet18")
+    want = _written(import_onnx(model), tmp_path / "want.safetensors")
+    real = names.weight_names
+    monkeypatch.setattr(names, "weight_names", lambda stmts: dict(reversed(real(stmts).items())))
+    import_onnx(model, None, None, tmp_path / "got.safetensors")
+    assert (tmp_path / "got.safetensors").read_bytes() == want
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["got.safetensors", "want.safetensors"]
+
+
+def test_a_failed_import_publishes_none_of_what_it_wrote_early(compiled, tmp_path, monkeypatch):
+    import cnndsl.importer as importer
+
+    def broken(*args):
+        raise ImportModelError("the proof failed")
+
+    monkeypatch.setattr(importer, "_imported", broken)
+    with pytest.raises(ImportModelError, match="the proof failed"):
+        import_onnx(compiled("resnet18"), None, tmp_path / "m.cnn", tmp_path / "m.safetensors")
+    assert list(tmp_path.iterdir()) == []

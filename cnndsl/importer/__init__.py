@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from cnndsl.errors import CnnDslError, ImportModelError
 from cnndsl.importer import names as naming
-from cnndsl.importer import save as save_weights
+from cnndsl.importer import save as saving
 from cnndsl.importer.factor import Factored, factor
 from cnndsl.importer.lift import Layer, Weight, lift
 from cnndsl.importer.load import Source, load_source
@@ -32,7 +32,7 @@ class Imported:
 
     spec: str
     source: Source
-    weights: save_weights.Weights  # the spec's weight name -> (its source, its shape)
+    weights: saving.Weights  # the spec's weight name -> (its source, its shape)
     names_kept: bool  # whether the spec names its weights as the model did
     params: int  # trainable parameters of the spec
     notes: list[str] = field(default_factory=list)
@@ -40,33 +40,33 @@ class Imported:
     def arrays(self):
         """(name, float32 array) for each weight, read one at a time from the model."""
         for name, (w, shape) in self.weights.items():
-            yield name, save_weights.array(self.source, w, shape)
+            yield name, saving.array(self.source, w, shape)
 
     def save(self, spec: str | os.PathLike | None = None, weights: str | os.PathLike | None = None) -> None:
         """Write the spec and/or the weights (safetensors: see importer.save); both are published
         together when everything is written, and neither is left half-written otherwise."""
-        from cnndsl.io import publish
-
-        def fail(exc: OSError) -> ImportModelError:
-            return ImportModelError(f"cannot write the output: {exc.strerror or exc}",
-                                    path=getattr(exc, "filename", None) or os.fspath(spec or weights))
-
-        with publish(fail) as pub:
-            if spec is not None:
-                with open(pub.file(os.fspath(spec)), "w", encoding="utf-8") as fh:
-                    fh.write(self.spec)
-            if weights is not None:
-                with open(pub.file(os.fspath(weights)), "wb", buffering=0) as fh:
-                    save_weights.write(fh.fileno(), self.source, self.weights)
+        saving.publish(self.source, spec, weights, lambda: self)
 
 
-def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
-    """Import the ONNX model at ``path`` as a spec (see the module's docstring)."""
+def import_onnx(path: str | os.PathLike, name: str | None = None, spec_out: str | os.PathLike | None = None,
+                weights_out: str | os.PathLike | None = None) -> Imported:
+    """Import the ONNX model at ``path`` as a spec (see the module's docstring). With ``spec_out``
+    and/or ``weights_out``, also write them as ``Imported.save`` does; the weights then go first,
+    under the model's names where the spec will keep them, and reach the disk while the spec is
+    worked out and proven (they are written again if the proof names them otherwise)."""
     path = os.fspath(path)
     source = load_source(path)
     layers, output = lift(source)
     stmts = build(source, layers, output)
     net_name = _network_name(name, path)
+    if spec_out is None and weights_out is None:
+        return _imported(source, stmts, net_name)
+    guess = naming.weight_names(stmts) if weights_out is not None else None
+    return saving.publish(source, spec_out, weights_out, lambda: _imported(source, stmts, net_name), guess)
+
+
+def _imported(source: Source, stmts: list[Stmt], net_name: str) -> Imported:
+    """The spec of the statements, proven to be the model (see the module's docstring)."""
     notes: list[str] = []
     kinds = _layer_kinds()
     bodies = []
@@ -105,7 +105,7 @@ def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
                 notes.append(f"the spec is written without blocks: factoring it went wrong ({exc})")
         imported.spec = _spec_text(source, Factored(body), net_name)
         return imported
-    raise ImportModelError(f"import made a spec that is not the model: {problem}", path=path,
+    raise ImportModelError(f"import made a spec that is not the model: {problem}", path=source.path,
                            hint="this is a bug in cnndsl import; please report it with the model")
 
 

@@ -1,11 +1,16 @@
-"""Writing an imported model's weights as safetensors, in the spec's order and under its names.
+"""Writing an import's spec and weights: published together (cnndsl.io), neither half-written.
 
-A weight whose bytes in the model are already what safetensors holds (float32 raw data, which
-ONNX stores little-endian in C order) and that needs no change is copied from file to file by the
-kernel (``os.copy_file_range``), never read into this process; where the kernel cannot, it goes
-through one reused buffer. Any other weight (another type, a transpose, a folded constant) is
-read as an array, changed, and written from that array without a further copy. Each file is
-opened once, and a file that no longer holds what its header promised is an ImportModelError.
+The weights are safetensors, in the spec's order and under its names. A weight whose bytes in
+the model are already what safetensors holds (float32 raw data, which ONNX stores little-endian
+in C order) and that needs no change is copied from file to file by the kernel
+(``os.copy_file_range``), never read into this process; where the kernel cannot, it goes through
+one reused buffer. Any other weight (another type, a transpose, a folded constant) is read as an
+array, changed, and written from that array without a further copy. Each file is opened once, and
+a file that no longer holds what its header promised is an ImportModelError.
+
+Where the names are known before the spec (``guess``: the model's own, see names.weight_names),
+the weights are written first and sent on to the disk while the spec is worked out and proven;
+they are written again unless the proof gives exactly those names, in that order.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import errno
 import json
 import os
 import stat
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,9 +30,57 @@ from cnndsl.importer.load import Source
 from cnndsl.lang.show import printable
 from cnndsl.weights.arrays import Extent
 
+if TYPE_CHECKING:
+    from cnndsl.importer import Imported
+
 Weights = dict[str, tuple[Weight, tuple[int, ...]]]  # the spec's weight name -> (its source, its shape)
 BUFFER = 4 << 20  # bytes copied at a time where the kernel cannot copy from file to file
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF}
+
+
+def publish(source: Source, spec: str | os.PathLike | None, weights: str | os.PathLike | None,
+            make: Callable[[], Imported], guess: Weights | None = None) -> Imported:
+    """Write what ``make()`` imports: its spec to ``spec``, its weights to ``weights`` (either may be
+    None), both published when both are written, neither otherwise (``make`` may fail too). With
+    ``guess``, the weights are written under those names before ``make`` runs."""
+    from cnndsl.io import publish as publication
+
+    def fail(exc: OSError) -> ImportModelError:
+        return ImportModelError(f"cannot write the output: {exc.strerror or exc}",
+                                path=getattr(exc, "filename", None) or os.fspath(spec or weights))
+
+    with publication(fail) as pub:
+        spec_file = pub.file(os.fspath(spec)) if spec is not None else None
+        weights_file = pub.file(os.fspath(weights)) if weights is not None else None
+        early = guess if weights_file is not None else None
+        if early is not None:
+            _write_file(weights_file, source, early, again=False)
+            pub.flush_early(weights_file)
+        imported = make()
+        if weights_file is not None and not _same(early, imported.weights):
+            _write_file(weights_file, source, imported.weights, again=early is not None)
+        if spec_file is not None:
+            with open(spec_file, "w", encoding="utf-8") as fh:
+                fh.write(imported.spec)
+    return imported
+
+
+def _same(early: Weights | None, final: Weights) -> bool:
+    """Whether weights written early are the ones the proof gives: the same names, in the same
+    order, from the same initializers, of the same shapes."""
+    if early is None or list(early) != list(final):
+        return False
+    return all(a is b and s == t for (a, s), (b, t) in zip(early.values(), final.values(), strict=True))
+
+
+def _write_file(path: str, source: Source, weights: Weights, again: bool) -> None:
+    """Write the weights to a staged file: empty, opened without O_TRUNC (ext4 starts writing a
+    file truncated to nothing back when it is closed, in the closing thread) unless ``again``."""
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | (os.O_TRUNC if again else 0))
+    try:
+        write(fd, source, weights)
+    finally:
+        os.close(fd)
 
 
 def array(source: Source, w: Weight, shape: tuple[int, ...]) -> np.ndarray:
