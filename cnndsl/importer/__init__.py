@@ -5,7 +5,9 @@ The steps, one module each: ``load`` reads the untrusted file (ops, constants, i
 them from the weight names; ``factor`` folds repeated structure into blocks and repeats; ``text``
 writes the statements. Then the spec is checked by cnndsl itself and every weight is matched to
 the layer that owns it by position and shape: what is written is proven to be the same network,
-or import fails. ``save`` writes the weights.
+or import fails. The plain spec (every layer written out) is checked from its syntax (``plain``),
+the factored one from its text, which must give exactly the plain one's layers; where the plain
+spec is written, its text is proven. ``save`` writes the spec and the weights.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cnndsl.importer import save as saving
 from cnndsl.importer.factor import Factored, factor
 from cnndsl.importer.lift import Layer, Weight, lift
 from cnndsl.importer.load import Source, load_source
+from cnndsl.importer.plain import Unwritten, plain_spec
 from cnndsl.importer.text import block_lines, lines
 from cnndsl.importer.tree import Stmt, build
 from cnndsl.lang.show import printable
@@ -80,9 +83,8 @@ def _imported(source: Source, stmts: list[Stmt], net_name: str) -> Imported:
     bodies.append((naming.structure(stmts), False))
     problem = None
     for body, keep in bodies:
-        plain = _spec_text(source, Factored(body), net_name, canonical=False)  # formatted only if it is kept
         try:
-            imported, graph = _verified(source, body, plain, keep, notes)
+            imported, graph = _verified(source, body, _plain(source, body, net_name), keep, notes)
         except _Mismatch as exc:
             problem = problem or exc
             continue
@@ -103,8 +105,10 @@ def _imported(source: Source, stmts: list[Stmt], net_name: str) -> Imported:
                 return factored
             except _Mismatch as exc:
                 notes.append(f"the spec is written without blocks: factoring it went wrong ({exc})")
-        imported.spec = _spec_text(source, Factored(body), net_name)
-        return imported
+        try:  # the plain spec is written: its text is proven as the factored one's would be
+            return _verified(source, body, _spec_text(source, Factored(body), net_name), keep, notes)[0]
+        except _Mismatch as exc:
+            problem = problem or exc
     raise ImportModelError(f"import made a spec that is not the model: {problem}", path=source.path,
                            hint="this is a bug in cnndsl import; please report it with the model")
 
@@ -169,12 +173,26 @@ def _spec_text(source: Source, result: Factored, name: str, canonical: bool = Tr
         raise _Mismatch(f"the spec does not parse: {exc.message}") from None
 
 
-def _verified(source: Source, body: list[Stmt], text: str, keep: bool, notes: list[str]):
-    """Check the spec with cnndsl and pair each weighted layer with the node the checker made for it."""
-    from cnndsl.api import parse
+def _plain(source: Source, body: list[Stmt], name: str):
+    """The plain spec to prove: its syntax, or its text where that cannot be built (see importer.plain)."""
+    try:
+        return plain_spec(body, name, source.input_shape, _where(source))
+    except Unwritten:
+        return _spec_text(source, Factored(body), name, canonical=False)
+
+
+def _where(source: Source) -> str:
+    return f"<imported {os.path.basename(source.path)}>"
+
+
+def _verified(source: Source, body: list[Stmt], spec, keep: bool, notes: list[str]):
+    """Check the spec (its text, or syntax: importer.plain) with cnndsl and pair each weighted layer
+    with the node the checker made for it."""
+    from cnndsl.api import Network, parse
+    from cnndsl.model.check import check
 
     try:
-        net = parse(text, f"<imported {os.path.basename(source.path)}>")
+        net = parse(spec, _where(source)) if isinstance(spec, str) else Network(check(spec))
     except CnnDslError as exc:
         raise _Mismatch(f"the spec does not check: {exc.message}") from None
     mine: list[Layer] = [layer for s in body for layer in s.layers() if layer.weights]
@@ -206,4 +224,5 @@ def _verified(source: Source, body: list[Stmt], text: str, keep: bool, notes: li
         if want is not None and all(isinstance(d, int) for d in want[1:]) and tuple(want[1:]) != node.out_shape:
             raise _Mismatch(f"{layer.op.where()} gives {want[1:]} per sample; the spec's '{node.name}' "
                             f"{node.out_shape}")
+    text = spec if isinstance(spec, str) else ""  # (the plain spec's text is written only where it is proven)
     return Imported(text, source, weights, kept, net.totals.params, notes), net.graph

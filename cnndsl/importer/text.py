@@ -26,17 +26,11 @@ def lines(stmts: list[Stmt], indent: int = 0) -> list[str]:
     equal unlabelled layers in a row as one `repeat` (its copies take the same indices)."""
     units: list[tuple[list[str], bool]] = []  # (lines, whether a repeat may take it)
     pad = "  " * indent
-    k = 0
-    while k < len(stmts):
-        s = stmts[k]
-        nxt = stmts[k + 1] if k + 1 < len(stmts) else None
-        if s.kind == "layer" and s.layer is not None and s.layer.kind in FUSABLE and nxt is not None \
-                and _bare_activation(nxt):
-            units.append(([f"{pad}{label_text(s.label)}{s.layer.text()} {nxt.layer.kind}"], s.label is None))
-            k += 2
-            continue
-        units.append((_one(s, indent), s.kind == "layer" and s.label is None and s.layer is not None))
-        k += 1
+    for s, act in fused(stmts):
+        if act is not None:
+            units.append(([f"{pad}{label_text(s.label)}{s.layer.text()} {act}"], s.label is None))
+        else:
+            units.append((_one(s, indent), s.kind == "layer" and s.label is None and s.layer is not None))
     units = _joined(units, stmts)
     out: list[str] = []
     k = 0
@@ -47,6 +41,24 @@ def lines(stmts: list[Stmt], indent: int = 0) -> list[str]:
             n += 1
         out += [f"{pad}repeat {n} {text[0].strip()}"] if n > 1 else text
         k += n
+    return out
+
+
+def fused(stmts: list[Stmt]) -> list[tuple[Stmt, str | None]]:
+    """The statements as they are written, each with the activation it takes as its last word: a
+    conv or dense followed by a bare activation is one statement (`conv 64 3x3 relu`)."""
+    out: list[tuple[Stmt, str | None]] = []
+    k = 0
+    while k < len(stmts):
+        s = stmts[k]
+        nxt = stmts[k + 1] if k + 1 < len(stmts) else None
+        if s.kind == "layer" and s.layer is not None and s.layer.kind in FUSABLE and nxt is not None \
+                and _bare_activation(nxt):
+            out.append((s, nxt.layer.kind))
+            k += 2
+        else:
+            out.append((s, None))
+            k += 1
     return out
 
 

@@ -79,8 +79,6 @@ def _parser():
 
 def parse(text: str, path: str = "<string>") -> S.Spec:
     """Parse a spec's text into a syntax.Spec, or raise SpecSyntaxError at the offending token."""
-    from lark.exceptions import UnexpectedInput
-
     text = normalise(text)
     source = SourceFile(path, text)
     size = len(text.encode("utf-8", "surrogatepass"))
@@ -91,13 +89,26 @@ def parse(text: str, path: str = "<string>") -> S.Spec:
         line = text[: text.index("\x00")].count("\n") + 1
         raise SpecSyntaxError("the file contains a NUL byte; is it a binary file?",
                               Span(source, line, 1, line, 2), "a spec is plain UTF-8 text")
+    return _Build(source).transform(_tree(source, "start"))
+
+
+def parse_expr(text: str, path: str = "<string>") -> S.Expr:
+    """One expression, as an argument's value is written (``3x3``, ``c*4``, ``(1, 0, 1, 0)``), or
+    SpecSyntaxError."""
+    source = SourceFile(path, text)
+    return _Build(source).expr(_tree(source, "expr"))
+
+
+def _tree(source: SourceFile, start: str):
+    """lark's tree of the source's text (a whole spec, or one expression), or SpecSyntaxError."""
+    from lark.exceptions import UnexpectedInput
+
     try:
-        tree = _parser().parse(text, start="start")
+        return _parser().parse(source.text, start=start)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source) from None
     except _TooMuch as exc:
         raise SpecSyntaxError(exc.message, span_of(source, exc.token), exc.hint) from None
-    return _Build(source).transform(tree)
 
 
 def _describe_terminal(name: str) -> str:
