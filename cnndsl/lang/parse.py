@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from functools import lru_cache
 
 from cnndsl.errors import SpecSyntaxError
@@ -38,11 +39,24 @@ _UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069
 
 class _PostLex:
     """Post-lexer: a line break inside ( ) or [ ] does not end a statement; nesting and
-    arithmetic are bounded (so nothing downstream can recurse without limit)."""
+    arithmetic are bounded (so nothing downstream can recurse without limit). In a thread that
+    is in ``read_tokens`` (fmt), every token the lexer gives, and every comment, is also kept."""
 
     always_accept = ("_NL",)
 
+    def __init__(self) -> None:
+        self.local = threading.local()
+
+    def comment(self, tok):  # the lexer's callback for COMMENT, which the grammar ignores
+        kept = getattr(self.local, "kept", None)
+        if kept is not None:
+            kept.append(tok)
+        return tok
+
     def process(self, stream):
+        kept = getattr(self.local, "kept", None)
+        if kept is not None:
+            stream = _keeping(stream, kept)
         inline = nesting = operators = 0
         for tok in stream:
             kind = tok.type
@@ -72,9 +86,34 @@ class _PostLex:
             yield tok
 
 
+def _keeping(stream, kept: list):
+    for tok in stream:
+        kept.append(tok)
+        yield tok
+
+
+_POSTLEX = _PostLex()
+
+
 @lru_cache(maxsize=1)
 def _parser():
-    return make_parser(propagate_positions=True, postlex=_PostLex())
+    return make_parser(propagate_positions=True, postlex=_POSTLEX, lexer_callbacks={"COMMENT": _POSTLEX.comment})
+
+
+def read_tokens(text: str) -> list:
+    """lark's tokens of a spec that parses, as the lexer gives them (line breaks inside brackets
+    too) and with its comments, in the order read (fmt lays them out); lark's error otherwise."""
+    _POSTLEX.local.kept = kept = []
+    try:
+        _parser().parse(text, start="start")
+    finally:
+        _POSTLEX.local.kept = None
+    return kept
+
+
+def terminal_regexp(name: str) -> str:
+    """The regular expression of one of the grammar's terminals (fmt's NEG)."""
+    return _parser().get_terminal(name).pattern.to_regexp()
 
 
 def parse(text: str, path: str = "<string>") -> S.Spec:
