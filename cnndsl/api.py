@@ -248,13 +248,16 @@ def model_source(path: str, seed: int = 0, batch: int = 1, variant: str | None =
     return written.paths[0], net.totals.macs
 
 
-def import_onnx(path: str | os.PathLike, name: str | None = None):
+def import_onnx(path: str | os.PathLike, name: str | None = None, spec_out: str | os.PathLike | None = None,
+                weights_out: str | os.PathLike | None = None):
     """Read the ONNX model at ``path`` back as a spec with its weights (importer.Imported: ``.spec``
     is the text, ``.save(spec_path, weights_path)`` writes both, ``.arrays()`` yields the weights by
-    the spec's names). Raises ImportModelError for what the language cannot express."""
+    the spec's names). ``spec_out`` and ``weights_out`` write them as ``.save`` does, sooner: the
+    weights reach the disk while the spec is worked out. Raises ImportModelError for what the
+    language cannot express."""
     from cnndsl.importer import import_onnx as run_import
 
-    return run_import(path, name)
+    return run_import(path, name, spec_out, weights_out)
 
 
 def work_abandoned() -> bool:

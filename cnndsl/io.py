@@ -12,7 +12,9 @@ The rules, the same for every writer:
 - Names: a staging file or folder is ``.NAME.cnndsl-<pid>-XXXXXXXX`` in the target's own folder,
   so the rename never crosses file systems and the left-overs of a killed process are recognisable.
 - Durability: every staged file is fsynced before its rename (a staged folder: every file and
-  folder in it); every folder that a rename changed is fsynced after the renames.
+  folder in it); every folder that a rename changed is fsynced after the renames. A writer that
+  has finished a large file while it still has work to do may start its fsync early
+  (``flush_early``): it runs in the background, and the commit waits for it.
 - Permissions: those a plain ``open`` (``mkdir``, for a folder) would give, 0o666 (0o777) less
   the umask; a file or folder that is replaced keeps its mode, and its owner where we may set it.
 - Failure: on any exception or interrupt, inside the block or while publishing, the targets not
@@ -29,6 +31,10 @@ import re
 import shutil
 import stat
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import threading
 
 MARK = ".cnndsl-"  # in every staging name: `.NAME.cnndsl-<pid>-XXXXXXXX`
 _BASE_CHARS = 96  # of NAME kept in a staging name, so that it stays within NAME_MAX (255 bytes)
@@ -174,6 +180,7 @@ class Publication:
         self._staged: list[tuple[str, str, bool]] = []  # (staging path, target, is a folder), in order
         self._leftovers: list[str] = []  # staging paths to remove: unpublished ones, replaced folders
         self._swept: set[str] = set()  # folders cleared of dead processes' staging names
+        self._early: list[tuple[threading.Thread, list[OSError]]] = []  # per early fsync: its thread, its error
 
     def file(self, path: str) -> str:
         """A staging file for the file ``path``, made empty now; write it (reopening it is fine)."""
@@ -195,8 +202,30 @@ class Publication:
         self._leftovers.append(staged)
         return staged
 
+    def flush_early(self, staged: str) -> None:
+        """Start the fsync of a staged file that is complete, in a thread, so that the writer's
+        work before the publication overlaps the wait for the disk; ``commit`` waits for it (and
+        syncs the file again, in case it was written to since)."""
+        import threading
+
+        failed: list[OSError] = []
+
+        def run() -> None:
+            try:
+                _sync(staged)
+            except OSError as exc:  # raised by commit, in the writer's thread
+                failed.append(exc)
+
+        thread = threading.Thread(target=run, name="cnndsl-flush", daemon=True)
+        thread.start()
+        self._early.append((thread, failed))
+
     def commit(self) -> None:
         """Publish each staged target, in order; then fsync the folders the renames changed."""
+        for thread, failed in self._early:
+            thread.join()
+            if failed:
+                raise failed[0]
         parents: list[str] = []
         for staged, target, folder in self._staged:
             if folder:

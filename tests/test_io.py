@@ -250,6 +250,46 @@ def test_data_is_synced_before_the_rename_and_the_folder_after(tmp_path, monkeyp
         ("sync", "repo/config.pbtxt"), ("sync", "repo"), ("replace", "repo"), ("sync", "folder")]
 
 
+def test_an_early_flush_is_waited_for_and_the_file_synced_again(tmp_path, monkeypatch):
+    """A file flushed early (in a thread, while the writer goes on) is published only once that
+    fsync has ended, and synced again before its rename: it may have been written to since."""
+    import threading
+
+    events, sync, replace, release = [], io._sync, os.replace, threading.Event()
+
+    def slow_sync(path):
+        if threading.current_thread() is not threading.main_thread():
+            release.wait(10)
+            events.append("early sync")
+        else:
+            events.append("sync")
+        sync(path)
+
+    monkeypatch.setattr(io, "_sync", slow_sync)
+    monkeypatch.setattr(io.os, "replace", lambda a, b: events.append("replace") or replace(a, b))
+    with io.publish() as pub:
+        staged = pub.file(tmp_path / "big.bin")
+        Path(staged).write_bytes(b"early")
+        pub.flush_early(staged)
+        Path(staged).write_bytes(b"rewritten")
+        events.append("writer done")
+        release.set()
+    assert events == ["writer done", "early sync", "sync", "replace", "sync"]  # the last: the folder
+    assert (tmp_path / "big.bin").read_bytes() == b"rewritten"
+
+
+def test_an_early_flush_that_fails_publishes_nothing(tmp_path, monkeypatch):
+    def eio(path):
+        raise OSError(errno.EIO, "Input/output error", path)
+
+    with pytest.raises(CnnDslError, match="cannot write: Input/output error"):
+        with io.publish(lambda e: CnnDslError(f"cannot write: {e.strerror}")) as pub:
+            staged = pub.file(tmp_path / "big.bin")
+            monkeypatch.setattr(io, "_sync", eio)
+            pub.flush_early(staged)
+    assert os.listdir(tmp_path) == []
+
+
 def test_staging_names_are_recognisable_and_beside_the_target(tmp_path):
     names = []
     with io.publish() as pub:

@@ -91,3 +91,20 @@ def test_loading_the_tables_is_much_cheaper_than_building_the_parser():
 
     built = cpu(lambda: Lark(parsertables.grammar_text(), **parsertables.TABLE_OPTIONS, postlex=_PostLex()))
     assert cpu(load) < built / 2
+
+
+def test_one_parser_serves_parse_and_fmt():
+    """Loading a parser from the tables costs about as much as parsing ResNet-50: fmt reads its
+    tokens, comments included, through parse.py's parser rather than a second one."""
+    import subprocess
+    import sys
+
+    code = ("import lark, sys\nloads = []\nreal = lark.Lark._load_from_dict.__func__\n"
+            "lark.Lark._load_from_dict = classmethod(lambda cls, *a, **k: loads.append(1) or real(cls, *a, **k))\n"
+            "from cnndsl.lang.fmt import format_text, tokens\n"
+            "text = open(sys.argv[1]).read()\n"
+            "assert format_text(text) and any(t.kind == 'COMMENT' for t in tokens(text))\n"
+            "print(len(loads))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "specs" / "resnet50.cnn")], capture_output=True,
+                         text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "1"

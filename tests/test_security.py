@@ -91,17 +91,16 @@ def _lark_cache_names(folder: Path) -> list[Path]:
 
     from lark import Lark
 
-    from cnndsl.lang.fmt import _Recorder
     from cnndsl.lang.parse import _PostLex, grammar_text
 
     old = tempfile.tempdir
     tempfile.tempdir = str(folder)
     try:
+        post = _PostLex()
         Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True,
-             postlex=_PostLex(), cache=True)
-        recorder = _Recorder()
-        Lark(grammar_text(), parser="lalr", postlex=recorder, cache=True,
-             lexer_callbacks={"COMMENT": recorder.tokens.append})
+             postlex=post, lexer_callbacks={"COMMENT": post.comment}, cache=True)
+        Lark(grammar_text(), parser="lalr", postlex=post, cache=True,  # fmt's own, before it shared parse.py's
+             lexer_callbacks={"COMMENT": post.comment})
     finally:
         tempfile.tempdir = old
     return sorted(folder.glob(".lark_cache*"))

@@ -24,8 +24,7 @@ def import_cmd(model: str, output: str | None, weights_out: str | None, name: st
     Example: cnndsl import resnet18.onnx -o resnet18.cnn --weights-out resnet18.safetensors
              cnndsl compile resnet18.cnn --weights resnet18.safetensors    (the same network)
     """
-    imported = api.import_onnx(model, name)
-    imported.save(output, weights_out)
+    imported = api.import_onnx(model, name, output, weights_out)
     if output is None:
         click.echo(imported.spec, nl=False)
     lines = sum(1 for line in imported.spec.splitlines() if line.strip() and not line.lstrip().startswith("#"))

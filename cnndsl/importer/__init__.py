@@ -5,24 +5,25 @@ The steps, one module each: ``load`` reads the untrusted file (ops, constants, i
 them from the weight names; ``factor`` folds repeated structure into blocks and repeats; ``text``
 writes the statements. Then the spec is checked by cnndsl itself and every weight is matched to
 the layer that owns it by position and shape: what is written is proven to be the same network,
-or import fails.
+or import fails. The plain spec (every layer written out) is checked from its syntax (``plain``),
+the factored one from its text, which must give exactly the plain one's layers; where the plain
+spec is written, its text is proven. ``save`` writes the spec and the weights.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from cnndsl.errors import CnnDslError, ImportModelError
 from cnndsl.importer import names as naming
+from cnndsl.importer import save as saving
 from cnndsl.importer.factor import Factored, factor
 from cnndsl.importer.lift import Layer, Weight, lift
 from cnndsl.importer.load import Source, load_source
+from cnndsl.importer.plain import Unwritten, plain_spec
 from cnndsl.importer.refs import name_skips
 from cnndsl.importer.text import block_lines, lines
 from cnndsl.importer.tree import Stmt, build
@@ -35,7 +36,7 @@ class Imported:
 
     spec: str
     source: Source
-    weights: dict[str, tuple[Weight, tuple[int, ...]]]  # the spec's weight name -> (its source, its shape)
+    weights: saving.Weights  # the spec's weight name -> (its source, its shape)
     names_kept: bool  # whether the spec names its weights as the model did
     params: int  # trainable parameters of the spec
     notes: list[str] = field(default_factory=list)
@@ -43,54 +44,33 @@ class Imported:
     def arrays(self):
         """(name, float32 array) for each weight, read one at a time from the model."""
         for name, (w, shape) in self.weights.items():
-            a = self.source.load(w.source)
-            if w.transform is not None:
-                a = w.transform(a)
-            a = np.ascontiguousarray(a, dtype=np.float32)
-            if a.shape != shape:
-                raise ImportModelError(f"weight '{printable(w.source)}' reads as {a.shape}, not {shape}",
-                                       path=self.source.path)
-            yield name, a
+            yield name, saving.array(self.source, w, shape)
 
     def save(self, spec: str | os.PathLike | None = None, weights: str | os.PathLike | None = None) -> None:
-        """Write the spec and/or the weights (safetensors, one tensor at a time); both are published
+        """Write the spec and/or the weights (safetensors: see importer.save); both are published
         together when everything is written, and neither is left half-written otherwise."""
-        from cnndsl.io import publish
-
-        def fail(exc: OSError) -> ImportModelError:
-            return ImportModelError(f"cannot write the output: {exc.strerror or exc}",
-                                    path=getattr(exc, "filename", None) or os.fspath(spec or weights))
-
-        with publish(fail) as pub:
-            if spec is not None:
-                with open(pub.file(os.fspath(spec)), "w", encoding="utf-8") as fh:
-                    fh.write(self.spec)
-            if weights is not None:
-                with open(pub.file(os.fspath(weights)), "wb") as fh:
-                    self._safetensors(fh)
-
-    def _safetensors(self, fh) -> None:
-        header, offset = {}, 0
-        for name, (_, shape) in self.weights.items():
-            size = int(np.prod(shape, dtype=np.int64)) * 4
-            header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + size]}
-            offset += size
-        header["__metadata__"] = {"format": "pt", "source": os.path.basename(self.source.path)}
-        raw = json.dumps(header, separators=(",", ":")).encode()
-        raw += b" " * (-len(raw) % 8)
-        fh.write(len(raw).to_bytes(8, "little"))
-        fh.write(raw)
-        for _, a in self.arrays():
-            fh.write(a.tobytes())
+        saving.publish(self.source, spec, weights, lambda: self)
 
 
-def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
-    """Import the ONNX model at ``path`` as a spec (see the module's docstring)."""
+def import_onnx(path: str | os.PathLike, name: str | None = None, spec_out: str | os.PathLike | None = None,
+                weights_out: str | os.PathLike | None = None) -> Imported:
+    """Import the ONNX model at ``path`` as a spec (see the module's docstring). With ``spec_out``
+    and/or ``weights_out``, also write them as ``Imported.save`` does; the weights then go first,
+    under the model's names where the spec will keep them, and reach the disk while the spec is
+    worked out and proven (they are written again if the proof names them otherwise)."""
     path = os.fspath(path)
     source = load_source(path)
     layers, output = lift(source)
     stmts = build(source, layers, output)
     net_name = _network_name(name, path)
+    if spec_out is None and weights_out is None:
+        return _imported(source, stmts, net_name)
+    guess = naming.weight_names(stmts) if weights_out is not None else None
+    return saving.publish(source, spec_out, weights_out, lambda: _imported(source, stmts, net_name), guess)
+
+
+def _imported(source: Source, stmts: list[Stmt], net_name: str) -> Imported:
+    """The spec of the statements, proven to be the model (see the module's docstring)."""
     notes: list[str] = []
     kinds = _layer_kinds()
     bodies = []
@@ -104,9 +84,9 @@ def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
     bodies.append((naming.structure(stmts), False))
     problem = None
     for body, keep in bodies:
-        plain = _spec_text(source, Factored(body), net_name, canonical=False)  # formatted only if it is kept
+        name_skips(body, source.input, source.path)  # a block may take a skip's label as a parameter
         try:
-            imported, graph = _verified(source, body, plain, keep, notes)
+            imported, graph = _verified(source, body, _plain(source, body, net_name), keep, notes)
         except _Mismatch as exc:
             problem = problem or exc
             continue
@@ -118,7 +98,6 @@ def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
             shown = ", ".join(f"'{printable(w.source)}'" for w in odd[0].weights.values())
             notes.append(f"{len(odd)} layers' weights do not share a module name (e.g. {shown}): those layers are "
                          "named by cnndsl's indices")
-        name_skips(body, source.input, source.path)  # before factoring: a block may take the label
         result = factor(_clone(body), source, kinds)
         if result.blocks:
             try:
@@ -128,9 +107,11 @@ def import_onnx(path: str | os.PathLike, name: str | None = None) -> Imported:
                 return factored
             except _Mismatch as exc:
                 notes.append(f"the spec is written without blocks: factoring it went wrong ({exc})")
-        imported.spec = _spec_text(source, Factored(body), net_name)
-        return imported
-    raise ImportModelError(f"import made a spec that is not the model: {problem}", path=path,
+        try:  # the plain spec is written: its text is proven as the factored one's would be
+            return _verified(source, body, _spec_text(source, Factored(body), net_name), keep, notes)[0]
+        except _Mismatch as exc:
+            problem = problem or exc
+    raise ImportModelError(f"import made a spec that is not the model: {problem}", path=source.path,
                            hint="this is a bug in cnndsl import; please report it with the model")
 
 
@@ -195,12 +176,26 @@ def _spec_text(source: Source, result: Factored, name: str, canonical: bool = Tr
         raise _Mismatch(f"the spec does not parse: {exc.message}") from None
 
 
-def _verified(source: Source, body: list[Stmt], text: str, keep: bool, notes: list[str]):
-    """Check the spec with cnndsl and pair each weighted layer with the node the checker made for it."""
-    from cnndsl.api import parse
+def _plain(source: Source, body: list[Stmt], name: str):
+    """The plain spec to prove: its syntax, or its text where that cannot be built (see importer.plain)."""
+    try:
+        return plain_spec(body, name, source.input_shape, _where(source))
+    except Unwritten:
+        return _spec_text(source, Factored(body), name, canonical=False)
+
+
+def _where(source: Source) -> str:
+    return f"<imported {os.path.basename(source.path)}>"
+
+
+def _verified(source: Source, body: list[Stmt], spec, keep: bool, notes: list[str]):
+    """Check the spec (its text, or syntax: importer.plain) with cnndsl and pair each weighted layer
+    with the node the checker made for it."""
+    from cnndsl.api import Network, parse
+    from cnndsl.model.check import check
 
     try:
-        net = parse(text, f"<imported {os.path.basename(source.path)}>")
+        net = parse(spec, _where(source)) if isinstance(spec, str) else Network(check(spec))
     except CnnDslError as exc:
         raise _Mismatch(f"the spec does not check: {exc.message}") from None
     mine: list[Layer] = [layer for s in body for layer in s.layers() if layer.weights]
@@ -234,4 +229,5 @@ def _verified(source: Source, body: list[Stmt], text: str, keep: bool, notes: li
         if want is not None and all(isinstance(d, int) for d in want[1:]) and tuple(want[1:]) != node.out_shape:
             raise _Mismatch(f"{layer.op.where()} gives {want[1:]} per sample; the spec's '{node.name}' "
                             f"{node.out_shape}")
+    text = spec if isinstance(spec, str) else ""  # (the plain spec's text is written only where it is proven)
     return Imported(text, source, weights, kept, net.totals.params, notes), net.graph

@@ -18,7 +18,7 @@ from cnndsl.errors import ImportModelError
 from cnndsl.importer.wire import Span, WireError, read_light, read_span
 from cnndsl.io import reading
 from cnndsl.lang.show import printable
-from cnndsl.weights.arrays import ArrayFileError, Stored
+from cnndsl.weights.arrays import ArrayFileError, Extent, Stored
 from cnndsl.weights.files import onnx_initializers
 
 MIN_OPSET, MAX_OPSET = 7, 23  # the default domain's versions whose operators import reads
@@ -78,6 +78,10 @@ class Source:
                                    "small value (a shape or a bound) was expected", path=self.path)
         return self.load(name)
 
+    def stored(self, name: str) -> Stored | None:
+        """The initializer a name stands for (None for a constant the model computes or holds in a node)."""
+        return self.initializers.get(self.aliases.get(name, name))
+
     def load(self, name: str) -> np.ndarray:
         name = self.aliases.get(name, name)
         if name in self.constants:
@@ -135,7 +139,8 @@ def load_source(path: str) -> Source:
         if span.length != old.nbytes:
             raise fail(f"initializer '{printable(t.name)}' has {span.length:,} bytes of data, but its shape and type "
                        f"take {old.nbytes:,}")
-        initializers[t.name] = Stored(old.name, old.shape, old.dtype, _span_reader(path, span, old))
+        initializers[t.name] = Stored(old.name, old.shape, old.dtype, _span_reader(path, span, old),
+                                      Extent(path, span.offset, span.length))
     for where, value in _strings(g):
         if not isinstance(value, str):  # protobuf hands back the bytes of a string that is not UTF-8
             raise fail(f"{where} is not text (not UTF-8: {printable(repr(value))[:80]})")

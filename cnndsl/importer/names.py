@@ -33,6 +33,26 @@ def meaningful(stmts: list[Stmt]) -> bool:
     return bool(paths) and 2 * sum(p is not None for p in paths) >= len(paths)
 
 
+def weight_names(stmts: list[Stmt]) -> dict | None:
+    """The spec's weights as the proof names them where the spec keeps the model's names: each
+    weighted layer's module name and role, in the order the checker meets the layers (name ->
+    (Weight, shape)); None where a layer's weights share no module name. A guess made before the
+    spec exists, so that the weights can be written meanwhile; the proof says whether it holds."""
+    if not meaningful(stmts):
+        return None
+    out = {}
+    for s in stmts:
+        for layer in s.layers():
+            if not layer.weights:
+                continue
+            path = module_path(layer)
+            if path is None:
+                return None
+            for role, w in layer.weights.items():
+                out[f"{path}.{role}" if role else path] = (w, tuple(w.shape))
+    return out
+
+
 JOINS = ("concat", "add", "mul", "residual", "gate")
 
 

@@ -32,16 +32,11 @@ def lines(stmts: list[Stmt], indent: int = 0, pack: bool = True) -> list[str]:
     equal unlabelled layers in a row as one `repeat` (its copies take the same indices)."""
     units: list[tuple[list[str], bool]] = []  # (lines, whether a repeat may take it)
     pad = "  " * indent
-    k = 0
-    while k < len(stmts):
-        s = stmts[k]
-        nxt = stmts[k + 1] if k + 1 < len(stmts) else None
-        if fuses(s, nxt):
-            units.append(([f"{pad}{label_text(s.label)}{s.layer.text()} {nxt.layer.kind}"], s.label is None))
-            k += 2
-            continue
-        units.append((_one(s, indent), s.kind == "layer" and s.label is None and s.layer is not None))
-        k += 1
+    for s, act in fused(stmts):
+        if act is not None:
+            units.append(([f"{pad}{label_text(s.label)}{s.layer.text()} {act}"], s.label is None))
+        else:
+            units.append((_one(s, indent), s.kind == "layer" and s.label is None and s.layer is not None))
     units = _joined(units, stmts)
     out: list[str] = []
     k = 0
@@ -83,6 +78,23 @@ def _calls_in_a_row(out: list[str], pad: str) -> list[str]:
                 current = line
         packed.append(current)
     return packed
+
+
+def fused(stmts: list[Stmt]) -> list[tuple[Stmt, str | None]]:
+    """The statements as they are written, each with the activation it takes as its last word: a
+    conv or dense followed by a bare activation is one statement (`conv 64 3x3 relu`)."""
+    out: list[tuple[Stmt, str | None]] = []
+    k = 0
+    while k < len(stmts):
+        s = stmts[k]
+        nxt = stmts[k + 1] if k + 1 < len(stmts) else None
+        if fuses(s, nxt):
+            out.append((s, nxt.layer.kind))
+            k += 2
+        else:
+            out.append((s, None))
+            k += 1
+    return out
 
 
 WEIGHTED = {"conv", "convtranspose", "dense", "linear"}

@@ -23,13 +23,11 @@ The layout, which the shipped specs follow:
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass, fields, is_dataclass
 from functools import lru_cache
 
 from cnndsl.errors import CnnDslError
-from cnndsl.lang.parse import _PostLex, parse
-from cnndsl.lang.parsertables import make_parser
+from cnndsl.lang.parse import parse, read_tokens, terminal_regexp
 from cnndsl.lang.source import SourceFile, Span, normalise
 
 INDENT, CONTINUATION, COMMENT_GAP, TAB = 2, 4, 2, 8
@@ -62,44 +60,15 @@ def width(text: str) -> int:
     return len(text.expandtabs(TAB))
 
 
-class _Recorder:
-    """Post-lexer: keeps every token the parser reads, then hands it on to parse.py's."""
-
-    always_accept = ("_NL",)
-
-    def __init__(self) -> None:
-        self.tokens: list = []
-        self.inner = _PostLex()
-
-    def record(self, stream):
-        for tok in stream:
-            self.tokens.append(tok)
-            yield tok
-
-    def process(self, stream):
-        return self.inner.process(self.record(stream))
-
-
-@lru_cache(maxsize=1)
-def _lexing_parser():
-    recorder = _Recorder()
-    parser = make_parser(postlex=recorder, lexer_callbacks={"COMMENT": recorder.tokens.append})  # comments are %ignored
-    return parser, recorder, threading.Lock()
-
-
 @lru_cache(maxsize=1)
 def _negative():
     """The lexer's own NEG rule: where a `-` starts a negative number rather than being a minus."""
-    return re.compile(_lexing_parser()[0].get_terminal("NEG").pattern.to_regexp())
+    return re.compile(terminal_regexp("NEG"))
 
 
 def tokens(text: str) -> list[Tok]:
     """Every token of a spec that parses, comments and continuations included, in order."""
-    parser, recorder, lock = _lexing_parser()
-    with lock:
-        recorder.tokens.clear()
-        parser.parse(text, start="start")
-        raw = sorted(recorder.tokens, key=lambda t: t.start_pos)
+    raw = sorted(read_tokens(text), key=lambda t: t.start_pos)
     lines = text.split("\n")
     out, pos = [], 0
     for tok in raw:

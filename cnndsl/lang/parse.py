@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from functools import lru_cache
 
 from cnndsl.errors import SpecSyntaxError
@@ -38,11 +39,24 @@ _UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069
 
 class _PostLex:
     """Post-lexer: a line break inside ( ) or [ ] does not end a statement; nesting and
-    arithmetic are bounded (so nothing downstream can recurse without limit)."""
+    arithmetic are bounded (so nothing downstream can recurse without limit). In a thread that
+    is in ``read_tokens`` (fmt), every token the lexer gives, and every comment, is also kept."""
 
     always_accept = ("_NL",)
 
+    def __init__(self) -> None:
+        self.local = threading.local()
+
+    def comment(self, tok):  # the lexer's callback for COMMENT, which the grammar ignores
+        kept = getattr(self.local, "kept", None)
+        if kept is not None:
+            kept.append(tok)
+        return tok
+
     def process(self, stream):
+        kept = getattr(self.local, "kept", None)
+        if kept is not None:
+            stream = _keeping(stream, kept)
         inline = nesting = operators = 0
         for tok in stream:
             kind = tok.type
@@ -72,15 +86,38 @@ class _PostLex:
             yield tok
 
 
+def _keeping(stream, kept: list):
+    for tok in stream:
+        kept.append(tok)
+        yield tok
+
+
+_POSTLEX = _PostLex()
+
+
 @lru_cache(maxsize=1)
 def _parser():
-    return make_parser(propagate_positions=True, postlex=_PostLex())
+    return make_parser(propagate_positions=True, postlex=_POSTLEX, lexer_callbacks={"COMMENT": _POSTLEX.comment})
+
+
+def read_tokens(text: str) -> list:
+    """lark's tokens of a spec that parses, as the lexer gives them (line breaks inside brackets
+    too) and with its comments, in the order read (fmt lays them out); lark's error otherwise."""
+    _POSTLEX.local.kept = kept = []
+    try:
+        _parser().parse(text, start="start")
+    finally:
+        _POSTLEX.local.kept = None
+    return kept
+
+
+def terminal_regexp(name: str) -> str:
+    """The regular expression of one of the grammar's terminals (fmt's NEG)."""
+    return _parser().get_terminal(name).pattern.to_regexp()
 
 
 def parse(text: str, path: str = "<string>") -> S.Spec:
     """Parse a spec's text into a syntax.Spec, or raise SpecSyntaxError at the offending token."""
-    from lark.exceptions import UnexpectedInput
-
     text = normalise(text)
     source = SourceFile(path, text)
     size = len(text.encode("utf-8", "surrogatepass"))
@@ -91,13 +128,26 @@ def parse(text: str, path: str = "<string>") -> S.Spec:
         line = text[: text.index("\x00")].count("\n") + 1
         raise SpecSyntaxError("the file contains a NUL byte; is it a binary file?",
                               Span(source, line, 1, line, 2), "a spec is plain UTF-8 text")
+    return _Build(source).transform(_tree(source, "start"))
+
+
+def parse_expr(text: str, path: str = "<string>") -> S.Expr:
+    """One expression, as an argument's value is written (``3x3``, ``c*4``, ``(1, 0, 1, 0)``), or
+    SpecSyntaxError."""
+    source = SourceFile(path, text)
+    return _Build(source).expr(_tree(source, "expr"))
+
+
+def _tree(source: SourceFile, start: str):
+    """lark's tree of the source's text (a whole spec, or one expression), or SpecSyntaxError."""
+    from lark.exceptions import UnexpectedInput
+
     try:
-        tree = _parser().parse(text, start="start")
+        return _parser().parse(source.text, start=start)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source) from None
     except _TooMuch as exc:
         raise SpecSyntaxError(exc.message, span_of(source, exc.token), exc.hint) from None
-    return _Build(source).transform(tree)
 
 
 def _describe_terminal(name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from cnndsl.errors import RuleError, did_you_mean
+from cnndsl.errors import RuleError, SpecSyntaxError, did_you_mean
 from cnndsl.lang import syntax as S
 from cnndsl.lang.show import Quoted
 
@@ -242,15 +242,11 @@ def _apply(expr: S.BinOp, a, b):
 
 def parse_value(text: str, what: str):
     """The value of one expression written outside a spec (the CLI's --set), with no names in scope."""
-    from lark.exceptions import UnexpectedInput
+    from cnndsl.lang.parse import parse_expr
 
-    from cnndsl.lang.parse import _Build, _parser
-    from cnndsl.lang.source import SourceFile
-
-    source = SourceFile(what, text)
     try:
-        tree = _parser().parse(text, start="expr")
-    except UnexpectedInput:
+        expr = parse_expr(text, what)
+    except SpecSyntaxError:
         raise RuleError(f"{what}: {text!r} is not a value",
                         "write a number, a word or an expression: 1.2, relu, 3x3") from None
-    return evaluate(_Build(source).expr(tree), Env({}))
+    return evaluate(expr, Env({}))

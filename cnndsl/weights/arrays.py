@@ -31,6 +31,15 @@ class ArrayFileError(Exception):
 
 
 @dataclass(frozen=True)
+class Extent:
+    """Where an array's bytes lie in a regular file as they are: little-endian, in C order."""
+
+    path: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
 class Stored:
     """One array in a file, known by its header; ``load()`` reads it (bounded by its header)."""
 
@@ -38,6 +47,7 @@ class Stored:
     shape: tuple[int, ...]
     dtype: np.dtype
     reader: Callable[[], np.ndarray]
+    extent: Extent | None = None  # where its bytes can be copied from unread (None: only ``load()``)
 
     @property
     def nbytes(self) -> int:

@@ -19,7 +19,7 @@ from cnndsl.io import input_kind, reading
 from cnndsl.lang.show import fmt_shape, printable
 from cnndsl.memory import ensure_fits
 from cnndsl.weights import arrays
-from cnndsl.weights.arrays import ArrayFileError, Stored
+from cnndsl.weights.arrays import ArrayFileError, Extent, Stored
 from cnndsl.weights.match import BFLOAT16, match_weights
 
 PICKLE_EXTS = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar"}
@@ -190,10 +190,10 @@ def onnx_initializers(model, folder: str) -> dict[str, Stored]:
             raise ArrayFileError(f"tensor '{printable(name)}': impossible shape {printable(repr(shape))} "
                                  f"({len(shape):,} axes)")
         if t.data_location == onnx.TensorProto.EXTERNAL:
-            reader = _external(folder, t, dtype, shape)
+            reader, extent = _external(folder, t, dtype, shape)
         else:
-            reader = _inline(t, numpy_helper, dtype, shape)
-        out[name] = Stored(name, shape, dtype, reader)
+            reader, extent = _inline(t, numpy_helper, dtype, shape), None
+        out[name] = Stored(name, shape, dtype, reader, extent)
     return out
 
 
@@ -211,7 +211,8 @@ def _inline(t, numpy_helper, dtype, shape):
 
 
 def _external(folder: str, t, dtype: np.dtype, shape: tuple[int, ...]):
-    """A reader of one tensor's external data, after checking where it points and how much it says."""
+    """A reader of one tensor's external data and where that lies (raw little-endian bytes, as ONNX
+    stores them), after checking where it points and how much it says."""
     info = {e.key: e.value for e in t.external_data}
     where = info.get("location", "")
     name = printable(t.name)
@@ -239,4 +240,4 @@ def _external(folder: str, t, dtype: np.dtype, shape: tuple[int, ...]):
             fh.seek(offset)
             return np.fromfile(fh, dtype=dtype, count=math.prod(shape)).reshape(shape)
 
-    return read
+    return read, Extent(target, offset, length)
