@@ -249,15 +249,16 @@ def model_source(path: str, seed: int = 0, batch: int = 1, variant: str | None =
 
 
 def import_onnx(path: str | os.PathLike, name: str | None = None, spec_out: str | os.PathLike | None = None,
-                weights_out: str | os.PathLike | None = None):
+                weights_out: str | os.PathLike | None = None, partial: bool = False):
     """Read the ONNX model at ``path`` back as a spec with its weights (importer.Imported: ``.spec``
     is the text, ``.save(spec_path, weights_path)`` writes both, ``.arrays()`` yields the weights by
     the spec's names). ``spec_out`` and ``weights_out`` write them as ``.save`` does, sooner: the
     weights reach the disk while the spec is worked out. Raises ImportModelError for what the
-    language cannot express."""
+    language cannot express; with ``partial``, imports the part before the last node it cannot
+    express instead, marked as such in the spec (``# PARTIAL: ...``) and in ``.partial``."""
     from cnndsl.importer import import_onnx as run_import
 
-    return run_import(path, name, spec_out, weights_out)
+    return run_import(path, name, spec_out, weights_out, partial)
 
 
 def work_abandoned() -> bool:

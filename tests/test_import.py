@@ -364,3 +364,37 @@ def test_broken_and_hostile_models_are_clear_errors(tmp_path, cli, make, message
     assert result.exit_code == 1
     assert message in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "out.cnn").exists() and not (tmp_path / "out.safetensors").exists()
+
+
+def test_partial_imports_the_part_before_the_node_the_language_lacks(tmp_path, cli):
+    """--partial: the model up to the input of the last node cnndsl cannot express, marked in the
+    spec and on stderr, with that part's weights; without it, the same model is an error."""
+    inits = {"w": _rand(4, 3, 3, 3), "b": _rand(4), "s": _rand(4)}
+    conv = helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], name="conv1")
+    nodes = [conv, helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("InstanceNormalization", ["r", "s", "b"], ["y"], name="norm1")]
+    path = _save(tmp_path, _model(nodes, inits, [1, 3, 8, 8], [1, 4, 6, 6]))
+    assert "InstanceNormalization" in _error(path)
+    imported = import_onnx(path, partial=True)
+    assert "# PARTIAL: only the part before node 'norm1' (InstanceNormalization" in imported.spec
+    assert "Its output is that node's input 'r' (4x6x6)" in imported.spec
+    net = cnndsl.parse(imported.spec)
+    assert net.output_shape == (4, 6, 6) and net.totals.params == 4 * 27 + 4
+    part = _save(tmp_path, _model(nodes[:2], inits, [1, 3, 8, 8], [1, 4, 6, 6]), "part.onnx")
+    part_model = onnx.load(part)
+    part_model.graph.output[0].name = "r"
+    onnx.save(part_model, part)
+    result = net.compile(CompileOptions(weights=dict(imported.arrays())))
+    x = np.random.default_rng(5).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(_run(_ort(result.model.SerializeToString()), x), _run(_ort(str(part)), x),
+                               rtol=1e-6, atol=1e-6)
+    r = cli("import", path, "--partial", "-o", tmp_path / "p.cnn")
+    assert r.exit_code == 0 and "warning: PARTIAL import: only the part before node 'norm1'" in r.stderr
+    assert (tmp_path / "p.cnn").read_text().startswith("# Imported")
+
+
+def test_partial_of_a_model_with_nothing_before_the_node_is_still_an_error(tmp_path):
+    nodes = [helper.make_node("InstanceNormalization", ["x", "s", "b"], ["y"], name="norm1")]
+    path = _save(tmp_path, _model(nodes, {"s": _rand(3), "b": _rand(3)}, [1, 3, 8, 8], [1, 3, 8, 8]))
+    with pytest.raises(ImportModelError, match="InstanceNormalization"):
+        import_onnx(path, partial=True)

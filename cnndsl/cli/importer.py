@@ -15,8 +15,11 @@ from cnndsl.views.term import echo_err
 @click.option("--weights-out", type=click.Path(dir_okay=False),
               help="Write the model's weights here, as safetensors, named as the spec names them.")
 @click.option("--name", help="The network's name (default: the model file's name).")
+@click.option("--partial", is_flag=True,
+              help="Where the language cannot express a node, import the part before it (marked PARTIAL in the "
+                   "spec) instead of failing.")
 @edge
-def import_cmd(model: str, output: str | None, weights_out: str | None, name: str | None) -> None:
+def import_cmd(model: str, output: str | None, weights_out: str | None, name: str | None, partial: bool) -> None:
     """Read an ONNX model back as a spec: its layers, branches and residual adds, labelled from its
     weight names, with its weights to load by name.
 
@@ -24,7 +27,7 @@ def import_cmd(model: str, output: str | None, weights_out: str | None, name: st
     Example: cnndsl import resnet18.onnx -o resnet18.cnn --weights-out resnet18.safetensors
              cnndsl compile resnet18.cnn --weights resnet18.safetensors    (the same network)
     """
-    imported = api.import_onnx(model, name, output, weights_out)
+    imported = api.import_onnx(model, name, output, weights_out, partial)
     if output is None:
         click.echo(imported.spec, nl=False)
     lines = sum(1 for line in imported.spec.splitlines() if line.strip() and not line.lstrip().startswith("#"))
@@ -33,3 +36,5 @@ def import_cmd(model: str, output: str | None, weights_out: str | None, name: st
              + (f" -> {output}" if output else "") + (f", weights -> {weights_out}" if weights_out else ""))
     for note in imported.notes:
         echo_err(f"note: {note}")
+    if imported.source.partial:
+        echo_err(f"warning: PARTIAL import: {imported.source.partial}")

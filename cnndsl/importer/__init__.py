@@ -53,20 +53,46 @@ class Imported:
 
 
 def import_onnx(path: str | os.PathLike, name: str | None = None, spec_out: str | os.PathLike | None = None,
-                weights_out: str | os.PathLike | None = None) -> Imported:
+                weights_out: str | os.PathLike | None = None, partial: bool = False) -> Imported:
     """Import the ONNX model at ``path`` as a spec (see the module's docstring). With ``spec_out``
     and/or ``weights_out``, also write them as ``Imported.save`` does; the weights then go first,
     under the model's names where the spec will keep them, and reach the disk while the spec is
     worked out and proven (they are written again if the proof names them otherwise)."""
     path = os.fspath(path)
     source = load_source(path)
-    layers, output = lift(source)
-    stmts = build(source, layers, output)
+    stmts = _statements(source, partial)
     net_name = _network_name(name, path)
     if spec_out is None and weights_out is None:
         return _imported(source, stmts, net_name)
     guess = naming.weight_names(stmts) if weights_out is not None else None
     return saving.publish(source, spec_out, weights_out, lambda: _imported(source, stmts, net_name), guess)
+
+
+MAX_STOPS = 32  # how far back --partial looks for a part the language expresses
+
+
+def _statements(source: Source, partial: bool) -> list[Stmt]:
+    """The model's statements; with ``partial``, those up to the node nearest the output that the
+    language cannot express (its input becomes the output, and ``source.partial`` says so)."""
+    first, seen = None, set()
+    for _ in range(MAX_STOPS):
+        try:
+            layers, output = lift(source)
+            return build(source, layers, output)
+        except ImportModelError as exc:
+            stop = getattr(exc, "stop", None)
+            if not partial or stop is None or stop == source.input or stop in seen:
+                raise (exc if first is None else first) from None
+            first = first or exc
+            seen.add(stop)
+            shape = source.shape(stop)
+            dims = "x".join(str(d) for d in shape[1:]) if shape else "shape unknown"
+            node, why = exc.message.split(": ", 1) if ": " in exc.message else (exc.message, "")
+            source.outputs = [stop]
+            source.partial = (f"only the part before {node}, which cnndsl cannot express ({why}).\nIts output is "
+                              f"that node's input '{printable(stop)}' ({dims}); the rest of the model is not in this "
+                              "spec.")
+    raise first
 
 
 def _imported(source: Source, stmts: list[Stmt], net_name: str) -> Imported:
@@ -164,6 +190,7 @@ def _spec_text(source: Source, result: Factored, name: str, canonical: bool = Tr
     made = f" by {source.producer}" if source.producer else ""
     head = [f"# Imported by `cnndsl import` from {os.path.basename(source.path)} (made{made}, opset {source.opset}, "
             f"{source.node_count:,} nodes).",
+            *([f"# PARTIAL: {line}" for line in source.partial.splitlines()] if source.partial else []),
             f"network {name}", f"input {shape}", ""]
     name_skips(result.stmts, source.input, source.path)
     blocks = [line for b in result.blocks for line in block_lines(b.name, b.params, b.body)]

@@ -113,7 +113,9 @@ class _Lifter(ChannelOps, ArithmeticOps):
         self.passes: dict[int, str] = {}  # an op that passes a tensor on -> that tensor (else its first input)
 
     def fail(self, op: Op, message: str, hint: str | None = None) -> ImportModelError:
-        return ImportModelError(f"{op.where()}: {message}", path=self.s.path, hint=hint)
+        exc = ImportModelError(f"{op.where()}: {message}", path=self.s.path, hint=hint)
+        exc.stop = next((i for i in op.inputs if i and not self.s.is_constant(i)), None)  # for --partial
+        return exc
 
     def run(self) -> tuple[list[Layer], str]:
         if len(self.s.outputs) != 1:

@@ -62,6 +62,7 @@ class Source:
     opset: int = 0
     producer: str = ""
     node_count: int = 0
+    partial: str | None = None  # an import that stops early (--partial): where and why
 
     def is_constant(self, name: str) -> bool:
         name = self.aliases.get(name, name)
