@@ -240,7 +240,7 @@ EXPORTS = {"lenet": [("legacy", 9), ("legacy", 13), ("dynamo", 18)],
            "inception": [("legacy", 9), ("legacy", 17), ("legacy-folded", 13), ("dynamo", 18)],
            "mobilenet": [("legacy", 14), ("legacy", 17), ("legacy-folded", 17), ("dynamo", 18)],
            "convnext": [("legacy", 17), ("dynamo", 18)],
-           "shufflenet": [("legacy", 11), ("legacy", 17), ("dynamo", 18)],
+           "shufflenet": [("legacy", 11), ("legacy", 17), ("dynamo", 18), ("dynamo-raw", 18)],
            "unet": [("legacy", 11), ("legacy", 17), ("dynamo", 18)],
            "lraspp": [("legacy", 13), ("legacy", 17), ("dynamo", 18)]}
 

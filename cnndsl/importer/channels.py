@@ -164,12 +164,41 @@ class ChannelOps:
             start += size
         return layers
 
+    def op_SequenceAt(self, op: Op):
+        """One share of a SplitToSequence of the channels (torch's chunk as the dynamo exporter
+        writes it without optimising)."""
+        split = self.producer.get(op.inputs[0]) if op.inputs else None
+        if split is None or split.op != "SplitToSequence":
+            raise self.fail(op, "a sequence that is not a split of the channels", NEAREST_SLICE)
+        x = self.data(split)
+        shape = self.s.shape(x)
+        axis = int(split.attrs.get("axis", 0))
+        if shape is None or len(shape) != 4 or axis % 4 != 1 or not isinstance(shape[1], int) \
+                or not int(split.attrs.get("keepdims", 1)):
+            raise self.fail(op, "a split along another axis than the channels", NEAREST_SLICE)
+        c = shape[1]
+        if len(split.inputs) > 1 and split.inputs[1]:
+            given = self.int_list(split, 1, "split sizes")
+            sizes = given if len(given) > 1 else [given[0]] * (c // given[0]) + ([c % given[0]] if c % given[0] else [])
+        else:
+            sizes = [1] * c
+        k = int(self.int_list(op, 1, "position")[0])
+        k = k + len(sizes) if k < 0 else k
+        if not 0 <= k < len(sizes) or sum(sizes) != c:
+            raise self.fail(op, f"share {k} of a split of {c} channels into {sizes}")
+        start = sum(sizes[:k])
+        return [self.layer(op, SPLIT, [str(start), str(start + sizes[k])], [x])]
+
     def shuffle(self, op: Op, x: str):
         """``shuffle G``: a Reshape back to NxCxHxW of a Transpose (0, 2, 1, 3, 4) of a Reshape of
         the NxCxHxW tensor to NxGxC/GxHxW, each read only by the next; None for another reshape."""
-        swap = self.producer.get(x)
+        swap, reader, copies = self.producer.get(x), op, []
+        while swap is not None and swap.op == "Identity" and self.only_use(swap.outputs[0], reader):  # .contiguous()
+            copies.append(swap.index)
+            reader, x = swap, swap.inputs[0]
+            swap = self.producer.get(x)
         if swap is None or swap.op != "Transpose" or [int(p) for p in swap.attrs.get("perm", [])] != [0, 2, 1, 3, 4] \
-                or not self.only_use(x, op):
+                or not self.only_use(x, reader):
             return None
         split = self.producer.get(swap.inputs[0])
         if split is None or split.op != "Reshape" or not self.only_use(swap.inputs[0], swap):
@@ -179,7 +208,7 @@ class ChannelOps:
                 or tuple(dst[1:]) != tuple(src[1:]) or tuple(mid[3:]) != tuple(src[2:]) \
                 or not all(isinstance(d, int) for d in mid[1:]) or mid[1] * mid[2] != src[1]:
             return None
-        self.absorbed.update((swap.index, split.index))
+        self.absorbed.update((swap.index, split.index, *copies))
         return [self.layer(op, "shuffle", [str(mid[1])], [self.data(split)])]
 
 
