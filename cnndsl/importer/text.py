@@ -102,7 +102,8 @@ WEIGHTED = {"conv", "convtranspose", "dense", "linear"}
 
 def _joined(units: list[tuple[list[str], bool]], stmts: list[Stmt]) -> list[tuple[list[str], bool]]:
     """A conv (or dense) line with the batchnorm and activation after it on one line, separated by
-    `;`, as the shipped specs write them (`conv1: conv 64 1x1 bias=false; bn1: batchnorm; relu`)."""
+    `;`, as the shipped specs write them (`conv1: conv 64 1x1 bias=false; bn1: batchnorm; relu`);
+    an `identity` that only keeps a left-out module's index on the line before it."""
     out: list[tuple[list[str], bool]] = []
     for text, simple in units:
         line = text[0].strip() if len(text) == 1 else ""
@@ -115,6 +116,9 @@ def _joined(units: list[tuple[list[str], bool]], stmts: list[Stmt]) -> list[tupl
                 and (kind == "batchnorm" and parts == 0 or kind in ACTIVATIONS and len(words) == 1
                      and (parts == 0 or "batchnorm" in prev.split("; ")[-1])):
             out[-1] = ([f"{prev}; {line}"], False)
+            continue
+        if line == "identity" and prev and not prev.strip().startswith("repeat") and _whole(prev.strip()):
+            out[-1] = ([f"{prev}; identity"], False)  # a module the export left out (a folded batchnorm)
             continue
         out.append((text, simple))
     return out
