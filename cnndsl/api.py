@@ -162,10 +162,23 @@ class Network:
 
     def run(self, x, device: str = "auto", **options):
         """Run on a batch ``x`` (N x input shape, float32); returns (output array, provider).
-        ``options`` are CompileOptions' (seed, weights, ...)."""
+        ``options`` are CompileOptions' (seed, weights, ...). The compiled session is kept: a later
+        call with the same device and options costs the inference alone (a weights file is
+        compared by its path, size and modification time; weights given as arrays, which may
+        change in place, compile each time).
+
+        >>> y, provider = net.run(x)      # compiles and runs
+        >>> y, provider = net.run(x)      # runs
+        """
         from cnndsl.runtime.run import Runner
 
-        runner = Runner.from_model(self.to_onnx(**options).SerializeToString(), device=device)
+        keys = [(k, _option_key(v)) for k, v in sorted(options.items())]
+        key = (device, tuple(keys)) if all(v is not _UNKEYED for _, v in keys) else None
+        cached = getattr(self, "_session", None)
+        if key is None or cached is None or cached[0] != key:
+            runner = Runner.from_model(self.to_onnx(**options).SerializeToString(), device=device)
+            self._session = cached = (key, runner)
+        runner = cached[1]
         return runner.run(x), runner.provider
 
     def export_triton(self, repo: str, name: str | None = None, version: int = 1, force: bool = False,
@@ -180,6 +193,23 @@ class Network:
     def __repr__(self) -> str:
         t = self.totals
         return f"<Network {self.name}: {t.params:,} params, {t.macs:,} MACs>"
+
+
+_UNKEYED = object()
+
+
+def _option_key(value):
+    """A run option as a cache key: numbers and words as themselves, a file path by its path, size
+    and modification time; _UNKEYED for anything else (weight arrays, which may change in place)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, (str, Path)):
+        try:
+            st = os.stat(value)
+        except OSError:
+            return ("path", str(value))
+        return ("file", str(value), st.st_size, st.st_mtime_ns)
+    return _UNKEYED
 
 
 def parse(text: str, path: str = "<string>", variant: str | None = None, settings: dict | None = None) -> Network:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -199,3 +201,44 @@ def test_the_estimate_never_computes_a_constant():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert widest_activation_bytes(model, 1) >= 4 << 30
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB
+
+
+def _counting_compiles(monkeypatch):
+    calls = []
+    real = cnndsl.api.Network.to_onnx
+
+    def counted(self, **options):
+        calls.append(options)
+        return real(self, **options)
+
+    monkeypatch.setattr(cnndsl.api.Network, "to_onnx", counted)
+    return calls
+
+
+def test_run_keeps_its_compiled_session(monkeypatch, tmp_path):
+    """issue 15: a second net.run(x) with the same device and options costs the inference alone (it
+    compiles once); other options, another device or a rewritten weights file compile again; weights
+    given as arrays (which may change in place) compile every time."""
+    net = cnndsl.parse("network t\ninput 3x8x8\nconv 4 3x3 relu\nglobalavgpool\nflatten\ndense 2\n")
+    calls = _counting_compiles(monkeypatch)
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    a, _ = net.run(x, device="cpu")
+    b, _ = net.run(x, device="cpu")
+    assert len(calls) == 1 and np.array_equal(a, b)
+    c, _ = net.run(x, device="cpu", seed=1)
+    assert len(calls) == 2 and not np.array_equal(a, c)
+    net.run(x, device="cpu", seed=1)
+    assert len(calls) == 2
+    weights = tmp_path / "w.npz"
+    arrays = {p.name: np.full(p.shape, 0.5, np.float32) for p in net.graph.params()}
+    np.savez(weights, **arrays)
+    net.run(x, device="cpu", weights=str(weights))
+    net.run(x, device="cpu", weights=str(weights))
+    assert len(calls) == 3
+    np.savez(weights, **{k: v * 2 for k, v in arrays.items()})
+    os.utime(weights, ns=(1, 1))  # a rewritten file, whatever the clock's resolution
+    net.run(x, device="cpu", weights=str(weights))
+    assert len(calls) == 4
+    net.run(x, device="cpu", weights=arrays)
+    net.run(x, device="cpu", weights=arrays)
+    assert len(calls) == 6
