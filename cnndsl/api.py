@@ -10,11 +10,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cnndsl.errors import CnnDslError, CompileError, RuleError
+from cnndsl.errors import CheckError, CnnDslError, CompileError, RuleError, did_you_mean
 from cnndsl.lang.files import read_spec, write_spec  # noqa: F401 - write_spec: for `fmt`
+from cnndsl.lang.limits import MAX_SPEC_BYTES  # noqa: F401 - for the playground's saves
 from cnndsl.lang.parse import parse as parse_text
 from cnndsl.model.check import check
-from cnndsl.model.ir import Graph
+from cnndsl.model.ir import MAIN_OUTPUT, Graph, GraphOutput
 from cnndsl.views import report
 from cnndsl.views.report import (  # noqa: F401 - the tables, for `params`, `summary` and `weights`
     as_json,
@@ -180,6 +181,28 @@ class Network:
             self._session = cached = (key, runner)
         runner = cached[1]
         return runner.run(x), runner.provider
+
+    @property
+    def layers(self) -> list[str]:
+        """Every layer's name, in order (the names `summary` lists and `upto` takes).
+
+        >>> cnndsl.load("specs/lenet5.cnn").layers[:3]
+        ['features.0', 'features.1', 'features.2']
+        """
+        return [node.name for node in self.graph.nodes]
+
+    def upto(self, layer: str) -> Network:
+        """The network cut after ``layer``: its output is that layer's, for feature maps. Seeded weights
+        are seeded by name, so the cut network's are the whole network's.
+
+        >>> maps, provider = net.upto("features.0").run(x)   # every channel of the first conv
+        """
+        names = self.layers
+        if layer not in names:
+            raise CheckError(f"no layer named '{layer}' in {self.name}",
+                             hint=did_you_mean(layer, names) or f"the layers are {', '.join(names[:6])}, ...")
+        index = len(names) - 1 - names[::-1].index(layer)
+        return Network(replace(self.graph, outputs=[GraphOutput(MAIN_OUTPUT, index)]).pruned())
 
     def export_triton(self, repo: str, name: str | None = None, version: int = 1, force: bool = False,
                       options: CompileOptions | None = None, serve: ServeOptions | None = None):

@@ -20,9 +20,10 @@ from cnndsl.errors import CnnDslError
 from cnndsl.views.term import Style, color_enabled
 
 DEFAULTS = CompileOptions()  # the option defaults are the API's
+# command -> the module of cnndsl.cli that defines it
 COMMANDS = {"bench": "bench", "check": "check", "compile": "compile", "export": "export", "fmt": "fmt",
             "graph": "graph", "import": "importer", "params": "params", "plot": "plot", "run": "run",
-            "summary": "params", "weights": "params"}  # command -> the module of cnndsl.cli that defines it
+            "serve": "serve", "summary": "params", "weights": "params"}
 
 
 class Commands(click.Group):

@@ -150,6 +150,22 @@ def make_grid(maps: list[np.ndarray], captions: list[tuple[str, str]], title: st
     return grid
 
 
+def grid_png(channels: np.ndarray, title: str, labels: list[str | None] | None = None) -> bytes:
+    """The labelled grid of one sample's maps (CxHxW) as PNG bytes, in memory (the playground's picture);
+    at most GRID_MAX maps, the title saying so when there are more."""
+    import io
+
+    labels = labels if labels is not None and len(labels) == len(channels) else [None] * len(channels)
+    if len(channels) > GRID_MAX:
+        title += f" (the first {GRID_MAX} of {len(channels)})"
+    shown = list(zip(labels[:GRID_MAX], channels[:GRID_MAX], strict=True))
+    maps = [normalise(c) for _, c in shown]
+    captions = [_caption(i, label, c) for i, (label, c) in enumerate(shown)]
+    out = io.BytesIO()
+    make_grid(maps, captions, title).save(out, format="PNG", pnginfo=_mark())
+    return out.getvalue()
+
+
 def _font(size: int):
     from PIL import ImageFont
 

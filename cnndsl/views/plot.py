@@ -212,6 +212,20 @@ def plot_command(graphs: list[Graph], output: str, per_layer: bool = False, size
     return f"wrote {output}: {what}"
 
 
+def lineage_svg(graphs: list[Graph], pixels: tuple[int, int] = (1100, 600)) -> tuple[str, str | None]:
+    """The lineage chart of ``graphs`` as SVG text, in memory (the playground's tab), and the gap note."""
+    import io
+
+    import matplotlib
+
+    bars = lineage_data(graphs)
+    note = gap_note(bars)
+    out = io.BytesIO()
+    with matplotlib.rc_context({"svg.hashsalt": SVG_SALT}):
+        lineage_figure(bars, note, pixels).savefig(out, format="svg", dpi=DPI, metadata={"Date": None})
+    return out.getvalue().decode("utf-8"), note
+
+
 def save_figure(fig, output: str, fmt: str) -> None:
     """Publish the chart at ``output`` (cnndsl.io). The same chart gives the same bytes: no dates in
     the file, and SVG ids hashed with a fixed salt (set only while saving)."""

@@ -1,0 +1,257 @@
+"""What the playground computes, as plain functions of the spec text: no HTTP here.
+
+Every function takes text a browser sent, which is untrusted: specs go through the same parser, checker
+and limits as on the command line; file names are checked against a listing, never joined blindly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import asdict
+from pathlib import Path
+
+from cnndsl import api
+from cnndsl.errors import CnnDslError, GraphError, RunError
+from cnndsl.views import graph as graph_view
+from cnndsl.views import report
+from cnndsl.views.maps import grid_png
+
+SPEC_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.cnn")
+MAX_BOXES = 60  # the diagram's default depth is the deepest that draws at most this many boxes
+MAX_IMAGE_BYTES = 20 << 20
+GAP_SPECS = ("mlp_mnist.cnn", "lenet5.cnn", "mlp_12mp.cnn")  # the course's MLP-vs-CNN comparison (README)
+
+
+class Cache:
+    """A small thread-safe LRU: the same text checked twice (several tabs, an undo) costs one check."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key, make):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        value = make()
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return value
+
+
+_NETWORKS = Cache(32)
+_DIAGRAMS = Cache(32)
+_CUT = Cache(8)  # networks cut after a layer, with their compiled sessions
+
+
+def digest(text: str) -> str:
+    """The sha256 of a spec's text: what a save compares to know the file is still the one opened."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _key(text: str, name: str) -> str:
+    return hashlib.sha256(f"{name}\0{text}".encode()).hexdigest()
+
+
+def network(text: str, name: str) -> api.Network:
+    """The checked network (cached by text); raises CnnDslError."""
+    key = _key(text, name)
+    box: list = []
+
+    def make():
+        try:
+            return api.parse(text, path=name)
+        except CnnDslError as exc:
+            box.append(exc)
+            return exc
+
+    value = _NETWORKS.get(key, make)
+    if isinstance(value, CnnDslError):
+        raise value
+    return value
+
+
+def diagnostic(exc: CnnDslError) -> dict:
+    """An error or warning as the editor marks it: 1-based line and column of its start and end."""
+    out = exc.to_dict()
+    out["severity"] = exc.kind
+    out.pop("path", None)
+    return out
+
+
+def check(text: str, name: str = "playground.cnn") -> dict:
+    """Everything the page shows while typing: diagnostics, or the layer table and the totals."""
+    try:
+        net = network(text, name)
+    except CnnDslError as exc:
+        return {"ok": False, "diagnostics": [diagnostic(exc)]}
+    graph = net.graph
+    t = net.totals
+    rows = []
+    for i, (node, row) in enumerate(zip(graph.nodes, report.layers_json(graph), strict=True)):
+        row["from"] = graph.source_of(i)
+        row["line"] = node.span.line if node.span is not None else None
+        row["hidden"] = node.hidden
+        rows.append(row)
+    totals = asdict(t)
+    totals["weight_bytes_text"] = report.human_bytes(t.weight_bytes)
+    totals["activation_bytes_text"] = report.human_bytes(t.activation_bytes)
+    head = report.as_json(name, graph)
+    return {"ok": True, "diagnostics": [diagnostic(w) for w in graph.warnings], "name": graph.name,
+            "title": graph.title, "input": head["input"], "output": head["output"], "outputs": head["outputs"],
+            "totals": totals, "layers": rows,
+            "map_layers": [n.name for n in graph.nodes if len(n.out_shape) == 3 and not n.hidden]}
+
+
+def default_depth(net: api.Network) -> int | None:
+    """The deepest level that draws at most MAX_BOXES boxes (None: every layer)."""
+    names = net.layers
+    deepest = max((n.count(".") + 1 for n in names), default=1)
+    for depth in range(deepest, 0, -1):
+        if len({".".join(n.split(".")[:depth]) for n in names}) <= MAX_BOXES:
+            return None if depth == deepest else depth
+    return 1
+
+
+def diagram(text: str, name: str = "playground.cnn", depth: int | None = -1) -> dict:
+    """The architecture as SVG through Graphviz (``depth`` -1: a depth that fits a page)."""
+    net = network(text, name)
+    if depth == -1:
+        depth = default_depth(net)
+    deepest = max((n.count(".") + 1 for n in net.layers), default=1)
+
+    def make():
+        from cnndsl.views.diagram import render
+
+        try:
+            svg, _ = render(graph_view.to_dot(net.graph, depth), "svg", name)
+        except GraphError as exc:
+            return exc
+        return svg.decode("utf-8")
+
+    value = _DIAGRAMS.get((_key(text, name), depth), make)
+    if isinstance(value, GraphError):
+        raise value
+    return {"svg": value, "depth": depth, "deepest": deepest}
+
+
+def compile_model(text: str, name: str = "playground.cnn", seed: int = 0) -> bytes:
+    """The ONNX model, seeded, serialised (refused, as by `cnndsl compile`, when it cannot be made here)."""
+    return network(text, name).compile(api.CompileOptions(seed=seed)).model.SerializeToString()
+
+
+def feature_maps(text: str, name: str, layer: str, image: bytes, suffix: str = ".png") -> tuple[bytes, dict]:
+    """A labelled grid (PNG) of every channel of ``layer`` for ``image``, with seeded weights."""
+    if len(image) > MAX_IMAGE_BYTES:
+        raise RunError(f"the image is {len(image):,} bytes; the playground takes up to {MAX_IMAGE_BYTES:,}",
+                       hint="use a smaller image")
+    net = network(text, name)
+    cut = _CUT.get((_key(text, name), layer), lambda: net.upto(layer))
+    if len(cut.output_shape) != 3:
+        raise RunError(f"layer {layer} gives {cut.output_shape}, not channels of a picture",
+                       hint="choose a conv, pool or activation layer")
+    with tempfile.TemporaryDirectory(prefix="cnndsl-serve-") as folder:  # private (0700), removed after
+        path = os.path.join(folder, "upload" + (suffix if re.fullmatch(r"\.[a-z]{2,4}", suffix) else ".png"))
+        with open(path, "wb") as fh:
+            fh.write(image)
+        x, _, notes = api.model_input(net.input_shape, image=path, resize=True)
+    y, provider = cut.run(x)
+    png = grid_png(y[0], f"{net.name}: {layer}, {y.shape[1]} channels (random weights)")
+    return png, {"provider": provider, "notes": notes, "channels": int(y.shape[1]),
+                 "shape": list(cut.output_shape)}
+
+
+# --- spec files: the shipped ones, and FOLDER's ------------------------------------------------------
+
+
+def shipped_folder() -> Path:
+    """specs/ in the source tree, or the copy installed as package data."""
+    beside = Path(__file__).resolve().parent.parent.parent / "specs"
+    if beside.is_dir():
+        return beside
+    from importlib.resources import files
+
+    return Path(str(files("cnndsl.specs")))
+
+
+def listing(folder: Path | None) -> list[str]:
+    """The .cnn regular files directly in ``folder`` (no links, nothing below it), sorted."""
+    if folder is None:
+        return []
+    out = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if SPEC_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                out.append(entry.name)
+    return sorted(out)
+
+
+def read(folder: Path, name: str) -> str:
+    """A listed spec's text; anything not listed is refused the same way whether or not it exists."""
+    if name not in listing(folder):
+        raise CnnDslError(f"no spec named '{name}' here", hint="choose one from the list")
+    fd = os.open(folder / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    os.close(fd)  # opened without following a link that replaced it since the listing; read_spec bounds the size
+    return api.read_spec(folder / name)
+
+
+def save(folder: Path, name: str, text: str, base: str | None) -> str:
+    """Write ``text`` as FOLDER/``name``, atomically; ``base`` is the sha256 of the text the page loaded
+    (None: a new file), so that a file changed on disk since is not overwritten. Returns the new digest."""
+    if not SPEC_NAME.fullmatch(name):
+        raise CnnDslError(f"'{name}' is not a spec name this playground saves",
+                          hint="letters, digits, '_', '-' and '.', ending in .cnn, with no folder")
+    if len(text.encode("utf-8")) > api.MAX_SPEC_BYTES:
+        raise CnnDslError("the spec is larger than the spec size limit", hint="make it shorter")
+    target = folder / name
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if not stat.S_ISREG(st.st_mode):
+            raise CnnDslError(f"{name} is not a regular file in the folder", hint="save under another name")
+        current = digest(read(folder, name))
+        if base != current:
+            raise CnnDslError(f"{name} changed on disk since it was opened" if base else f"{name} exists",
+                              hint="open it again, or save under another name")
+    from cnndsl.io import write_bytes
+
+    write_bytes(str(target), text.encode("utf-8"))
+    return digest(text)
+
+
+def language() -> dict:
+    """Words the editor highlights, from the grammar and the layer registry (one source of truth)."""
+    from cnndsl.views.highlight import grammar_keywords, layer_kinds
+
+    return {"keywords": list(grammar_keywords()), "layers": list(layer_kinds())}
+
+
+_LINEAGE: dict = {}
+_LINEAGE_LOCK = threading.Lock()
+
+
+def lineage() -> dict:
+    """The shipped specs that carry a year, side by side (the table of `cnndsl params`) and charted (`cnndsl
+    plot`): the MLP-vs-CNN gap in numbers. Computed once."""
+    with _LINEAGE_LOCK:
+        if not _LINEAGE:
+            from cnndsl.views.plot import lineage_svg
+
+            folder = shipped_folder()
+            nets = [(name, api.load(folder / name)) for name in listing(folder)]
+            dated = [(name, net) for name, net in nets if net.graph.year]
+            svg, note = lineage_svg([net.graph for _, net in dated])
+            gap = [(name, net.graph) for name, net in nets if name in GAP_SPECS]
+            _LINEAGE.update(table=report.compare([(name, net.graph) for name, net in dated]), svg=svg, note=note,
+                            gap=report.compare(gap))
+        return dict(_LINEAGE)
