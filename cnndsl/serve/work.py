@@ -162,7 +162,7 @@ def feature_maps(text: str, name: str, layer: str, image: bytes, suffix: str = "
         path = os.path.join(folder, "upload" + (suffix if re.fullmatch(r"\.[a-z]{2,4}", suffix) else ".png"))
         with open(path, "wb") as fh:
             fh.write(image)
-        x, _, notes = api.model_input(net.input_shape, image=path, resize=True)
+        x, _, notes = api.model_input((1, *net.input_shape), image=path, resize=True)
     y, provider = cut.run(x)
     png = grid_png(y[0], f"{net.name}: {layer}, {y.shape[1]} channels (random weights)")
     return png, {"provider": provider, "notes": notes, "channels": int(y.shape[1]),
@@ -195,12 +195,26 @@ def listing(folder: Path | None) -> list[str]:
 
 
 def read(folder: Path, name: str) -> str:
-    """A listed spec's text; anything not listed is refused the same way whether or not it exists."""
+    """A listed spec's text; anything not listed is refused the same way whether or not it exists. The file
+    is opened without following a link (one put there since the listing is refused) and read from that
+    handle, at most the spec size limit and one byte."""
     if name not in listing(folder):
         raise CnnDslError(f"no spec named '{name}' here", hint="choose one from the list")
-    fd = os.open(folder / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    os.close(fd)  # opened without following a link that replaced it since the listing; read_spec bounds the size
-    return api.read_spec(folder / name)
+    try:
+        fd = os.open(folder / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise CnnDslError(f"cannot read {name}: {exc.strerror}", hint="choose one from the list") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise CnnDslError(f"{name} is not a regular file", hint="choose one from the list")
+        data = fh.read(api.MAX_SPEC_BYTES + 1)
+    if len(data) > api.MAX_SPEC_BYTES:
+        raise CnnDslError(f"{name} is larger than the spec size limit ({api.MAX_SPEC_BYTES:,} bytes)",
+                          hint="open a smaller spec")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CnnDslError(f"{name} is not UTF-8 text", hint="save it as UTF-8") from None
 
 
 def save(folder: Path, name: str, text: str, base: str | None) -> str:
