@@ -331,7 +331,7 @@ def runner(source: str | bytes, device: str = "auto"):
 
 
 def model_input(input_shape: tuple, input_path: str | None = None, image: str | None = None,
-                resize: bool = False, seed: int = 0, batch: int = 1):
+                resize: bool | str = False, seed: int = 0, batch: int = 1):
     """(input batch, where it came from, notes): see runtime.run.make_input."""
     from cnndsl.runtime.run import make_input
 

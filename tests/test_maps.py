@@ -54,9 +54,49 @@ def test_a_size_that_differs_is_refused_or_resized():
     with pytest.raises(RunError, match="the image is 64x64 pixels .width x height.; the model's input is 40x32") as err:
         images.load_image(str(SHAPES), (1, 1, 32, 40), resize=False)
     assert "--resize" in err.value.hint and err.value.path == str(SHAPES)
-    x, notes = images.load_image(str(SHAPES), (1, 1, 32, 40), resize=True)
+    x, notes = images.load_image(str(SHAPES), (1, 1, 32, 40), resize="stretch")
     assert x.shape == (1, 1, 32, 40)
-    assert notes == [f"resized {SHAPES} from 64x64 to 40x32 pixels, not keeping its aspect ratio"]
+    assert notes == [f"resized {SHAPES} from 64x64 to 40x32 pixels, stretched (the aspect ratio is not kept)"]
+
+
+def _bars(tmp_path, size=(60, 20)):
+    """A wide picture: a black left third, a white middle third, a grey right third."""
+    from PIL import Image
+
+    picture = Image.new("L", size, 0)
+    third = size[0] // 3
+    picture.paste(255, (third, 0, 2 * third, size[1]))
+    picture.paste(128, (2 * third, 0, size[0], size[1]))
+    path = tmp_path / "bars.png"
+    picture.save(path)
+    return path
+
+
+@pytest.mark.parametrize("mode, note, expect", [
+    # True (the flag alone) is crop: scaled so the shorter side fits (60x20 -> 30x10), the centre kept
+    (True, "scaled to 30x10 and centre-cropped (the aspect ratio is kept)", "white"),
+    ("crop", "scaled to 30x10 and centre-cropped (the aspect ratio is kept)", "white"),
+    # pad: scaled so the longer side fits (60x20 -> 10x3), black bars above and below
+    ("pad", "scaled to 10x3 and letterboxed with black (the aspect ratio is kept)", "bars"),
+    ("stretch", "stretched (the aspect ratio is not kept)", "thirds"),
+], ids=["flag", "crop", "pad", "stretch"])
+def test_resize_keeps_the_aspect_ratio_unless_told_to_stretch(tmp_path, mode, note, expect):
+    path = _bars(tmp_path)
+    x, notes = images.load_image(str(path), (1, 1, 10, 10), resize=mode)
+    assert x.shape == (1, 1, 10, 10)
+    assert notes == [f"resized {path} from 60x20 to 10x10 pixels, {note}"]
+    picture = x[0, 0]
+    if expect == "white":  # the middle third fills the frame
+        assert picture.min() > 0.9
+    elif expect == "bars":
+        assert picture[:3].max() == 0 and picture[-3:].max() == 0 and picture[4:6].max() > 0.9
+    else:
+        assert picture[:, 0].max() < 0.1 and picture[:, 5].min() > 0.9 and abs(picture[:, -1].mean() - 0.5) < 0.05
+
+
+def test_an_unknown_resize_mode_is_refused(tmp_path):
+    with pytest.raises(RunError, match="unknown resize mode 'squash'"):
+        images.load_image(str(_bars(tmp_path)), (1, 1, 10, 10), resize="squash")
 
 
 @pytest.mark.parametrize(("shape", "message"), [

@@ -280,6 +280,7 @@ def test_diagram_fits_a_page_by_default():
 def test_lineage_has_the_gap_and_the_chart(client):
     r = client.get("/api/lineage").json()
     assert "mlp_12mp" in r["gap"] and "lenet5" in r["gap"]
+    assert r["gap_note"] == "MLP vs CNN: mlp_12mp has 2,039,334x the parameters of lenet5"
     assert "resnet152" in r["table"] and r["svg"].lstrip().startswith("<?xml")
 
 

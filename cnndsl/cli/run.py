@@ -26,7 +26,10 @@ from cnndsl.views.term import echo_err
 @click.option("--image", "image_path", type=click.Path(dir_okay=False),
               help="Input: an image file (PNG, JPEG, TIFF, ...), grey or RGB per the model's input, pixels "
                    "scaled to 0..1 by their type's range (8-bit /255, 16-bit /65535); one sample.")
-@click.option("--resize", is_flag=True, help="Resize an --image whose size differs from the model's input.")
+@click.option("--resize", type=click.Choice(["crop", "pad", "stretch"]), is_flag=False, flag_value="crop",
+              default=None, help="Resize an --image whose size differs from the model's input: crop (the default: "
+              "cover the input, keep the centre, as torchvision's Resize + CenterCrop), pad (fit inside, black "
+              "bars) or stretch (the aspect ratio is not kept).")
 @click.option("--save-maps", type=click.Path(file_okay=False),
               help="Write each output map as a PNG (min-max scaled), a labelled grid.png and, for several "
                    "class maps, mask.png (the arg-max class of each pixel, coloured) into this folder.")
@@ -34,7 +37,7 @@ from cnndsl.views.term import echo_err
 @spec_options
 @edge
 def run(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int, image_path: str | None,
-        resize: bool, save_maps: str | None, force: bool) -> None:
+        resize: str | None, save_maps: str | None, force: bool) -> None:
     """Run a compiled .onnx model or a spec with onnxruntime; says which provider ran.
 
     \b
@@ -90,7 +93,7 @@ def _described(y, top: int) -> list[str]:
     return [results.range_line(y)]
 
 
-def _check_input_options(input_path: str | None, image: str | None, resize: bool, batch: int) -> None:
+def _check_input_options(input_path: str | None, image: str | None, resize: str | None, batch: int) -> None:
     if image and input_path:
         raise click.UsageError("--image and --input are two ways to give the input: use one")
     if resize and not image:

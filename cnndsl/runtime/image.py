@@ -24,10 +24,20 @@ ORIENTATION = 0x0112  # the EXIF tag
 NO_RANGE_HINT = "rescale it to 0..1 or save it as an 8- or 16-bit PNG, or pass the array with --input (.npy)"
 
 
-def load_image(path: str, input_shape: tuple, resize: bool) -> tuple[np.ndarray, list[str]]:
+RESIZE_MODES = ("crop", "pad", "stretch")
+
+
+def load_image(path: str, input_shape: tuple, resize: bool | str) -> tuple[np.ndarray, list[str]]:
     """The image at ``path`` as a 1xCxHxW float32 batch in 0..1 for a model whose input is
     ``input_shape`` (N, C, H, W), and notes for stderr. A size that differs is refused unless
-    ``resize``. How each pixel type is scaled is in the module docstring."""
+    ``resize``: "crop" (or True) scales it so that it covers the input and keeps the centre, as
+    torchvision's Resize and CenterCrop do; "pad" scales it to fit inside and fills the rest with
+    black (letterbox); "stretch" scales each side on its own. How each pixel type is scaled is in
+    the module docstring."""
+    if resize is True:
+        resize = "crop"
+    if resize and resize not in RESIZE_MODES:
+        raise RunError(f"unknown resize mode '{resize}'", hint=f"use one of {', '.join(RESIZE_MODES)}")
     from PIL import Image, UnidentifiedImageError
 
     from cnndsl.io import input_kind, reading
@@ -61,14 +71,37 @@ def load_image(path: str, input_shape: tuple, resize: bool) -> tuple[np.ndarray,
         if not resize:
             raise RunError(f"the image is {got} pixels (width x height); the model's input is {need}",
                            path=path, hint=f"pass --resize to scale it to {need}, or crop it to that size")
-        stretched = image.width * want[1] != image.height * want[0]
-        image = image.resize(want, Image.Resampling.LANCZOS)
-        notes.append(f"resized {path} from {got} to {need} pixels" + (", not keeping its aspect ratio"
-                                                                      if stretched else ""))
+        image, how = _fit(image, want, resize)
+        notes.append(f"resized {path} from {got} to {need} pixels" + (f", {how}" if how else ""))
     pixels = np.asarray(image, dtype=np.float32)
     pixels = np.clip(pixels, 0, 1) if image.mode == "F" else pixels / 255.0  # Lanczos overshoots a little
     pixels = pixels.transpose(2, 0, 1) if pixels.ndim == 3 else np.repeat(pixels[None], channels, axis=0)
     return pixels[None], notes
+
+
+def _fit(image, want: tuple[int, int], mode: str):
+    """``image`` resized to ``want`` (width, height) by ``mode``, and how, for the note ("" where the
+    aspect ratio was already the same: nothing is cropped or padded)."""
+    from PIL import Image
+
+    lanczos = Image.Resampling.LANCZOS
+    if image.width * want[1] == image.height * want[0]:
+        return image.resize(want, lanczos), ""
+    if mode == "stretch":
+        return image.resize(want, lanczos), "stretched (the aspect ratio is not kept)"
+    cover = mode == "crop"
+    scale = (max if cover else min)(want[0] / image.width, want[1] / image.height)
+    size = tuple(max(1, round(side * scale)) for side in image.size)
+    if cover:  # never short of the frame by rounding
+        size = (max(size[0], want[0]), max(size[1], want[1]))
+    scaled = image.resize(size, lanczos)
+    left, top = (size[0] - want[0]) // 2, (size[1] - want[1]) // 2
+    if cover:
+        return scaled.crop((left, top, left + want[0], top + want[1])), \
+            f"scaled to {size[0]}x{size[1]} and centre-cropped (the aspect ratio is kept)"
+    frame = Image.new(image.mode, want, 0)
+    frame.paste(scaled, (-left, -top))
+    return frame, f"scaled to {size[0]}x{size[1]} and letterboxed with black (the aspect ratio is kept)"
 
 
 def _open(path: str, notes: list[str]):

@@ -378,7 +378,7 @@ def widest_activation_bytes(model, batch: int) -> int:
                 for node in graph.node), default=0)
 
 
-def make_input(input_shape: tuple, input_path: str | None, image: str | None, resize: bool, seed: int,
+def make_input(input_shape: tuple, input_path: str | None, image: str | None, resize: bool | str, seed: int,
                batch: int) -> tuple[np.ndarray, str, list[str]]:
     """(the input batch, where it came from, notes) for a model taking ``input_shape``: from an
     image file, an array file, or seeded N(0, 1) values for a batch of ``batch``."""

@@ -182,9 +182,8 @@ def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_
             image = base64.b64decode(_text(data, "image"), validate=True)
         except binascii.Error:
             raise CnnDslError("the image is not base64", hint="the page sends the file's bytes") from None
-        suffix = Path(_text(data, "filename", "upload.png")).suffix.lower()
         png, meta = await run_in_threadpool(_heavy, work.feature_maps, _text(data, "text"), _spec_name(data),
-                                            _text(data, "layer"), image, suffix)
+                                            _text(data, "layer"), image, _text(data, "filename", "upload.png"))
         return JSONResponse({"png": base64.b64encode(png).decode("ascii"), **meta})
 
     async def save(request: Request) -> Response:

@@ -148,8 +148,11 @@ def compile_model(text: str, name: str = "playground.cnn", seed: int = 0) -> byt
     return network(text, name).compile(api.CompileOptions(seed=seed)).model.SerializeToString()
 
 
-def feature_maps(text: str, name: str, layer: str, image: bytes, suffix: str = ".png") -> tuple[bytes, dict]:
-    """A labelled grid (PNG) of every channel of ``layer`` for ``image``, with seeded weights."""
+def feature_maps(text: str, name: str, layer: str, image: bytes, filename: str = "upload.png") -> tuple[bytes, dict]:
+    """A labelled grid (PNG) of every channel of ``layer`` for ``image`` (scaled to cover the input, the
+    centre kept), with seeded weights; ``filename`` is what the notes call the image."""
+    shown = os.path.basename(filename)[:100] or "the image"
+    suffix = os.path.splitext(shown)[1].lower()
     if len(image) > MAX_IMAGE_BYTES:
         raise RunError(f"the image is {len(image):,} bytes; the playground takes up to {MAX_IMAGE_BYTES:,}",
                        hint="use a smaller image")
@@ -162,7 +165,8 @@ def feature_maps(text: str, name: str, layer: str, image: bytes, suffix: str = "
         path = os.path.join(folder, "upload" + (suffix if re.fullmatch(r"\.[a-z]{2,4}", suffix) else ".png"))
         with open(path, "wb") as fh:
             fh.write(image)
-        x, _, notes = api.model_input((1, *net.input_shape), image=path, resize=True)
+        x, _, notes = api.model_input((1, *net.input_shape), image=path, resize="crop")
+        notes = [note.replace(path, shown) for note in notes]  # the user's file name, not our temporary one
     y, provider = cut.run(x)
     png = grid_png(y[0], f"{net.name}: {layer}, {y.shape[1]} channels (random weights)")
     return png, {"provider": provider, "notes": notes, "channels": int(y.shape[1]),
@@ -259,7 +263,7 @@ def lineage() -> dict:
     plot`): the MLP-vs-CNN gap in numbers. Computed once."""
     with _LINEAGE_LOCK:
         if not _LINEAGE:
-            from cnndsl.views.plot import lineage_svg
+            from cnndsl.views.plot import gap_note, lineage_data, lineage_svg
 
             folder = shipped_folder()
             nets = [(name, api.load(folder / name)) for name in listing(folder)]
@@ -267,5 +271,5 @@ def lineage() -> dict:
             svg, note = lineage_svg([net.graph for _, net in dated])
             gap = [(name, net.graph) for name, net in nets if name in GAP_SPECS]
             _LINEAGE.update(table=report.compare([(name, net.graph) for name, net in dated]), svg=svg, note=note,
-                            gap=report.compare(gap))
+                            gap=report.compare(gap), gap_note=gap_note(lineage_data([g for _, g in gap])))
         return dict(_LINEAGE)

@@ -183,7 +183,7 @@ function showTotals(r) {
   box.replaceChildren();
   for (const [key, label, value, note] of cells) {
     const cell = document.createElement("div");
-    cell.className = "total";
+    cell.className = `total total-${key}`;
     cell.innerHTML = `<div class="total-label"></div><div class="total-value" id="total-${key}"></div>` +
                      `<div class="total-note"></div>`;
     cell.children[0].textContent = label;
@@ -277,7 +277,7 @@ async function loadLineage() {
   $("lineage-chart").innerHTML = lineage.svg;  // matplotlib's SVG of our own figure
   $("lineage-table").textContent = lineage.table;
   $("gap-table").textContent = lineage.gap;
-  $("gap-note").textContent = lineage.note || "";
+  $("gap-note").textContent = lineage.gap_note || "";
 }
 
 // --- compile, save, feature maps -------------------------------------------------------------------
@@ -343,7 +343,8 @@ async function runMaps() {
     $("map-grid").src = `data:image/png;base64,${r.png}`;
     $("map-status").textContent = `${layer}: ${r.channels} channels of ${shape(r.shape.slice(1))}, ` +
       `ran on ${r.provider.replace("ExecutionProvider", "")}. Weights are random (seeded): ` +
-      `the maps show what an untrained network does.` + (r.notes.length ? ` ${r.notes.join(" ")}` : "");
+      `the maps show what an untrained network does.` +
+      r.notes.map((note) => ` ${note.charAt(0).toUpperCase()}${note.slice(1)}.`).join("");
   } catch (err) {
     $("map-status").textContent = `${err.message}${err.detail && err.detail.hint ? ` (hint: ${err.detail.hint})` : ""}`;
   }
