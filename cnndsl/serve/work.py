@@ -104,10 +104,11 @@ def check(text: str, name: str = "playground.cnn") -> dict:
     totals = asdict(t)
     totals["weight_bytes_text"] = report.human_bytes(t.weight_bytes)
     totals["activation_bytes_text"] = report.human_bytes(t.activation_bytes)
-    head = report.as_json(name, graph)
+    outputs = [{"name": o.name, "shape": list(graph.shape_of(o.index)), "training_only": o.train}
+               for o in graph.output_list()]
     return {"ok": True, "diagnostics": [diagnostic(w) for w in graph.warnings], "name": graph.name,
-            "title": graph.title, "input": head["input"], "output": head["output"], "outputs": head["outputs"],
-            "totals": totals, "layers": rows,
+            "title": graph.title, "input": list(graph.input_shape), "output": list(graph.output_shape),
+            "outputs": outputs, "totals": totals, "layers": rows,
             "map_layers": [n.name for n in graph.nodes if len(n.out_shape) == 3 and not n.hidden]}
 
 

@@ -120,9 +120,13 @@ function show(result, sent) {
   state.lastOk = {result, text: sent};
   status(`${result.name}: checked`, "good");
   showTotals(result);
-  showLayers(result);
-  showLayerChoice(result);
-  if (activeTab() === "diagram") refreshDiagram();
+  // the totals are painted first; the table (hundreds of rows for ResNet-152) in the next task
+  setTimeout(() => {
+    if (state.lastOk.result !== result) return;  // a newer answer came meanwhile
+    showLayers(result);
+    showLayerChoice(result);
+    if (activeTab() === "diagram") refreshDiagram();
+  }, 0);
 }
 
 function message(d) {
