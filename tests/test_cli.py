@@ -460,3 +460,19 @@ def test_a_real_signal_python_swallows_still_stops_the_command():
     out = subprocess.run([sys.executable, "-c", SIGNAL_IN_A_FINALISER], cwd=ROOT, capture_output=True, text=True)
     assert (out.returncode, out.stderr.strip()) == (130, "interrupted"), (out.returncode, out.stderr)
     assert "ok: lenet5" not in out.stdout
+
+
+@pytest.mark.parametrize("words, cword, expect", [
+    ("cnndsl se", 1, "plain,serve"),
+    ("cnndsl run --res", 2, "plain,--resize"),
+    ("cnndsl serve --po", 2, "plain,--port"),
+])
+def test_shell_completion_as_the_readme_documents(words, cword, expect):
+    """`eval "$(_CNNDSL_COMPLETE=bash_source cnndsl)"` (README: Commands) completes commands and options."""
+    from click.testing import CliRunner
+
+    from cnndsl.cli import main
+
+    env = {"_CNNDSL_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    result = CliRunner().invoke(main, [], env=env, prog_name="cnndsl")
+    assert result.exit_code == 0 and expect in result.stdout.splitlines()
