@@ -23,4 +23,5 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _API)
+    """The public API only (``help(cnndsl)`` and tab completion show what a user may rely on)."""
+    return sorted(__all__)

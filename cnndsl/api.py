@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,7 +44,13 @@ def __getattr__(name: str):
 
 @dataclass(frozen=True)
 class CompileOptions:
-    """What goes into a compiled model and where it goes. The defaults are `cnndsl compile`'s."""
+    """What goes into a compiled model and where it goes. The defaults are `cnndsl compile`'s.
+
+    >>> net = cnndsl.load("specs/lenet5.cnn")
+    >>> done = net.compile(cnndsl.CompileOptions(output="lenet5.onnx", seed=1, fold_bn=True))
+    >>> [os.path.basename(p) for p in done.paths], done.params
+    (['lenet5.onnx'], 61706)
+    """
 
     seed: int = 0  # seeds the initialisation of every weight not given
     opset: int | None = None  # None: onnx.emit.DEFAULT_OPSET
@@ -63,7 +69,12 @@ class CompileOptions:
 
 @dataclass(frozen=True)
 class CompileResult:
-    """What a compile made: where, in which format, how large, and what to tell the user."""
+    """What a compile made: where, in which format, how large, and what to tell the user.
+
+    >>> done = cnndsl.load("specs/lenet5.cnn").compile()        # in memory: done.model is the ModelProto
+    >>> done.paths, done.dtype, done.opset, len(done.model.graph.node)
+    ((), 'float32', 21, 12)
+    """
 
     paths: tuple[str, ...]  # the files written (the model, then its external data); () in memory
     opset: int
@@ -77,22 +88,79 @@ class CompileResult:
     drift: dict | None = None  # int8: relative_error (and top1_agreement) against float32, held-out inputs
 
 
+class CheckedGraph(Graph):
+    """The checked graph of a Network (``net.graph``): its nodes, shapes and counts (model.ir.Graph); called,
+    it draws itself.
+
+    >>> net = cnndsl.load("specs/lenet5.cnn")
+    >>> net.graph.nodes[0].name, net.graph.nodes[0].out_shape
+    ('features.0', (6, 28, 28))
+    >>> net.graph()                       # the diagram: in Jupyter, it renders as SVG
+    <Diagram of lenet5, every layer: .svg, .dot, .save(path)>
+    """
+
+    @classmethod
+    def of(cls, graph: Graph) -> CheckedGraph:
+        """``graph`` as a CheckedGraph (the same nodes and lists, not copies); itself if it is one."""
+        if isinstance(graph, cls):
+            return graph
+        return cls(**{f.name: getattr(graph, f.name) for f in fields(Graph)})
+
+    def __call__(self, depth: int | None = -1):
+        """The architecture diagram (views.notebook.Diagram): ``depth`` -1 draws the deepest level that fits a
+        page, N folds every block deeper than N name parts into one box, None draws every layer.
+
+        >>> resnet = cnndsl.load("specs/resnet152.cnn")
+        >>> resnet.graph()                    # 515 layers: folded to a page
+        <Diagram of resnet152, depth 2: .svg, .dot, .save(path)>
+        >>> resnet.graph(depth=1).save("resnet152.dot")
+        []
+        """
+        from cnndsl.views.notebook import Diagram, fitting_depth
+
+        if depth is not None and (not isinstance(depth, int) or depth < 1) and depth != -1:
+            raise CnnDslError(f"depth must be a positive whole number, -1 or None, not {depth!r}")
+        return Diagram(self, fitting_depth(self) if depth == -1 else depth)
+
+
 class Network:
-    """A checked network. Cheap to make: nothing is allocated until it is compiled or run."""
+    """A checked network. Cheap to make: nothing is allocated until it is compiled or run.
+
+    >>> net = cnndsl.load("specs/lenet5.cnn")
+    >>> net                               # in Jupyter: the totals, the layer table and the diagram
+    <Network lenet5: 61,706 params, 416,520 MACs>
+    >>> net.totals.params, net.output_shape
+    (61706, (10,))
+    """
 
     def __init__(self, graph: Graph) -> None:
-        self.graph = graph
+        self.graph = CheckedGraph.of(graph)
 
     @property
     def name(self) -> str:
+        """The network's name, from its `network NAME` line.
+
+        >>> cnndsl.load("specs/lenet5.cnn").name
+        'lenet5'
+        """
         return self.graph.name
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """One sample's shape, without the batch: CxHxW for an image.
+
+        >>> cnndsl.load("specs/lenet5.cnn").input_shape
+        (1, 32, 32)
+        """
         return self.graph.input_shape
 
     @property
     def output_shape(self) -> tuple[int, ...]:
+        """The main output's shape for one sample.
+
+        >>> cnndsl.load("specs/lenet5.cnn").output_shape
+        (10,)
+        """
         return self.graph.output_shape
 
     @property
@@ -106,16 +174,60 @@ class Network:
 
     @property
     def totals(self) -> report.Totals:
+        """Whole-network counts, exact and without a weight allocated: params (trainable), buffers, constants,
+        macs, flops, weight_bytes, activation_bytes, layers, depth.
+
+        >>> t = cnndsl.load("specs/resnet50.cnn").totals
+        >>> t.params, t.macs, t.weight_bytes
+        (25557032, 4089184256, 102440608)
+        """
         return report.totals(self.graph)
 
     def summary(self) -> str:
+        """The per-layer table with the totals, as `cnndsl summary` prints it.
+
+        >>> print(cnndsl.load("specs/lenet5.cnn").summary())       # doctest: +ELLIPSIS
+        lenet5: LeNet-5 (LeCun et al., 1998)
+        input 1x32x32
+        ...
+        trainable parameters  61,706
+        ...
+        """
         return report.summary(self.graph)
+
+    def plot(self, size: tuple[int, int] | None = None):
+        """A chart of the trainable parameters per layer (or block), coloured by kind, as `cnndsl plot SPEC`
+        draws it (views.notebook.Chart: renders as SVG in Jupyter; ``.save(path)``). ``size``: pixels (w, h).
+
+        >>> chart = cnndsl.load("specs/lenet5.cnn").plot()
+        >>> chart.save("lenet5_layers.png")
+        >>> chart                                  # doctest: +ELLIPSIS
+        <Chart: parameters per layer of lenet5; ...: .save(path), .figure>
+        """
+        from cnndsl.views.notebook import Chart
+        from cnndsl.views.plot import layer_data, layers_figure
+
+        chart = layer_data(self.graph)
+        if not chart.total:
+            raise CnnDslError(f"{self.name} has no trainable parameters: no per-layer chart to draw",
+                              hint="compare it with others: cnndsl plot a.cnn b.cnn -o chart.png")
+        return Chart(layers_figure([chart], size), f"parameters per layer of {self.name}; {chart.share_note}")
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the totals, the layer table and the diagram."""
+        from cnndsl.views.notebook import network_html
+
+        return network_html(self.graph)
 
     def compile(self, options: CompileOptions | None = None) -> CompileResult:
         """Compile to ONNX, checked against our own shapes, in memory or to ``options.output``.
 
         Weights given by file or dict are matched by name; the others are seeded. Raises a
         CnnDslError (CompileError, WeightsError) for what cannot be compiled or written.
+
+        >>> done = cnndsl.load("specs/lenet5.cnn").compile(cnndsl.CompileOptions(output="lenet5.onnx"))
+        >>> [os.path.basename(p) for p in done.paths], done.bytes > 240_000
+        (['lenet5.onnx'], True)
         """
         options = options or CompileOptions()
         if options.quantize is not None:
@@ -158,7 +270,12 @@ class Network:
 
     def to_onnx(self, **options):
         """An onnx.ModelProto compiled in memory; ``options`` are CompileOptions' (seed, opset,
-        weights, strict, fold_bn, dtype)."""
+        weights, strict, fold_bn, dtype).
+
+        >>> model = cnndsl.load("specs/lenet5.cnn").to_onnx(seed=1, dtype="float16")
+        >>> model.graph.input[0].name, model.graph.output[0].name
+        ('input', 'output')
+        """
         return self.compile(CompileOptions(**options)).model
 
     def run(self, x, device: str = "auto", **options):
@@ -168,8 +285,12 @@ class Network:
         compared by its path, size and modification time; weights given as arrays, which may
         change in place, compile each time).
 
-        >>> y, provider = net.run(x)      # compiles and runs
-        >>> y, provider = net.run(x)      # runs
+        >>> net = cnndsl.load("specs/lenet5.cnn")
+        >>> x = np.zeros((2, 1, 32, 32), np.float32)
+        >>> y, provider = net.run(x)          # compiles, then runs
+        >>> y, provider = net.run(x)          # runs: the session is kept
+        >>> y.shape, provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
+        ((2, 10), True)
         """
         from cnndsl.runtime.run import Runner
 
@@ -192,22 +313,35 @@ class Network:
         return [node.name for node in self.graph.nodes]
 
     def upto(self, layer: str) -> Network:
-        """The network cut after ``layer``: its output is that layer's, for feature maps. Seeded weights
-        are seeded by name, so the cut network's are the whole network's.
+        """The network cut after ``layer`` (a layer's name, or a block's: its last layer): its output is that
+        layer's, for feature maps. Seeded weights are seeded by name, so the cut network's are the whole
+        network's.
 
-        >>> maps, provider = net.upto("features.0").run(x)   # every channel of the first conv
+        >>> net = cnndsl.load("specs/lenet5.cnn")
+        >>> maps, provider = net.upto("features.0").run(np.zeros((1, 1, 32, 32), np.float32))
+        >>> maps.shape                                  # every channel of the first conv
+        (1, 6, 28, 28)
+        >>> cnndsl.load("specs/resnet50.cnn").upto("layer1").output_shape     # a block: its last layer
+        (256, 56, 56)
         """
         names = self.layers
-        if layer not in names:
-            raise CheckError(f"no layer named '{layer}' in {self.name}",
-                             hint=did_you_mean(layer, names) or f"the layers are {', '.join(names[:6])}, ...")
-        index = len(names) - 1 - names[::-1].index(layer)
-        return Network(replace(self.graph, outputs=[GraphOutput(MAIN_OUTPUT, index)]).pruned())
+        inside = [i for i, name in enumerate(names) if name == layer or name.startswith(layer + ".")]
+        if not inside:
+            blocks = {".".join(n.split(".")[:k]) for n in names for k in range(1, n.count(".") + 1)}
+            hint = did_you_mean(layer, set(names) | blocks) or f"the layers are {', '.join(names[:6])}, ..."
+            raise CheckError(f"no layer or block named '{layer}' in {self.name}", hint=hint)
+        graph = replace(self.graph, outputs=[GraphOutput(MAIN_OUTPUT, max(inside))]).pruned()
+        return Network(graph)
 
     def export_triton(self, repo: str, name: str | None = None, version: int = 1, force: bool = False,
                       options: CompileOptions | None = None, serve: ServeOptions | None = None):
         """Compile into a Triton model repository: REPO/NAME/VERSION/model.onnx and REPO/NAME/config.pbtxt
-        (see export.repository.export_triton); returns what was written, an Exported."""
+        (see export.repository.export_triton); returns what was written, an Exported.
+
+        >>> done = cnndsl.load("specs/lenet5.cnn").export_triton("models")
+        >>> sorted(os.path.relpath(p, "models") for p in done.files), done.config
+        (['lenet5/1/model.onnx', 'lenet5/config.pbtxt'], 'written')
+        """
         from cnndsl.export.repository import export_triton
         from cnndsl.export.triton import ServeOptions
 
@@ -237,12 +371,23 @@ def _option_key(value):
 
 def parse(text: str, path: str = "<string>", variant: str | None = None, settings: dict | None = None) -> Network:
     """Parse and check spec text; raises cnndsl.errors.CnnDslError on a mistake. ``variant`` picks
-    one of the spec's `variant` lines; ``settings`` sets network parameters: {"width": 1.2}."""
+    one of the spec's `variant` lines; ``settings`` sets network parameters: {"width": 1.2}.
+
+    >>> cnndsl.parse("network tiny; input 3x32x32; conv 16 3x3 pad=1 relu; maxpool 2x2; flatten; dense 10")
+    <Network tiny: 41,418 params, 483,328 MACs>
+    >>> cnndsl.parse("network bad; input 3x8x8; conv 8 9x9", path="bad.cnn")
+    Traceback (most recent call last):
+    cnndsl.errors.CheckError: bad.cnn:1:34: error: conv 9x9 on a 8x8 input gives no output: ...
+    """
     return Network(check(parse_text(text, path), variant, settings))
 
 
 def load(path: str | Path, variant: str | None = None, settings: dict | None = None) -> Network:
-    """Read, parse and check a .cnn file (``variant`` and ``settings`` as in ``parse``)."""
+    """Read, parse and check a .cnn file (``variant`` and ``settings`` as in ``parse``).
+
+    >>> cnndsl.load("specs/googlenet_torchvision.cnn", "googlenet_aux").outputs
+    {'output': (1000,), 'aux1': (1000,), 'aux2': (1000,)}
+    """
     return parse(read_spec(path), str(path), variant, settings)
 
 
@@ -308,7 +453,13 @@ def import_onnx(path: str | os.PathLike, name: str | None = None, spec_out: str 
     the spec's names). ``spec_out`` and ``weights_out`` write them as ``.save`` does, sooner: the
     weights reach the disk while the spec is worked out. Raises ImportModelError for what the
     language cannot express; with ``partial``, imports the part before the last node it cannot
-    express instead, marked as such in the spec (``# PARTIAL: ...``) and in ``.partial``."""
+    express instead, marked as such in the spec (``# PARTIAL: ...``) and in ``.partial``.
+
+    >>> done = cnndsl.load("specs/resnet18.cnn").compile(cnndsl.CompileOptions(output="resnet18.onnx"))
+    >>> imported = cnndsl.import_onnx("resnet18.onnx")
+    >>> cnndsl.parse(imported.spec).totals.params
+    11689512
+    """
     from cnndsl.importer import import_onnx as run_import
 
     return run_import(path, name, spec_out, weights_out, partial)

@@ -255,7 +255,7 @@ def test_the_cut_network_has_the_whole_networks_weights():
 
 
 @pytest.mark.parametrize("body, message", [
-    ({"layer": "features.9"}, "no layer named 'features.9'"),
+    ({"layer": "features.9"}, "no layer or block named 'features.9'"),
     ({"layer": "classifier.0"}, "not channels of a picture"),
     ({"image": base64.b64encode(b"not an image").decode()}, "image"),
     ({"image": "***"}, "not base64"),

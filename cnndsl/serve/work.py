@@ -21,9 +21,9 @@ from cnndsl.errors import CnnDslError, GraphError, RunError
 from cnndsl.views import graph as graph_view
 from cnndsl.views import report
 from cnndsl.views.maps import grid_png
+from cnndsl.views.notebook import fitting_depth
 
 SPEC_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.cnn")
-MAX_BOXES = 60  # the diagram's default depth is the deepest that draws at most this many boxes
 MAX_IMAGE_BYTES = 20 << 20
 GAP_SPECS = ("mlp_mnist.cnn", "lenet5.cnn", "mlp_12mp.cnn")  # the course's MLP-vs-CNN comparison (README)
 
@@ -112,21 +112,11 @@ def check(text: str, name: str = "playground.cnn") -> dict:
             "map_layers": [n.name for n in graph.nodes if len(n.out_shape) == 3 and not n.hidden]}
 
 
-def default_depth(net: api.Network) -> int | None:
-    """The deepest level that draws at most MAX_BOXES boxes (None: every layer)."""
-    names = net.layers
-    deepest = max((n.count(".") + 1 for n in names), default=1)
-    for depth in range(deepest, 0, -1):
-        if len({".".join(n.split(".")[:depth]) for n in names}) <= MAX_BOXES:
-            return None if depth == deepest else depth
-    return 1
-
-
 def diagram(text: str, name: str = "playground.cnn", depth: int | None = -1) -> dict:
     """The architecture as SVG through Graphviz (``depth`` -1: a depth that fits a page)."""
     net = network(text, name)
     if depth == -1:
-        depth = default_depth(net)
+        depth = fitting_depth(net.graph)
     deepest = max((n.count(".") + 1 for n in net.layers), default=1)
 
     def make():
