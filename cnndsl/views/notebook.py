@@ -121,6 +121,14 @@ class Chart:
         return f"<Chart: {self.description}: .save(path), .figure>"
 
 
+def _share(part: int, total: int) -> str:
+    """A share of the parameters as the tables show it: '' for none, '<0.1%' for a sliver."""
+    if not part:
+        return ""
+    share = 100 * part / total
+    return "<0.1%" if share < 0.05 else f"{share:.1f}%"
+
+
 def network_html(graph: Graph) -> str:
     """The totals, the layer table (folded when long) and the diagram at a fitting depth (where Graphviz is
     installed), as one HTML fragment."""
@@ -135,14 +143,15 @@ def network_html(graph: Graph) -> str:
     cell = 'style="text-align:left; padding:1px 10px 1px 0"'
     num = 'style="text-align:right; padding:1px 0 1px 12px"'
     rows = "".join(f"<tr><td {cell}>{e(k)}</td><td {cell}>{e(v)}</td></tr>" for k, v in facts)
-    out = [f"<div>{head}", f'<table style="{_STYLE}">{rows}</table>']
+    out = [f'<div style="font-family: system-ui, sans-serif; font-size: 13px">{head}',
+           f'<table style="{_STYLE}">{rows}</table>']
     total = t.params or 1
     layer_rows = []
     for i, node in enumerate(graph.nodes):
         params = node.count(TRAINABLE)
         source = graph.source_of(i)
         options = node.layer.describe() + (f"  from: {source}" if source else "")
-        share = f"{100 * params / total:.1f}%" if params else ""
+        share = _share(params, total)
         cells = [f"<td {cell}>{e(node.name)}</td>", f"<td {cell}>{e(node.kind)}</td>",
                  f"<td {cell}>{e(options)}</td>", f"<td {num}>{e(fmt_shape(node.out_shape))}</td>",
                  f"<td {num}>{params:,}</td>" if params else f"<td {num}></td>", f"<td {num}>{share}</td>",

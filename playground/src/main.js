@@ -204,7 +204,8 @@ function showLayers(r) {
   const rows = [];
   for (const layer of r.layers) {
     const tr = document.createElement("tr");
-    const share = layer.params ? `${(100 * layer.params / total).toFixed(1)}%` : "";
+    const percent = 100 * layer.params / total;
+    const share = !layer.params ? "" : percent < 0.05 ? "<0.1%" : `${percent.toFixed(1)}%`;
     const cells = [layer.name, layer.kind, layer.options + (layer.from ? `  from: ${layer.from}` : ""),
                    shape(layer.output), layer.params ? fmt(layer.params) : "", share, layer.macs ? fmt(layer.macs) : ""];
     cells.forEach((value, i) => {
