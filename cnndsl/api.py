@@ -312,10 +312,20 @@ class Network:
         """
         return [node.name for node in self.graph.nodes]
 
-    def upto(self, layer: str) -> Network:
+    @property
+    def conv_layers(self) -> list[str]:
+        """The names of the layers that convolve (conv, depthwise, fixed kernels), in order: the layers whose
+        feature maps `run --layer all` draws.
+
+        >>> cnndsl.load("specs/lenet5.cnn").conv_layers
+        ['features.0', 'features.3', 'features.6']
+        """
+        return [n.name for n in self.graph.nodes if n.layer.category in ("conv", "filter") and len(n.out_shape) == 3]
+
+    def upto(self, layer: str, *more: str) -> Network:
         """The network cut after ``layer`` (a layer's name, or a block's: its last layer): its output is that
-        layer's, for feature maps. Seeded weights are seeded by name, so the cut network's are the whole
-        network's.
+        layer's, for feature maps. With ``more`` layers, it has one output for each, named by the layer.
+        Seeded weights are seeded by name, so the cut network's are the whole network's.
 
         >>> net = cnndsl.load("specs/lenet5.cnn")
         >>> maps, provider = net.upto("features.0").run(np.zeros((1, 1, 32, 32), np.float32))
@@ -325,13 +335,17 @@ class Network:
         (256, 56, 56)
         """
         names = self.layers
-        inside = [i for i, name in enumerate(names) if name == layer or name.startswith(layer + ".")]
-        if not inside:
-            blocks = {".".join(n.split(".")[:k]) for n in names for k in range(1, n.count(".") + 1)}
-            hint = did_you_mean(layer, set(names) | blocks) or f"the layers are {', '.join(names[:6])}, ..."
-            raise CheckError(f"no layer or block named '{layer}' in {self.name}", hint=hint)
-        graph = replace(self.graph, outputs=[GraphOutput(MAIN_OUTPUT, max(inside))]).pruned()
-        return Network(graph)
+        outputs = []
+        for wanted in (layer, *more):
+            inside = [i for i, name in enumerate(names) if name == wanted or name.startswith(wanted + ".")]
+            if not inside:
+                blocks = {".".join(n.split(".")[:k]) for n in names for k in range(1, n.count(".") + 1)}
+                hint = did_you_mean(wanted, set(names) | blocks) or f"the layers are {', '.join(names[:6])}, ..."
+                raise CheckError(f"no layer or block named '{wanted}' in {self.name}", hint=hint)
+            outputs.append(GraphOutput(wanted if more else MAIN_OUTPUT, max(inside)))
+        if len({o.name for o in outputs}) < len(outputs):
+            raise CheckError("a layer is named twice", hint="name each layer once")
+        return Network(replace(self.graph, outputs=outputs).pruned())
 
     def export_triton(self, repo: str, name: str | None = None, version: int = 1, force: bool = False,
                       options: CompileOptions | None = None, serve: ServeOptions | None = None):
@@ -421,18 +435,27 @@ def format_spec(text: str, path: str = "<string>", align: bool = True) -> str:
 
 
 def model_source(path: str, seed: int = 0, batch: int = 1, variant: str | None = None,
-                 settings: dict | None = None) -> tuple[str | bytes, int | None]:
+                 settings: dict | None = None, layers: tuple[str, ...] = ()) -> tuple[str | bytes, int | None]:
     """What onnxruntime loads for ``path``, and its MACs per sample: a compiled .onnx file (checked to
     be one; MACs None), or a spec compiled with seeded weights, in memory or, past protobuf's 2 GB
     limit, through a temporary file. A spec whose batch of ``batch`` cannot fit is refused first.
-    ``variant`` and ``settings`` apply to a spec, as in ``load``."""
+    ``variant`` and ``settings`` apply to a spec, as in ``load``; ``layers`` cut it after those layers,
+    whose outputs it then has (Network.upto; "all": every conv layer)."""
     from cnndsl.runtime.run import check_model_file
 
     if path.lower().endswith(".onnx"):
+        if layers:
+            raise CompileError("--layer needs the spec: a compiled model gives only its outputs", path=path,
+                               hint="run the .cnn file it was compiled from")
         return check_model_file(path, batch), None
     from cnndsl.onnx.compile import PROTOBUF_LIMIT, check_run_fits
 
     net = load(path, variant, settings)
+    if layers:
+        names = [n for name in layers for n in (net.conv_layers if name == "all" else [name])]
+        if not names:
+            raise CompileError(f"{net.name} has no conv layer to show", path=path, hint="name layers with --layer")
+        net = net.upto(*dict.fromkeys(names))
     check_run_fits(net.graph, batch)
     if net.totals.weight_bytes < PROTOBUF_LIMIT:
         return net.to_onnx(seed=seed).SerializeToString(), net.totals.macs

@@ -159,10 +159,20 @@ def test_filters_maps_of_the_test_image(tmp_path, cli):
     assert "input: 1x1x64x64 from" in r.stdout and "grey, pixels scaled to 0..1" in r.stdout
     assert f"wrote 6 maps and grid.png and mask.png to {out}/" in r.stdout  # mask: the arg-max map
     assert sorted(p.name for p in out.iterdir()) == sorted(NAMES + ["mask.png"])
-    with Image.open(out / "0_identity.png") as identity:
-        assert identity.mode == "L" and np.array_equal(np.asarray(identity), grey())
-    with Image.open(out / "grid.png") as grid:
-        assert grid.size == maps.grid_layout(6, 64, 64).size
+    pictures = {}
+    for name in ("0_identity", "4_darken", "5_lighten", "1_outline"):
+        with Image.open(out / f"{name}.png") as picture:
+            pictures[name] = (picture.mode, np.asarray(picture).astype(np.float64))
+    # one scale for the layer: the grey maps compare (darken darker than identity, lighten lighter), the
+    # signed ones are drawn blue-white-red
+    assert [pictures[n][0] for n in pictures] == ["L", "L", "L", "RGB"]
+    darken, identity, lighten = (pictures[n][1].mean() for n in ("4_darken", "0_identity", "5_lighten"))
+    assert darken < identity < lighten and abs(darken / identity - 0.5) < 0.02
+    # identity is the picture itself, on the layer's scale (1.5 x its top after clipping 1%: lighten's)
+    assert np.corrcoef(pictures["0_identity"][1].ravel(), grey().ravel())[0, 1] > 0.999
+    with Image.open(out / "grid.png") as grid:  # the input first, then the six maps, under a legend
+        assert grid.mode == "RGB"
+        assert grid.size == (maps.grid_layout(7, 64, 64).size[0], maps.grid_layout(7, 64, 64).size[1] + maps.LEGEND)
     assert [p.name for p in tmp_path.iterdir()] == ["maps"]  # no staging folder left
 
 
@@ -420,7 +430,7 @@ def test_the_grid_shows_at_most_256_maps(tmp_path):
     assert len(names) == 301 and len(list((tmp_path / "out").iterdir())) == 301
     assert notes == ["grid.png shows the first 256 of the 300 maps"]
     with Image.open(tmp_path / "out" / "grid.png") as grid:
-        assert grid.size == maps.grid_layout(256, 2, 3).size
+        assert grid.size == (maps.grid_layout(256, 2, 3).size[0], maps.grid_layout(256, 2, 3).size[1] + maps.LEGEND)
 
 
 def test_non_finite_maps_are_noted_and_drawn_black_and_white(tmp_path):
@@ -428,7 +438,110 @@ def test_non_finite_maps_are_noted_and_drawn_black_and_white(tmp_path):
     y[0, 1] = [[np.inf, np.nan], [1, 2]]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        names, notes = maps.save_maps(y, str(tmp_path / "out"), ["a", "b"], "t")
-    assert notes == ["map 1_b.png has 2 NaN or infinite values: drawn +inf white, -inf and NaN black"]
+        names, notes = maps.save_maps(y, str(tmp_path / "out"), ["a", "b"], "t", scale="map", clip=0)
+    assert notes == ["map 1_b.png has 2 NaN or infinite values: drawn +inf as the top of the scale, -inf as its "
+                     "bottom, NaN black"]
     with Image.open(tmp_path / "out" / "1_b.png") as image:
         assert np.asarray(image).tolist() == [[255, 0], [0, 255]]
+    maps.save_maps(y, str(tmp_path / "shared"), ["a", "b"], "t", clip=0)  # on the layer's scale: 0 .. 2
+    with Image.open(tmp_path / "shared" / "1_b.png") as image:
+        assert np.asarray(image).tolist() == [[255, 0], [128, 255]]
+
+
+BANK_OF_FOUR = np.stack([np.linspace(0, 1, 16).reshape(4, 4) * k for k in (1.0, 0.5, 1.5)]
+                        + [np.linspace(-2, 2, 16).reshape(4, 4)])
+
+
+@pytest.mark.parametrize("scale, clip, check", [
+    # one scale: grey maps compare; the signed map is diverging with its own limit (2)
+    ("layer", 0, lambda p: p[1].max() == 85 and p[0].max() == 170 and p[2].max() == 255),
+    # each its own: identity, darken and lighten are the same picture (their pattern, not their size)
+    ("map", 0, lambda p: np.array_equal(p[0], p[1]) and np.array_equal(p[0], p[2])),
+], ids=["layer", "map"])
+def test_colour_scales(scale, clip, check):
+    coloured = maps.colour_maps(BANK_OF_FOUR, scale, clip)
+    assert [p.ndim for p in coloured.pictures] == [2, 2, 2, 3]
+    assert check(coloured.pictures)
+
+
+def test_a_diverging_scale_is_blue_below_white_at_zero_red_above():
+    picture = maps.colour_maps(np.array([[[-1.0, 0.0, 1.0]]]), clip=0).pictures[0][0]
+    blue, white, red = (tuple(int(v) for v in rgb) for rgb in picture)
+    assert blue[2] > blue[0] + 50 and red[0] > red[2] + 50 and min(white) > 240
+    assert maps.colour_maps(np.array([[[-1.0, 0.0, 1.0]]]), clip=0).legend == \
+        "one scale for all maps: blue -1 .. white 0 .. red 1"
+
+
+def test_percentile_clipping_keeps_an_outlier_from_washing_out_the_rest():
+    values = np.tile(np.linspace(0, 1, 100), (1, 100, 1)).astype(np.float64)
+    values[0, 0, 0] = 1000.0  # one border artefact
+    whole = maps.colour_maps(values, clip=0).pictures[0]
+    clipped = maps.colour_maps(values, clip=1).pictures[0]
+    assert whole[1:].max() <= 1  # everything but the artefact is black
+    assert clipped[1:].max() == 255 and np.median(clipped) > 100
+
+
+@pytest.mark.parametrize("scale, clip, message", [
+    ("pixel", 1, "unknown colour scale 'pixel'"), ("layer", 60, "--clip takes a percent from 0 to 50"),
+    ("layer", -1, "--clip takes a percent from 0 to 50"),
+])
+def test_bad_colour_options(scale, clip, message):
+    with pytest.raises(RunError, match=message):
+        maps.colour_maps(BANK_OF_FOUR, scale, clip)
+
+
+LENET = SPECS / "lenet5.cnn"
+
+
+def test_maps_of_any_layer_each_in_its_folder(tmp_path, cli):
+    out = tmp_path / "maps"
+    r = cli("run", LENET, "--layer", "features.0", "--layer", "features.5", "--save-maps", out, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "layer features.0: 1x6x28x28" in r.stdout and "layer features.5: 1x16x5x5" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["features.0", "features.5"]
+    assert len(list((out / "features.0").iterdir())) == 7 and len(list((out / "features.5").iterdir())) == 17
+    assert "wrote 6 maps and grid.png to" in r.stdout and "wrote 16 maps and grid.png to" in r.stdout
+    assert "the weights are random (seeded with --seed 0)" in r.stderr
+
+
+def test_the_maps_of_a_layer_are_that_layers_values_in_the_whole_network(tmp_path, cli):
+    """What --layer draws is the tensor of that layer in the network `run` would run (the same seeded weights)."""
+    net = cnndsl.load(LENET)
+    x = np.random.default_rng(0).random((1, 1, 32, 32), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    r = cli("run", LENET, "--input", tmp_path / "x.npy", "--layer", "features.1", "--save-maps", tmp_path / "m",
+            "--scale", "map", "--clip", "0", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    inside, _ = net.upto("features.1").run(x)
+    with Image.open(tmp_path / "m" / "features.1" / "2.png") as picture:
+        drawn = np.asarray(picture)
+    assert drawn.ndim == 3  # tanh: signed, blue-white-red
+    assert np.array_equal(drawn, maps.colour_maps(inside[0], "map", 0).pictures[2])
+
+
+def test_layer_all_is_every_conv(tmp_path, cli):
+    r = cli("run", LENET, "--layer", "all", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert [line.split(":")[0] for line in r.stdout.splitlines() if line.startswith("layer ")] == \
+        ["layer features.0", "layer features.3", "layer features.6"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layer", "featurs.0"], "no layer or block named 'featurs.0' in lenet5"),
+    (["--layer", "classifier.1", "--save-maps", "OUT"], "--save-maps needs maps (CxHxW); layer classifier.1 gives"),
+], ids=["unknown", "not-maps"])
+def test_layer_mistakes(tmp_path, cli, args, message):
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
+    r = cli("run", LENET, *args, "--device", "cpu")
+    assert r.exit_code == 1 and message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_layer_needs_a_spec(tmp_path, cli, compiled):
+    r = cli("run", compiled("lenet5"), "--layer", "features.0")
+    assert r.exit_code == 2 and "--layer needs a spec" in r.stderr
+
+
+def test_fixed_kernels_are_not_called_random(tmp_path, cli):
+    r = cli("run", FILTERS, "--image", SHAPES, "--device", "cpu")
+    assert r.exit_code == 0 and "random" not in r.stderr

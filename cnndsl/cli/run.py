@@ -8,6 +8,7 @@ import click
 
 from cnndsl import api
 from cnndsl.cli.group import chosen, edge, load, main, spec_options
+from cnndsl.errors import CnnDslError
 from cnndsl.views import results
 from cnndsl.views.term import echo_err
 
@@ -31,31 +32,48 @@ from cnndsl.views.term import echo_err
               "cover the input, keep the centre, as torchvision's Resize + CenterCrop), pad (fit inside, black "
               "bars) or stretch (the aspect ratio is not kept).")
 @click.option("--save-maps", type=click.Path(file_okay=False),
-              help="Write each output map as a PNG (min-max scaled), a labelled grid.png and, for several "
-                   "class maps, mask.png (the arg-max class of each pixel, coloured) into this folder.")
+              help="Write each output map as a PNG, a labelled grid.png (the input beside the maps) and, for "
+                   "several class maps, mask.png (the arg-max class of each pixel, coloured) into this folder.")
+@click.option("--layer", "layers", multiple=True, metavar="NAME",
+              help="Show this layer's maps instead of the output (a spec's layer or block name, as `summary` "
+                   "lists them; repeat it for several; `all`: every conv layer). With --save-maps, each "
+                   "layer's maps go into a folder of its own, DIR/NAME/.")
+@click.option("--scale", type=click.Choice(["layer", "map"]), default="layer", show_default=True,
+              help="Colour scale of the maps: one for all maps of a layer (so that they compare: signed maps "
+                   "blue-white-red around 0, the others grey from 0), or one for each map.")
+@click.option("--clip", type=click.FloatRange(0, 50, max_open=True), default=1.0, show_default=True,
+              help="Percent of the largest magnitudes left out of a colour scale's limit (drawn at its end), so "
+                   "that a few extreme values (border artefacts) do not wash out the rest; 0 keeps them all.")
 @click.option("--force", is_flag=True, help="Let --save-maps replace files in its folder that cnndsl did not write.")
 @spec_options
 @edge
 def run(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int, image_path: str | None,
-        resize: str | None, save_maps: str | None, force: bool) -> None:
+        resize: str | None, save_maps: str | None, layers: tuple[str, ...], scale: str, clip: float,
+        force: bool) -> None:
     """Run a compiled .onnx model or a spec with onnxruntime; says which provider ran.
 
     \b
     Example: cnndsl run specs/conv_example.cnn --input specs/conv_example_image.txt
              cnndsl run specs/filters.cnn --image photo.png --resize --save-maps maps/
+             cnndsl run specs/alexnet.cnn --image photo.jpg --resize --layer features.0 --save-maps maps/
     """
     _check_input_options(input_path, image_path, resize, batch)
+    names = _layer_names(model, layers)
     if save_maps:
         from cnndsl.views.maps import check_folder
 
         check_folder(save_maps, force)
-    runner = api.runner(api.model_source(model, seed, batch, *chosen())[0], device=device)
+        if os.path.isdir(save_maps):  # a new folder has nothing in the way
+            for name in names:
+                check_folder(os.path.join(save_maps, name), force)
+    runner = api.runner(api.model_source(model, seed, batch, *chosen(), layers=tuple(names))[0], device=device)
     if runner.note:
         echo_err(f"note: {runner.note}")
     if save_maps:
         from cnndsl.views.maps import check_maps_shape
 
-        check_maps_shape(tuple(runner.session.get_outputs()[0].shape))
+        for k, out in enumerate(runner.session.get_outputs()):
+            check_maps_shape(tuple(out.shape), names[k] if names else None)
     x, source, notes = api.model_input(runner.input_shape, input_path, image_path, resize, seed, batch)
     for note in notes:
         echo_err(f"note: {note}")
@@ -74,11 +92,30 @@ def run(model: str, input_path: str | None, device: str, top: int, seed: int, ba
                  "model, try compiling as float32)")
     click.echo(f"provider: {runner.provider} ({'GPU' if runner.on_gpu else 'CPU'})")
     click.echo(f"input: {'x'.join(map(str, x.shape))} from {source}")
-    for name, values in outputs:
+    for k, (name, values) in enumerate(outputs):
+        if names:  # a layer's maps are not class scores: their shape and range
+            click.echo(f"layer {names[k]}: {'x'.join(map(str, values.shape))}")
+            click.echo(results.range_line(values))
+            continue
         click.echo(f"output{'' if len(outputs) == 1 else ' ' + name}: {'x'.join(map(str, values.shape))}")
         click.echo("\n".join(_described(values, top)))
+    if not model.lower().endswith(".onnx") and load(model).totals.params:
+        echo_err(f"note: the weights are random (seeded with --seed {seed}): the network has learned nothing, so "
+                 "its classes and maps show what an untrained network does; for trained weights, compile with "
+                 "--weights FILE and run the .onnx")
     if save_maps:
-        _save_maps(model, y, save_maps, image_path or input_path, force)
+        picture = _picture(x, image_path, resize) if image_path else None
+        if names:
+            from cnndsl.views.maps import channel_labels
+
+            net = load(model)
+            os.makedirs(save_maps, exist_ok=True)
+            for name, (_, values) in zip(names, outputs, strict=True):
+                labels = channel_labels(net.upto(name).graph)
+                _save_maps(model, values, os.path.join(save_maps, name), image_path or input_path, force, scale,
+                           clip, picture, layer=name, labels=labels)
+        else:
+            _save_maps(model, y, save_maps, image_path or input_path, force, scale, clip, picture)
 
 
 def _described(y, top: int) -> list[str]:
@@ -102,20 +139,52 @@ def _check_input_options(input_path: str | None, image: str | None, resize: str 
         raise click.UsageError("--batch sets the size of the random input; --image gives one image (a batch of 1)")
 
 
-def _save_maps(model: str, y, folder: str, source: str | None, force: bool) -> None:
-    """Write the output maps of the first sample as PNGs and a labelled grid (views.maps)."""
+def _layer_names(model: str, layers: tuple[str, ...]) -> list[str]:
+    """The layers whose maps were asked for, in order, once each (`all`: every conv layer)."""
+    if not layers:
+        return []
+    if model.lower().endswith(".onnx"):
+        raise click.UsageError("--layer needs a spec (.cnn): a compiled model gives only its outputs")
+    net = load(model)
+    names = [n for name in layers for n in (net.conv_layers if name == "all" else [name])]
+    if not names:
+        raise click.UsageError(f"{net.name} has no conv layer: name the layers with --layer NAME")
+    net.upto(*names)  # an unknown name fails here, with a hint, before anything runs
+    return list(dict.fromkeys(names))
+
+
+def _picture(x, image_path: str, resize: str | None):
+    """The input as the grid shows it: in colour, even where the model reads it grey."""
+    from cnndsl.views.maps import input_picture
+
+    if x.shape[1] == 1:
+        try:
+            x = api.model_input((1, 3, *x.shape[2:]), image=image_path, resize=resize or False)[0]
+        except CnnDslError:
+            pass  # a grey image file: the grey input is the picture
+    return input_picture(x[0])
+
+
+def _save_maps(model: str, y, folder: str, source: str | None, force: bool, scale: str, clip: float,
+               picture, layer: str | None = None, labels: list | None = None) -> None:
+    """Write the maps of the first sample as PNGs and a labelled grid (views.maps)."""
     from cnndsl.views.maps import channel_labels, save_maps
 
-    labels: list[str | None] = []
     name = os.path.splitext(os.path.basename(model))[0]
-    if not model.lower().endswith(".onnx"):
-        graph = load(model).graph
-        labels, name = channel_labels(graph), graph.name
+    if labels is None:
+        labels = []
+        if not model.lower().endswith(".onnx"):
+            graph = load(model).graph
+            labels, name = channel_labels(graph), graph.name
+    else:
+        name = load(model).name
     if y.ndim == 4 and y.shape[0] > 1:
         echo_err(f"note: saving the maps of the first of {y.shape[0]} samples")
     shown = os.path.basename(source) if source else "a seeded random input"
-    mask = y.shape[1] > 1
-    written, notes = save_maps(y, folder, labels, f"{name}: output maps for {shown}", force, mask=mask)
+    mask = layer is None and y.shape[1] > 1
+    what = f"{layer} maps" if layer else "output maps"
+    written, notes = save_maps(y, folder, labels, f"{name}: {what} for {shown}", force, mask=mask, scale=scale,
+                               clip=clip, picture=picture)
     for note in notes:
         echo_err(f"note: {note}")
     extra = written[-2:] if mask else written[-1:]

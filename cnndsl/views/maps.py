@@ -1,10 +1,15 @@
-"""Pictures out of `cnndsl run --save-maps`: each output map as a PNG file, and a labelled grid.
+"""Pictures out of `cnndsl run --save-maps`: each map as a PNG file, and a labelled grid with the input beside.
 
-Each output map is min-max normalised to 0..255 grey on its own (over its finite values; +inf is
-white, -inf and NaN black), so it shows the map's pattern, not its scale: a linear filter such as
-`darken` looks like `identity`, and the grid's captions give each map's range to tell them apart.
-The grid shows at most the first 256 maps. Images in are read by image.py; Pillow is imported only
-when needed.
+Colours (``colour_maps``). By default the maps of one layer share one colour scale, so that their values
+compare: the course's `darken` filter looks darker than `identity` and `lighten` lighter. Maps with no
+negative value are grey from 0 (black) up; maps with negative values use a diverging scale centred on zero
+(blue below, white at zero, red above), so a sign reads at a glance. Each of the two kinds shares its
+limit across the layer; the limit leaves out the extreme 1% of values (``clip``), so that a few border
+artefacts do not wash out the rest. ``scale="map"`` gives each map its own scale instead (a grey map is
+then min-max normalised, showing its pattern and not its size); ``clip=0`` keeps every value. +inf is
+drawn as the top of the scale, -inf as the bottom, NaN black. The grid's title states the scale, and each
+caption the map's own range. The grid shows at most the first 256 maps. Images in are read by image.py;
+Pillow is imported only when needed.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from cnndsl.model.ir import Graph
 GRID = "grid.png"
 MASK = "mask.png"  # the arg-max class of each pixel, coloured (an output of several class maps)
 GRID_MAX = 256  # maps shown in grid.png; every map still gets its own file
-PAD, TITLE, CAPTION = 8, 26, 32  # grid spacing, title strip and per-map caption heights, pixels
+PAD, TITLE, CAPTION, LEGEND = 8, 26, 32, 18  # grid spacing, title, per-map caption and legend heights, pixels
 MIN_CELL, MAX_CELL, SMALL = 128, 320, 200  # cell width and map sizes in the grid (see grid_layout)
 MARK = "cnndsl run --save-maps"  # PNG text "Software" of the files we write: how we know our own
 MAP_FILE = re.compile(r"(\d+)(_\w+)?\.png")  # a map's file name (see map_names)
+SCALES = ("layer", "map")  # one colour scale for a layer's maps, or one for each map
+CLIP = 1.0  # percent of the values left out of a scale's limit (the largest magnitudes)
 
 
 def channel_labels(graph: Graph) -> list[str | None]:
@@ -93,6 +100,106 @@ def normalise(values: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class Coloured:
+    """Maps as pictures: uint8 HxW (grey) or HxWx3 (diverging), and the scales in words."""
+
+    pictures: list[np.ndarray]
+    legend: str
+
+
+def _diverging() -> np.ndarray:
+    """256 RGB colours from blue through white (at 127.5) to red: matplotlib's RdBu, reversed."""
+    import matplotlib
+
+    return np.round(matplotlib.colormaps["RdBu_r"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+
+
+def _limit(values: np.ndarray, clip: float) -> float:
+    """The magnitude the scale ends at: the (100 - clip)th percentile of the finite |values| (their max
+    with clip 0); 0 where there is none."""
+    finite = np.abs(values[np.isfinite(values)])
+    if not finite.size:
+        return 0.0
+    return float(np.percentile(finite, 100.0 - clip) if clip > 0 else finite.max())
+
+
+def _grey(values: np.ndarray, limit: float) -> np.ndarray:
+    out = np.zeros(values.shape, dtype=np.uint8)
+    finite = np.isfinite(values)
+    if limit > 0:
+        out[finite] = np.round(np.clip(values[finite] / limit, 0.0, 1.0) * 255.0).astype(np.uint8)
+    out[values == np.inf] = 255
+    return out
+
+
+def _signed(values: np.ndarray, limit: float, lut: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(values)
+    index = np.full(values.shape, 128, dtype=np.int64)  # white: zero, and a map that is all zero
+    if limit > 0:
+        index[finite] = np.round((np.clip(values[finite] / limit, -1.0, 1.0) + 1.0) * 127.5).astype(np.int64)
+    index[values == np.inf] = 255
+    index[values == -np.inf] = 0
+    out = lut[index]
+    out[np.isnan(values)] = 0
+    return out
+
+
+def colour_maps(channels: np.ndarray, scale: str = "layer", clip: float = CLIP) -> Coloured:
+    """One sample's maps (CxHxW) as pictures, on one scale for the layer or one for each map (see the module
+    docstring); ``clip``: the percent of the largest magnitudes left out of a limit."""
+    if scale not in SCALES:
+        raise RunError(f"unknown colour scale '{scale}'", hint=f"use one of {', '.join(SCALES)}")
+    if not 0 <= clip < 50:
+        raise RunError(f"--clip takes a percent from 0 to 50 (left out at the top), not {clip:g}")
+    values = np.asarray(channels, dtype=np.float64)
+    signed = [bool((c[np.isfinite(c)] < 0).any()) for c in values]
+    lut = _diverging() if any(signed) else None
+    clipped = f", the top {clip:g}% of magnitudes clipped" if clip > 0 else ""
+    if scale == "map":
+        pictures = []
+        for c, sign in zip(values, signed, strict=True):
+            if sign:
+                pictures.append(_signed(c, _limit(c, clip), lut))
+            else:
+                pictures.append(normalise(c) if clip == 0 else _grey_range(c, clip))
+        return Coloured(pictures, f"each map on its own scale{clipped}")
+    grey_limit = _limit(values[[not s for s in signed]], clip) if not all(signed) else 0.0
+    signed_limit = _limit(values[signed], clip) if any(signed) else 0.0
+    pictures = [_signed(c, signed_limit, lut) if sign else _grey(c, grey_limit)
+                for c, sign in zip(values, signed, strict=True)]
+    parts = []
+    if not all(signed):
+        parts.append(f"grey 0 .. {grey_limit:.3g}")
+    if any(signed):
+        parts.append(f"blue {-signed_limit:.3g} .. white 0 .. red {signed_limit:.3g}")
+    return Coloured(pictures, f"one scale for all maps: {'; '.join(parts)}{clipped}")
+
+
+def _grey_range(values: np.ndarray, clip: float) -> np.ndarray:
+    """A non-negative map on its own scale: min-max between its clip and 100-clip percentiles."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return normalise(values)
+    low, high = (float(v) for v in np.percentile(finite, [clip, 100.0 - clip]))
+    out = np.full(values.shape, 128, dtype=np.uint8)
+    ok = np.isfinite(values)
+    if high > low:
+        out[ok] = np.round(np.clip((values[ok] - low) / (high - low), 0.0, 1.0) * 255.0).astype(np.uint8)
+    out[values == np.inf] = 255
+    out[np.isnan(values) | (values == -np.inf)] = 0
+    return out
+
+
+def input_picture(x: np.ndarray) -> np.ndarray | None:
+    """An input sample (CxHxW in 0..1, 1 or 3 channels) as a uint8 picture to show beside the maps; None
+    for an input that is not an image."""
+    if x.ndim != 3 or x.shape[0] not in (1, 3) or not np.isfinite(x).all():
+        return None
+    picture = np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return picture[0] if x.shape[0] == 1 else picture.transpose(1, 2, 0)
+
+
 def _caption(index: int, label: str | None, values: np.ndarray) -> tuple[str, str]:
     """A map's two caption lines: its index and label, then the range of its finite values."""
     finite = values[np.isfinite(values)]
@@ -126,43 +233,60 @@ def grid_layout(count: int, height: int, width: int) -> Layout:
     return Layout(cols, rows, map_size, cell_width, size)
 
 
-def make_grid(maps: list[np.ndarray], captions: list[tuple[str, str]], title: str):
-    """One image of all the maps (uint8 HxW each), each captioned with two lines, under a title."""
+def make_grid(maps: list[np.ndarray], captions: list[tuple[str, str]], title: str, legend: str = "",
+              picture: np.ndarray | None = None):
+    """One image of all the maps (uint8 HxW or HxWx3 each), each captioned with two lines, under a title and
+    the legend of their colours; ``picture``, the input, in the first cell where given."""
     from PIL import Image, ImageDraw
 
-    height, width = maps[0].shape
-    layout = grid_layout(len(maps), height, width)
-    grid = Image.new("L", layout.size, 255)
+    height, width = maps[0].shape[:2]
+    cells = ([picture] if picture is not None else []) + list(maps)
+    notes = ([("input", f"{picture.shape[1]}x{picture.shape[0]} pixels")] if picture is not None else []) + captions
+    layout = grid_layout(len(cells), height, width)
+    grid = Image.new("RGB", (layout.size[0], layout.size[1] + (LEGEND if legend else 0)), (255, 255, 255))
     pen = ImageDraw.Draw(grid)
     font = _font(14)
     small = _font(12)
-    pen.text((PAD, PAD + 2), _fit(pen, title, font, layout.size[0] - 2 * PAD), fill=0, font=font)
-    for k, (values, (label, note)) in enumerate(zip(maps, captions, strict=True)):
+    pen.text((PAD, PAD + 2), _fit(pen, title, font, layout.size[0] - 2 * PAD), fill=(0, 0, 0), font=font)
+    top = TITLE
+    if legend:
+        pen.text((PAD, TITLE + 2), _fit(pen, legend, small, layout.size[0] - 2 * PAD), fill=(70, 70, 70), font=small)
+        top += LEGEND
+    for k, (values, (label, note)) in enumerate(zip(cells, notes, strict=True)):
         row, col = divmod(k, layout.cols)
         x = PAD + col * (layout.cell_width + PAD)
-        y = TITLE + PAD + row * (layout.map_size[1] + CAPTION + PAD)
-        picture = Image.fromarray(values)
+        y = top + PAD + row * (layout.map_size[1] + CAPTION + PAD)
+        image = Image.fromarray(values).convert("RGB")
         resample = Image.Resampling.NEAREST if layout.map_size[0] >= width else Image.Resampling.LANCZOS
-        grid.paste(picture.resize(layout.map_size, resample), (x, y))
-        pen.rectangle((x - 1, y - 1, x + layout.map_size[0], y + layout.map_size[1]), outline=160)
-        pen.text((x, y + layout.map_size[1] + 2), _fit(pen, label, font, layout.cell_width), fill=0, font=font)
-        pen.text((x, y + layout.map_size[1] + 17), _fit(pen, note, small, layout.cell_width), fill=90, font=small)
+        size = layout.map_size
+        if values is picture and values.shape[:2] != (height, width):  # the input: its own aspect, in the cell
+            scale = min(size[0] / values.shape[1], size[1] / values.shape[0])
+            size = (max(1, round(values.shape[1] * scale)), max(1, round(values.shape[0] * scale)))
+            resample = Image.Resampling.LANCZOS
+        grid.paste(image.resize(size, resample), (x, y))
+        pen.rectangle((x - 1, y - 1, x + size[0], y + size[1]), outline=(160, 160, 160))
+        pen.text((x, y + layout.map_size[1] + 2), _fit(pen, label, font, layout.cell_width), fill=(0, 0, 0), font=font)
+        pen.text((x, y + layout.map_size[1] + 17), _fit(pen, note, small, layout.cell_width), fill=(90, 90, 90),
+                 font=small)
     return grid
 
 
-def grid_png(channels: np.ndarray, title: str, labels: list[str | None] | None = None) -> bytes:
-    """The labelled grid of one sample's maps (CxHxW) as PNG bytes, in memory (the playground's picture);
-    at most GRID_MAX maps, the title saying so when there are more."""
+def grid_png(channels: np.ndarray, title: str, labels: list[str | None] | None = None, scale: str = "layer",
+             clip: float = CLIP, picture: np.ndarray | None = None) -> bytes:
+    """The labelled grid of one sample's maps (CxHxW) as PNG bytes, in memory (the playground's picture),
+    coloured as ``colour_maps`` says, the input ``picture`` first where given; at most GRID_MAX maps, the
+    title saying so when there are more."""
     import io
 
     labels = labels if labels is not None and len(labels) == len(channels) else [None] * len(channels)
     if len(channels) > GRID_MAX:
         title += f" (the first {GRID_MAX} of {len(channels)})"
+    coloured = colour_maps(channels, scale, clip)
     shown = list(zip(labels[:GRID_MAX], channels[:GRID_MAX], strict=True))
-    maps = [normalise(c) for _, c in shown]
     captions = [_caption(i, label, c) for i, (label, c) in enumerate(shown)]
     out = io.BytesIO()
-    make_grid(maps, captions, title).save(out, format="PNG", pnginfo=_mark())
+    make_grid(coloured.pictures[:GRID_MAX], captions, title, coloured.legend, picture).save(
+        out, format="PNG", pnginfo=_mark())
     return out.getvalue()
 
 
@@ -184,12 +308,17 @@ def _fit(pen, text: str, font, width: int) -> str:
     return text + "…"
 
 
-def check_maps_shape(shape: tuple) -> None:
-    """A RunError unless an output of ``shape`` (batch first) is maps, batch x CxHxW."""
+def check_maps_shape(shape: tuple, layer: str | None = None) -> None:
+    """A RunError unless an output of ``shape`` (batch first) is maps, batch x CxHxW (``layer``: the --layer
+    whose output it is)."""
     if len(shape) != 4:
         shown = "x".join(str(d) if isinstance(d, int) else "N" for d in shape)
+        if layer:
+            raise RunError(f"--save-maps needs maps (CxHxW); layer {layer} gives {shown}",
+                           hint="choose a conv, pool or activation layer before the flatten")
         raise RunError(f"--save-maps needs an output of maps (batch x CxHxW); this model's output is {shown}",
-                       hint="save the maps of a network whose output is feature maps, e.g. specs/filters.cnn")
+                       hint="save the maps of a network whose output is feature maps, e.g. specs/filters.cnn, "
+                            "or of one of its layers with --layer NAME")
 
 
 def palette(classes: int) -> np.ndarray:
@@ -214,15 +343,18 @@ def class_mask(scores: np.ndarray) -> np.ndarray:
 
 
 def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str,
-              force: bool = False, mask: bool = False) -> tuple[list[str], list[str]]:
+              force: bool = False, mask: bool = False, scale: str = "layer", clip: float = CLIP,
+              picture: np.ndarray | None = None) -> tuple[list[str], list[str]]:
     """Write each channel of the first sample of ``y`` (NxCxHxW) as a PNG, and ``grid.png``, into
     ``folder``; returns (the file names, notes for stderr). The files are staged and published
     (cnndsl.io) after every target is checked, so a failure leaves nothing half-written. Map files
     of an earlier run that this one does not rewrite are removed (only ours: they carry a PNG text
     mark); others named like maps are kept, with a note. A file in the way that cnndsl did not
     write is replaced only with ``force``. With ``mask``, also ``mask.png``: the arg-max class of
-    each pixel in a fixed palette (a segmentation's answer)."""
+    each pixel in a fixed palette (a segmentation's answer). ``scale`` and ``clip``: see colour_maps;
+    ``picture``: the input, shown first in the grid."""
     check_maps_shape(y.shape)
+    coloured = colour_maps(y[0], scale, clip)
     if len(labels) != y.shape[1]:
         labels = [None] * y.shape[1]
     names = map_names(labels)
@@ -230,7 +362,8 @@ def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str,
     for name, channel in zip(names, y[0], strict=True):
         bad = int(channel.size - np.count_nonzero(np.isfinite(channel)))
         if bad:
-            notes.append(f"map {name} has {bad:,} NaN or infinite values: drawn +inf white, -inf and NaN black")
+            notes.append(f"map {name} has {bad:,} NaN or infinite values: drawn +inf as the top of the scale, "
+                         "-inf as its bottom, NaN black")
     if len(names) > GRID_MAX:
         notes.append(f"{GRID} shows the first {GRID_MAX} of the {len(names)} maps")
         title += f" (the first {GRID_MAX} of {len(names)})"
@@ -239,10 +372,11 @@ def save_maps(y: np.ndarray, folder: str, labels: list[str | None], title: str,
     extra = [GRID] + ([MASK] if mask else [])
     with publish(lambda exc: _write_error(exc, target)) as pub:
         paths = _stage(pub, target, names + extra, force)
-        maps = _write_maps(paths[:len(names)], y[0])
+        _write_maps(paths[:len(names)], coloured.pictures)
         shown = zip(labels[:GRID_MAX], y[0][:GRID_MAX], strict=True)
         captions = [_caption(i, label, c) for i, (label, c) in enumerate(shown)]
-        make_grid(maps[:GRID_MAX], captions, title).save(paths[len(names)], format="PNG", pnginfo=_mark())
+        make_grid(coloured.pictures[:GRID_MAX], captions, title, coloured.legend, picture).save(
+            paths[len(names)], format="PNG", pnginfo=_mark())
         if mask:
             from PIL import Image
 
@@ -278,15 +412,12 @@ def _mark():
     return info
 
 
-def _write_maps(paths: list[str], channels: np.ndarray) -> list[np.ndarray]:
-    """Each channel normalised (uint8) and saved as a marked PNG at its path."""
+def _write_maps(paths: list[str], pictures: list[np.ndarray]) -> None:
+    """Each map's picture saved as a marked PNG at its path."""
     from PIL import Image
 
-    maps = []
-    for path, channel in zip(paths, channels, strict=True):
-        maps.append(normalise(channel))
-        Image.fromarray(maps[-1]).save(path, format="PNG", pnginfo=_mark())
-    return maps
+    for path, picture in zip(paths, pictures, strict=True):
+        Image.fromarray(picture).save(path, format="PNG", pnginfo=_mark())
 
 
 def check_folder(folder: str, force: bool = False) -> str:
