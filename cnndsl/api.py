@@ -505,11 +505,11 @@ def runner(source: str | bytes, device: str = "auto"):
 
 
 def model_input(input_shape: tuple, input_path: str | None = None, image: str | None = None,
-                resize: bool | str = False, seed: int = 0, batch: int = 1):
+                resize: bool | str = False, seed: int = 0, batch: int = 1, normalize: str | None = None):
     """(input batch, where it came from, notes): see runtime.run.make_input."""
     from cnndsl.runtime.run import make_input
 
-    return make_input(input_shape, input_path, image, resize, seed, batch)
+    return make_input(input_shape, input_path, image, resize, seed, batch, normalize)
 
 
 def benchmark(model: str, device: str, batch: int, threads: int | None, runs: int, progress=None,

@@ -31,6 +31,13 @@ from cnndsl.views.term import echo_err
               default=None, help="Resize an --image whose size differs from the model's input: crop (the default: "
               "cover the input, keep the centre, as torchvision's Resize + CenterCrop), pad (fit inside, black "
               "bars) or stretch (the aspect ratio is not kept).")
+@click.option("--normalize", metavar="imagenet|MEAN/STD",
+              help="Normalise an --image's pixels per channel after scaling them to 0..1, as the network was trained: "
+                   "imagenet (torchvision's mean 0.485,0.456,0.406 and std 0.229,0.224,0.225), or MEAN/STD "
+                   "(one number, or one per channel, each side).")
+@click.option("--labels", metavar="imagenet|voc|FILE",
+              help="Name the classes: imagenet (ImageNet-1k's 1000), voc (Pascal VOC's 21, the segmentation "
+                   "models'), or a text file of one name a line, in the order of the outputs.")
 @click.option("--save-maps", type=click.Path(file_okay=False),
               help="Write each output map as a PNG, a labelled grid.png (the input beside the maps) and, for "
                    "several class maps, mask.png (the arg-max class of each pixel, coloured) into this folder.")
@@ -48,16 +55,24 @@ from cnndsl.views.term import echo_err
 @spec_options
 @edge
 def run(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int, image_path: str | None,
-        resize: str | None, save_maps: str | None, layers: tuple[str, ...], scale: str, clip: float,
-        force: bool) -> None:
+        resize: str | None, normalize: str | None, labels: str | None, save_maps: str | None,
+        layers: tuple[str, ...], scale: str, clip: float, force: bool) -> None:
     """Run a compiled .onnx model or a spec with onnxruntime; says which provider ran.
 
     \b
     Example: cnndsl run specs/conv_example.cnn --input specs/conv_example_image.txt
              cnndsl run specs/filters.cnn --image photo.png --resize --save-maps maps/
              cnndsl run specs/alexnet.cnn --image photo.jpg --resize --layer features.0 --save-maps maps/
+             cnndsl run resnet50.onnx --image cat.jpg --resize --normalize imagenet --labels imagenet
     """
     _check_input_options(input_path, image_path, resize, batch)
+    if normalize and not image_path:
+        raise click.UsageError("--normalize applies to --image (an --input array is given as the network takes it)")
+    names_of_classes = None
+    if labels:
+        from cnndsl.views.labels import load_labels
+
+        names_of_classes = load_labels(labels)
     names = _layer_names(model, layers)
     if save_maps:
         from cnndsl.views.maps import check_folder
@@ -74,7 +89,13 @@ def run(model: str, input_path: str | None, device: str, top: int, seed: int, ba
 
         for k, out in enumerate(runner.session.get_outputs()):
             check_maps_shape(tuple(out.shape), names[k] if names else None)
-    x, source, notes = api.model_input(runner.input_shape, input_path, image_path, resize, seed, batch)
+    if names_of_classes is not None and not names:
+        from cnndsl.views.labels import check_labels
+
+        shape = runner.session.get_outputs()[0].shape
+        if len(shape) in (2, 4) and isinstance(shape[1], int):
+            check_labels(names_of_classes, shape[1], labels)
+    x, source, notes = api.model_input(runner.input_shape, input_path, image_path, resize, seed, batch, normalize)
     for note in notes:
         echo_err(f"note: {note}")
     x = runner.check_input(x)
@@ -98,13 +119,13 @@ def run(model: str, input_path: str | None, device: str, top: int, seed: int, ba
             click.echo(results.range_line(values))
             continue
         click.echo(f"output{'' if len(outputs) == 1 else ' ' + name}: {'x'.join(map(str, values.shape))}")
-        click.echo("\n".join(_described(values, top)))
+        click.echo("\n".join(_described(values, top, names_of_classes if k == 0 else None)))
     if not model.lower().endswith(".onnx") and load(model).totals.params:
         echo_err(f"note: the weights are random (seeded with --seed {seed}): the network has learned nothing, so "
                  "its classes and maps show what an untrained network does; for trained weights, compile with "
                  "--weights FILE and run the .onnx")
     if save_maps:
-        picture = _picture(x, image_path, resize) if image_path else None
+        picture = _picture(image_path, x.shape, resize) if image_path else None
         if names:
             from cnndsl.views.maps import channel_labels
 
@@ -118,13 +139,13 @@ def run(model: str, input_path: str | None, device: str, top: int, seed: int, ba
             _save_maps(model, y, save_maps, image_path or input_path, force, scale, clip, picture)
 
 
-def _described(y, top: int) -> list[str]:
-    """An output in words: a classifier's top classes, a segmentation's classes of pixels, the
-    values of a small output, or the range of a large one."""
+def _described(y, top: int, labels: list[str] | None = None) -> list[str]:
+    """An output in words: a classifier's top classes, a segmentation's classes of pixels (named by
+    ``labels``), the values of a small output, or the range of a large one."""
     if y.ndim == 2 and y.shape[1] > 1:
-        return results.top_lines(y, top)
+        return results.top_lines(y, top, labels)
     if y.ndim == 4 and y.shape[1] > 1 and y.shape[2] * y.shape[3] > 1:
-        return results.pixel_class_lines(y, top)
+        return results.pixel_class_lines(y, top, labels)
     if y.size <= 256:
         return results.value_lines(y)
     return [results.range_line(y)]
@@ -153,15 +174,15 @@ def _layer_names(model: str, layers: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _picture(x, image_path: str, resize: str | None):
-    """The input as the grid shows it: in colour, even where the model reads it grey."""
+def _picture(image_path: str, shape: tuple, resize: str | None):
+    """The input as the grid shows it: the image in colour, as the model got it (resized, not normalised),
+    even where the model reads it grey; None where it cannot be read so."""
     from cnndsl.views.maps import input_picture
 
-    if x.shape[1] == 1:
-        try:
-            x = api.model_input((1, 3, *x.shape[2:]), image=image_path, resize=resize or False)[0]
-        except CnnDslError:
-            pass  # a grey image file: the grey input is the picture
+    try:
+        x = api.model_input((1, 3, *shape[2:]), image=image_path, resize=resize or False)[0]
+    except CnnDslError:
+        return None
     return input_picture(x[0])
 
 

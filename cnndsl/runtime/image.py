@@ -25,6 +25,34 @@ NO_RANGE_HINT = "rescale it to 0..1 or save it as an 8- or 16-bit PNG, or pass t
 
 
 RESIZE_MODES = ("crop", "pad", "stretch")
+# torchvision's ImageNet preprocessing: per-channel mean and standard deviation of pixels in 0..1
+NORMALIZE = {"imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
+
+
+def parse_normalize(text: str, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """``--normalize``: "imagenet", or "MEAN/STD" with one number or one per channel each side
+    ("0.5/0.5", "0.485,0.456,0.406/0.229,0.224,0.225"), as (mean, std) arrays shaped to broadcast over CxHxW."""
+    if text in NORMALIZE:
+        mean, std = NORMALIZE[text]
+    else:
+        try:
+            left, right = text.split("/")
+            mean = tuple(float(v) for v in left.split(","))
+            std = tuple(float(v) for v in right.split(","))
+        except ValueError:
+            raise RunError(f"--normalize takes imagenet or MEAN/STD, not '{text}'",
+                           hint="e.g. --normalize imagenet, --normalize 0.5/0.5 or "
+                                "--normalize 0.485,0.456,0.406/0.229,0.224,0.225") from None
+    for name, values in (("mean", mean), ("std", std)):
+        if len(values) not in (1, channels):
+            raise RunError(f"--normalize gives {len(values)} {name} values; the input has {channels} channel"
+                           + ("s" if channels != 1 else ""), hint=f"give 1 or {channels}")
+        if not all(np.isfinite(values)):
+            raise RunError(f"--normalize's {name} must be finite numbers")
+    if min(std) <= 0:
+        raise RunError("--normalize's standard deviations must be positive")
+    shape = (-1, 1, 1)
+    return np.asarray(mean, np.float32).reshape(shape), np.asarray(std, np.float32).reshape(shape)
 
 
 def load_image(path: str, input_shape: tuple, resize: bool | str) -> tuple[np.ndarray, list[str]]:

@@ -379,14 +379,21 @@ def widest_activation_bytes(model, batch: int) -> int:
 
 
 def make_input(input_shape: tuple, input_path: str | None, image: str | None, resize: bool | str, seed: int,
-               batch: int) -> tuple[np.ndarray, str, list[str]]:
+               batch: int, normalize: str | None = None) -> tuple[np.ndarray, str, list[str]]:
     """(the input batch, where it came from, notes) for a model taking ``input_shape``: from an
-    image file, an array file, or seeded N(0, 1) values for a batch of ``batch``."""
+    image file (its pixels normalised per channel with ``normalize``, image.parse_normalize), an array
+    file, or seeded N(0, 1) values for a batch of ``batch``."""
     if image:
-        from cnndsl.runtime.image import MODES, load_image
+        from cnndsl.runtime.image import MODES, load_image, parse_normalize
 
         x, notes = load_image(image, input_shape, resize)
-        return x, f"{image} ({MODES[x.shape[1]][1]}, pixels scaled to 0..1)", notes
+        how = "pixels scaled to 0..1"
+        if normalize:
+            mean, std = parse_normalize(normalize, x.shape[1])
+            x = ((x - mean) / std).astype(np.float32)
+            how += f", then normalised ({normalize})" if normalize != "imagenet" else \
+                ", then normalised with ImageNet's mean and std"
+        return x, f"{image} ({MODES[x.shape[1]][1]}, {how})", notes
     if input_path:
         return load_input(input_path, input_shape), input_path, []
     dims = [d if isinstance(d, int) else batch for d in input_shape]

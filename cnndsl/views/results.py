@@ -27,20 +27,24 @@ def value_lines(y: np.ndarray) -> list[str]:
     return lines
 
 
-def top_lines(y: np.ndarray, k: int) -> list[str]:
-    """The ``k`` best classes of the first few samples of an N x classes output, with scores."""
+def top_lines(y: np.ndarray, k: int, labels: list[str] | None = None) -> list[str]:
+    """The ``k`` best classes of the first few samples of an N x classes output, with scores (and names)."""
     k = max(1, min(k, y.shape[1]))
     lines = []
     for i, row in enumerate(y[:SAMPLES_SHOWN]):
         order = np.argsort(-row, kind="stable")[:k]
         lines.append(f"sample {i}: top {k} of {y.shape[1]} classes")
-        lines += [f"  class {c:>5}  score {row[c]: .6f}" for c in order]
+        if labels:
+            width = max(len(labels[c]) for c in order)
+            lines += [f"  class {c:>5}  {labels[c]:<{width}}  score {row[c]: .6f}" for c in order]
+        else:
+            lines += [f"  class {c:>5}  score {row[c]: .6f}" for c in order]
     if y.shape[0] > SAMPLES_SHOWN:
         lines.append(f"({y.shape[0] - SAMPLES_SHOWN} more samples not shown)")
     return lines
 
 
-def pixel_class_lines(y: np.ndarray, k: int) -> list[str]:
+def pixel_class_lines(y: np.ndarray, k: int, labels: list[str] | None = None) -> list[str]:
     """For an N x classes x H x W output of class scores: per sample, how many pixels each class
     wins (the arg-max over the classes), the ``k`` largest first."""
     n, classes, h, w = y.shape
@@ -50,7 +54,8 @@ def pixel_class_lines(y: np.ndarray, k: int) -> list[str]:
         counts = np.bincount(winners.ravel(), minlength=classes)
         order = [c for c in np.argsort(-counts, kind="stable") if counts[c]]
         lines.append(f"sample {i}: the arg-max class of each of {h * w:,} pixels ({h}x{w}), {classes} classes")
-        lines += [f"  class {c:>5}  {counts[c]:>{len(f'{h * w:,}')},} pixels  {counts[c] / (h * w):6.1%}"
+        named = {c: f"  {labels[c]:<{max(len(labels[d]) for d in order[:k])}}" if labels else "" for c in order[:k]}
+        lines += [f"  class {c:>5}{named[c]}  {counts[c]:>{len(f'{h * w:,}')},} pixels  {counts[c] / (h * w):6.1%}"
                   for c in order[:k]]
         if len(order) > k:
             rest = int(counts[order[k:]].sum())
