@@ -18,6 +18,7 @@ from cnndsl.model.check import check
 from cnndsl.model.ir import MAIN_OUTPUT, Graph, GraphOutput
 from cnndsl.views import report
 from cnndsl.views.report import (  # noqa: F401 - the tables, for `params`, `summary` and `weights`
+    TRAINING_BATCHES,
     as_json,
     compare,
     human_bytes,
@@ -183,8 +184,10 @@ class Network:
         """
         return report.totals(self.graph)
 
-    def summary(self) -> str:
-        """The per-layer table with the totals, as `cnndsl summary` prints it.
+    def summary(self, depth: int | None = None, batches: tuple[int, ...] = report.TRAINING_BATCHES) -> str:
+        """The per-layer table with the totals and the training memory, as `cnndsl summary` prints it: ``depth``
+        folds every block deeper than that many name parts into a subtotal row; ``batches``: the batch sizes
+        of the training-memory table.
 
         >>> print(cnndsl.load("specs/lenet5.cnn").summary())       # doctest: +ELLIPSIS
         lenet5: LeNet-5 (LeCun et al., 1998)
@@ -193,7 +196,7 @@ class Network:
         trainable parameters  61,706
         ...
         """
-        return report.summary(self.graph)
+        return report.summary(self.graph, depth, batches)
 
     def plot(self, size: tuple[int, int] | None = None):
         """A chart of the trainable parameters per layer (or block), coloured by kind, as `cnndsl plot SPEC`

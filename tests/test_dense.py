@@ -116,7 +116,7 @@ def test_an_output_of_a_layer_that_a_batchnorm_follows_is_not_folded():
 
 def test_summary_shows_outputs_and_where_skips_come_from():
     text = cnndsl.parse(SEGMENTER).summary()
-    assert "from: enc" in text
+    assert "concat  concat                         8x16x16       0              0  enc, (6)" in text
     assert "outputs\n  output  3x16x16  from head\n  aux     3        from aux.2  training only" in text
     assert "MACs                  41,984  (FLOPs = 2 x MACs = 83,968); 42,008 in training, with aux" in text
 

@@ -33,16 +33,23 @@ def params(specs, as_json: bool, all_variants: bool) -> None:
 
 
 @spec_command(json_help="Print the layers and totals as JSON.")
-def summary(spec: str, as_json: bool) -> None:
-    """Per-layer table: name, kind, options, output shape, parameters, MACs.
+@click.option("--depth", type=click.IntRange(min=1), default=None,
+              help="Fold every block deeper than N name parts into one subtotal row (1: stem, stages, head).")
+@click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True, metavar="N",
+              help="Batch sizes of the training-memory table (repeatable; default 1, 32 and 256).")
+def summary(spec: str, as_json: bool, depth: int | None, batches: tuple[int, ...]) -> None:
+    """Per-layer table: name, kind, options, output shape, parameters and their share, MACs, where a join's
+    inputs come from; the totals; the memory to train it at a few batch sizes.
 
+    \b
     Example: cnndsl summary specs/lenet5.cnn
+             cnndsl summary specs/resnet50.cnn --depth 2 --batch 64
     """
     net = load(spec)
     if as_json:
         click.echo(json.dumps({**api.as_json(spec, net.graph), "layers": api.layers_json(net.graph)}, indent=2))
     else:
-        click.echo(net.summary())
+        click.echo(net.summary(depth, batches or api.TRAINING_BATCHES))
 
 
 @spec_command(json_help="Print a JSON list of {name, shape, role}.")

@@ -87,7 +87,7 @@ def run(model: str, input_path: str | None, device: str, top: int, seed: int, ba
     if save_maps:
         from cnndsl.views.maps import check_maps_shape
 
-        for k, out in enumerate(runner.session.get_outputs()):
+        for k, out in enumerate(runner.session.get_outputs()[:len(names) or 1]):  # without --layer: the output
             check_maps_shape(tuple(out.shape), names[k] if names else None)
     if names_of_classes is not None and not names:
         from cnndsl.views.labels import check_labels

@@ -454,6 +454,11 @@ class _Checker:
             raise self.error(f"blocks nest more than {limits.MAX_BLOCK_DEPTH} deep", stmt.kind_span)
         given = self.block_args(block, stmt, env)
         inner = self.open(scope, stmt, env)
+        if inner is not scope:  # the call as written, its arguments' values evaluated: bottleneck(128, stride=2)
+            params, parts = iter(p.name for p in block.params), []
+            for a in stmt.args:
+                parts.append(show(given[next(params)]) if a.name is None else f"{a.name}={show(given[a.name])}")
+            self.graph.calls[inner.prefix] = f"{block.name}({', '.join(parts)})"
         self.calls.append((block.name, stmt.span))
         try:
             y = self.seq(block.body, x, inner, self.block_env(block, given, env))

@@ -87,6 +87,7 @@ class Graph:
     warnings: list = field(default_factory=list)  # errors.CheckWarning: checks, but probably not meant
     outputs: list[GraphOutput] = field(default_factory=list)  # the main output first; empty: the last node
     refs: dict[int, str] = field(default_factory=dict)  # node index -> the name a `from` or to= used for it
+    calls: dict[str, str] = field(default_factory=dict)  # a block call's scope name -> "bottleneck(64, 2)"
 
     def source_of(self, index: int) -> str | None:
         """Where node ``index`` reads from across the network (a skip), as written: the name of a

@@ -6,7 +6,7 @@ import os
 from dataclasses import asdict
 
 from cnndsl.lang.show import fmt_shape, human_bytes
-from cnndsl.model.counts import Totals, depth, totals
+from cnndsl.model.counts import FLOAT32, Totals, depth, totals
 from cnndsl.model.ir import BUFFER, CONSTANT, TRAINABLE, Graph
 
 __all__ = ["Totals", "totals", "depth", "human_bytes", "as_json", "summary", "totals_lines", "one_line", "compare"]
@@ -30,30 +30,105 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[st
     return [line(header), rule] + [line(r) for r in rows] + [rule]
 
 
-def summary(graph: Graph) -> str:
-    """The per-layer table, like Keras' summary() or torchinfo, with totals.
+TRAINING_BATCHES = (1, 32, 256)
+JOINS = ("add", "concat", "mul")
 
-    'params' are trainable; a 'fixed' column (buffers and constant kernels) appears when any exist.
+
+def summary(graph: Graph, depth: int | None = None, batches: tuple[int, ...] = TRAINING_BATCHES) -> str:
+    """The per-layer table, like Keras' summary() or torchinfo, with totals and the training memory.
+
+    'params' are trainable, with their share of the total; a 'non-trainable' column (batchnorm statistics,
+    fixed kernels) appears when any exist; a join's row says where its inputs come from. ``depth`` folds
+    every block whose name has more parts into one subtotal row, named by its call (torchinfo's depth).
+    An unlabelled top-level layer, named by its position, shows as (9).
     """
     head = f"{graph.name}" + (f": {graph.title}" if graph.title else "")
     fixed = any(n.count(BUFFER) or n.count(CONSTANT) for n in graph.nodes)
-    rows = []
-    for i, node in enumerate(graph.nodes):
-        source = graph.source_of(i)
-        options = node.layer.describe() + (f"  from: {source}" if source else "")
-        row = [node.name, node.kind, options.strip(), fmt_shape(node.out_shape),
-               f"{node.count(TRAINABLE):,}", f"{node.macs:,}"]
+    total = sum(n.count(TRAINABLE) for n in graph.nodes) or 1
+    rows, froms, bare = [], False, False
+    for name, indices in _groups(graph, depth):
+        nodes = [graph.nodes[i] for i in indices]
+        params = sum(n.count(TRAINABLE) for n in nodes)
+        if len(indices) == 1 and nodes[0].name == name:
+            node = nodes[0]
+            source = _sources(graph, indices[0])
+            froms = froms or bool(source)
+            bare = bare or name.isdigit()
+            row = [f"({name})" if name.isdigit() else name, node.kind, node.layer.describe().strip(),
+                   fmt_shape(node.out_shape), f"{params:,}", share(params, total), f"{node.macs:,}", source]
+        else:
+            count = f"{len(nodes)} layers"
+            call = graph.calls.get(name)
+            row = [name, "block", f"{call}, {count}" if call else count, fmt_shape(nodes[-1].out_shape),
+                   f"{params:,}", share(params, total), f"{sum(n.macs for n in nodes):,}", ""]
         if fixed:
-            row.insert(5, f"{node.count(BUFFER) + node.count(CONSTANT):,}")
+            row.insert(6, f"{sum(n.count(BUFFER) + n.count(CONSTANT) for n in nodes):,}")
         rows.append(row)
-    header = ["layer", "kind", "options", "output", "params", "MACs"]
+    header = ["layer", "kind", "options", "output", "params", "%", "MACs", "from"]
     if fixed:
-        header.insert(5, "fixed")
+        header.insert(6, "non-trainable")
+    if not froms:
+        header.pop()
+        rows = [r[:-1] for r in rows]
     lines = [head, f"input {fmt_shape(graph.input_shape)}", ""]
-    lines += _table(header, rows, set(range(4, len(header))))
+    lines += _table(header, rows, set(range(3, header.index("MACs") + 1)))
+    if bare:
+        lines.append("(n): a layer without a label, named by its position in its block (`run --layer n` shows it)")
     lines += output_lines(graph)
     lines += totals_lines(graph)
+    lines += training_lines(graph, batches)
     return "\n".join(lines)
+
+
+def share(part: int, total: int) -> str:
+    """A share of the parameters: '' for none, '<0.1%' for a sliver, else one decimal."""
+    if not part:
+        return ""
+    value = 100 * part / total
+    return "<0.1%" if value < 0.05 else f"{value:.1f}%"
+
+
+def _groups(graph: Graph, depth: int | None) -> list[tuple[str, list[int]]]:
+    """(row name, node indices) in order: each node alone, or with ``depth``, the nodes of each block whose
+    name has more than ``depth`` parts together under its first ``depth`` parts."""
+    groups: dict[str, list[int]] = {}
+    for i, node in enumerate(graph.nodes):
+        parts = node.name.split(".")
+        key = ".".join(parts[:depth]) if depth is not None and len(parts) > depth else node.name
+        groups.setdefault(key, []).append(i)
+    return list(groups.items())
+
+
+def _sources(graph: Graph, index: int) -> str:
+    """Where a join's inputs come from (the layers' names; `input` for the network's input), or a layer's
+    skip (a `from` that does not read the layer before it); '' for a plain layer. Names inside the join's own
+    block are given relative to it (`bn2, downsample.1` for `layer1.0.add`)."""
+    node = graph.nodes[index]
+    if node.kind in JOINS or len(node.inputs) > 1:
+        scope = node.name.rsplit(".", 1)[0] + "." if "." in node.name else ""
+        names = [graph.refs.get(j) or ("input" if j < 0 else graph.nodes[j].name) for j in node.inputs]
+        inside = [n[len(scope):] if scope and n.startswith(scope) else n for n in names]
+        return ", ".join(f"({n})" if n.isdigit() else n for n in inside)
+    return graph.source_of(index) or ""
+
+
+def training_lines(graph: Graph, batches: tuple[int, ...] = TRAINING_BATCHES) -> list[str]:
+    """Memory to train, float32, per batch size: the weights, their gradients, the optimizer's state (SGD with
+    momentum: one value per parameter; Adam: two), and every layer's output kept for the backward pass."""
+    t = totals(graph)
+    if not batches or not t.params:  # nothing to train
+        return []
+    weights, grads = t.weight_bytes, t.params * FLOAT32
+    sgd, adam = t.params * FLOAT32, 2 * t.params * FLOAT32
+    rows = []
+    for batch in batches:
+        acts = batch * t.activation_bytes
+        rows.append([f"{batch:,}", human_bytes(weights), human_bytes(grads), human_bytes(acts),
+                     human_bytes(weights + grads + sgd + acts), human_bytes(weights + grads + adam + acts)])
+    header = ["batch", "weights", "gradients", "activations", "total, SGD+momentum", "total, Adam"]
+    table = _table(header, rows, set(range(len(header))))
+    return ["", "training memory, float32 (weights + gradients + optimizer state + the activations kept for "
+            "the backward pass):"] + ["  " + line for line in table[:2] + table[2:-1]]
 
 
 def output_lines(graph: Graph) -> list[str]:
