@@ -112,19 +112,28 @@ def _sources(graph: Graph, index: int) -> str:
     return graph.source_of(index) or ""
 
 
+def training_memory(t: Totals, batch: int) -> dict[str, int]:
+    """Bytes to train in float32 at ``batch``: weights (with buffers and constants), a gradient for each
+    trainable parameter, the optimizer's state (SGD with momentum: one value per parameter; Adam: two),
+    and every layer's output for each sample, kept for the backward pass."""
+    grads = t.params * FLOAT32
+    acts = batch * t.activation_bytes
+    return {"weights": t.weight_bytes, "gradients": grads, "sgd_state": grads, "adam_state": 2 * grads,
+            "activations": acts, "total_sgd": t.weight_bytes + 2 * grads + acts,
+            "total_adam": t.weight_bytes + 3 * grads + acts}
+
+
 def training_lines(graph: Graph, batches: tuple[int, ...] = TRAINING_BATCHES) -> list[str]:
     """Memory to train, float32, per batch size: the weights, their gradients, the optimizer's state (SGD with
     momentum: one value per parameter; Adam: two), and every layer's output kept for the backward pass."""
     t = totals(graph)
     if not batches or not t.params:  # nothing to train
         return []
-    weights, grads = t.weight_bytes, t.params * FLOAT32
-    sgd, adam = t.params * FLOAT32, 2 * t.params * FLOAT32
     rows = []
     for batch in batches:
-        acts = batch * t.activation_bytes
-        rows.append([f"{batch:,}", human_bytes(weights), human_bytes(grads), human_bytes(acts),
-                     human_bytes(weights + grads + sgd + acts), human_bytes(weights + grads + adam + acts)])
+        m = training_memory(t, batch)
+        keys = ("weights", "gradients", "activations", "total_sgd", "total_adam")
+        rows.append([f"{batch:,}"] + [human_bytes(m[key]) for key in keys])
     header = ["batch", "weights", "gradients", "activations", "total, SGD+momentum", "total, Adam"]
     table = _table(header, rows, set(range(len(header))))
     return ["", "training memory, float32 (weights + gradients + optimizer state + the activations kept for "
