@@ -117,7 +117,8 @@ class CheckedGraph(Graph):
         >>> resnet.graph(depth=1).save("resnet152.dot")
         []
         """
-        from cnndsl.views.notebook import Diagram, fitting_depth
+        from cnndsl.views.graph import fitting_depth
+        from cnndsl.views.notebook import Diagram
 
         if depth is not None and (not isinstance(depth, int) or depth < 1) and depth != -1:
             raise CnnDslError(f"depth must be a positive whole number, -1 or None, not {depth!r}")

@@ -87,16 +87,40 @@ def test_collapsed_boxes_account_for_every_layer_and_parameter(name, depth):
 def test_depth_one_keeps_resnet152_readable():
     text = to_dot(graph("resnet152"), 1)
     assert len(NODE.findall(text)) < 30 and "subgraph" not in text
-    for stage, layers in [("layer1", 32), ("layer3", 362)]:
-        assert f"<B>{stage}</B><BR/>{layers} layers," in text
-    assert "<B>layer4</B><BR/>32 layers, 14,964,736 params<BR/>2048x7x7" in text
+    for stage, call, layers in [("layer1", "stage(64, 3, stride=1)", 32), ("layer3", "stage(256, 36)", 362)]:
+        assert f"<B>{stage}</B><BR/>{call}<BR/>{layers} layers," in text  # the box names the block call
+    assert "<B>layer4</B><BR/>stage(512, 3)<BR/>32 layers, 14,964,736 params, 809M MACs<BR/>2048x7x7" in text
 
 
 def test_depth_two_nests_blocks_in_their_stage():
     text = to_dot(graph("resnet18"), 2)
     assert CLUSTER.findall(text) == ["layer1", "layer2", "layer3", "layer4"]  # declared in written order
-    assert "<B>layer2.0</B><BR/>9 layers, 230,144 params<BR/>128x28x28" in text
+    assert "<B>layer2.0</B><BR/>basic(128, 2)<BR/>9 layers, 230,144 params, 180M MACs<BR/>128x28x28" in text
     assert EDGE.findall(text).count(("b0", "b1")) == 1  # layer1.0 -> layer1.1, once
+
+
+def test_repeated_calls_of_a_block_make_one_box():
+    """ResNet-152 at depth 2: layer3's 35 identical bottlenecks are one box, `bottleneck(256) × 35`."""
+    text = to_dot(graph("resnet152"), 2)
+    assert "<B>layer3.1 .. 35</B><BR/>bottleneck(256) \u00d7 35<BR/>350 layers, 39,101,440 params" in text
+    assert len(NODE.findall(text)) < 25
+    # every layer and parameter is still in some box (the boxes' counts add up)
+    counts = [int(n.replace(",", "")) for n in re.findall(r"<BR/>(\d[\d,]*) layers?,", text)]
+    singles = len(re.findall(r"^  n\d+ \[", text, flags=re.M))
+    assert sum(counts) + singles == len(graph("resnet152").nodes)
+
+
+def test_a_numbered_run_of_layers_is_no_cluster_of_its_own():
+    """`features: { conv ...; relu; ... }` clusters `features`; the numbers inside are positions, not blocks."""
+    text = to_dot(graph("vgg16"), None)
+    assert CLUSTER.findall(text) == ["features", "classifier"]
+
+
+def test_left_to_right():
+    text = to_dot(graph("lenet5"), None, "LR")
+    assert "rankdir=LR" in text and "rankdir=TB" not in text
+    with pytest.raises(ValueError):
+        to_dot(graph("lenet5"), None, "BT")
 
 
 def test_depth_must_be_positive(cli):
@@ -212,7 +236,28 @@ def test_summary_says_collapsed_only_when_a_block_was(tmp_path, cli):
     r = cli("graph", SPECS / "lenet5.cnn", "--depth", "9", "-o", tmp_path / "net.dot")
     assert r.exit_code == 0 and r.stdout == f"wrote {tmp_path / 'net.dot'} (12 layers)\n"
     r = cli("graph", SPECS / "lenet5.cnn", "--depth", "1", "-o", tmp_path / "net.dot")
-    assert r.exit_code == 0 and "(12 layers, blocks below depth 1 collapsed)" in r.stdout
+    assert r.exit_code == 0 and "(12 layers, blocks below depth 1 collapsed; --depth all draws every layer)" in r.stdout
+
+
+@pytest.mark.parametrize("spec, args, said", [
+    ("lenet5", [], "(12 layers)"),  # every layer fits a slide
+    ("resnet152", [], "(515 layers, blocks below depth 2 collapsed; --depth all draws every layer)"),
+    ("resnet152", ["--depth", "all"], "(515 layers)"),
+])
+def test_the_default_depth_fits_a_slide(tmp_path, cli, spec, args, said):
+    r = cli("graph", SPECS / f"{spec}.cnn", *args, "-o", tmp_path / "net.dot")
+    assert r.exit_code == 0 and r.stdout == f"wrote {tmp_path / 'net.dot'} {said}\n"
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_depth_is_a_number_or_all(cli, value):
+    r = cli("graph", SPECS / "lenet5.cnn", "--depth", value, "-o", "-")
+    assert r.exit_code == 2 and "--depth" in r.stderr
+
+
+def test_lr_option(cli):
+    r = cli("graph", SPECS / "lenet5.cnn", "--lr", "-o", "-")
+    assert r.exit_code == 0 and "rankdir=LR" in r.stdout
 
 
 @needs_dot

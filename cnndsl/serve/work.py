@@ -20,8 +20,8 @@ from cnndsl import api
 from cnndsl.errors import CnnDslError, GraphError, RunError
 from cnndsl.views import graph as graph_view
 from cnndsl.views import report
+from cnndsl.views.graph import fitting_depth
 from cnndsl.views.maps import grid_png
-from cnndsl.views.notebook import fitting_depth
 
 SPEC_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.cnn")
 MAX_IMAGE_BYTES = 20 << 20

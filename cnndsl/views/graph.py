@@ -39,9 +39,12 @@ CLUSTER_FILLS = ("#f6f8fb", "#eef2f7", "#e4eaf2", "#dbe3ee")  # by nesting level
 NAME_COLOR = "#666666"
 CLUSTER_CHAR_WIDTH = 6.5  # points per character of a 10-point cluster label, bold, generously
 
+MAX_BOXES = 60  # the default depth is the deepest that draws at most this many boxes
+DIRECTIONS = ("TB", "LR")  # top to bottom, left to right
+
 # remincross=false: dot's last pass over the whole graph ignores _branch_order's flat edges.
 _HEADER = """\
-  graph [rankdir=TB, newrank=true, remincross=false, nodesep=0.25, ranksep=0.3, fontname="Helvetica",
+  graph [rankdir={direction}, newrank=true, remincross=false, nodesep=0.25, ranksep=0.3, fontname="Helvetica",
          fontsize=12, labelloc=t, labeljust=l, pad=0.2];
   node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, margin="0.12,0.04",
         color="#555555", penwidth=0.8];
@@ -56,6 +59,8 @@ class Unit:
     name: str
     collapsed: bool
     nodes: list[int] = field(default_factory=list)  # indices into graph.nodes, in order
+    last: str = ""  # the last block's name, where consecutive calls of one block make one box
+    repeat: int = 1  # how many calls of the block the box holds
 
 
 @dataclass
@@ -68,15 +73,30 @@ class Scope:
     params: int = 0
 
 
-def to_dot(graph: Graph, depth: int | None = None) -> str:
-    """The DOT text of ``graph``; ``depth`` (1 or more) collapses the blocks below that name depth."""
+def fitting_depth(graph: Graph, boxes: int = MAX_BOXES) -> int | None:
+    """The deepest level of names that draws at most ``boxes`` boxes; None when every layer fits. (Boxes are
+    counted before consecutive calls of one block merge, so the drawing has at most that many.)"""
+    names = [n.name for n in graph.nodes]
+    deepest = max((n.count(".") + 1 for n in names), default=1)
+    for depth in range(deepest, 0, -1):
+        if len({".".join(n.split(".")[:depth]) for n in names}) <= boxes:
+            return None if depth == deepest else depth
+    return 1
+
+
+def to_dot(graph: Graph, depth: int | None = None, direction: str = "TB") -> str:
+    """The DOT text of ``graph``; ``depth`` (1 or more) collapses the blocks below that name depth, and
+    consecutive collapsed calls of one block with the same arguments make one box (``bottleneck(256) × 35``);
+    ``direction`` TB draws top to bottom, LR left to right."""
     if depth is not None and depth < 1:
         raise ValueError(f"depth must be 1 or more, not {depth}")
-    units, unit_of = _units(graph, depth)
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction}")
+    units, unit_of = _merge_repeats(graph, *_units(graph, depth))
     root = _scopes(graph, units)
     inside, order_edges = _branch_order(graph, unit_of)
     ident = graph.name if _IDENT.fullmatch(graph.name) else "network"  # SVG viewers show it as the title
-    lines = [f'digraph "{ident}" {{', _HEADER, f"  label={_title(graph)};"]
+    lines = [f'digraph "{ident}" {{', _HEADER.replace("{direction}", direction), f"  label={_title(graph)};"]
     shape = _html(fmt_shape(graph.input_shape))
     lines.append(f'  input [label=<<B>input</B><BR/>{shape}>, shape=ellipse, fillcolor="{INPUT_FILL}"];')
     lines += _emit_scope(graph, root, 0, itertools.count(), inside)
@@ -164,8 +184,27 @@ def _units(graph: Graph, depth: int | None) -> tuple[list[Unit], list[Unit]]:
     return units, unit_of
 
 
+def _merge_repeats(graph: Graph, units: list[Unit], unit_of: list[Unit]) -> tuple[list[Unit], list[Unit]]:
+    """Consecutive collapsed boxes of one enclosing block that are calls of one block with the same arguments
+    (a stage's repeated bottlenecks) become one box; the first keeps its key and name."""
+    merged: list[Unit] = []
+    for unit in units:
+        last = merged[-1] if merged else None
+        call = graph.calls.get(unit.name)
+        if (last is not None and unit.collapsed and last.collapsed and call is not None
+                and graph.calls.get(last.name) == call
+                and unit.name.rsplit(".", 1)[0] == last.name.rsplit(".", 1)[0] and "." in unit.name):
+            last.nodes.extend(unit.nodes)
+            last.last, last.repeat = unit.name, last.repeat + 1
+            continue
+        merged.append(unit)
+    owner = {i: unit for unit in merged for i in unit.nodes}
+    return merged, [owner[i] for i in range(len(unit_of))]
+
+
 def _scopes(graph: Graph, units: list[Unit]) -> Scope:
-    """The cluster tree: each unit goes into the scopes named by the prefixes of its name."""
+    """The cluster tree: each unit goes into the scopes named by the prefixes of its name, less those that
+    only number a run of layers (a prefix ending in a position, not a label, and not a block call)."""
     root = Scope("")
     for unit in units:
         params = sum(graph.nodes[i].count(TRAINABLE) for i in unit.nodes)
@@ -173,6 +212,8 @@ def _scopes(graph: Graph, units: list[Unit]) -> Scope:
         parts = unit.name.split(".")
         for k in range(1, len(parts)):
             name = ".".join(parts[:k])
+            if parts[k - 1].isdigit() and name not in graph.calls:
+                continue  # an unlabelled group: no cluster of its own
             child = scope.children.get(name)
             if child is None:
                 child = scope.children[name] = Scope(name)
@@ -194,7 +235,8 @@ def _emit_scope(graph: Graph, scope: Scope, level: int, ids: Iterator[int], insi
         fill = CLUSTER_FILLS[level % len(CLUSTER_FILLS)]
         local = item.name[len(scope.name) + 1:] if scope.name else item.name
         lines.append(f"{pad}subgraph cluster_{next(ids)} {{")
-        lines.append(f'{pad}  label={_cluster_label(local, item.params)}; tooltip={_quote(item.name)}; '
+        lines.append(f'{pad}  label={_cluster_label(local, item.params, graph.calls.get(item.name))}; '
+                     f'tooltip={_quote(item.name)}; '
                      f'style="rounded,filled"; fillcolor="{fill}"; color="#9aa5b1"; fontsize=10;')
         lines += _emit_scope(graph, item, level + 1, ids, inside)
         lines.append(pad + "}")
@@ -289,15 +331,18 @@ def _earliest(graph: Graph, end: int, fork: int) -> int:
     return min(seen)
 
 
-def _cluster_label(name: str, params: int) -> str:
-    """The name (relative to the enclosing cluster's) and parameter count, at the top left.
+def _cluster_label(name: str, params: int, call: str | None = None) -> str:
+    """The name (relative to the enclosing cluster's), the block call that made it, and the parameter count,
+    at the top left.
 
     An empty cell as wide as the text follows it, so the cluster is at least twice as wide as the
     text and an edge coming down the middle into the cluster misses the text.
     """
     count = f"{params:,} params"
-    width = round(CLUSTER_CHAR_WIDTH * max(len(name), len(count))) + 4
-    text = f'<B>{_html(name)}</B><BR ALIGN="LEFT"/>{count}<BR ALIGN="LEFT"/>'
+    head = f"{name}: {call}" if call else name
+    width = round(CLUSTER_CHAR_WIDTH * max(len(head), len(count))) + 4
+    text = (f'<B>{_html(name)}</B>' + (f": {_html(call)}" if call else "") +
+            f'<BR ALIGN="LEFT"/>{count}<BR ALIGN="LEFT"/>')
     return (f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0"><TR>'
             f'<TD ALIGN="LEFT" BALIGN="LEFT">{text}</TD><TD WIDTH="{width}"></TD></TR></TABLE>>')
 
@@ -306,17 +351,23 @@ def _unit_line(graph: Graph, unit: Unit) -> str:
     """One node statement: a layer box, or a collapsed block's box."""
     last = graph.nodes[unit.nodes[-1]]
     params = sum(graph.nodes[i].count(TRAINABLE) for i in unit.nodes)
+    macs = sum(graph.nodes[i].macs for i in unit.nodes)
     shape = _html(fmt_shape(last.out_shape))
-    tooltip = _quote(unit.name)
+    tooltip = _quote(unit.name if not unit.last else f"{unit.name} to {unit.last}")
     if unit.collapsed:
         count = len(unit.nodes)
-        rows = [f"<B>{_html(unit.name)}</B>", f"{count} layer{'s' if count != 1 else ''}, {params:,} params", shape]
+        call = graph.calls.get(unit.name)
+        name = unit.name if not unit.last else f"{unit.name} .. {unit.last.rsplit('.', 1)[-1]}"
+        what = (f"{call} \u00d7 {unit.repeat}" if unit.repeat > 1 else call) if call else None
+        sizes = f"{count} layer{'s' if count != 1 else ''}, {params:,} params"
+        sizes += f", {_short(macs)} MACs" if macs else ""
+        rows = [f"<B>{_html(name)}</B>"] + ([_html(what)] if what else []) + [sizes, shape]
         return (f'{unit.key} [label=<{"<BR/>".join(rows)}>, tooltip={tooltip}, fillcolor="{BLOCK_FILL}", '
                 'style="rounded,filled,bold"];')
     local = unit.name.rsplit(".", 1)[-1]
     options = last.layer.describe()
     kind = f"<B>{_html(last.kind)}</B>" + (f" {_html(options)}" if options else "")
-    rows = [kind, shape + (f", {params:,} params" if params else "")]
+    rows = [kind, shape + (f", {params:,} params" if params else "") + (f", {_short(macs)} MACs" if macs else "")]
     if local != last.kind:  # a name that only repeats the kind (`add`, `concat`) is left out
         rows.insert(0, f'<FONT POINT-SIZE="8" COLOR="{NAME_COLOR}">{_html(local)}</FONT>')
     fill = CATEGORY_FILL.get(last.layer.category, DEFAULT_FILL)
@@ -341,6 +392,14 @@ def _title(graph: Graph) -> str:
     macs = f"{t.macs:,} MACs" + (f" ({t.training_macs:,} in training)" if t.training_macs != t.macs else "")
     head = f"<B>{_html(graph.name)}</B>" + (f": {_html(graph.title)}" if graph.title else "")
     return f'<{head}<BR ALIGN="LEFT"/>{t.params:,} params, {macs}, {len(graph.nodes)} layers<BR ALIGN="LEFT"/> >'
+
+
+def _short(n: int) -> str:
+    """A count in three significant figures: 118M, 1.16G, 9.41K."""
+    for size, unit in ((10 ** 12, "T"), (10 ** 9, "G"), (10 ** 6, "M"), (10 ** 3, "K")):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(n)
 
 
 def _html(text: str) -> str:

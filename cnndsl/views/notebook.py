@@ -14,23 +14,12 @@ from cnndsl.lang.show import fmt_shape, human_bytes
 from cnndsl.model.counts import totals
 from cnndsl.model.ir import TRAINABLE, Graph
 from cnndsl.views import diagram as diagrams
-from cnndsl.views.graph import to_dot
+from cnndsl.views.graph import fitting_depth, to_dot
 
 FOLD_ROWS = 40  # a longer layer table is folded (<details>) under its row count
-MAX_BOXES = 60  # a diagram's default depth is the deepest that draws at most this many boxes
 
 _STYLE = ("font-family: system-ui, sans-serif; font-size: 13px; border-collapse: collapse; "
           "font-variant-numeric: tabular-nums")
-
-
-def fitting_depth(graph: Graph, boxes: int = MAX_BOXES) -> int | None:
-    """The deepest level of names that draws at most ``boxes`` boxes; None when every layer fits."""
-    names = [n.name for n in graph.nodes]
-    deepest = max((n.count(".") + 1 for n in names), default=1)
-    for depth in range(deepest, 0, -1):
-        if len({".".join(n.split(".")[:depth]) for n in names}) <= boxes:
-            return None if depth == deepest else depth
-    return 1
 
 
 class Diagram:
