@@ -40,7 +40,7 @@ def test_lineage_data_is_in_the_params_table_order_with_exact_totals():
     assert (by_name["lenet5"].params, by_name["lenet5"].macs) == (61_706, 416_520)
     assert by_name["mlp_12mp"].params == 125_839_131_000 and by_name["filters"].params == 0
     assert {b.name for b in bars if b.family == "MLP"} == {"mlp_12mp", "mlp_mnist"}
-    assert by_name["alexnet"].label == "alexnet (2012)" and by_name["mlp_12mp"].label == "mlp_12mp"
+    assert by_name["alexnet"].label == "alexnet (2012, top-5 15.3%)" and by_name["mlp_12mp"].label == "mlp_12mp"
 
 
 def test_gap_note_compares_the_largest_mlp_with_the_smallest_cnn():
@@ -228,3 +228,35 @@ def test_every_parameter_group_is_drawn_in_the_per_layer_chart():
     fig = layers_figure([chart], None)
     drawn = {to_hex(p.get_facecolor()) for ax in fig.axes for p in ax.patches}
     assert {COLOURS[group] for group in chart.shares} <= drawn
+
+
+def test_the_lineage_shows_top5_error_where_known():
+    bars = {b.name: b for b in lineage_data([graph("alexnet"), graph("resnet18"), graph("mlp_12mp")])}
+    assert bars["alexnet"].top5 == 15.3 and bars["alexnet"].label == "alexnet (2012, top-5 15.3%)"
+    assert bars["resnet18"].top5 is None and bars["resnet18"].label == "resnet18 (2015)"
+
+
+def test_networks_without_trainable_parameters_are_listed_apart(tmp_path):
+    from cnndsl.views.plot import lineage_figure, parameter_free
+
+    bars = lineage_data([graph("lenet5"), graph("filters"), graph("alexnet"), graph("conv_example")])
+    drawn, apart = parameter_free(bars)
+    assert [b.name for b in drawn] == ["lenet5", "alexnet"]
+    assert sorted(b.name for b in apart) == ["conv_example", "filters"]
+    fig = lineage_figure(bars, None, (900, 400))
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert ticks == ["lenet5 (1998)", "alexnet (2012, top-5 15.3%)"]
+    note = fig.get_supxlabel()
+    assert note.startswith("no trainable parameters: ") and "filters" in note and "conv_example" in note
+
+
+def test_the_per_layer_chart_has_a_macs_panel():
+    from cnndsl.views.plot import layers_figure
+
+    chart = layer_data(graph("alexnet"))
+    assert [r.macs for r in chart.rows][:2] == [105_415_200, 223_948_800]
+    assert sum(r.macs for r in chart.rows) == sum(n.macs for n in graph("alexnet").nodes if n.params)
+    fig = layers_figure([chart], (1200, 500))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any(t.startswith("alexnet: trainable parameters per layer") for t in titles)
+    assert any(t.startswith("MACs per layer") for t in titles)

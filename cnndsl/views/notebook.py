@@ -78,7 +78,7 @@ class Chart:
     >>> chart = cnndsl.load("specs/resnet50.cnn").plot()
     >>> chart.save("resnet50_layers.png")
     >>> chart.figure.get_size_inches().round(1)
-    array([13. ,  5.9])
+    array([16. ,  5.9])
     """
 
     def __init__(self, figure, description: str) -> None:

@@ -32,10 +32,12 @@ class NetworkBar:
     params: int
     macs: int
     family: str
+    top5: float | None = None  # ImageNet top-5 error, percent, where the spec gives it
 
     @property
     def label(self) -> str:
-        return f"{self.name} ({self.year})" if self.year else self.name
+        facts = ([str(self.year)] if self.year else []) + ([f"top-5 {self.top5:g}%"] if self.top5 is not None else [])
+        return f"{self.name} ({', '.join(facts)})" if facts else self.name
 
 
 def lineage_data(graphs: list[Graph]) -> list[NetworkBar]:
@@ -44,8 +46,14 @@ def lineage_data(graphs: list[Graph]) -> list[NetworkBar]:
     for g in sorted(graphs, key=lambda g: (g.year or 0, depth(g))):
         convs = any(n.layer.category in ("conv", "filter") for n in g.nodes)
         bars.append(NetworkBar(g.name, g.year, sum(n.count(TRAINABLE) for n in g.nodes),
-                               sum(n.macs for n in g.nodes), "CNN" if convs else "MLP"))
+                               sum(n.macs for n in g.nodes), "CNN" if convs else "MLP", g.top5))
     return bars
+
+
+def parameter_free(bars: list[NetworkBar]) -> tuple[list[NetworkBar], list[NetworkBar]]:
+    """(the networks with trainable parameters, those without): a fixed filter bank has no bar on a log
+    axis of parameters, so it is named under the chart instead."""
+    return [b for b in bars if b.params], [b for b in bars if not b.params]
 
 
 def gap_note(bars: list[NetworkBar]) -> str | None:
@@ -66,6 +74,7 @@ class LayerRow:
 
     label: str
     params: dict[str, int]
+    macs: int = 0
 
     @property
     def total(self) -> int:
@@ -117,7 +126,7 @@ def layer_data(graph: Graph) -> LayerChart:
         for n in nodes:
             kind = n.layer.category if n.layer.category in GROUPS else "other"
             params[kind] = params.get(kind, 0) + n.count(TRAINABLE)
-        rows.append(LayerRow(_row_label(chunk, nodes), params))
+        rows.append(LayerRow(_row_label(chunk, nodes), params, sum(n.macs for n in nodes)))
     total = sum(r.total for r in rows)
     by_kind: dict[str, int] = {}
     for r in rows:
@@ -263,8 +272,15 @@ def _legend(ax, kinds: list[str]) -> None:
 
 
 def lineage_figure(bars: list[NetworkBar], note: str | None, pixels: tuple[int, int] | None):
-    """Two panels, parameters and MACs, one log-scale bar per network, earliest at the top."""
-    fig = _figure(pixels or (1400, 170 + 28 * len(bars)))
+    """Two panels, parameters and MACs, one log-scale bar per network, earliest at the top (with its top-5
+    error where known); the networks without trainable parameters are named under the chart."""
+    bars, apart = parameter_free(bars)
+    if not bars:
+        raise CnnDslError("none of these networks has trainable parameters: no lineage to chart",
+                          hint="plot networks that learn, or one spec for its per-layer chart")
+    fig = _figure(pixels or (1400, 170 + 28 * len(bars) + (24 if apart else 0)))
+    if apart:  # under the axes, in the space the layout keeps for it
+        fig.supxlabel("no trainable parameters: " + ", ".join(b.name for b in apart), fontsize=9, color="#555555")
     axes = fig.subplots(1, 2, sharey=True)
     rows = list(range(len(bars)))
     for ax, what, title in zip(axes, ("params", "macs"), ("trainable parameters", "MACs per sample"), strict=True):
@@ -288,14 +304,35 @@ def lineage_figure(bars: list[NetworkBar], note: str | None, pixels: tuple[int, 
 
 
 def layers_figure(charts: list[LayerChart], pixels: tuple[int, int] | None):
-    """One panel per network: stacked bars of trainable parameters per layer (or block), coloured
-    by kind, each labelled with its count and share; the title states the kinds' shares."""
+    """One row per network: stacked bars of trainable parameters per layer (or block), coloured by kind,
+    each labelled with its count and share (the title states the kinds' shares), and beside them the same
+    rows' MACs: where the weights are is seldom where the arithmetic is."""
     heights = [len(c.rows) + 4 for c in charts]
-    fig = _figure(pixels or (1300, max(320, 40 + 24 * sum(heights))))
-    axes = fig.subplots(len(charts), 1, height_ratios=heights, squeeze=False)[:, 0]
-    for ax, chart in zip(axes, charts, strict=True):
-        _layer_panel(ax, chart)
+    fig = _figure(pixels or (1600, max(320, 40 + 24 * sum(heights))))
+    axes = fig.subplots(len(charts), 2, height_ratios=heights, width_ratios=[3, 2], squeeze=False, sharey="row")
+    for (params_ax, macs_ax), chart in zip(axes, charts, strict=True):
+        _layer_panel(params_ax, chart)
+        _macs_panel(macs_ax, chart)
     return fig
+
+
+def _macs_panel(ax, chart: LayerChart) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    rows = list(range(len(chart.rows)))
+    values = [r.macs for r in chart.rows]
+    total = sum(values) or 1
+    ax.barh(rows, values, color="#7a5195", height=0.7)
+    longest = max(values) or 1
+    for row, value in zip(rows, values, strict=True):
+        if value:  # a batchnorm's arithmetic is not multiply-adds: no label
+            ax.text(value + longest * 0.005, row, f" {short(value)} ({percent(value / total)})", va="center",
+                    fontsize=8)
+    ax.set_xlim(0, longest * 1.3)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: short(v)))
+    ax.tick_params(axis="y", left=False, labelleft=False)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(f"MACs per {UNITS[chart.unit]}\n{short(total)} per sample", fontsize=11)
 
 
 def _layer_panel(ax, chart: LayerChart) -> None:
