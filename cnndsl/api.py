@@ -296,8 +296,10 @@ class Network:
         >>> y.shape, provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
         ((2, 10), True)
         """
+        from cnndsl.onnx.compile import check_run_fits
         from cnndsl.runtime.run import Runner
 
+        check_run_fits(self.graph, len(x) if hasattr(x, "__len__") else 1)  # as `cnndsl run` refuses it
         keys = [(k, _option_key(v)) for k, v in sorted(options.items())]
         key = (device, tuple(keys)) if all(v is not _UNKEYED for _, v in keys) else None
         cached = getattr(self, "_session", None)

@@ -294,3 +294,13 @@ def test_serve_says_when_the_port_is_taken(cli):
         result = cli("serve", "--port", port)
     assert result.exit_code == 1
     assert f"port {port} is in use" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_maps_of_a_network_too_large_to_run_here_are_refused(client, monkeypatch):
+    """As `cnndsl run` refuses it: the activations of a batch are counted before anything is compiled."""
+    import cnndsl.onnx.compile as compiling
+
+    monkeypatch.setattr(compiling, "available_memory", lambda: 1000)  # 1 KB left on this machine
+    body = {"text": LENET, "name": "lenet5.cnn", "layer": "features.0", "image": base64.b64encode(_png()).decode()}
+    r = post(client, "/api/maps", body)
+    assert r.status_code == 422 and "needs about" in r.json()["error"]["message"]
