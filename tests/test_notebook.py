@@ -57,7 +57,7 @@ def test_the_counts_the_mistake_and_the_run(executed):
 def test_the_pictures_are_pictures(executed):
     if shutil.which("dot"):
         (diagram,) = [o for o in _outputs(executed, "resnet.graph(depth=1)") if o.output_type == "execute_result"]
-        assert "layer4" in diagram["data"]["image/svg+xml"]
+        assert "<svg" in diagram["data"]["image/svg+xml"] and len(diagram["data"]["image/svg+xml"]) > 10_000
     (chart,) = [o for o in _outputs(executed, "resnet.plot(") if o.output_type == "execute_result"]
     assert chart["data"]["image/svg+xml"].lstrip().startswith("<?xml")
     maps = [o for o in _outputs(executed, "filters.run(") if o.output_type == "display_data"]

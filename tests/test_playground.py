@@ -142,10 +142,16 @@ def test_switch_to_resnet152_and_see_the_diagram(page):
     svg = page.locator("#diagram svg")
     playwright_api.expect(svg).to_have_count(1, timeout=WAIT)
     playwright_api.expect(page.locator("#depths button.on")).to_have_text("2")
-    assert "layer4" in svg.inner_html()
+    tall = svg.bounding_box()
+    assert tall["height"] > 1000  # drawn, not an empty picture: ResNet-152 at depth 2 is a tall column
     shot(page, "4-resnet152-diagram")
     page.click("#depths button:text-is('1')")
     playwright_api.expect(page.locator("#depths button.on")).to_have_text("1", timeout=WAIT)
+    for _ in range(100):  # the page's policy forbids the eval behind wait_for_function: poll instead
+        if svg.bounding_box()["height"] < tall["height"] * 0.9:
+            break
+        page.wait_for_timeout(200)
+    assert svg.bounding_box()["height"] < tall["height"] * 0.9  # depth 1: the stages folded, a shorter column
     shot(page, "5-resnet152-depth1")
 
 

@@ -304,3 +304,11 @@ def test_maps_of_a_network_too_large_to_run_here_are_refused(client, monkeypatch
     body = {"text": LENET, "name": "lenet5.cnn", "layer": "features.0", "image": base64.b64encode(_png()).decode()}
     r = post(client, "/api/maps", body)
     assert r.status_code == 422 and "needs about" in r.json()["error"]["message"]
+
+
+def test_maps_on_each_maps_own_scale(client):
+    body = {"text": LENET, "name": "lenet5.cnn", "layer": "features.0", "image": base64.b64encode(_png()).decode()}
+    shared = post(client, "/api/maps", body).json()["png"]
+    own = post(client, "/api/maps", {**body, "scale": "map"}).json()["png"]
+    assert shared != own
+    assert post(client, "/api/maps", {**body, "scale": "pixel"}).status_code == 422

@@ -182,8 +182,12 @@ def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_
             image = base64.b64decode(_text(data, "image"), validate=True)
         except binascii.Error:
             raise CnnDslError("the image is not base64", hint="the page sends the file's bytes") from None
+        scale = _text(data, "scale", "layer")
+        if scale not in ("layer", "map"):
+            raise CnnDslError(f"unknown colour scale '{scale}'", hint="layer or map")
         png, meta = await run_in_threadpool(_heavy, work.feature_maps, _text(data, "text"), _spec_name(data),
-                                            _text(data, "layer"), image, _text(data, "filename", "upload.png"))
+                                            _text(data, "layer"), image, _text(data, "filename", "upload.png"),
+                                            scale)
         return JSONResponse({"png": base64.b64encode(png).decode("ascii"), **meta})
 
     async def save(request: Request) -> Response:

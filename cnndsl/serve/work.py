@@ -120,13 +120,12 @@ def diagram(text: str, name: str = "playground.cnn", depth: int | None = -1) -> 
     deepest = max((n.count(".") + 1 for n in net.layers), default=1)
 
     def make():
-        from cnndsl.views.diagram import render
+        from cnndsl.views.diagram import browser_svg
 
         try:
-            svg, _ = render(graph_view.to_dot(net.graph, depth), "svg", name)
+            return browser_svg(graph_view.to_dot(net.graph, depth), name)
         except GraphError as exc:
             return exc
-        return svg.decode("utf-8")
 
     value = _DIAGRAMS.get((_key(text, name), depth), make)
     if isinstance(value, GraphError):
@@ -139,9 +138,11 @@ def compile_model(text: str, name: str = "playground.cnn", seed: int = 0) -> byt
     return network(text, name).compile(api.CompileOptions(seed=seed)).model.SerializeToString()
 
 
-def feature_maps(text: str, name: str, layer: str, image: bytes, filename: str = "upload.png") -> tuple[bytes, dict]:
+def feature_maps(text: str, name: str, layer: str, image: bytes, filename: str = "upload.png",
+                 scale: str = "layer") -> tuple[bytes, dict]:
     """A labelled grid (PNG) of every channel of ``layer`` for ``image`` (scaled to cover the input, the
-    centre kept), with seeded weights; ``filename`` is what the notes call the image."""
+    centre kept), with seeded weights, on one colour scale for the layer or one for each map (``scale``);
+    ``filename`` is what the notes call the image."""
     shown = os.path.basename(filename)[:100] or "the image"
     suffix = os.path.splitext(shown)[1].lower()
     if len(image) > MAX_IMAGE_BYTES:
@@ -159,7 +160,7 @@ def feature_maps(text: str, name: str, layer: str, image: bytes, filename: str =
         x, _, notes = api.model_input((1, *net.input_shape), image=path, resize="crop")
         notes = [note.replace(path, shown) for note in notes]  # the user's file name, not our temporary one
     y, provider = cut.run(x)
-    png = grid_png(y[0], f"{net.name}: {layer}, {y.shape[1]} channels (random weights)")
+    png = grid_png(y[0], f"{net.name}: {layer}, {y.shape[1]} channels (random weights)", scale=scale)
     return png, {"provider": provider, "notes": notes, "channels": int(y.shape[1]),
                  "shape": list(cut.output_shape)}
 

@@ -60,6 +60,17 @@ def render(text: str, fmt: str | None, path: str) -> tuple[bytes, list[str]]:
 _CREATION_DATE = re.compile(rb"/CreationDate\s*\([^)]*\)")
 
 
+def browser_svg(text: str, path: str) -> str:
+    """SVG for a browser (the playground, Jupyter): drawn by cairo, its text as glyph outlines, so that it
+    looks as the PNG does whatever fonts the browser has (plain SVG text is laid out by Graphviz with its
+    own font metrics, and a browser's font leaves gaps); plain SVG where Graphviz has no cairo plugin."""
+    try:
+        data, _ = render(text, "svg:cairo", path)
+    except GraphError:
+        data, _ = render(text, "svg", path)
+    return data.decode("utf-8")
+
+
 def write_diagram(text: str, path: str) -> list[str]:
     """Render DOT ``text`` in the format ``path``'s extension names and publish it at ``path``
     (cnndsl.io); returns Graphviz's warnings."""

@@ -344,7 +344,7 @@ async function runMaps() {
   try {
     const image = await readFile(file);
     const r = await json("/api/maps", {text: state.lastOk.text, name: state.source.name, layer, image,
-                                       filename: file.name});
+                                       filename: file.name, scale: $("map-scale").value});
     $("map-grid").src = `data:image/png;base64,${r.png}`;
     $("map-status").textContent = `${layer}: ${r.channels} channels of ${shape(r.shape.slice(1))}, ` +
       `ran on ${r.provider.replace("ExecutionProvider", "")}. Weights are random (seeded): ` +
