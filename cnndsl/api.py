@@ -441,18 +441,23 @@ def format_spec(text: str, path: str = "<string>", align: bool = True) -> str:
 
 
 def model_source(path: str, seed: int = 0, batch: int = 1, variant: str | None = None,
-                 settings: dict | None = None, layers: tuple[str, ...] = ()) -> tuple[str | bytes, int | None]:
+                 settings: dict | None = None, layers: tuple[str, ...] = (),
+                 weights: str | None = None) -> tuple[str | bytes, int | None]:
     """What onnxruntime loads for ``path``, and its MACs per sample: a compiled .onnx file (checked to
     be one; MACs None), or a spec compiled with seeded weights, in memory or, past protobuf's 2 GB
     limit, through a temporary file. A spec whose batch of ``batch`` cannot fit is refused first.
     ``variant`` and ``settings`` apply to a spec, as in ``load``; ``layers`` cut it after those layers,
-    whose outputs it then has (Network.upto; "all": every conv layer)."""
+    whose outputs it then has (Network.upto; "all": every conv layer); ``weights``, a weights file whose
+    tensors it takes by name (strictly: every name must match), as `compile --weights` does."""
     from cnndsl.runtime.run import check_model_file
 
     if path.lower().endswith(".onnx"):
         if layers:
             raise CompileError("--layer needs the spec: a compiled model gives only its outputs", path=path,
                                hint="run the .cnn file it was compiled from")
+        if weights:
+            raise CompileError("--weights goes with a spec: a compiled model has its weights", path=path,
+                               hint="run the .cnn file with --weights, or compile it with them")
         return check_model_file(path, batch), None
     from cnndsl.onnx.compile import PROTOBUF_LIMIT, check_run_fits
 
@@ -464,14 +469,17 @@ def model_source(path: str, seed: int = 0, batch: int = 1, variant: str | None =
         net = net.upto(*dict.fromkeys(names))
     check_run_fits(net.graph, batch)
     if net.totals.weight_bytes < PROTOBUF_LIMIT:
-        return net.to_onnx(seed=seed).SerializeToString(), net.totals.macs
+        # a network cut after --layer takes its layers' weights from the file and leaves the rest
+        model = net.compile(CompileOptions(seed=seed, weights=weights, strict=not layers)).model
+        return model.SerializeToString(), net.totals.macs
     import atexit
     import shutil
     import tempfile
 
     folder = tempfile.mkdtemp(prefix="cnndsl-run-")
     atexit.register(shutil.rmtree, folder, True)
-    written = net.compile(CompileOptions(seed=seed, output=os.path.join(folder, net.name + ".onnx")))
+    written = net.compile(CompileOptions(seed=seed, weights=weights, strict=not layers,
+                                         output=os.path.join(folder, net.name + ".onnx")))
     return written.paths[0], net.totals.macs
 
 

@@ -110,3 +110,36 @@ def test_normalize_imagenet_is_torchvisions_preprocessing(tmp_path, cli):
 def test_normalize_needs_an_image(cli):
     r = cli("run", SPECS / "lenet5.cnn", "--normalize", "imagenet")
     assert r.exit_code == 2 and "--normalize applies to --image" in r.stderr
+
+
+def test_a_spec_runs_on_trained_weights_given_by_name(tmp_path, cli):
+    """`run SPEC --weights FILE` runs what `compile SPEC --weights FILE` writes: here weights from another seed."""
+    model = tmp_path / "seven.onnx"
+    assert cli("compile", SPECS / "lenet5.cnn", "--seed", "7", "-o", model).exit_code == 0
+    x = np.random.default_rng(3).random((1, 1, 32, 32), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    by_spec = cli("run", SPECS / "lenet5.cnn", "--weights", model, "--input", tmp_path / "x.npy", "--device", "cpu")
+    by_model = cli("run", model, "--input", tmp_path / "x.npy", "--device", "cpu")
+    seeded = cli("run", SPECS / "lenet5.cnn", "--input", tmp_path / "x.npy", "--device", "cpu")
+    assert by_spec.exit_code == by_model.exit_code == 0
+    assert by_spec.stdout.splitlines()[2:] == by_model.stdout.splitlines()[2:] != seeded.stdout.splitlines()[2:]
+    assert "random" not in by_spec.stderr and "the weights are random" in seeded.stderr
+
+
+def test_weights_go_with_a_spec(tmp_path, cli, compiled):
+    r = cli("run", compiled("lenet5"), "--weights", compiled("lenet5"))
+    assert r.exit_code == 1 and "--weights goes with a spec" in r.stderr
+
+
+def test_maps_of_a_layer_with_trained_weights(tmp_path, cli):
+    import cnndsl
+
+    model = tmp_path / "seven.onnx"
+    assert cli("compile", SPECS / "lenet5.cnn", "--seed", "7", "-o", model).exit_code == 0
+    x = np.random.default_rng(3).random((1, 1, 32, 32), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    r = cli("run", SPECS / "lenet5.cnn", "--weights", model, "--input", tmp_path / "x.npy", "--layer", "features.3",
+            "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    inside, _ = cnndsl.load(SPECS / "lenet5.cnn").upto("features.3").run(x, seed=7)
+    assert f"values {inside.min():.4g} .. {inside.max():.4g}" in r.stdout

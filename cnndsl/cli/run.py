@@ -31,6 +31,9 @@ from cnndsl.views.term import echo_err
               default=None, help="Resize an --image whose size differs from the model's input: crop (the default: "
               "cover the input, keep the centre, as torchvision's Resize + CenterCrop), pad (fit inside, black "
               "bars) or stretch (the aspect ratio is not kept).")
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False),
+              help="A spec's trained weights, by name, from .safetensors, .npz or .onnx (as compile --weights); "
+                   "without them a spec runs on seeded random weights.")
 @click.option("--normalize", metavar="imagenet|MEAN/STD",
               help="Normalise an --image's pixels per channel after scaling them to 0..1, as the network was trained: "
                    "imagenet (torchvision's mean 0.485,0.456,0.406 and std 0.229,0.224,0.225), or MEAN/STD "
@@ -55,7 +58,8 @@ from cnndsl.views.term import echo_err
 @spec_options
 @edge
 def run(model: str, input_path: str | None, device: str, top: int, seed: int, batch: int, image_path: str | None,
-        resize: str | None, normalize: str | None, labels: str | None, save_maps: str | None,
+        resize: str | None, weights_path: str | None, normalize: str | None, labels: str | None,
+        save_maps: str | None,
         layers: tuple[str, ...], scale: str, clip: float, force: bool) -> None:
     """Run a compiled .onnx model or a spec with onnxruntime; says which provider ran.
 
@@ -63,7 +67,8 @@ def run(model: str, input_path: str | None, device: str, top: int, seed: int, ba
     Example: cnndsl run specs/conv_example.cnn --input specs/conv_example_image.txt
              cnndsl run specs/filters.cnn --image photo.png --resize --save-maps maps/
              cnndsl run specs/alexnet.cnn --image photo.jpg --resize --layer features.0 --save-maps maps/
-             cnndsl run resnet50.onnx --image cat.jpg --resize --normalize imagenet --labels imagenet
+             cnndsl run specs/resnet50.cnn --weights resnet50.safetensors --image cat.jpg --resize \\
+               --normalize imagenet --labels imagenet
     """
     _check_input_options(input_path, image_path, resize, batch)
     if normalize and not image_path:
@@ -81,7 +86,8 @@ def run(model: str, input_path: str | None, device: str, top: int, seed: int, ba
         if os.path.isdir(save_maps):  # a new folder has nothing in the way
             for name in names:
                 check_folder(os.path.join(save_maps, name), force)
-    runner = api.runner(api.model_source(model, seed, batch, *chosen(), layers=tuple(names))[0], device=device)
+    runner = api.runner(api.model_source(model, seed, batch, *chosen(), layers=tuple(names),
+                                         weights=weights_path)[0], device=device)
     if runner.note:
         echo_err(f"note: {runner.note}")
     if save_maps:
@@ -120,10 +126,9 @@ def run(model: str, input_path: str | None, device: str, top: int, seed: int, ba
             continue
         click.echo(f"output{'' if len(outputs) == 1 else ' ' + name}: {'x'.join(map(str, values.shape))}")
         click.echo("\n".join(_described(values, top, names_of_classes if k == 0 else None)))
-    if not model.lower().endswith(".onnx") and load(model).totals.params:
+    if not model.lower().endswith(".onnx") and not weights_path and load(model).totals.params:
         echo_err(f"note: the weights are random (seeded with --seed {seed}): the network has learned nothing, so "
-                 "its classes and maps show what an untrained network does; for trained weights, compile with "
-                 "--weights FILE and run the .onnx")
+                 "its classes and maps show what an untrained network does; give trained ones with --weights FILE")
     if save_maps:
         picture = _picture(image_path, x.shape, resize) if image_path else None
         if names:
