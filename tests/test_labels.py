@@ -112,12 +112,19 @@ def test_normalize_needs_an_image(cli):
     assert r.exit_code == 2 and "--normalize applies to --image" in r.stderr
 
 
-def test_a_spec_runs_on_trained_weights_given_by_name(tmp_path, cli):
-    """`run SPEC --weights FILE` runs what `compile SPEC --weights FILE` writes: here weights from another seed."""
+@pytest.fixture
+def trained(tmp_path, cli):
+    """(weights: LeNet-5 compiled with seed 7, as a file; an input, as x.npy; that input)."""
     model = tmp_path / "seven.onnx"
     assert cli("compile", SPECS / "lenet5.cnn", "--seed", "7", "-o", model).exit_code == 0
     x = np.random.default_rng(3).random((1, 1, 32, 32), dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
+    return model, tmp_path / "x.npy", x
+
+
+def test_a_spec_runs_on_trained_weights_given_by_name(tmp_path, cli, trained):
+    """`run SPEC --weights FILE` runs what `compile SPEC --weights FILE` writes: here weights from another seed."""
+    model, _, _ = trained
     by_spec = cli("run", SPECS / "lenet5.cnn", "--weights", model, "--input", tmp_path / "x.npy", "--device", "cpu")
     by_model = cli("run", model, "--input", tmp_path / "x.npy", "--device", "cpu")
     seeded = cli("run", SPECS / "lenet5.cnn", "--input", tmp_path / "x.npy", "--device", "cpu")
@@ -131,13 +138,10 @@ def test_weights_go_with_a_spec(tmp_path, cli, compiled):
     assert r.exit_code == 1 and "--weights goes with a spec" in r.stderr
 
 
-def test_maps_of_a_layer_with_trained_weights(tmp_path, cli):
+def test_maps_of_a_layer_with_trained_weights(tmp_path, cli, trained):
     import cnndsl
 
-    model = tmp_path / "seven.onnx"
-    assert cli("compile", SPECS / "lenet5.cnn", "--seed", "7", "-o", model).exit_code == 0
-    x = np.random.default_rng(3).random((1, 1, 32, 32), dtype=np.float32)
-    np.save(tmp_path / "x.npy", x)
+    model, _, x = trained
     r = cli("run", SPECS / "lenet5.cnn", "--weights", model, "--input", tmp_path / "x.npy", "--layer", "features.3",
             "--device", "cpu")
     assert r.exit_code == 0, r.output
