@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from helpers import ROOT
 
 import cnndsl
 
@@ -223,3 +224,19 @@ def test_the_lineage_and_gap_tabs(page):
     shot(page, "10-lineage")
 
 
+
+
+def test_the_layer_table_folds_blocks_and_the_totals_size_training(page):
+    page.select_option("#spec", "shipped/resnet50.cnn")
+    expect_text(page, "#total-params", "25,557,032")
+    from cnndsl.views.report import human_bytes, training_memory
+
+    adam = human_bytes(training_memory(cnndsl.load(ROOT / "specs" / "resnet50.cnn").totals, 32)["total_adam"])
+    expect_text(page, "#total-training", adam)
+    playwright_api.expect(page.locator("#layers tbody tr")).to_have_count(175, timeout=WAIT)
+    page.select_option("#layer-depth", "1")
+    playwright_api.expect(page.locator("#layers tbody tr")).to_have_count(11, timeout=WAIT)
+    row = page.locator("#layers tbody tr", has_text="layer2")
+    playwright_api.expect(row).to_contain_text("stage(128, 4), 42 layers")
+    playwright_api.expect(row).to_contain_text("1,219,584")
+    shot(page, "11-resnet50-folded")

@@ -25,6 +25,7 @@ from cnndsl.views.maps import grid_png
 
 SPEC_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.cnn")
 MAX_IMAGE_BYTES = 20 << 20
+TRAINING_BATCH = 32  # the totals' training-memory estimate (summary prints 1, 32 and 256)
 GAP_SPECS = ("mlp_mnist.cnn", "lenet5.cnn", "mlp_12mp.cnn")  # the course's MLP-vs-CNN comparison (README)
 
 
@@ -104,11 +105,13 @@ def check(text: str, name: str = "playground.cnn") -> dict:
     totals = asdict(t)
     totals["weight_bytes_text"] = report.human_bytes(t.weight_bytes)
     totals["activation_bytes_text"] = report.human_bytes(t.activation_bytes)
+    training = report.training_memory(t, TRAINING_BATCH)
+    totals["training"] = {"batch": TRAINING_BATCH, **{k: report.human_bytes(v) for k, v in training.items()}}
     outputs = [{"name": o.name, "shape": list(graph.shape_of(o.index)), "training_only": o.train}
                for o in graph.output_list()]
     return {"ok": True, "diagnostics": [diagnostic(w) for w in graph.warnings], "name": graph.name,
             "title": graph.title, "input": list(graph.input_shape), "output": list(graph.output_shape),
-            "outputs": outputs, "totals": totals, "layers": rows,
+            "outputs": outputs, "totals": totals, "layers": rows, "calls": graph.calls,
             "map_layers": [n.name for n in graph.nodes if len(n.out_shape) == 3 and not n.hidden]}
 
 

@@ -183,6 +183,11 @@ function showTotals(r) {
     ["shape", "input → output", `${shape(r.input)} → ${shape(r.output)}`, `${fmt(t.depth)} layers deep`],
   ];
   if (t.buffers) cells.splice(1, 0, ["buffers", "buffers", fmt(t.buffers), "batchnorm statistics"]);
+  if (t.params) {
+    const m = t.training;
+    cells.push(["training", `to train, batch ${m.batch}`, m.total_adam,
+                `with Adam; ${m.total_sgd} with SGD+momentum (weights, gradients, optimizer state, activations)`]);
+  }
   const box = $("totals");
   box.replaceChildren();
   for (const [key, label, value, note] of cells) {
@@ -198,15 +203,33 @@ function showTotals(r) {
   $("title").textContent = r.title ? `${r.name}: ${r.title}` : r.name;
 }
 
+// Rows as `summary --depth N` shows them: each layer, or each block deeper than N name parts folded into one
+function folded(r, depth) {
+  if (!depth) return r.layers;
+  const groups = new Map();
+  for (const layer of r.layers) {
+    const parts = layer.name.split(".");
+    const key = parts.length > depth ? parts.slice(0, depth).join(".") : layer.name;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(layer);
+  }
+  return [...groups].map(([key, layers]) => layers.length === 1 && layers[0].name === key ? layers[0] : {
+    name: key, kind: "block", from: null, line: layers[0].line, output: layers[layers.length - 1].output,
+    options: `${r.calls[key] ? r.calls[key] + ", " : ""}${layers.length} layers`,
+    params: layers.reduce((a, l) => a + l.params, 0), macs: layers.reduce((a, l) => a + l.macs, 0),
+  });
+}
+
 function showLayers(r) {
   const body = $("layers").querySelector("tbody");
   const total = r.totals.params || 1;
   const rows = [];
-  for (const layer of r.layers) {
+  for (const layer of folded(r, Number($("layer-depth").value))) {
     const tr = document.createElement("tr");
     const percent = 100 * layer.params / total;
     const share = !layer.params ? "" : percent < 0.05 ? "<0.1%" : `${percent.toFixed(1)}%`;
-    const cells = [layer.name, layer.kind, layer.options + (layer.from ? `  from: ${layer.from}` : ""),
+    const cells = [/^\d+$/.test(layer.name) ? `(${layer.name})` : layer.name, layer.kind,
+                   layer.options + (layer.from ? `  from: ${layer.from}` : ""),
                    shape(layer.output), layer.params ? fmt(layer.params) : "", share, layer.macs ? fmt(layer.macs) : ""];
     cells.forEach((value, i) => {
       const td = document.createElement("td");
@@ -407,6 +430,7 @@ async function start() {
   $("compile").addEventListener("click", compileModel);
   $("save").addEventListener("click", saveSpec);
   $("map-run").addEventListener("click", runMaps);
+  $("layer-depth").addEventListener("change", () => { if (state.lastOk) showLayers(state.lastOk.result); });
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => openTab(tab.dataset.tab));
   const first = decodeURIComponent(location.hash.slice(1)) || "shipped/lenet5.cnn";
   const known = [...$("spec").options].map((o) => o.value);
