@@ -48,3 +48,31 @@ def test_every_asset_is_installed():
             name = path.relative_to(folder).as_posix()
             patterns = data.get(package, [])
             assert any(fnmatch.fnmatch(name, p) for p in patterns), f"{package}: {name} is not package data"
+
+
+def test_the_installed_package_finds_its_data(tmp_path):
+    """Run from outside the checkout, Python imports the installed cnndsl (CI installs it with a plain
+    `pip install .`): its shipped specs, class names and the playground's files are there."""
+    import subprocess
+    import sys
+
+    probe = ("from cnndsl.serve import work, app; from cnndsl.views import labels; "
+             "print(len(work.listing(work.shipped_folder())), len(labels.load_labels('imagenet')), "
+             "sorted(p.name for p in app.STATIC.iterdir()))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    specs, names, static = done.stdout.split(" ", 2)
+    assert int(specs) == len(list((ROOT / "specs").glob("*.cnn"))) and int(names) == 1000
+    assert all(name in static for name in ("app.js", "index.html", "style.css", "THIRD-PARTY-LICENSES.txt"))
+
+
+def test_the_shipped_specs_are_found_in_either_layout(tmp_path):
+    from cnndsl.serve import work
+
+    installed = tmp_path / "site" / "cnndsl"
+    (installed / "specs").mkdir(parents=True)
+    assert work.shipped_folder(installed) == installed / "specs"
+    source = tmp_path / "tree"
+    (source / "cnndsl").mkdir(parents=True)
+    (source / "specs").mkdir()
+    assert work.shipped_folder(source / "cnndsl") == source / "specs"

@@ -171,14 +171,16 @@ def feature_maps(text: str, name: str, layer: str, image: bytes, filename: str =
 # --- spec files: the shipped ones, and FOLDER's ------------------------------------------------------
 
 
-def shipped_folder() -> Path:
-    """specs/ in the source tree, or the copy installed as package data."""
-    beside = Path(__file__).resolve().parent.parent.parent / "specs"
-    if beside.is_dir():
-        return beside
-    from importlib.resources import files
+PACKAGE = Path(__file__).resolve().parent.parent  # the cnndsl package
 
-    return Path(str(files("cnndsl.specs")))
+
+def shipped_folder(package: Path = PACKAGE) -> Path:
+    """The shipped specs: installed as package data (cnndsl/specs), or specs/ beside the package in the
+    source tree."""
+    for folder in (package / "specs", package.parent / "specs"):
+        if folder.is_dir():
+            return folder
+    raise CnnDslError("the shipped specs are missing from this installation", hint="reinstall cnndsl")
 
 
 def listing(folder: Path | None) -> list[str]:
