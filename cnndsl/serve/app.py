@@ -109,8 +109,8 @@ def _error(exc: CnnDslError, status: int = 422) -> JSONResponse:
 async def _body(request: Request) -> dict:
     try:
         data = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        raise CnnDslError("the request is not JSON", hint="the page sends JSON") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: arrays nested thousands deep
+        raise CnnDslError("the request is not JSON this page sends", hint="the page sends a flat JSON object") from None
     if not isinstance(data, dict):
         raise CnnDslError("the request is not a JSON object", hint="the page sends an object")
     return data
@@ -120,6 +120,10 @@ def _text(data: dict, key: str, default: str | None = None) -> str:
     value = data.get(key, default)
     if not isinstance(value, str):
         raise CnnDslError(f"'{key}' must be a string", hint="the page sends text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (\ud800) that JSON can spell and UTF-8 cannot
+        raise CnnDslError(f"'{key}' is not valid Unicode text", hint="the page sends text") from None
     return value
 
 
