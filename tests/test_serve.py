@@ -319,3 +319,36 @@ def test_maps_on_each_maps_own_scale(client):
     own = post(client, "/api/maps", {**body, "scale": "map"}).json()["png"]
     assert shared != own
     assert post(client, "/api/maps", {**body, "scale": "pixel"}).status_code == 422
+
+
+def test_a_flood_of_compiles_leaves_the_checks_their_threads(folder, monkeypatch):
+    """Compiles wait for their turn in the event loop, not in a worker thread: fifty stuck compiles (more than
+    the forty worker threads) and a keystroke's check still gets its answer."""
+    import threading
+
+    release = threading.Event()
+    started = []
+
+    def stuck(text, name, seed):
+        started.append(name)
+        release.wait(60)
+        return b"model"
+
+    monkeypatch.setattr(work, "compile_model", stuck)
+    with TestClient(create_app(folder), base_url=URL) as c:
+        threads = [threading.Thread(target=post, args=(c, "/api/compile", {"text": LENET})) for _ in range(50)]
+        for t in threads:
+            t.start()
+        for _ in range(200):  # until the two that may run have started
+            if len(started) >= 2:
+                break
+            threading.Event().wait(0.05)
+        try:
+            r = post(c, "/api/check", {"text": LENET, "name": "lenet5.cnn"})
+            assert r.status_code == 200 and r.json()["totals"]["params"] == 61_706
+            assert len(started) == 2  # the other 48 compiles are waiting, holding no thread
+        finally:
+            release.set()
+            for t in threads:
+                t.join(60)
+    assert len(started) == 50

@@ -15,10 +15,10 @@ import base64
 import binascii
 import json
 import logging
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -35,7 +35,7 @@ from cnndsl.serve import work
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY = 32 << 20  # an image of MAX_IMAGE_BYTES, base64-encoded, with its spec
 LOCAL_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
-HEAVY = threading.BoundedSemaphore(2)
+HEAVY = 2  # compiles and runs at once; the others wait in the event loop, holding no worker thread
 LOG = logging.getLogger("cnndsl.serve")
 
 # The page's own files only: no inline script, nothing from elsewhere. CodeMirror writes style elements.
@@ -175,7 +175,7 @@ def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2 ** 32:
             raise CnnDslError("seed must be a whole number from 0 to 2**32 - 1")
         name = _spec_name(data)
-        model = await run_in_threadpool(_heavy, work.compile_model, _text(data, "text"), name, seed)
+        model = await heavy(work.compile_model, _text(data, "text"), name, seed)
         file = name[:-len(".cnn")] + ".onnx"
         return Response(model, media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{file}"'})
@@ -189,7 +189,7 @@ def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_
         scale = _text(data, "scale", "layer")
         if scale not in ("layer", "map"):
             raise CnnDslError(f"unknown colour scale '{scale}'", hint="layer or map")
-        png, meta = await run_in_threadpool(_heavy, work.feature_maps, _text(data, "text"), _spec_name(data),
+        png, meta = await heavy(work.feature_maps, _text(data, "text"), _spec_name(data),
                                             _text(data, "layer"), image, _text(data, "filename", "upload.png"),
                                             scale)
         return JSONResponse({"png": base64.b64encode(png).decode("ascii"), **meta})
@@ -220,6 +220,15 @@ def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_
     async def not_found(request: Request, exc: Exception) -> Response:
         return PlainTextResponse("not found", status_code=404)
 
+    limiter: list[anyio.CapacityLimiter] = []
+
+    async def heavy(fn, *args):
+        """Compile or run in a worker thread, HEAVY at a time: a flood of compiles waits here, so the worker
+        threads stay free for the checks of every keystroke."""
+        if not limiter:
+            limiter.append(_limiter())
+        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter[0])
+
     routes = [
         Route("/", index),
         Route("/api/info", info),
@@ -240,9 +249,9 @@ def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_
     return app
 
 
-def _heavy(fn, *args):
-    with HEAVY:
-        return fn(*args)
+def _limiter() -> anyio.CapacityLimiter:
+    """HEAVY's limiter, made in the event loop that uses it (one per application)."""
+    return anyio.CapacityLimiter(HEAVY)
 
 
 class _Headers:
