@@ -50,7 +50,7 @@ class Cache:
 
 _NETWORKS = Cache(32)
 _DIAGRAMS = Cache(32)
-_CUT = Cache(8)  # networks cut after a layer, with their compiled sessions
+_CUT = Cache(2)  # networks cut after a layer, with their compiled sessions (a session holds its weights)
 
 
 def digest(text: str) -> str:
