@@ -458,7 +458,7 @@ class _Checker:
             params, parts = iter(p.name for p in block.params), []
             for a in stmt.args:
                 parts.append(show(given[next(params)]) if a.name is None else f"{a.name}={show(given[a.name])}")
-            self.graph.calls[inner.prefix] = f"{block.name}({', '.join(parts)})"
+            self.graph.calls[inner.prefix] = f"{block.name}({', '.join(parts)})" if parts else block.name
         self.calls.append((block.name, stmt.span))
         try:
             y = self.seq(block.body, x, inner, self.block_env(block, given, env))
