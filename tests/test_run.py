@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -242,3 +243,16 @@ def test_run_keeps_its_compiled_session(monkeypatch, tmp_path):
     net.run(x, device="cpu", weights=arrays)
     net.run(x, device="cpu", weights=arrays)
     assert len(calls) == 6
+
+
+def test_two_threads_importing_onnxruntime_both_get_it_whole(tmp_path):
+    """The playground runs two models at once: the second thread must not get a half-imported module."""
+    import subprocess
+    import sys
+
+    probe = ("import threading\nfrom cnndsl.runtime.run import onnxruntime\nout = []\n"
+             "ts = [threading.Thread(target=lambda: out.append(hasattr(onnxruntime(), 'InferenceSession')))"
+             " for _ in range(4)]\n[t.start() for t in ts]; [t.join() for t in ts]\nprint(out)")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=root)
+    assert done.stdout.strip() == "[True, True, True, True]", done.stderr

@@ -12,6 +12,7 @@ for 3 (a grey image gives the same value in all three). Pillow is imported only 
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
@@ -132,17 +133,21 @@ def _fit(image, want: tuple[int, int], mode: str):
     return frame, f"scaled to {size[0]}x{size[1]} and letterboxed with black (the aspect ratio is kept)"
 
 
+_LIMIT = threading.Lock()
+
+
 def _open(path: str, notes: list[str]):
     """Pillow's lazy image at ``path``, with Pillow's decompression-bomb limits checked here so
     that the messages give the pixel count: over the limit a note, over twice the limit an error."""
     from PIL import Image
 
-    limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # only while reading the header; the check follows
-    try:
-        image = Image.open(path)
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
+    with _LIMIT:  # Pillow's limit is a global: two threads must not unset and restore it crosswise
+        limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None  # only while reading the header; the check follows
+        try:
+            image = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
     pixels = image.width * image.height
     size = f"{image.width}x{image.height} = {pixels:,} pixels"
     if limit and pixels > 2 * limit:

@@ -22,25 +22,29 @@ def onnxruntime():
     removed afterwards: its native library writes a predictably named file (``.ses``) into the
     temp folder when it loads, and a shared /tmp is no place for that (another user could plant a
     symbolic link there)."""
-    import sys
+    with _IMPORTING:  # a second thread must not see the module half imported (the playground runs two)
+        if _ORT:
+            return _ORT[0]
+        import shutil
+        import tempfile
 
-    if "onnxruntime" in sys.modules:
-        return sys.modules["onnxruntime"]
-    import shutil
-    import tempfile
+        private = tempfile.mkdtemp(prefix="cnndsl-ort-")  # 0700, ours
+        before = os.environ.get("TMPDIR")
+        os.environ["TMPDIR"] = private
+        try:
+            import onnxruntime as ort
+        finally:
+            if before is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = before
+            shutil.rmtree(private, ignore_errors=True)
+        _ORT.append(ort)
+        return ort
 
-    private = tempfile.mkdtemp(prefix="cnndsl-ort-")  # 0700, ours
-    before = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = private
-    try:
-        import onnxruntime as ort
-    finally:
-        if before is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = before
-        shutil.rmtree(private, ignore_errors=True)
-    return ort
+
+_IMPORTING = threading.Lock()
+_ORT: list = []  # the module, once imported whole
 
 
 def cuda_problem() -> str | None:
