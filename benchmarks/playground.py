@@ -37,7 +37,7 @@ def start_server() -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "cnndsl", "serve", "--port", "0"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     line = proc.stdout.readline()
-    match = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+    match = re.search(r"(http://127\.0\.0\.1:\d+/\?token=[\w-]+)", line)
     if not match:
         proc.kill()
         raise SystemExit(f"the server did not start: {line}{proc.stdout.read()}")
@@ -46,7 +46,9 @@ def start_server() -> tuple[subprocess.Popen, str]:
 
 def post(url: str, path: str, body: dict) -> tuple[int, dict, float]:
     data = json.dumps(body).encode()
-    request = urllib.request.Request(url + path.lstrip("/"), data=data, headers={"Content-Type": "application/json"})
+    base, token = url.split("?token=")
+    request = urllib.request.Request(base + path.lstrip("/"), data=data,
+                                     headers={"Content-Type": "application/json", "X-Cnndsl-Token": token})
     start = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -82,7 +84,7 @@ def latency(url: str, spec: Path, keys: int) -> None:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         # bypass_csp: Playwright's wait_for_function evaluates strings, which the page's policy forbids
         page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
-        page.goto(f"{url}#shipped/{spec.name}")
+        page.goto(f"{url}#shipped/{spec.name}")  # the address carries the token
         page.wait_for_selector("body.ready", state="attached", timeout=60_000)
         page.wait_for_function("document.getElementById('total-params') !== null", timeout=60_000)
         page.evaluate("""() => {

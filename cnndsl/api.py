@@ -296,10 +296,9 @@ class Network:
         >>> y.shape, provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
         ((2, 10), True)
         """
-        from cnndsl.onnx.compile import check_run_fits
         from cnndsl.runtime.run import Runner
 
-        check_run_fits(self.graph, len(x) if hasattr(x, "__len__") else 1)  # as `cnndsl run` refuses it
+        self.ensure_runs(len(x) if hasattr(x, "__len__") else 1)  # as `cnndsl run` refuses it
         keys = [(k, _option_key(v)) for k, v in sorted(options.items())]
         key = (device, tuple(keys)) if all(v is not _UNKEYED for _, v in keys) else None
         cached = getattr(self, "_session", None)
@@ -308,6 +307,38 @@ class Network:
             self._session = cached = (key, runner)
         runner = cached[1]
         return runner.run(x), runner.provider
+
+    def ensure_runs(self, batch: int = 1) -> None:
+        """Raise CompileError, as `cnndsl run` does, when a batch of ``batch`` cannot run on this machine (its
+        activations and weights would not fit in the memory available); else nothing.
+
+        >>> cnndsl.load("specs/lenet5.cnn").ensure_runs(64)
+        """
+        from cnndsl.onnx.compile import check_run_fits
+
+        check_run_fits(self.graph, batch)
+
+    def to_bytes(self, seed: int = 0) -> bytes:
+        """The seeded model serialised in memory, one file to download (the playground's compile): refused
+        past protobuf's 2 GB (`cnndsl compile` writes such weights as external data) and where the model and
+        its copies (about 4x the weights) would not fit in the memory available.
+
+        >>> len(cnndsl.load("specs/lenet5.cnn").to_bytes()) > 240_000
+        True
+        """
+        from cnndsl.memory import available_memory
+        from cnndsl.onnx.compile import PROTOBUF_LIMIT
+
+        weights = self.totals.weight_bytes
+        free = available_memory()
+        if free is not None and 4 * weights > free:
+            raise CompileError(f"compiling {self.name} in memory needs about {human_bytes(4 * weights)}, but this "
+                               f"machine has {human_bytes(free)} available", hint="compile it with cnndsl compile, "
+                               "which writes the weights one tensor at a time")
+        if weights >= PROTOBUF_LIMIT:
+            raise CompileError(f"{self.name}'s weights take {human_bytes(weights)}: past protobuf's 2 GB, a model "
+                               "is its file and a file of external data", hint="compile it with cnndsl compile")
+        return self.compile(CompileOptions(seed=seed)).model.SerializeToString()
 
     @property
     def layers(self) -> list[str]:

@@ -83,6 +83,12 @@ def input_kind(path: str | os.PathLike) -> str | None:
     return "not a regular file"
 
 
+def forget_input(path: str | os.PathLike) -> None:
+    """Note that this process no longer holds ``path`` as an input: a temporary copy it read and is about to
+    remove (the playground's uploads), whose inode the file system will give to another file."""
+    rewriting(path)
+
+
 def rewriting(path: str | os.PathLike) -> None:
     """Note that the command replaces ``path``, an input it read, on purpose (`cnndsl fmt`)."""
     try:

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium to drive: 
                                                           "(or set CNNDSL_CHROMIUM to its executable)")
 SHOTS = os.environ.get("CNNDSL_SCREENSHOTS")
 WAIT = 20_000  # ms: generous, for a busy 2-core machine; nothing here measures speed
+TOKEN = "playground-test-token"
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +44,14 @@ def server(folder):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
-    config = uvicorn.Config(create_app(folder), log_level="warning", access_log=False)
+    config = uvicorn.Config(create_app(folder, token=TOKEN), log_level="warning", access_log=False)
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/?token={TOKEN}"
     srv.should_exit = True
     thread.join(10)
     sock.close()

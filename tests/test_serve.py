@@ -18,6 +18,7 @@ import pytest
 from helpers import ROOT, SPECS
 
 import cnndsl
+from cnndsl.errors import CnnDslError
 from cnndsl.serve import work
 from cnndsl.serve.app import MAX_BODY, create_app
 
@@ -224,7 +225,7 @@ def test_compile_refuses_what_cannot_fit_as_the_cli_does(client):
     text = (SPECS / "mlp_12mp.cnn").read_text(encoding="utf-8")
     r = post(client, "/api/compile", {"text": text, "name": "mlp_12mp.cnn"})
     assert r.status_code == 422
-    assert "cannot compile mlp_12mp here" in r.json()["error"]["message"]
+    assert "compiling mlp_12mp in memory needs about 2.0 TB" in r.json()["error"]["message"]
 
 
 def _png(size=(40, 30), mode="RGB") -> bytes:
@@ -322,8 +323,8 @@ def test_maps_on_each_maps_own_scale(client):
 
 
 def test_a_flood_of_compiles_leaves_the_checks_their_threads(folder, monkeypatch):
-    """Compiles wait for their turn in the event loop, not in a worker thread: fifty stuck compiles (more than
-    the forty worker threads) and a keystroke's check still gets its answer."""
+    """Compiles wait for their turn in the event loop, not in a worker thread: ten stuck compiles (two running,
+    eight waiting, the most there may be) and a keystroke's check still gets its answer."""
     import threading
 
     release = threading.Event()
@@ -336,7 +337,7 @@ def test_a_flood_of_compiles_leaves_the_checks_their_threads(folder, monkeypatch
 
     monkeypatch.setattr(work, "compile_model", stuck)
     with TestClient(create_app(folder), base_url=URL) as c:
-        threads = [threading.Thread(target=post, args=(c, "/api/compile", {"text": LENET})) for _ in range(50)]
+        threads = [threading.Thread(target=post, args=(c, "/api/compile", {"text": LENET})) for _ in range(10)]
         for t in threads:
             t.start()
         for _ in range(200):  # until the two that may run have started
@@ -346,9 +347,153 @@ def test_a_flood_of_compiles_leaves_the_checks_their_threads(folder, monkeypatch
         try:
             r = post(c, "/api/check", {"text": LENET, "name": "lenet5.cnn"})
             assert r.status_code == 200 and r.json()["totals"]["params"] == 61_706
-            assert len(started) == 2  # the other 48 compiles are waiting, holding no thread
+            assert len(started) == 2  # the other 8 compiles are waiting, holding no thread
         finally:
             release.set()
             for t in threads:
                 t.join(60)
-    assert len(started) == 50
+    assert len(started) == 10
+
+
+# --- the reviewer's findings, each a test ------------------------------------------------------------
+
+
+def test_the_token_guards_every_api_request(folder):
+    with TestClient(create_app(folder, token="s3cret"), base_url=URL) as c:
+        assert c.get("/").status_code == 200 and c.get("/static/app.js").status_code == 200  # the page itself
+        assert c.get("/api/info").status_code == 403
+        assert c.get("/api/info", headers={"x-cnndsl-token": "wrong"}).status_code == 403
+        r = c.post("/api/save", json={"name": "x.cnn", "text": "network x\n", "base": None},
+                   headers={"x-cnndsl-token": "s3cre"})
+        assert r.status_code == 403 and "token" in r.json()["error"]["message"]
+        assert c.get("/api/info", headers={"x-cnndsl-token": "s3cret"}).status_code == 200
+    assert sorted(os.listdir(folder)) == ["mine.cnn"]
+
+
+def test_serve_prints_an_address_with_a_token_and_checks_host_names(cli):
+    r = cli("serve", "--allow-host", "*", "--port", "0")
+    assert r.exit_code == 2 and "not a host name" in r.stderr
+    r = cli("serve", "--allow-host", "a*b", "--port", "0")
+    assert r.exit_code == 2
+
+
+def test_text_requests_have_a_small_body_limit(client):
+    big = b'{"text": "' + b"x" * (2 << 20) + b'"}'
+    r = client.post("/api/check", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    r = client.post("/api/maps", content=big, headers={"content-type": "application/json"})
+    assert r.status_code != 413  # an image may be larger: refused for what it is, not for its size
+
+
+@pytest.mark.parametrize("origin", ["http://[", "http://[::1", "http://a]b"])
+def test_a_malformed_origin_is_refused_not_a_crash(client, origin):
+    assert post(client, "/api/check", {"text": LENET}, origin=origin).status_code == 403
+
+
+def test_a_cached_error_is_kept_without_its_traceback(client):
+    bad = "network x\ninput 3x8x8\nconv 8 9x9\n"
+    answers = [post(client, "/api/check", {"text": bad, "name": "x.cnn"}).json() for _ in range(5)]
+    assert all(a == answers[0] for a in answers)
+    kept = [v for v in work._NETWORKS.items.values() if isinstance(v, Exception)]
+    assert kept and all(v.__traceback__ is None for v in kept)  # raised copies each time: nothing accumulates
+
+
+def test_a_diagram_too_large_to_draw_is_refused_and_depths_are_clamped():
+    with pytest.raises(CnnDslError, match="more than the playground draws"):
+        work.diagram("network big\ninput 1x8x8\nrepeat 5000 relu\n", "big.cnn", None)
+    assert work.diagram(LENET, "lenet5.cnn", 9)["depth"] is None  # past the deepest: every layer
+
+
+def test_an_upload_is_no_input_once_read(client):
+    from cnndsl import io
+
+    body = {"text": LENET, "name": "lenet5.cnn", "layer": "features.0", "image": base64.b64encode(_png()).decode()}
+    assert post(client, "/api/maps", body).status_code == 200
+    assert not [p for p in io._INPUTS.values() if "cnndsl-serve-" in p]  # its inode may be a saved spec next
+
+
+def test_a_spec_read_by_another_request_can_still_be_saved(client, folder):
+    """FOLDER may be the shipped specs (cnndsl serve specs/): the lineage reads them all; a save still works."""
+    from cnndsl import io
+
+    opened = client.get("/api/spec/folder/mine.cnn").json()
+    io.reading(folder / "mine.cnn")  # as api.load does for the lineage tab
+    r = post(client, "/api/save", {"name": "mine.cnn", "text": opened["text"] + "relu\n", "base": opened["sha256"]})
+    assert r.status_code == 200, r.text
+
+
+def test_two_saves_of_a_new_file_cannot_both_win(folder):
+    import threading
+
+    results = []
+    barrier = threading.Barrier(2)
+
+    def save(text):
+        barrier.wait()
+        try:
+            work.save(folder, "race.cnn", text, None)
+            results.append(text)
+        except CnnDslError:
+            results.append(None)
+
+    threads = [threading.Thread(target=save, args=(f"network r{k}\n",)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [r for r in results if r]
+    assert len(winners) == 1 and (folder / "race.cnn").read_text(encoding="utf-8") == winners[0]
+
+
+def test_compile_refuses_a_download_past_protobufs_limit(client, monkeypatch):
+    import cnndsl.memory as memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 45)  # as if this machine had 32 TB
+    r = post(client, "/api/compile", {"text": "network big\ninput 1000\ndense 600000\n"})
+    assert r.status_code == 422 and "past protobuf's 2 GB" in r.json()["error"]["message"]
+
+
+def test_compile_refuses_what_does_not_fit_four_times(client, monkeypatch):
+    import cnndsl.memory as memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 500_000)  # LeNet's weights are 247 KB
+    r = post(client, "/api/compile", {"text": LENET})
+    assert r.status_code == 422 and "needs about" in r.json()["error"]["message"]
+
+
+def test_a_folder_that_went_away_is_a_message(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    with TestClient(create_app(gone), base_url=URL) as c:
+        gone.rmdir()
+        r = c.get("/api/info")
+        assert r.status_code == 422 and "cannot list the folder" in r.json()["error"]["message"]
+        r = c.post("/api/save", json={"name": "x.cnn", "text": "network x\n", "base": None})
+        assert r.status_code == 422 and "cannot save x.cnn" in r.json()["error"]["message"]
+
+
+def test_past_the_waiting_room_compiles_get_busy(folder, monkeypatch):
+    import threading
+
+    from cnndsl.serve import app as application
+
+    release = threading.Event()
+    monkeypatch.setattr(work, "compile_model", lambda text, name, seed: release.wait(60) and b"model")
+    with TestClient(create_app(folder), base_url=URL) as c:
+        answers = []
+        threads = [threading.Thread(target=lambda: answers.append(post(c, "/api/compile", {"text": LENET})))
+                   for _ in range(application.HEAVY + application.MAX_WAITING)]
+        for t in threads:
+            t.start()
+        for _ in range(200):
+            if sum(1 for t in threads if t.is_alive()) == len(threads):
+                break
+        threading.Event().wait(1.0)  # all of them running or waiting
+        try:
+            r = post(c, "/api/compile", {"text": LENET})
+            assert r.status_code == 503 and "busy" in r.json()["error"]["message"]
+        finally:
+            release.set()
+            for t in threads:
+                t.join(60)
+    assert sorted(a.status_code for a in answers) == [200] * len(threads)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 
 import click
 
 from cnndsl.cli.group import edge, main
 from cnndsl.errors import CnnDslError
+
+HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
 @main.command()
@@ -26,21 +29,29 @@ from cnndsl.errors import CnnDslError
 def serve(folder: str | None, port: int, host: str, allow_hosts: tuple[str, ...], open_browser: bool) -> None:
     """Open the playground: type a spec and see its errors, layer table, totals and diagram as you type;
     try it on an image; compile and download it. The shipped specs are a click away; the .cnn files of
-    FOLDER too, and it saves to FOLDER (and nowhere else).
+    FOLDER too, and it saves to FOLDER (and nowhere else). The address it prints carries a token that
+    every request needs: other users of the machine cannot use the playground without it.
 
     \b
     Example: cnndsl serve
              cnndsl serve my-specs/ --port 8080
     """
+    import secrets
+
     import uvicorn
 
     from cnndsl.serve.app import LOCAL_NAMES, create_app
 
+    for name in allow_hosts:
+        if not HOST_NAME.fullmatch(name):
+            raise click.BadParameter(f"{name!r} is not a host name (letters, digits, dots and hyphens; no "
+                                     "wildcards)", param_hint="--allow-host")
     sock = _listen(host, port)
     bound = sock.getsockname()[1]
     names = tuple(dict.fromkeys(LOCAL_NAMES + (host,) + allow_hosts))
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{bound}/"
+    token = secrets.token_urlsafe(24)
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{bound}/?token={token}"
     click.echo(f"cnndsl playground: {url}  (Ctrl-C to stop)")
     if folder:
         click.echo(f"specs of {os.path.abspath(folder)} open and save there")
@@ -50,7 +61,7 @@ def serve(folder: str | None, port: int, host: str, allow_hosts: tuple[str, ...]
         import webbrowser
 
         webbrowser.open(url)
-    config = uvicorn.Config(create_app(folder, names), log_level="warning", access_log=False,
+    config = uvicorn.Config(create_app(folder, names, token), log_level="warning", access_log=False,
                             timeout_graceful_shutdown=2)
     uvicorn.Server(config).run(sockets=[sock])
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import logging
 from pathlib import Path
@@ -33,9 +34,14 @@ from cnndsl.errors import CnnDslError
 from cnndsl.serve import work
 
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_BODY = 32 << 20  # an image of MAX_IMAGE_BYTES, base64-encoded, with its spec
+MAX_BODY = 32 << 20  # /api/maps: an image of MAX_IMAGE_BYTES, base64-encoded, with its spec
+MAX_TEXT_BODY = 1 << 20  # every other request: a spec (at most 64 KB) and a few fields, JSON-escaped
+BIG_BODIES = ("/api/maps",)
+MAX_WAITING = 8  # compiles and runs queued behind the HEAVY running ones; more get 503
+TOKEN_HEADER = "x-cnndsl-token"
 LOCAL_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 HEAVY = 2  # compiles and runs at once; the others wait in the event loop, holding no worker thread
+DRAWING = 2  # Graphviz runs at once, likewise
 LOG = logging.getLogger("cnndsl.serve")
 
 # The page's own files only: no inline script, nothing from elsewhere. CodeMirror writes style elements.
@@ -44,31 +50,33 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
 
 
 class BodyLimit:
-    """413 for a request body over ``limit`` bytes: by its Content-Length, or while it streams in."""
+    """413 for a request body over its path's limit (``limit`` for BIG_BODIES, MAX_TEXT_BODY for the rest): by
+    its Content-Length, or while it streams in."""
 
     def __init__(self, app, limit: int) -> None:
-        self.app, self.limit = app, limit
+        self.app, self.big = app, limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.big if scope["path"] in BIG_BODIES else min(self.big, MAX_TEXT_BODY)
         for key, value in scope["headers"]:
-            if key == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                return await _too_large(self.limit)(scope, receive, send)
+            if key == b"content-length" and (not value.isdigit() or int(value) > limit):
+                return await _too_large(limit)(scope, receive, send)
         seen = 0
 
         async def limited():
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 raise _TooLarge
             return message
 
         try:
             return await self.app(scope, limited, send)
         except _TooLarge:
-            return await _too_large(self.limit)(scope, receive, send)
+            return await _too_large(limit)(scope, receive, send)
 
 
 class _TooLarge(Exception):
@@ -91,15 +99,35 @@ class SameOrigin:
         if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             origin, host = headers.get("origin"), headers.get("host", "")
-            if origin is not None and urlsplit(origin).netloc != host:
+            try:
+                foreign = origin is not None and urlsplit(origin).netloc != host
+            except ValueError:  # `http://[` : no origin a browser sends
+                foreign = True
+            if foreign:
                 return await _refuse("a request from another site's page", 403)(scope, receive, send)
             if headers.get("content-type", "").split(";")[0].strip() != "application/json":
                 return await _refuse("the playground takes JSON requests", 415)(scope, receive, send)
         return await self.app(scope, receive, send)
 
 
-def _refuse(message: str, status: int) -> Response:
-    return JSONResponse({"error": {"message": message, "hint": None}}, status_code=status)
+class Token:
+    """Every /api/ request carries the token the playground printed in its address (as Jupyter's does): other
+    users of a shared machine, and any page that reached the port, cannot read or write FOLDER without it."""
+
+    def __init__(self, app, token: str | None) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope, receive, send):
+        if self.token is not None and scope["type"] == "http" and scope["path"].startswith("/api/"):
+            given = dict(scope["headers"]).get(TOKEN_HEADER.encode(), b"").decode("latin-1")
+            if not hmac.compare_digest(given, self.token):
+                return await _refuse("this playground's token is missing or wrong", 403,
+                                     "open the address cnndsl serve printed, with its ?token=")(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def _refuse(message: str, status: int, hint: str | None = None) -> Response:
+    return JSONResponse({"error": {"message": message, "hint": hint}}, status_code=status)
 
 
 def _error(exc: CnnDslError, status: int = 422) -> JSONResponse:
@@ -107,8 +135,9 @@ def _error(exc: CnnDslError, status: int = 422) -> JSONResponse:
 
 
 async def _body(request: Request) -> dict:
+    body = await request.body()
     try:
-        data = json.loads(await request.body())
+        data = await run_in_threadpool(json.loads, body) if len(body) > 65536 else json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: arrays nested thousands deep
         raise CnnDslError("the request is not JSON this page sends", hint="the page sends a flat JSON object") from None
     if not isinstance(data, dict):
@@ -132,9 +161,10 @@ def _spec_name(data: dict) -> str:
     return name if isinstance(name, str) and work.SPEC_NAME.fullmatch(name) else "playground.cnn"
 
 
-def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_NAMES) -> Starlette:
+def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_NAMES,
+               token: str | None = None) -> Starlette:
     """The playground for the specs of ``folder`` (which it may save to) and the shipped ones, answering
-    requests addressed to ``hosts``."""
+    requests addressed to ``hosts`` that carry ``token`` (None: no token, for tests of the rest)."""
     root = Path(folder).resolve() if folder is not None else None
     shipped = work.shipped_folder()
 
@@ -167,7 +197,7 @@ def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_
         depth = data.get("depth", -1)
         if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < -1 or depth == 0):
             raise CnnDslError("depth must be a positive whole number, -1 (fit) or null (every layer)")
-        return JSONResponse(await run_in_threadpool(work.diagram, _text(data, "text"), _spec_name(data), depth))
+        return JSONResponse(await limited("drawing", work.diagram, _text(data, "text"), _spec_name(data), depth))
 
     async def compile_(request: Request) -> Response:
         data = await _body(request)
@@ -211,6 +241,10 @@ def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_
     async def user_error(request: Request, exc: CnnDslError) -> Response:
         return _error(exc)
 
+    async def busy(request: Request, exc: _Busy) -> Response:
+        return _refuse(f"the playground is busy: {MAX_WAITING} requests already wait to "
+                       f"{'draw' if exc.args[0] == 'drawing' else 'compile or run'}", 503, "try again in a moment")
+
     async def server_error(request: Request, exc: Exception) -> Response:
         LOG.exception("the playground failed on %s", request.url.path)
         return JSONResponse({"error": {"message": f"internal error: {type(exc).__name__}",
@@ -220,14 +254,25 @@ def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_
     async def not_found(request: Request, exc: Exception) -> Response:
         return PlainTextResponse("not found", status_code=404)
 
-    limiter: list[anyio.CapacityLimiter] = []
+    limiters: dict[str, anyio.CapacityLimiter] = {}
+    waiting: dict[str, int] = {}
+
+    async def limited(kind: str, fn, *args):
+        """``fn`` in a worker thread, HEAVY (or DRAWING) of a kind at a time: the others wait here, in the event
+        loop, so the worker threads stay free for the checks of every keystroke; past MAX_WAITING, 503."""
+        capacity = DRAWING if kind == "drawing" else HEAVY
+        if kind not in limiters:
+            limiters[kind] = anyio.CapacityLimiter(capacity)
+        if waiting.get(kind, 0) >= capacity + MAX_WAITING:  # running and waiting
+            raise _Busy(kind)
+        waiting[kind] = waiting.get(kind, 0) + 1
+        try:
+            return await anyio.to_thread.run_sync(fn, *args, limiter=limiters[kind])
+        finally:
+            waiting[kind] -= 1
 
     async def heavy(fn, *args):
-        """Compile or run in a worker thread, HEAVY at a time: a flood of compiles waits here, so the worker
-        threads stay free for the checks of every keystroke."""
-        if not limiter:
-            limiter.append(_limiter())
-        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter[0])
+        return await limited("heavy", fn, *args)
 
     routes = [
         Route("/", index),
@@ -243,15 +288,15 @@ def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_
     ]
     app = Starlette(routes=routes,
                     middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)),
-                                Middleware(BodyLimit, limit=MAX_BODY), Middleware(SameOrigin),
-                                Middleware(_Headers)],
-                    exception_handlers={CnnDslError: user_error, Exception: server_error, 404: not_found})
+                                Middleware(Token, token=token), Middleware(BodyLimit, limit=MAX_BODY),
+                                Middleware(SameOrigin), Middleware(_Headers)],
+                    exception_handlers={CnnDslError: user_error, _Busy: busy, Exception: server_error,
+                                        404: not_found})
     return app
 
 
-def _limiter() -> anyio.CapacityLimiter:
-    """HEAVY's limiter, made in the event loop that uses it (one per application)."""
-    return anyio.CapacityLimiter(HEAVY)
+class _Busy(Exception):
+    """MAX_WAITING requests of a kind already wait."""
 
 
 class _Headers:

@@ -6,6 +6,7 @@ and limits as on the command line; file names are checked against a listing, nev
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from cnndsl import api
 from cnndsl.errors import CnnDslError, GraphError, RunError
+from cnndsl.io import forget_input, rewriting, write_bytes
 from cnndsl.views import graph as graph_view
 from cnndsl.views import report
 from cnndsl.views.graph import fitting_depth
@@ -49,7 +51,10 @@ class Cache:
 
 
 _NETWORKS = Cache(32)
-_DIAGRAMS = Cache(32)
+_DIAGRAMS = Cache(8)  # SVG text: up to some MB each
+_SAVING = threading.Lock()
+MAX_DRAWN = 3000  # boxes in one diagram; Graphviz takes about a second for ResNet-152's 515
+DOT_SECONDS = 30
 _CUT = Cache(2)  # networks cut after a layer, with their compiled sessions (a session holds its weights)
 
 
@@ -62,22 +67,26 @@ def _key(text: str, name: str) -> str:
     return hashlib.sha256(f"{name}\0{text}".encode()).hexdigest()
 
 
+def _cached(cache: Cache, key, make, errors: type[Exception]):
+    """``make()`` through ``cache``, an error of type ``errors`` included: it is kept without its traceback and
+    raised as a copy each time (raising the same object again would grow its traceback, frames and texts of
+    every request included, without end)."""
+
+    def kept():
+        try:
+            return make()
+        except errors as exc:
+            return exc.with_traceback(None)
+
+    value = cache.get(key, kept)
+    if isinstance(value, errors):
+        raise copy.copy(value)
+    return value
+
+
 def network(text: str, name: str) -> api.Network:
     """The checked network (cached by text); raises CnnDslError."""
-    key = _key(text, name)
-    box: list = []
-
-    def make():
-        try:
-            return api.parse(text, path=name)
-        except CnnDslError as exc:
-            box.append(exc)
-            return exc
-
-    value = _NETWORKS.get(key, make)
-    if isinstance(value, CnnDslError):
-        raise value
-    return value
+    return _cached(_NETWORKS, _key(text, name), lambda: api.parse(text, path=name), CnnDslError)
 
 
 def diagnostic(exc: CnnDslError) -> dict:
@@ -116,29 +125,29 @@ def check(text: str, name: str = "playground.cnn") -> dict:
 
 
 def diagram(text: str, name: str = "playground.cnn", depth: int | None = -1) -> dict:
-    """The architecture as SVG through Graphviz (``depth`` -1: a depth that fits a page)."""
+    """The architecture as SVG through Graphviz (``depth`` -1: a depth that fits a page; None: every layer, up
+    to MAX_DRAWN boxes; a depth past the deepest draws every layer); Graphviz gets DOT_SECONDS."""
+    from cnndsl.views.diagram import browser_svg
+
     net = network(text, name)
+    deepest = max((n.count(".") + 1 for n in net.layers), default=1)
     if depth == -1:
         depth = fitting_depth(net.graph)
-    deepest = max((n.count(".") + 1 for n in net.layers), default=1)
-
-    def make():
-        from cnndsl.views.diagram import browser_svg
-
-        try:
-            return browser_svg(graph_view.to_dot(net.graph, depth), name)
-        except GraphError as exc:
-            return exc
-
-    value = _DIAGRAMS.get((_key(text, name), depth), make)
-    if isinstance(value, GraphError):
-        raise value
-    return {"svg": value, "depth": depth, "deepest": deepest}
+    elif depth is not None and depth >= deepest:
+        depth = None
+    boxes = len({".".join(n.split(".")[:depth]) for n in net.layers}) if depth else len(net.layers)
+    if boxes > MAX_DRAWN:
+        raise GraphError(f"{boxes:,} boxes are more than the playground draws ({MAX_DRAWN:,})",
+                         hint="choose a smaller depth, or draw it with cnndsl graph")
+    svg = _cached(_DIAGRAMS, (_key(text, name), depth),
+                  lambda: browser_svg(graph_view.to_dot(net.graph, depth), name, DOT_SECONDS), GraphError)
+    return {"svg": svg, "depth": depth, "deepest": deepest}
 
 
 def compile_model(text: str, name: str = "playground.cnn", seed: int = 0) -> bytes:
-    """The ONNX model, seeded, serialised (refused, as by `cnndsl compile`, when it cannot be made here)."""
-    return network(text, name).compile(api.CompileOptions(seed=seed)).model.SerializeToString()
+    """The ONNX model, seeded, serialised (Network.to_bytes: refused when it cannot be made here in memory,
+    or is past protobuf's 2 GB)."""
+    return network(text, name).to_bytes(seed)
 
 
 def feature_maps(text: str, name: str, layer: str, image: bytes, filename: str = "upload.png",
@@ -156,11 +165,15 @@ def feature_maps(text: str, name: str, layer: str, image: bytes, filename: str =
     if len(cut.output_shape) != 3:
         raise RunError(f"layer {layer} gives {cut.output_shape}, not channels of a picture",
                        hint="choose a conv, pool or activation layer")
+    cut.ensure_runs(1)  # before the image is decoded and resized to the input: that is as large as the input
     with tempfile.TemporaryDirectory(prefix="cnndsl-serve-") as folder:  # private (0700), removed after
         path = os.path.join(folder, "upload" + (suffix if re.fullmatch(r"\.[a-z]{2,4}", suffix) else ".png"))
         with open(path, "wb") as fh:
             fh.write(image)
-        x, _, notes = api.model_input((1, *net.input_shape), image=path, resize="crop")
+        try:
+            x, _, notes = api.model_input((1, *net.input_shape), image=path, resize="crop")
+        finally:
+            forget_input(path)  # removed with the folder: its inode may soon be a file the user saves
         notes = [note.replace(path, shown) for note in notes]  # the user's file name, not our temporary one
     y, provider = cut.run(x)
     png = grid_png(y[0], f"{net.name}: {layer}, {y.shape[1]} channels (random weights)", scale=scale)
@@ -188,10 +201,13 @@ def listing(folder: Path | None) -> list[str]:
     if folder is None:
         return []
     out = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if SPEC_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                out.append(entry.name)
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if SPEC_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    out.append(entry.name)
+    except OSError as exc:
+        raise CnnDslError(f"cannot list the folder: {exc.strerror}", hint="is it still there, and readable?") from None
     return sorted(out)
 
 
@@ -227,20 +243,22 @@ def save(folder: Path, name: str, text: str, base: str | None) -> str:
     if len(text.encode("utf-8")) > api.MAX_SPEC_BYTES:
         raise CnnDslError("the spec is larger than the spec size limit", hint="make it shorter")
     target = folder / name
-    try:
-        st = os.lstat(target)
-    except FileNotFoundError:
-        st = None
-    if st is not None:
-        if not stat.S_ISREG(st.st_mode):
-            raise CnnDslError(f"{name} is not a regular file in the folder", hint="save under another name")
-        current = digest(read(folder, name))
-        if base != current:
-            raise CnnDslError(f"{name} changed on disk since it was opened" if base else f"{name} exists",
-                              hint="open it again, or save under another name")
-    from cnndsl.io import write_bytes
-
-    write_bytes(str(target), text.encode("utf-8"))
+    with _SAVING:  # the check and the write, one save at a time: two saves cannot both pass the check
+        try:
+            st = os.lstat(target)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            if not stat.S_ISREG(st.st_mode):
+                raise CnnDslError(f"{name} is not a regular file in the folder", hint="save under another name")
+            current = digest(read(folder, name))
+            if base != current:
+                raise CnnDslError(f"{name} changed on disk since it was opened" if base else f"{name} exists",
+                                  hint="open it again, or save under another name")
+            rewriting(target)  # the user's spec, opened to be edited and saved: its replacement is the point
+        write_bytes(str(target), text.encode("utf-8"),
+                    lambda exc: CnnDslError(f"cannot save {name}: {exc.strerror or exc}",
+                                            hint="is the folder still there, and writable?"))
     return digest(text)
 
 

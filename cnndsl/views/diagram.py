@@ -31,8 +31,9 @@ def output_format(path: str) -> str | None:
     return FORMATS[ext]
 
 
-def render(text: str, fmt: str | None, path: str) -> tuple[bytes, list[str]]:
-    """The bytes to write (the DOT text itself, or `dot -T<fmt>`'s output) and Graphviz's warnings."""
+def render(text: str, fmt: str | None, path: str, timeout: float = DOT_TIMEOUT_S) -> tuple[bytes, list[str]]:
+    """The bytes to write (the DOT text itself, or `dot -T<fmt>`'s output) and Graphviz's warnings; `dot` is
+    stopped after ``timeout`` seconds."""
     if fmt is None:
         return text.encode("utf-8"), []
     program = shutil.which("dot")
@@ -41,9 +42,9 @@ def render(text: str, fmt: str | None, path: str) -> tuple[bytes, list[str]]:
                          path=path, hint=INSTALL_HINT)
     try:
         done = subprocess.run([program, f"-T{fmt}"], input=text.encode("utf-8"), capture_output=True,
-                              timeout=DOT_TIMEOUT_S, check=False)
+                              timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise GraphError(f"Graphviz took more than {DOT_TIMEOUT_S} s to lay out the diagram", path=path,
+        raise GraphError(f"Graphviz took more than {timeout:g} s to lay out the diagram", path=path,
                          hint="draw fewer boxes with --depth 1 or --depth 2") from None
     except OSError as exc:
         raise GraphError(f"cannot run {program}: {exc.strerror}", path=path, hint=INSTALL_HINT) from None
@@ -60,14 +61,16 @@ def render(text: str, fmt: str | None, path: str) -> tuple[bytes, list[str]]:
 _CREATION_DATE = re.compile(rb"/CreationDate\s*\([^)]*\)")
 
 
-def browser_svg(text: str, path: str) -> str:
+def browser_svg(text: str, path: str, timeout: float = DOT_TIMEOUT_S) -> str:
     """SVG for a browser (the playground, Jupyter): drawn by cairo, its text as glyph outlines, so that it
     looks as the PNG does whatever fonts the browser has (plain SVG text is laid out by Graphviz with its
     own font metrics, and a browser's font leaves gaps); plain SVG where Graphviz has no cairo plugin."""
     try:
-        data, _ = render(text, "svg:cairo", path)
-    except GraphError:
-        data, _ = render(text, "svg", path)
+        data, _ = render(text, "svg:cairo", path, timeout)
+    except GraphError as exc:
+        if "took more than" in exc.message:
+            raise
+        data, _ = render(text, "svg", path, timeout)
     return data.decode("utf-8")
 
 

@@ -53,14 +53,28 @@ const style = HighlightStyle.define([
 ]);
 
 // --- talking to the server -------------------------------------------------------------------------
+// The token `cnndsl serve` printed in the address: kept for this tab, taken out of the address bar.
+const token = (() => {
+  const url = new URL(location.href);
+  const given = url.searchParams.get("token");
+  if (given) {
+    sessionStorage.setItem("cnndsl-token", given);
+    url.searchParams.delete("token");
+    window.history.replaceState(null, "", url.pathname + url.search + url.hash);
+  }
+  return given || sessionStorage.getItem("cnndsl-token") || "";
+})();
+
 async function post(path, body) {
-  const response = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
+  const response = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json",
+                                                                "X-Cnndsl-Token": token},
                                       body: JSON.stringify(body)});
   return response;
 }
 
 async function json(path, body) {
-  const response = body === undefined ? await fetch(path) : await post(path, body);
+  const response = body === undefined ? await fetch(path, {headers: {"X-Cnndsl-Token": token}})
+                                      : await post(path, body);
   const data = await response.json();
   if (!response.ok) throw Object.assign(new Error(data.error ? data.error.message : response.statusText),
                                         {detail: data.error});
