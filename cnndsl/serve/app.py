@@ -37,7 +37,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY = 32 << 20  # /api/maps: an image of MAX_IMAGE_BYTES, base64-encoded, with its spec
 MAX_TEXT_BODY = 1 << 20  # every other request: a spec (at most 64 KB) and a few fields, JSON-escaped
 BIG_BODIES = ("/api/maps",)
-MAX_WAITING = 8  # compiles and runs queued behind the HEAVY running ones; more get 503
+MAX_WAITING = 8  # compiles and runs queued behind the HEAVY running ones (each holds its body); more get 503
+MAX_WAITING_DRAWINGS = 64  # diagrams queued (small bodies: a classroom's worth of open Diagram tabs)
 TOKEN_HEADER = "x-cnndsl-token"
 LOCAL_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 HEAVY = 2  # compiles and runs at once; the others wait in the event loop, holding no worker thread
@@ -242,8 +243,9 @@ def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_
         return _error(exc)
 
     async def busy(request: Request, exc: _Busy) -> Response:
-        return _refuse(f"the playground is busy: {MAX_WAITING} requests already wait to "
-                       f"{'draw' if exc.args[0] == 'drawing' else 'compile or run'}", 503, "try again in a moment")
+        drawing = exc.args[0] == "drawing"
+        return _refuse(f"the playground is busy: {MAX_WAITING_DRAWINGS if drawing else MAX_WAITING} requests "
+                       f"already wait to {'draw' if drawing else 'compile or run'}", 503, "try again in a moment")
 
     async def server_error(request: Request, exc: Exception) -> Response:
         LOG.exception("the playground failed on %s", request.url.path)
@@ -263,7 +265,8 @@ def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_
         capacity = DRAWING if kind == "drawing" else HEAVY
         if kind not in limiters:
             limiters[kind] = anyio.CapacityLimiter(capacity)
-        if waiting.get(kind, 0) >= capacity + MAX_WAITING:  # running and waiting
+        most = MAX_WAITING_DRAWINGS if kind == "drawing" else MAX_WAITING
+        if waiting.get(kind, 0) >= capacity + most:  # running and waiting
             raise _Busy(kind)
         waiting[kind] = waiting.get(kind, 0) + 1
         try:
