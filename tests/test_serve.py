@@ -497,3 +497,10 @@ def test_past_the_waiting_room_compiles_get_busy(folder, monkeypatch):
             for t in threads:
                 t.join(60)
     assert sorted(a.status_code for a in answers) == [200] * len(threads)
+
+
+@pytest.mark.parametrize("method, path, status", [("get", "/api/nothing", 404), ("get", "/api/check", 405),
+                                                  ("post", "/api/info", 405), ("get", "/static/none.js", 404)])
+def test_wrong_paths_and_methods_answer_json(client, method, path, status):
+    r = getattr(client, method)(path, **({"json": {}} if method == "post" else {}))
+    assert r.status_code == status and r.json()["error"]["message"]

@@ -22,10 +22,11 @@ from urllib.parse import urlsplit
 import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -253,8 +254,11 @@ def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_
                                        "hint": "this is a bug in cnndsl: please report it with the spec"}},
                             status_code=500)
 
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return PlainTextResponse("not found", status_code=404)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        """404 and 405 as the page's other errors: JSON with a message and a hint."""
+        what = {404: f"no such page: {request.url.path}", 405: f"{request.method} is not how {request.url.path} "
+                "is asked"}.get(exc.status_code, exc.detail)
+        return _refuse(what, exc.status_code, "open the address cnndsl serve printed")
 
     limiters: dict[str, anyio.CapacityLimiter] = {}
     waiting: dict[str, int] = {}
@@ -294,7 +298,7 @@ def create_app(folder: str | Path | None = None, hosts: tuple[str, ...] = LOCAL_
                                 Middleware(Token, token=token), Middleware(BodyLimit, limit=MAX_BODY),
                                 Middleware(SameOrigin), Middleware(_Headers)],
                     exception_handlers={CnnDslError: user_error, _Busy: busy, Exception: server_error,
-                                        404: not_found})
+                                        HTTPException: http_error})
     return app
 
 
