@@ -115,6 +115,32 @@ def test_external_data_is_copied_from_its_file(compiled, tmp_path, monkeypatch):
     assert opens.count("weights.data") == 1
 
 
+@pytest.mark.parametrize("swap", ["link", "replace"])
+def test_external_data_swapped_after_it_was_checked_is_not_read(compiled, tmp_path, swap):
+    """Between the import's check of a model's external data and the copy of its bytes, the file is replaced:
+    by a link leading out of the model's folder (to a private file), or by another file. Nothing is copied."""
+    import onnx
+
+    inline = compiled("lenet5")
+    path = tmp_path / "m" / inline.name
+    path.parent.mkdir()
+    onnx.save(onnx.load(inline), path, save_as_external_data=True, all_tensors_to_one_file=True,
+              location="weights.data", size_threshold=0)
+    imported = import_onnx(path)
+    data = path.parent / "weights.data"
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"S" * (data.stat().st_size + 16))
+    data.rename(tmp_path / "old.data")
+    if swap == "link":
+        data.symlink_to(secret)
+    else:
+        data.write_bytes(secret.read_bytes())
+    out = tmp_path / "out.safetensors"
+    with pytest.raises(ImportModelError, match="cannot be read again|was replaced since it was read"):
+        imported.save(None, out)
+    assert not out.exists()
+
+
 def test_weights_are_written_once_before_the_proof_where_the_model_names_them(compiled, tmp_path, monkeypatch):
     """With its outputs, import writes the weights first (under the model's names, which the spec
     keeps) and proves the spec while they reach the disk: the same files as `save` writes after."""

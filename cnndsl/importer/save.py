@@ -147,7 +147,7 @@ class _Copier:
         self.kernel = hasattr(os, "copy_file_range")
 
     def copy(self, extent: Extent, name: str) -> None:
-        fd, size = self.open(extent.path)
+        fd, size = self.open(extent.path, extent.file)
         offset, left = extent.offset, extent.length
         if offset + left > size:
             raise self.changed(extent, name)
@@ -169,16 +169,25 @@ class _Copier:
             _write_all(self.out, data)
             offset, left = offset + len(data), left - len(data)
 
-    def open(self, path: str) -> tuple[int, int]:
+    def open(self, path: str, file: tuple[int, int] | None = None) -> tuple[int, int]:
+        """The descriptor and size of ``path``, opened once, without following a link (a link put in the place
+        of an external data file since it was checked could lead out of the model's folder) and, where
+        ``file`` gives the (device, inode) it had then, only while it is still that file."""
         if path not in self.files:
+            flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0) | \
+                getattr(os, "O_NOFOLLOW", 0)
             try:
-                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
+                fd = os.open(path, flags)
             except OSError as exc:
                 raise ImportModelError(f"cannot be read again ({exc.strerror or exc})", path=path) from None
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):  # swapped since it was read (O_NONBLOCK: a FIFO cannot hold us)
                 os.close(fd)
                 raise ImportModelError("the file is no longer a regular file", path=path)
+            if file is not None and (st.st_dev, st.st_ino) != file:
+                os.close(fd)
+                raise ImportModelError("the file was replaced since it was read", path=path,
+                                       hint="import it again from a folder no one else writes to")
             self.files[path] = (fd, st.st_size)
         return self.files[path]
 

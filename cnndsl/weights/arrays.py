@@ -32,11 +32,14 @@ class ArrayFileError(Exception):
 
 @dataclass(frozen=True)
 class Extent:
-    """Where an array's bytes lie in a regular file as they are: little-endian, in C order."""
+    """Where an array's bytes lie in a regular file as they are: little-endian, in C order; ``file`` is the
+    (device, inode) the file had when it was checked, where known, so that a reader opening it again can tell
+    that it is still that file."""
 
     path: str
     offset: int
     length: int
+    file: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -240,4 +240,5 @@ def _external(folder: str, t, dtype: np.dtype, shape: tuple[int, ...]):
             fh.seek(offset)
             return np.fromfile(fh, dtype=dtype, count=math.prod(shape)).reshape(shape)
 
-    return read, Extent(target, offset, length)
+    st = os.stat(target)
+    return read, Extent(target, offset, length, (st.st_dev, st.st_ino))
