@@ -384,6 +384,30 @@ def test_external_data_outside_the_model_folder_is_refused_and_says_why(tmp_path
         load_weights(cnndsl.load(LENET).graph, str(path), strict=False)
 
 
+@pytest.mark.parametrize("swap", ["link", "replace"])
+def test_external_data_swapped_after_its_check_is_not_read(tmp_path, swap):
+    """The data file is checked when the model is read, and read later: replaced meanwhile by a link out of
+    the folder (to a file of the same size) or by another file, it is refused, not read."""
+    import onnx
+
+    from cnndsl.weights.arrays import ArrayFileError
+    from cnndsl.weights.files import onnx_initializers
+
+    (tmp_path / "m").mkdir()
+    path = _onnx_with_external(tmp_path / "m", "data.bin")
+    (path.parent / "data.bin").write_bytes(bytes(600))
+    stored = onnx_initializers(onnx.load_model(str(path), load_external_data=False), str(path.parent))
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"S" * 600)
+    (path.parent / "data.bin").rename(tmp_path / "old.bin")  # kept: a new file cannot take its inode
+    if swap == "link":
+        (path.parent / "data.bin").symlink_to(secret)
+    else:
+        (path.parent / "data.bin").write_bytes(b"S" * 600)
+    with pytest.raises(ArrayFileError, match="cannot be read again|was replaced since it was checked"):
+        stored["conv1.weight"].load()
+
+
 def test_external_data_that_claims_more_than_the_tensor_is_refused_unread(tmp_path):
     big = tmp_path / "big.bin"
     with open(big, "wb") as fh:

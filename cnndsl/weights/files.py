@@ -11,6 +11,7 @@ import json
 import math
 import mmap
 import os
+import stat
 
 import numpy as np
 
@@ -235,10 +236,21 @@ def _external(folder: str, t, dtype: np.dtype, shape: tuple[int, ...]):
                              f"external data gives {length:,} at offset {offset:,} of a "
                              f"{os.path.getsize(target):,}-byte file")
 
+    st = os.stat(target)
+
     def read() -> np.ndarray:
-        with open(target, "rb") as fh:
+        """The tensor, from the file that was checked: opened without following a link, and refused if it
+        was replaced since (a link put there could lead out of the model's folder)."""
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(target, flags)
+        except OSError as exc:
+            raise ArrayFileError(f"tensor '{name}': its external data cannot be read again ({exc.strerror})") from None
+        with os.fdopen(fd, "rb") as fh:
+            now = os.fstat(fh.fileno())
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(now.st_mode):
+                raise ArrayFileError(f"tensor '{name}': its external data was replaced since it was checked")
             fh.seek(offset)
             return np.fromfile(fh, dtype=dtype, count=math.prod(shape)).reshape(shape)
 
-    st = os.stat(target)
     return read, Extent(target, offset, length, (st.st_dev, st.st_ino))
