@@ -85,16 +85,18 @@ def map_names(labels: list[str | None]) -> list[str]:
     return [f"{i}_{label}.png" if label else f"{i}.png" for i, label in enumerate(labels)]
 
 
-def normalise(values: np.ndarray) -> np.ndarray:
-    """A map min-max scaled to uint8 0..255 over its finite values; a constant map is mid grey
-    (128); +inf is white (255), -inf and NaN black (0)."""
+def normalise(values: np.ndarray, clip: float = 0.0) -> np.ndarray:
+    """A map min-max scaled to uint8 0..255 over its finite values (with ``clip``, between their clip and
+    100-clip percentiles, clipped there); a constant map is mid grey (128); +inf is white (255), -inf and
+    NaN black (0)."""
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values)
     out = np.full(values.shape, 128, dtype=np.uint8)
     if finite.any():
-        low, high = float(values[finite].min()), float(values[finite].max())
+        low, high = (float(v) for v in np.percentile(values[finite], [clip, 100.0 - clip]))
         if high > low:
-            out[finite] = np.round((values[finite] - low) / (high - low) * 255.0).astype(np.uint8)
+            scaled = np.clip((values[finite] - low) / (high - low), 0.0, 1.0)
+            out[finite] = np.round(scaled * 255.0).astype(np.uint8)
     out[values == np.inf] = 255
     out[np.isnan(values) | (values == -np.inf)] = 0
     return out
@@ -162,7 +164,7 @@ def colour_maps(channels: np.ndarray, scale: str = "layer", clip: float = CLIP) 
             if sign:
                 pictures.append(_signed(c, _limit(c, clip), lut))
             else:
-                pictures.append(normalise(c) if clip == 0 else _grey_range(c, clip))
+                pictures.append(normalise(c, clip))
         return Coloured(pictures, f"each map on its own scale{clipped}")
     grey_limit = _limit(values[[not s for s in signed]], clip) if not all(signed) else 0.0
     signed_limit = _limit(values[signed], clip) if any(signed) else 0.0
@@ -174,21 +176,6 @@ def colour_maps(channels: np.ndarray, scale: str = "layer", clip: float = CLIP) 
     if any(signed):
         parts.append(f"blue {-signed_limit:.3g} .. white 0 .. red {signed_limit:.3g}")
     return Coloured(pictures, f"one scale for all maps: {'; '.join(parts)}{clipped}")
-
-
-def _grey_range(values: np.ndarray, clip: float) -> np.ndarray:
-    """A non-negative map on its own scale: min-max between its clip and 100-clip percentiles."""
-    finite = values[np.isfinite(values)]
-    if not finite.size:
-        return normalise(values)
-    low, high = (float(v) for v in np.percentile(finite, [clip, 100.0 - clip]))
-    out = np.full(values.shape, 128, dtype=np.uint8)
-    ok = np.isfinite(values)
-    if high > low:
-        out[ok] = np.round(np.clip((values[ok] - low) / (high - low), 0.0, 1.0) * 255.0).astype(np.uint8)
-    out[values == np.inf] = 255
-    out[np.isnan(values) | (values == -np.inf)] = 0
-    return out
 
 
 def input_picture(x: np.ndarray) -> np.ndarray | None:

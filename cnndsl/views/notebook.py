@@ -14,6 +14,7 @@ from cnndsl.lang.show import fmt_shape, human_bytes
 from cnndsl.model.counts import totals
 from cnndsl.model.ir import TRAINABLE, Graph
 from cnndsl.views import diagram as diagrams
+from cnndsl.views import report
 from cnndsl.views.graph import fitting_depth, to_dot
 
 FOLD_ROWS = 40  # a longer layer table is folded (<details>) under its row count
@@ -109,14 +110,6 @@ class Chart:
         return f"<Chart: {self.description}: .save(path), .figure>"
 
 
-def _share(part: int, total: int) -> str:
-    """A share of the parameters as the tables show it: '' for none, '<0.1%' for a sliver."""
-    if not part:
-        return ""
-    share = 100 * part / total
-    return "<0.1%" if share < 0.05 else f"{share:.1f}%"
-
-
 def network_html(graph: Graph) -> str:
     """The totals, the layer table (folded when long) and the diagram at a fitting depth (where Graphviz is
     installed), as one HTML fragment."""
@@ -139,7 +132,7 @@ def network_html(graph: Graph) -> str:
         params = node.count(TRAINABLE)
         source = graph.source_of(i)
         options = node.layer.describe() + (f"  from: {source}" if source else "")
-        share = _share(params, total)
+        share = report.share(params, total)
         cells = [f"<td {cell}>{e(node.name)}</td>", f"<td {cell}>{e(node.kind)}</td>",
                  f"<td {cell}>{e(options)}</td>", f"<td {num}>{e(fmt_shape(node.out_shape))}</td>",
                  f"<td {num}>{params:,}</td>" if params else f"<td {num}></td>", f"<td {num}>{share}</td>",
